@@ -1,0 +1,127 @@
+"""Tokenisation (cached on disk), dynamic padding and length-grouped, seeded, resumable batching."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import datasets
+import torch
+from torch.utils.data import DataLoader, Sampler
+from transformers import DataCollatorWithPadding
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def default_cache_dir() -> Path:
+    """``$KDISTILL_CACHE`` or ``~/.cache/kdistill``."""
+    return Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill"))
+
+
+def _fingerprint(ds: datasets.Dataset, tokenizer, max_length: int) -> str:
+    h = hashlib.sha1()
+    h.update(f"{type(tokenizer).__name__}|{len(tokenizer)}|{tokenizer.name_or_path}|{max_length}|{len(ds)}".encode())
+    h.update(repr(sorted(tokenizer.get_vocab().items())[:50]).encode())
+    for col in ("text_a", "text_b", "label"):
+        if col in ds.column_names:
+            for chunk in ds.with_format("arrow").iter(batch_size=10_000):
+                h.update(str(chunk[col].to_pylist()).encode())
+    return h.hexdigest()[:16]
+
+
+def tokenize(
+    ds: datasets.Dataset, tokenizer, *, max_length: int = 128, cache_dir: str | Path | None = None, desc: str = "tokenize"
+) -> datasets.Dataset:
+    """Tokenise a split produced by :func:`kdistill.data.load_splits`, caching the result on disk.
+
+    The cache key hashes the texts, labels, tokenizer vocabulary and ``max_length``, so a
+    changed file or tokenizer never reuses stale ids.
+
+    Args:
+        ds: columns ``text_a`` [, ``text_b``], ``label``, ``idx``.
+        tokenizer: a Hugging Face tokenizer.
+        max_length: truncation length in tokens.
+        cache_dir: where the Arrow cache lives (default :func:`default_cache_dir`).
+
+    Returns:
+        Dataset with ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``,
+        ``idx`` and ``length`` (tokens, for length grouping), formatted as torch tensors.
+    """
+    cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    cache_file = cache_root / f"tok-{_fingerprint(ds, tokenizer, max_length)}.arrow"
+    pair = "text_b" in ds.column_names
+
+    def encode(batch):
+        enc = tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True, max_length=max_length)
+        enc["length"] = [len(x) for x in enc["input_ids"]]
+        return enc
+
+    drop = [c for c in ds.column_names if c not in ("label", "idx")]
+    out = ds.map(encode, batched=True, batch_size=2000, remove_columns=drop, cache_file_name=str(cache_file),
+                 load_from_cache_file=True, desc=desc)
+    out = out.rename_column("label", "labels")
+    return out.with_format("torch")
+
+
+class EpochLengthGroupedSampler(Sampler[int]):
+    """Length-grouped random order that depends only on ``(seed, epoch)``.
+
+    Wraps transformers' :class:`LengthGroupedSampler` (shuffle, then sort by length inside
+    mega-batches of 50 batches) with a generator reseeded at :meth:`set_epoch`, so a resumed
+    run sees exactly the order an uninterrupted one would, and every DDP process agrees on it.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True):
+        self.lengths, self.batch_size, self.seed, self.group_by_length = list(lengths), batch_size, seed, group_by_length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        if self.group_by_length:
+            return iter(LengthGroupedSampler(self.batch_size, lengths=self.lengths, generator=g))
+        return iter(torch.randperm(len(self.lengths), generator=g).tolist())
+
+
+class Collator:
+    """Dynamic padding of model inputs; passes ``labels`` and ``idx`` through as tensors."""
+
+    def __init__(self, tokenizer):
+        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        model_part = [{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features]
+        batch = dict(self.pad(model_part))
+        batch["labels"] = torch.stack([torch.as_tensor(f["labels"]) for f in features])
+        batch["idx"] = torch.as_tensor([int(f["idx"]) for f in features], dtype=torch.long)
+        return batch
+
+
+def train_loader(ds: datasets.Dataset, tokenizer, *, batch_size: int, seed: int, group_by_length: bool = True) -> DataLoader:
+    """DataLoader over a tokenised train split with :class:`EpochLengthGroupedSampler`.
+
+    The loader owns its generator so that creating an iterator never draws from the global
+    RNG (which would change dropout masks after a resume).
+    """
+    sampler = EpochLengthGroupedSampler(list(ds.with_format(None)["length"]), batch_size, seed, group_by_length)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer),
+                      generator=torch.Generator().manual_seed(seed), drop_last=False)
+
+
+def eval_loader(ds: datasets.Dataset, tokenizer, *, batch_size: int) -> DataLoader:
+    """Sequential DataLoader (order = ``idx``) for evaluation and teacher-output caching."""
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=Collator(tokenizer))
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The subset of a batch that a model's forward takes."""
+    return {k: v for k, v in batch.items() if k in MODEL_COLUMNS}

@@ -1,0 +1,525 @@
+"""Load a task's train/validation splits into a uniform :class:`datasets.DatasetDict`.
+
+Three sources, picked by the arguments of :func:`load_splits`:
+
+* ``data_dir``: a local copy of the GLUE distribution (``<data-dir>/SST-2/train.tsv`` ...), or the
+  task folder itself;
+* ``train_file`` + ``validation_file``: the user's own CSV, TSV or JSONL files;
+* neither: the ``nyu-mll/glue`` dataset from the Hugging Face hub.
+
+Whatever the source, every split has the columns ``text_a`` (str), ``text_b`` (str, pair tasks
+only), ``label`` (int class id, or float for regression) and ``idx`` (row index 0..n-1 within the
+split). Every problem with the data is raised as a one-line :class:`~kdistill.errors.DataError`
+before anything is returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from kdistill.data.tasks import TaskSpec, _normalize, get_task
+from kdistill.errors import DataError
+
+__all__ = ["load_splits"]
+
+# A parsed row: (line number or record number, text values, raw label value).
+_Row = tuple[int, list[Any], Any]
+
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr() of a value, cut to ``limit`` characters so that messages stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers: each returns (rows, unit) where unit is "line" or "record" (used in messages).
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_delimited(
+    path: Path,
+    *,
+    delimiter: str,
+    quoting: int,
+    text_columns: Sequence[str],
+    label_column: str,
+    fixed_columns: Sequence[str] | None,
+    hint: str,
+) -> list[_Row]:
+    """Read a CSV/TSV file; columns are matched by header name (or by ``fixed_columns`` if headerless)."""
+    kind = "tab" if delimiter == "\t" else "comma"
+    rows: list[_Row] = []
+    reader = None
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+            if fixed_columns is None:
+                header = None
+                for candidate in reader:
+                    if candidate and any(c.strip() for c in candidate):
+                        header = [c.strip() for c in candidate]
+                        break
+                if header is None:
+                    raise DataError(f"{path} is empty (no header row); {hint}")
+            else:
+                header = list(fixed_columns)
+            wanted = [*text_columns, label_column]
+            missing = [c for c in wanted if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path} is missing column(s) {missing}: found {header}, expected text column(s) "
+                    f"{list(text_columns)} and label column {label_column!r}; {hint}"
+                )
+            text_idx = [header.index(c) for c in text_columns]
+            label_idx = header.index(label_column)
+            width = len(header)
+            for row in reader:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line (e.g. the trailing newline)
+                if len(row) != width:
+                    raise DataError(
+                        f"{path} line {reader.line_num}: expected {width} {kind}-separated fields {header} "
+                        f"but found {len(row)}; fix or remove that line"
+                    )
+                rows.append((reader.line_num, [row[i] for i in text_idx], row[label_idx]))
+    except csv.Error as exc:
+        line = reader.line_num if reader is not None else 0
+        raise DataError(f"{path} line {line}: cannot parse ({exc}); fix or remove that line") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
+    return rows
+
+
+def _json_records(path: Path, fmt: str) -> tuple[str, list[tuple[int, Any]]]:
+    """Parse a JSON Lines file (or, for ``.json``, a JSON array) into ``(unit, [(number, object)])``."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
+    if fmt == "json" and text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg}); fix the file") from exc
+        return "record", list(enumerate(records, start=1))
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path} line {number}: invalid JSON ({exc.msg}); write one JSON object per line"
+            ) from exc
+    return "line", out
+
+
+def _read_json(
+    path: Path, fmt: str, *, text_columns: Sequence[str], label_column: str, hint: str
+) -> tuple[list[_Row], str]:
+    rows: list[_Row] = []
+    unit, records = _json_records(path, fmt)
+    for number, obj in records:
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{path} {unit} {number}: expected a JSON object with keys {[*text_columns, label_column]} "
+                f"but found {type(obj).__name__}; fix that {unit}"
+            )
+        missing = [c for c in (*text_columns, label_column) if c not in obj]
+        if missing:
+            raise DataError(
+                f"{path} {unit} {number} is missing key(s) {missing}: found {list(obj)}, expected text column(s) "
+                f"{list(text_columns)} and label column {label_column!r}; {hint}"
+            )
+        rows.append((number, [obj[c] for c in text_columns], obj[label_column]))
+    return rows, unit
+
+
+def _read_file(
+    path: Path,
+    *,
+    text_columns: Sequence[str],
+    label_column: str,
+    fixed_columns: Sequence[str] | None = None,
+    glue: bool = False,
+    hint: str,
+) -> tuple[list[_Row], str]:
+    """Dispatch on the extension (GLUE files are always TSV read without quote handling).
+
+    Returns ``(rows, unit)``; ``unit`` is ``"line"`` or ``"record"`` (JSON array), used in messages.
+    """
+    if glue:
+        fmt = "tsv"
+    else:
+        fmt = _FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise DataError(
+                f"cannot tell the format of {path} from its extension {path.suffix!r}; "
+                f"name it .csv, .tsv or .jsonl"
+            )
+    if fmt in ("jsonl", "json"):
+        return _read_json(path, fmt, text_columns=text_columns, label_column=label_column, hint=hint)
+    if fmt == "tsv":
+        # TSV (and all GLUE files): no quote handling, since GLUE sentences contain unbalanced quotes.
+        rows = _read_delimited(
+            path, delimiter="\t", quoting=csv.QUOTE_NONE, text_columns=text_columns,
+            label_column=label_column, fixed_columns=fixed_columns, hint=hint,
+        )
+    else:
+        rows = _read_delimited(
+            path, delimiter=",", quoting=csv.QUOTE_MINIMAL, text_columns=text_columns,
+            label_column=label_column, fixed_columns=fixed_columns, hint=hint,
+        )
+    return rows, "line"
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows -> Dataset, with validation.
+# --------------------------------------------------------------------------------------------------
+
+
+def _label_key(value: Any) -> str:
+    """Normalise a raw label for comparison with ``TaskSpec.labels``: a stripped string.
+
+    JSON numbers are written without a fractional part when integral (``1`` and ``1.0`` -> ``"1"``)
+    and booleans as ``"0"``/``"1"``.
+    """
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _build_split(
+    rows: list[_Row],
+    spec: TaskSpec,
+    *,
+    split: str,
+    source: str,
+    unit: str,
+    max_samples: int | None,
+    fix_hint: str,
+) -> datasets.Dataset:
+    """Validate every row (texts, labels) then keep the first ``max_samples`` rows."""
+    if not rows:
+        raise DataError(f"the {split} split from {source} has no rows; {fix_hint}")
+    text_names = list(spec.text_columns)
+    texts: list[list[str]] = [[] for _ in text_names]
+    labels: list[Any] = []
+    if spec.labels is not None:
+        label_ids = {str(v).strip(): i for i, v in enumerate(spec.labels)}
+    for number, values, raw_label in rows:
+        for j, value in enumerate(values):
+            if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
+                raise DataError(
+                    f"{source} {unit} {number}: text column {text_names[j]!r} is "
+                    f"{'empty' if not isinstance(value, (dict, list)) else 'not a string'}; "
+                    "fill it in or remove that row"
+                )
+            texts[j].append(value if isinstance(value, str) else str(value))
+        if raw_label is None:
+            raise DataError(
+                f"{source} {unit} {number}: label column {spec.label_column!r} is empty; fill it in or remove that row"
+            )
+        if spec.labels is None:
+            try:
+                number_value = float(raw_label) if not isinstance(raw_label, bool) else math.nan
+            except (TypeError, ValueError):
+                number_value = math.nan
+            if not math.isfinite(number_value):
+                raise DataError(
+                    f"{source} {unit} {number}: regression label {_short(raw_label)} in column "
+                    f"{spec.label_column!r} is not a finite number; fix the score or remove that row"
+                )
+            labels.append(number_value)
+        else:
+            key = _label_key(raw_label)
+            if key not in label_ids:
+                raise DataError(
+                    f"{source} {unit} {number}: label {_short(raw_label)} in column {spec.label_column!r} is not "
+                    f"one of the {spec.name} labels {list(spec.labels)}; fix the label or pass --labels with the full label set"
+                )
+            labels.append(label_ids[key])
+    n = len(labels) if max_samples is None else min(max_samples, len(labels))
+    data: dict[str, list[Any]] = {"text_a": texts[0][:n]}
+    features: dict[str, Any] = {"text_a": datasets.Value("string")}
+    if spec.is_pair:
+        data["text_b"] = texts[1][:n]
+        features["text_b"] = datasets.Value("string")
+    data["label"] = labels[:n]
+    features["label"] = datasets.Value("float32" if spec.is_regression else "int64")
+    data["idx"] = list(range(n))
+    features["idx"] = datasets.Value("int64")
+    return datasets.Dataset.from_dict(data, features=datasets.Features(features))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources.
+# --------------------------------------------------------------------------------------------------
+
+
+def _task_dir(data_dir: Path, spec: TaskSpec) -> Path:
+    """``<data_dir>/<glue_dir>``, or ``data_dir`` itself when it already is the task folder."""
+    candidate = data_dir / spec.glue_dir
+    if candidate.is_dir():
+        return candidate
+    if (data_dir / spec.train_file).is_file() or (data_dir / spec.dev_file).is_file():
+        return data_dir
+    if data_dir.is_dir():  # tolerate another spelling of the folder, e.g. "sst-2" or "sst2"
+        for child in sorted(data_dir.iterdir()):
+            if child.is_dir() and _normalize(child.name) in (spec.name, _normalize(spec.glue_dir)):
+                return child
+    return candidate
+
+
+def _load_glue_dir(data_dir: Path, spec: TaskSpec, max_train: int | None, max_eval: int | None) -> datasets.DatasetDict:
+    if not data_dir.is_dir():
+        raise DataError(
+            f"data directory {data_dir} does not exist; pass --data-dir pointing at the GLUE folder "
+            f"that holds {spec.glue_dir}/{spec.train_file}"
+        )
+    task_dir = _task_dir(data_dir, spec)
+    layout = f"<data-dir>/{spec.glue_dir}/{spec.train_file} and <data-dir>/{spec.glue_dir}/{spec.dev_file}"
+    hint = f"expected the GLUE {spec.glue_dir} layout (or pass --text-columns/--label-column)"
+    splits = {}
+    for split, file_name, max_samples in (
+        ("train", spec.train_file, max_train),
+        ("validation", spec.dev_file, max_eval),
+    ):
+        path = task_dir / file_name
+        if not path.is_file():
+            raise DataError(f"missing file {path}; --data-dir must follow the GLUE layout {layout}")
+        rows, unit = _read_file(
+            path, text_columns=spec.text_columns, label_column=spec.label_column,
+            fixed_columns=None if spec.has_header else spec.columns, glue=True, hint=hint,
+        )
+        splits[split] = _build_split(
+            rows, spec, split=split, source=str(path), unit=unit, max_samples=max_samples,
+            fix_hint=f"check that {path} is the GLUE {spec.glue_dir} {split} file",
+        )
+    return datasets.DatasetDict(splits)
+
+
+def _sorted_labels(values: set[str]) -> tuple[str, ...]:
+    """Sort label strings; numerically when they are all integers (so "10" comes after "2")."""
+    try:
+        return tuple(sorted(values, key=int))
+    except ValueError:
+        return tuple(sorted(values))
+
+
+def _load_files(
+    spec: TaskSpec | None,
+    train_file: Path,
+    validation_file: Path,
+    text_columns: Sequence[str] | None,
+    label_column: str | None,
+    labels: Sequence[str] | None,
+    max_train: int | None,
+    max_eval: int | None,
+) -> tuple[datasets.DatasetDict, TaskSpec]:
+    if spec is not None:
+        text_columns = tuple(text_columns) if text_columns else spec.text_columns
+        label_column = label_column or spec.label_column
+    if not text_columns or not label_column:
+        raise DataError(
+            "your own --train-file/--validation-file need --text-columns (1 or 2 column names) and --label-column"
+        )
+    text_columns = tuple(text_columns)
+    if len(text_columns) not in (1, 2):
+        raise DataError(f"--text-columns got {len(text_columns)} names {list(text_columns)}; give 1 or 2 column names")
+    hint = "pass --text-columns/--label-column matching the file's columns"
+    read = {}
+    for split, path in (("train", train_file), ("validation", validation_file)):
+        if not path.is_file():
+            raise DataError(
+                f"missing {split} file {path}; pass an existing .csv, .tsv or .jsonl file "
+                f"with a header holding {[*text_columns, label_column]}"
+            )
+        read[split] = _read_file(path, text_columns=text_columns, label_column=label_column, hint=hint)
+
+    if spec is None:
+        if labels is None:
+            if not read["train"][0]:
+                raise DataError(f"the train split from {train_file} has no rows; add examples to the file")
+            found = {_label_key(r[2]) for r in read["train"][0] if r[2] is not None}
+            labels = _sorted_labels(found)
+            if len(labels) < 2:
+                raise DataError(
+                    f"{train_file} has only {len(labels)} distinct label(s) {list(labels)}; a classifier needs "
+                    "at least two, so add examples of the other classes or pass --labels"
+                )
+        labels = tuple(str(v).strip() for v in labels)
+        spec = TaskSpec(
+            name="custom", glue_dir="", text_columns=text_columns, label_column=label_column,
+            labels=labels, metrics=("accuracy", "f1"), main_metric="accuracy",
+        )
+    else:
+        spec = dataclasses.replace(spec, text_columns=text_columns, label_column=label_column)
+
+    splits = {}
+    for split, path, max_samples in (
+        ("train", train_file, max_train),
+        ("validation", validation_file, max_eval),
+    ):
+        splits[split] = _build_split(
+            read[split][0], spec, split=split, source=str(path), unit=read[split][1], max_samples=max_samples,
+            fix_hint="add examples to the file",
+        )
+    return datasets.DatasetDict(splits), spec
+
+
+def _load_hub(spec: TaskSpec, max_train: int | None, max_eval: int | None) -> datasets.DatasetDict:
+    if spec.hub is None:
+        raise DataError(
+            f"task {spec.name!r} is not on the hub; pass --data-dir or --train-file/--validation-file"
+        )
+    try:
+        raw = datasets.load_dataset(*spec.hub)
+    except Exception as exc:  # offline, hub down, unknown config...: all end the same way for the user
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise DataError(
+            f"cannot load {spec.hub[0]}/{spec.hub[1]} from the Hugging Face hub ({reason}); "
+            f"pass --data-dir <GLUE folder holding {spec.glue_dir}/> or --train-file/--validation-file"
+        ) from exc
+    text_columns = spec.hub_text_columns or spec.text_columns
+    splits = {}
+    for split, hub_split, max_samples in (
+        ("train", "train", max_train),
+        ("validation", spec.hub_validation_split, max_eval),
+    ):
+        if hub_split not in raw:
+            raise DataError(
+                f"hub dataset {spec.hub[0]}/{spec.hub[1]} has no split {hub_split!r} (found {list(raw)}); "
+                "pass --data-dir or --train-file/--validation-file"
+            )
+        part = raw[hub_split]
+        missing = [c for c in (*text_columns, spec.hub_label_column) if c not in part.column_names]
+        if missing:
+            raise DataError(
+                f"hub split {spec.hub[1]}/{hub_split} is missing column(s) {missing}: found {part.column_names}; "
+                "pass --data-dir or --train-file/--validation-file"
+            )
+        columns = [part[c] for c in text_columns]
+        raw_labels = part[spec.hub_label_column]
+        rows: list[_Row] = []
+        for i, label in enumerate(raw_labels):
+            if spec.labels is not None and isinstance(label, int) and not isinstance(label, bool):
+                # hub labels are ClassLabel ids in spec.labels order; -1 (unlabelled) fails validation
+                label = spec.labels[label] if 0 <= label < len(spec.labels) else label
+            rows.append((i + 1, [col[i] for col in columns], label))
+        splits[split] = _build_split(
+            rows, spec, split=split, source=f"hub {spec.hub[0]}/{spec.hub[1]} split {hub_split}", unit="row",
+            max_samples=max_samples, fix_hint="pass --data-dir or --train-file/--validation-file",
+        )
+    return datasets.DatasetDict(splits)
+
+
+def _check_max(name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataError(f"--{name.replace('_', '-')} must be a positive whole number, got {_short(value)}")
+
+
+def load_splits(
+    task: str | TaskSpec | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    train_file: str | Path | None = None,
+    validation_file: str | Path | None = None,
+    text_columns: Sequence[str] | None = None,
+    label_column: str | None = None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    labels: Sequence[str] | None = None,
+) -> tuple[datasets.DatasetDict, TaskSpec]:
+    """Load the train and validation splits of a task.
+
+    Args:
+        task: GLUE task name (``"sst2"``, ``"SST-2"``...) or a :class:`TaskSpec`; may be ``None``
+            only with ``train_file``/``validation_file``.
+        data_dir: local GLUE folder (``<data_dir>/SST-2/train.tsv``) or the task folder itself.
+        train_file, validation_file: the user's own files (``.csv``, ``.tsv`` read without quote
+            handling, ``.jsonl``/``.json``), both required together; they need a header (or JSON
+            keys) naming ``text_columns`` and ``label_column``.
+        text_columns: 1 or 2 column names holding the text (default: the task's).
+        label_column: column holding the label (default: the task's).
+        max_train_samples, max_eval_samples: keep only the first N rows (deterministic). The whole
+            file is still validated, and a custom label set is taken from the whole train file.
+        labels: the label set (index = class id), overriding the task's or the one inferred from
+            the train file (sorted distinct values; numerically when all are integers).
+
+    Returns:
+        ``(DatasetDict, TaskSpec)``. The DatasetDict has splits ``"train"`` and ``"validation"``
+        with exactly the columns ``text_a`` (str), ``text_b`` (str, pair tasks only), ``label``
+        (int64 class id; float32 for regression) and ``idx`` (int64, 0..n-1). The TaskSpec is the
+        task's, with any column/label overrides applied, or a ``"custom"`` one (metrics accuracy
+        and f1, main metric accuracy) when ``task`` is ``None``.
+
+    Raises:
+        DataError: unknown task; missing file (says the expected layout); a row with the wrong
+            number of fields or unparseable (file and line); missing columns (found vs expected);
+            a label outside the label set (value, file, line, allowed set); a regression label
+            that is not a number; an empty split; an empty text; the hub unreachable.
+    """
+    spec = get_task(task) if isinstance(task, str) else task
+    if spec is not None and not isinstance(spec, TaskSpec):
+        raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
+    _check_max("max_train_samples", max_train_samples)
+    _check_max("max_eval_samples", max_eval_samples)
+
+    if labels is not None:
+        labels = tuple(str(v).strip() for v in labels)
+        if spec is not None:
+            if spec.is_regression:
+                raise DataError(f"task {spec.name!r} is a regression task; drop --labels")
+            spec = dataclasses.replace(spec, labels=labels)
+
+    if train_file is not None or validation_file is not None:
+        if data_dir is not None:
+            raise DataError("pass either --data-dir or --train-file/--validation-file, not both")
+        if train_file is None or validation_file is None:
+            raise DataError("pass both --train-file and --validation-file (one file per split)")
+        return _load_files(
+            spec, Path(train_file).expanduser(), Path(validation_file).expanduser(), text_columns,
+            label_column, labels, max_train_samples, max_eval_samples,
+        )
+
+    if spec is None:
+        raise DataError("no task given; pass a GLUE task name (e.g. sst2) or --train-file/--validation-file")
+    if text_columns is not None or label_column is not None:
+        text_columns = tuple(text_columns) if text_columns else None
+        if text_columns is not None and len(text_columns) not in (1, 2):
+            raise DataError(
+                f"--text-columns got {len(text_columns)} names {list(text_columns)}; give 1 or 2 column names"
+            )
+        if data_dir is not None:
+            spec = dataclasses.replace(
+                spec, text_columns=text_columns or spec.text_columns, label_column=label_column or spec.label_column
+            )
+        else:
+            spec = dataclasses.replace(
+                spec,
+                text_columns=text_columns or spec.text_columns,
+                hub_text_columns=text_columns or spec.hub_text_columns,
+                label_column=label_column or spec.label_column,
+                hub_label_column=label_column or spec.hub_label_column,
+            )
+
+    if data_dir is not None:
+        return _load_glue_dir(Path(data_dir).expanduser(), spec, max_train_samples, max_eval_samples), spec
+    return _load_hub(spec, max_train_samples, max_eval_samples), spec

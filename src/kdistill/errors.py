@@ -1,0 +1,24 @@
+"""User-facing errors.
+
+Every problem a user can fix (bad data, bad paths, bad options) is raised as a
+:class:`KDistillError` whose message is one line saying what is wrong and what to do.
+The CLI prints it without a traceback and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class KDistillError(Exception):
+    """A problem the user can fix; ``str(err)`` is a one-line instruction."""
+
+
+class DataError(KDistillError):
+    """Missing, malformed or inconsistent data files, columns or labels."""
+
+
+class ModelError(KDistillError):
+    """A teacher/student that cannot be used as asked (untrained head, unsupported architecture, vocab mismatch)."""
+
+
+class TrainingDiverged(KDistillError):
+    """A NaN or infinite loss stopped training; the last good checkpoint is kept."""

@@ -1,0 +1,5 @@
+"""Loss terms (pure functions of tensors). See :mod:`kdistill.losses.kd`."""
+
+from kdistill.losses.kd import hard_label_ce, hidden_cosine, logit_mse, regression_mse, soft_target_kl
+
+__all__ = ["soft_target_kl", "logit_mse", "hard_label_ce", "regression_mse", "hidden_cosine"]

