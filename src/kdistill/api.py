@@ -118,6 +118,7 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     """
     from kdistill.engine import train
 
+    _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)  # cheapest check first
     splits, task = _load_data(cfg.data)
     objective = make_objective(cfg.method, task, cfg.distill)
     teacher = None
@@ -292,13 +293,14 @@ def make_report(
     report dict (with a private ``_files`` entry listing the written paths).
     """
     from kdistill.engine import evaluate_model
-    from kdistill.report import ModelEntry, SizeStats, build_report, count_parameters, disk_size_mb, measure_latency, write_report
+    from kdistill.report import (ModelEntry, SizeStats, build_report, count_parameters, disk_size_mb,
+                                 measure_latency_interleaved, write_report)
 
     splits, spec = _load_data(data)
     texts = splits["validation"]["text_a"]
     if "text_b" in splits["validation"].column_names:
         texts = list(zip(texts, splits["validation"]["text_b"]))
-    entries = []
+    entries, nets, toks = [], [], []
     for name, path, metric in (("teacher", teacher, teacher_metric), ("student", student, student_metric)):
         net = load_classifier(path, spec, require_trained_head=True, what=name)
         tok = load_tokenizer(path)
@@ -307,9 +309,11 @@ def make_report(
             metric = evaluate_model(net, ds, tok, spec)[spec.main_metric]
         total, non_emb = count_parameters(net)
         disk = disk_size_mb(path) if Path(path).is_dir() else None
-        lat = measure_latency(net, tok, texts, n_runs=latency_runs)
-        entries.append(ModelEntry(name=name, path=str(path), metric=float(metric),
-                                  size=SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk), latency=lat))
+        entries.append((name, path, float(metric), SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk)))
+        nets.append(net), toks.append(tok)
+    # teacher and student timed interleaved, so both see the same machine conditions
+    stats = measure_latency_interleaved(nets, toks, texts, n_runs=latency_runs)
+    entries = [ModelEntry(name=n, path=str(p), metric=m, size=s, latency=lat) for (n, p, m, s), lat in zip(entries, stats)]
     rep = build_report(task=spec.name, metric_name=spec.main_metric, teacher=entries[0], student=entries[1], extra=extra)
     files = write_report(rep, output_dir)
     rep["_files"] = files

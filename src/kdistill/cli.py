@@ -15,7 +15,7 @@ from kdistill.errors import KDistillError
 
 app = typer.Typer(help="Knowledge distillation for BERT-family models: teacher -> small student, measured.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
 
 def _ints(text: Optional[str]) -> Optional[list[int]]:

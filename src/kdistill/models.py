@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from kdistill.data.tasks import TaskSpec
 from kdistill.errors import ModelError
@@ -70,12 +71,16 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
         if task.is_regression:
             kwargs["problem_type"] = "regression"
     has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # we report a fresh head ourselves, in one line
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             name, output_loading_info=True, ignore_mismatched_sizes=not require_trained_head and has_head, **kwargs
         )
     except Exception as err:  # noqa: BLE001
         raise ModelError(f"cannot load '{name}' as a sequence classifier ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+    finally:
+        hf_logging.set_verbosity(verbosity)
     fresh = [k for k in list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else m for m in info.get("mismatched_keys", [])]
              if any(h in k for h in HEAD_KEYS)]
     if require_trained_head:

@@ -86,6 +86,8 @@ class VanillaKD(Objective):
         super().__init__(task)
         self.cfg = cfg
         self.needs_hidden_states = cfg.cos_weight > 0
+        # alpha = 1 without L_cos is plain supervised training: the teacher is not run at all
+        self.needs_teacher = cfg.alpha < 1 or cfg.cos_weight > 0
 
     def __call__(self, student_out, batch, teacher):
         cfg, z_s = self.cfg, student_out.logits

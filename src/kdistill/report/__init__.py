@@ -9,6 +9,7 @@ from kdistill.report.measure import (
     count_parameters,
     disk_size_mb,
     measure_latency,
+    measure_latency_interleaved,
     median_token_length,
 )
 from kdistill.report.render import ModelEntry, build_report, render_markdown, write_report
@@ -21,6 +22,7 @@ __all__ = [
     "count_parameters",
     "disk_size_mb",
     "measure_latency",
+    "measure_latency_interleaved",
     "median_token_length",
     "render_markdown",
     "write_report",

@@ -347,50 +347,99 @@ def measure_latency(
     if max_pos is not None and seq_len > max_pos:
         raise KDistillError(f"seq_len {seq_len} exceeds the model's max_position_embeddings ({max_pos}).")
 
-    keys = _forward_keys(model)
-    single = _batch1_inputs(tokenizer, firsts, seconds, lengths, seq_len, keys)
-    batches = _throughput_batches(tokenizer, firsts, seconds, batch_size, max_throughput_examples, keys)
-    n_examples = sum(int(b["input_ids"].shape[0]) for b in batches)
-
     first_param = next(iter(model.parameters()), None)
     orig_device = first_param.device if first_param is not None else torch.device("cpu")
-    was_training = model.training
     old_threads = torch.get_num_threads()
     try:
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        threads = torch.get_num_threads()
         if orig_device.type != "cpu":
             model.to("cpu")
-        model.eval()
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(**single)
-            timings = np.empty(n_runs, dtype=np.float64)
-            for i in range(n_runs):
-                t0 = time.perf_counter()
-                model(**single)
-                timings[i] = time.perf_counter() - t0
-
-            model(**batches[0])  # warm-up batch
-            t0 = time.perf_counter()
-            for batch in batches:
-                model(**batch)
-            elapsed = time.perf_counter() - t0
+        return measure_latency_interleaved([model], [tokenizer], texts, seq_len=seq_len, n_runs=n_runs, warmup=warmup,
+                                           batch_size=batch_size, max_throughput_examples=max_throughput_examples)[0]
     finally:
-        model.train(was_training)
         if orig_device.type != "cpu":
             model.to(orig_device)
         if num_threads is not None:
             torch.set_num_threads(old_threads)
 
-    timings_ms = timings * 1000.0
-    return LatencyStats(
-        seq_len=int(seq_len),
-        batch1_median_ms=float(np.median(timings_ms)),
-        batch1_p90_ms=float(np.percentile(timings_ms, 90)),
-        n_runs=int(n_runs),
-        throughput_bs32=float(n_examples / elapsed) if elapsed > 0 else float("inf"),
-        threads=int(threads),
-        throughput_batch_size=int(batch_size),
-    )
+def measure_latency_interleaved(
+    models: Sequence[torch.nn.Module],
+    tokenizers: Sequence[Any],
+    texts: Sequence[str] | Sequence[tuple[str, str]],
+    *,
+    seq_len: int | None = None,
+    n_runs: int = 100,
+    warmup: int = 10,
+    batch_size: int = 32,
+    max_throughput_examples: int = 512,
+) -> list[LatencyStats]:
+    """Like :func:`measure_latency` for several models at once, timed *interleaved*.
+
+    Each timed round runs one batch-1 forward pass of every model in turn (and, for
+    throughput, each batch through every model in turn), so slow drifts of the machine
+    (frequency scaling, other processes) hit all models alike and the speedup between them
+    is measured under the same conditions. ``seq_len`` defaults to the median token length
+    under the first tokenizer (the teacher's). CPU, ``eval()``, ``torch.inference_mode()``.
+
+    Args:
+        models: modules as accepted by :func:`measure_latency` (on CPU).
+        tokenizers: one tokenizer per model.
+
+    Returns:
+        One :class:`LatencyStats` per model, in order (ms; examples/s).
+
+    Raises:
+        KDistillError: as :func:`measure_latency`, or when the lists differ in length.
+    """
+    if len(models) != len(tokenizers) or not models:
+        raise KDistillError("measure_latency_interleaved needs one tokenizer per model (and at least one model).")
+    if n_runs < 1:
+        raise KDistillError(f"n_runs must be >= 1, got {n_runs}.")
+    firsts, seconds = _split_texts(texts)
+    if seq_len is None:
+        seq_len = int(statistics.median_low(_token_lengths(tokenizers[0], firsts, seconds)))
+    singles, batch_sets = [], []
+    for model, tok in zip(models, tokenizers):
+        keys = _forward_keys(model)
+        lengths = _token_lengths(tok, firsts, seconds)
+        max_pos = _max_positions(model)
+        if max_pos is not None and seq_len > max_pos:
+            raise KDistillError(f"seq_len {seq_len} exceeds the model's max_position_embeddings ({max_pos}).")
+        singles.append(_batch1_inputs(tok, firsts, seconds, lengths, seq_len, keys))
+        batch_sets.append(_throughput_batches(tok, firsts, seconds, batch_size, max_throughput_examples, keys))
+    modes = [m.training for m in models]
+    timings = np.zeros((len(models), n_runs))
+    elapsed = np.zeros(len(models))
+    try:
+        with torch.inference_mode():
+            for m in models:
+                m.eval()
+            for _ in range(warmup):
+                for m, x in zip(models, singles):
+                    m(**x)
+            for i in range(n_runs):
+                for j, (m, x) in enumerate(zip(models, singles)):
+                    t0 = time.perf_counter()
+                    m(**x)
+                    timings[j, i] = time.perf_counter() - t0
+            for m, bs in zip(models, batch_sets):
+                m(**bs[0])
+            for k in range(len(batch_sets[0])):
+                for j, (m, bs) in enumerate(zip(models, batch_sets)):
+                    t0 = time.perf_counter()
+                    m(**bs[k])
+                    elapsed[j] += time.perf_counter() - t0
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
+    threads = torch.get_num_threads()
+    out = []
+    for j, bs in enumerate(batch_sets):
+        ms = timings[j] * 1000.0
+        n_examples = sum(int(b["input_ids"].shape[0]) for b in bs)
+        out.append(LatencyStats(seq_len=int(seq_len), batch1_median_ms=float(np.median(ms)),
+                                batch1_p90_ms=float(np.percentile(ms, 90)), n_runs=int(n_runs),
+                                throughput_bs32=float(n_examples / elapsed[j]) if elapsed[j] > 0 else float("inf"),
+                                threads=int(threads), throughput_batch_size=int(batch_size)))
+    return out
