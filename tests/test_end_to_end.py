@@ -94,6 +94,19 @@ def test_finetune_then_run_chain(glue_dir, tmp_path, tiny_tokenizer):
     assert res.report["teacher"].endswith("teacher")
 
 
+def test_bf16_with_gradient_accumulation_and_clear_fp16_error(tiny_teacher_dir, glue_dir, tmp_path):
+    opts, latency = _opts(glue_dir, max_train_samples=64, max_eval_samples=32)
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "bf16", mixed_precision="bf16",
+                           gradient_accumulation_steps=2, report=False, **opts)
+    state = json.loads((tmp_path / "bf16" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and state["finished"]  # 4 batches of 16, 2 per optimizer step
+    assert 0 <= res.metrics["accuracy"] <= 1
+    if not torch.cuda.is_available():
+        with pytest.raises(kdistill.KDistillError, match="bf16"):
+            kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "fp16", mixed_precision="fp16", **opts)
+        assert not (tmp_path / "fp16").exists()
+
+
 @pytest.mark.slow
 def test_ddp_two_process_cpu_smoke(tiny_teacher_dir, glue_dir, tmp_path):
     """`accelerate launch` with 2 CPU processes: the teacher is never DDP-wrapped, the run completes and saves."""

@@ -40,6 +40,7 @@ class RunResult:
     interrupted: bool = False
     report: dict[str, Any] | None = None
     files: dict[str, str] = field(default_factory=dict)
+    teacher_cache_seconds: float = 0.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -118,7 +119,10 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     """
     from kdistill.engine import train
 
-    _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)  # cheapest check first
+    from kdistill.engine import check_train_config
+
+    _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)  # cheapest checks first
+    check_train_config(cfg.train)
     splits, task = _load_data(cfg.data)
     objective = make_objective(cfg.method, task, cfg.distill)
     teacher = None
@@ -160,7 +164,8 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     student.save_pretrained(out)
     tokenizer.save_pretrained(out)
     summary = {"method": cfg.method, "task": task.name, "best_step": result.best_step, "global_step": result.global_step,
-               "train_seconds": result.train_seconds, "eval": result.eval_metrics}
+               "train_seconds": result.train_seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
+               "eval": result.eval_metrics}
     (out / "train_results.json").write_text(json.dumps(summary, indent=1))
     rep = None
     if report and teacher is not None:
@@ -173,7 +178,8 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
         files = {k: str(v) for k, v in rep.pop("_files", {}).items()}
     if (out / "training_curves.png").exists():
         files["training_curves"] = str(out / "training_curves.png")
-    return RunResult(out, result.eval_metrics, result.train_seconds, report=rep, files=files)
+    return RunResult(out, result.eval_metrics, result.train_seconds, report=rep, files=files,
+                     teacher_cache_seconds=result.teacher_cache_seconds)
 
 
 def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidden_size, num_heads, intermediate_size) -> StudentConfig:

@@ -58,6 +58,7 @@ class TrainState:
     evals_without_improvement: int = 0
     finished: bool = False
     stop_requested: bool = False
+    train_seconds: float = 0.0  # wall time spent in training, summed over resumed sessions
     history: list[dict] = field(default_factory=list)
 
 
@@ -72,6 +73,7 @@ class TrainResult:
     train_seconds: float
     output_dir: Path
     interrupted: bool = False
+    teacher_cache_seconds: float = 0.0  # one-off teacher pass over the train split (0 when reused or not cached)
 
 
 def _unwrap(accelerator: Accelerator, model):
@@ -194,7 +196,8 @@ def plot_training_curves(csv_path: Path, out_png: Path) -> Path | None:
     for key, pts in series.items():
         ax = ax_m if key.startswith("eval/") else ax_l if key.startswith("train/") and key != "train/lr" else None
         if ax is not None and pts:
-            ax.plot(*zip(*pts), label=key.split("/", 1)[1], marker="o" if ax is ax_m else None, ms=3)
+            few = ax is ax_m or len(pts) < 30
+            ax.plot(*zip(*pts), label=key.split("/", 1)[1], marker="o" if few else None, ms=3)
     ax_l.set(title="training loss terms", xlabel="optimizer step", ylabel="loss")
     ax_m.set(title="evaluation", xlabel="optimizer step", ylabel="metric")
     for ax in (ax_l, ax_m):
@@ -205,6 +208,23 @@ def plot_training_curves(csv_path: Path, out_png: Path) -> Path | None:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Raise :class:`KDistillError` for settings this machine cannot run (checked before any work)."""
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise KDistillError("--mixed-precision fp16 needs a CUDA GPU; on CPU use --mixed-precision bf16 or no")
+
+
+def _new_accelerator(cfg: TrainConfig) -> Accelerator:
+    """A fresh :class:`Accelerator` for this run (accelerate keeps process-wide singletons: reset the
+    per-run ones so that several runs in one Python process may use different precision/accumulation)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    check_train_config(cfg)
+    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps)
 
 
 def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -261,20 +281,21 @@ def train(
     ckpt_dir, best_dir = out / "checkpoint", out / "best"
     if objective.needs_teacher and teacher is None:
         raise KDistillError(f"method '{objective.name}' needs a teacher; pass --teacher")
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    accelerator = _new_accelerator(cfg)
     set_seed(cfg.seed)
     main = accelerator.is_main_process
     show = cfg.show_progress and main
 
     loader = train_loader(train_ds, tokenizer, batch_size=cfg.batch_size, seed=cfg.seed, group_by_length=cfg.group_by_length)
     sampler = loader.sampler
-    cache = None
+    cache, cache_seconds = None, time.perf_counter()
     if teacher is not None:
         teacher.eval().requires_grad_(False).to(accelerator.device)
         if objective.needs_teacher and cfg.cache_teacher and not objective.needs_hidden_states:
             cache = teacher_logits_cache(teacher, train_ds, tokenizer, path=out / "teacher_logits.safetensors",
                                          fingerprint=teacher_fingerprint or "unnamed", batch_size=cfg.eval_batch_size,
                                          accelerator=accelerator, show_progress=cfg.show_progress)
+    cache_seconds = time.perf_counter() - cache_seconds if cache is not None else 0.0
 
     optimizer = _optimizer(student, cfg)
     student, optimizer, loader = accelerator.prepare(student, optimizer, loader)
@@ -308,6 +329,7 @@ def train(
         return TeacherSignal(logits=t_out.logits.float(), hidden_states=getattr(t_out, "hidden_states", None))
 
     def save_checkpoint() -> None:
+        state.train_seconds = seconds_before + (time.perf_counter() - start)
         tmp = out / "checkpoint.tmp"
         accelerator.wait_for_everyone()
         if main and tmp.exists():
@@ -353,7 +375,7 @@ def train(
         except ValueError:  # not in the main thread
             previous_handler = None
 
-    start = time.perf_counter()
+    start, seconds_before = time.perf_counter(), state.train_seconds
     bar = tqdm(total=total_steps, initial=state.global_step, desc=f"{objective.name}", disable=not show, dynamic_ncols=True)
     running: dict[str, float] = {}
     n_running = 0
@@ -422,7 +444,7 @@ def train(
         logger.close()
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    seconds = time.perf_counter() - start
+    seconds = seconds_before + (time.perf_counter() - start)
     if main:
         plot_training_curves(out / "logs" / "train_log.csv", out / "training_curves.png")
     accelerator.wait_for_everyone()
@@ -434,5 +456,5 @@ def train(
     return TrainResult(
         best_metric=state.best_metric, best_step=state.best_step,
         eval_metrics={k: v for k, v in best_metrics.items() if k != "step"}, global_step=state.global_step,
-        train_seconds=seconds, output_dir=out, interrupted=not state.finished,
+        train_seconds=seconds, output_dir=out, interrupted=not state.finished, teacher_cache_seconds=cache_seconds,
     )
