@@ -135,6 +135,14 @@ def test_bad_layers_and_bad_option(tiny_teacher_dir, tmp_path, glue_dir):
     _assert_one_line_error(r, "--layers")
 
 
+def test_out_of_range_options(tiny_teacher_dir, tmp_path, glue_dir):
+    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--alpha", "1.5", "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "--alpha", "1.5")
+    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--kd-loss", "l1", "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "--kd-loss", "l1")
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_teacher_path(tmp_path, glue_dir):
     r = _distill("--teacher", str(tmp_path / "no_teacher"), "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
     _assert_one_line_error(r, "does not exist")

@@ -161,8 +161,9 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     files: dict[str, str] = {}
     if result.interrupted or not procs.is_main_process:
         return RunResult(out, result.eval_metrics, result.train_seconds, interrupted=result.interrupted)
-    student.save_pretrained(out)
+    student.save_pretrained(out)  # the engine loaded the best weights into `student`
     tokenizer.save_pretrained(out)
+    shutil.rmtree(out / "best", ignore_errors=True)  # now a duplicate of the run root
     summary = {"method": cfg.method, "task": task.name, "best_step": result.best_step, "global_step": result.global_step,
                "train_seconds": result.train_seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
                "eval": result.eval_metrics}

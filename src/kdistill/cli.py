@@ -32,7 +32,13 @@ def _strs(text: Optional[str]) -> Optional[list[str]]:
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}")
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):  # one line: the option and what it accepts
+        first = err.errors()[0]
+        option = "--" + str(first["loc"][-1]).replace("_", "-") if first.get("loc") else "an option"
+        err = f"{option}: {first['msg']} (got {first.get('input')!r}); see --help"
+    console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 

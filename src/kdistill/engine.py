@@ -10,7 +10,7 @@ position, so ``resume=True`` continues exactly where a run stopped.
 Layout of ``output_dir`` during and after training::
 
     checkpoint/          latest resumable state (accelerate state + trainer_state.json)
-    best/                best student so far on the task's main metric
+    best/                best student so far on the task's main metric (removed by the API once saved at the root)
     teacher_logits.safetensors   cached teacher outputs for the train split
     logs/train_log.csv   one row per logged step / evaluation; logs/tb/ TensorBoard events
     training_curves.png  loss terms and eval metric vs step
