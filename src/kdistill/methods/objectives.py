@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch import nn
 
 from kdistill.config import DistillConfig
 from kdistill.data.tasks import TaskSpec
@@ -19,40 +20,78 @@ from kdistill.losses import hard_label_ce, hidden_cosine, logit_mse, regression_
 
 
 @dataclass
-class TeacherSignal:
-    """What the teacher gives for one batch.
+class ModelSignal:
+    """What a model (teacher or student) gives the objective for one batch.
 
     Attributes:
-        logits: ``[B, C]`` (``[B, 1]`` for regression), float32, no gradient.
-        hidden_states: tuple of ``[B, L, H]`` (embeddings first), or ``None`` when not requested.
+        logits: ``[B, C]`` (``[B, 1]`` for regression), float32; ``None`` for a bare encoder
+            (general distillation). The teacher's carries no gradient.
+        hidden_states: tuple of ``M + 1`` tensors ``[B, L, H]`` (embedding output first, then
+            one per Transformer layer), or ``None`` when the objective did not ask for them.
+        attention_scores: list of ``M`` entries ``[B, heads, L, L]`` (pre-softmax ``Q·Kᵀ/√d``,
+            before the padding mask; see :func:`kdistill.students.capture.capture_attention`) or
+            ``None`` for layers not recorded; ``None`` when not asked for.
+        attention_probs: same layout, post-softmax attention probabilities.
     """
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attention_scores: list[torch.Tensor | None] | None = None
+    attention_probs: list[torch.Tensor | None] | None = None
 
 
-class Objective:
-    """Base class. Subclasses set the flags and implement :meth:`__call__`.
+TeacherSignal = ModelSignal  # the name used by the engine for the teacher's side
+
+
+class Objective(nn.Module):
+    """Base class. Subclasses set the flags and implement :meth:`forward`.
+
+    An objective is an ``nn.Module`` so that methods with trainable pieces of their own (e.g.
+    TinyBERT's width projections ``W_h``, ``W_e``) have them optimised, checkpointed and
+    synchronised across processes together with the student; they are never part of the
+    exported student.
 
     Attributes:
         name: registry key.
-        needs_teacher: the engine must provide a :class:`TeacherSignal`.
+        needs_teacher: the engine must provide a teacher :class:`ModelSignal`.
         needs_hidden_states: student and teacher must return ``hidden_states`` (rules out
             caching teacher logits alone).
+        needs_attentions: ``False``, or ``True`` to have per-layer attention scores and
+            probabilities recorded for both models (:attr:`student_attention_layers` and
+            :attr:`teacher_attention_layers`: 0-based layers to record, ``None`` = all).
+        select_best: keep the student with the best dev metric (``True``) or the last one
+            (``False``: stages whose loss does not train the task head, such as TinyBERT's
+            intermediate-layer stage, or general distillation without labels).
     """
 
     name = "base"
     needs_teacher = False
     needs_hidden_states = False
+    needs_attentions = False
+    student_attention_layers: list[int] | None = None
+    teacher_attention_layers: list[int] | None = None
+    select_best = True
 
-    def __init__(self, task: TaskSpec):
+    def __init__(self, task: TaskSpec | None):
+        super().__init__()
         self.task = task
 
     def gold_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """CE on class ids, or MSE on scores for regression tasks."""
+        """CE on class ids, or MSE on scores for regression tasks, over the rows that have a gold label.
+
+        Rows without one (augmented examples: label ``-1`` for classification, NaN for
+        regression) are left out; a batch with none gives a zero that keeps the graph.
+        """
+        has_gold = ~torch.isnan(labels.float()) if self.task.is_regression else labels >= 0
+        if bool(has_gold.all()):
+            return regression_mse(logits, labels) if self.task.is_regression else hard_label_ce(logits, labels)
+        if not bool(has_gold.any()):
+            return logits.sum() * 0.0
+        logits, labels = logits[has_gold], labels[has_gold]
         return regression_mse(logits, labels) if self.task.is_regression else hard_label_ce(logits, labels)
 
-    def __call__(self, student_out, batch: dict[str, torch.Tensor], teacher: TeacherSignal | None) -> dict[str, torch.Tensor]:
+    def forward(self, student: ModelSignal, batch: dict[str, torch.Tensor], teacher: ModelSignal | None) -> dict[str, torch.Tensor]:
+        """Loss terms for one batch: a dict of detached scalars per term plus ``"loss"`` (with graph)."""
         raise NotImplementedError
 
 
@@ -61,7 +100,7 @@ class Finetune(Objective):
 
     name = "finetune"
 
-    def __call__(self, student_out, batch, teacher=None):
+    def forward(self, student_out, batch, teacher=None):
         ce = self.gold_loss(student_out.logits, batch["labels"])
         return {"loss": ce, "hard": ce.detach()}
 
@@ -89,7 +128,7 @@ class VanillaKD(Objective):
         # alpha = 1 without L_cos is plain supervised training: the teacher is not run at all
         self.needs_teacher = cfg.alpha < 1 or cfg.cos_weight > 0
 
-    def __call__(self, student_out, batch, teacher):
+    def forward(self, student_out, batch, teacher):
         cfg, z_s = self.cfg, student_out.logits
         terms: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=z_s.device)

@@ -1,0 +1,99 @@
+"""TinyBERT through the engine: general distillation on streamed text, two-step task distillation, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification
+
+import kdistill
+from kdistill.config import TinyBertConfig
+from kdistill.data.tasks import get_task
+from kdistill.errors import KDistillError, ModelError
+from kdistill.methods.objectives import ModelSignal
+from kdistill.methods.tinybert import TinyBertObjective
+
+from conftest import make_tiny_bert
+
+FAST = dict(batch_size=16, eval_batch_size=64, show_progress=False, logging_steps=2, max_train_samples=64,
+            max_eval_samples=32)
+
+
+def test_objective_projections_and_terms():
+    """Width 16 → 32: projections exist, terms are finite, gradients reach the student and W_h."""
+    student, teacher = make_tiny_bert(layers=2, hidden=16, heads=2), make_tiny_bert(layers=4, hidden=32, heads=2)
+    obj = TinyBertObjective(get_task("sst2"), TinyBertConfig(), student.config, teacher.config, "intermediate")
+    assert obj.layer_map == [2, 4] and obj.proj_hidden.weight.shape == (32, 16)
+    from kdistill.students.capture import capture_attention
+
+    ids = torch.randint(5, 1000, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    with capture_attention(student) as rs, capture_attention(teacher) as rt:
+        so = student(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        with torch.no_grad():
+            to = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    s = ModelSignal(so.logits, so.hidden_states, list(rs.scores), list(rs.probs))
+    t = ModelSignal(to.logits, to.hidden_states, list(rt.scores), list(rt.probs))
+    terms = obj(s, {"attention_mask": mask}, t)
+    assert set(terms) == {"attn", "hidden", "emb", "loss"}
+    terms["loss"].backward()
+    assert obj.proj_hidden.weight.grad.abs().sum() > 0
+    assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    assert set(obj.projection_state()) == {"proj_hidden.weight", "proj_hidden.bias", "proj_emb.weight", "proj_emb.bias"}
+
+
+def test_objective_bad_map():
+    with pytest.raises(ModelError, match="strictly increasing"):
+        TinyBertObjective(get_task("sst2"), TinyBertConfig(layer_map=[3, 2]), make_tiny_bert(layers=2).config,
+                          make_tiny_bert(layers=4).config, "intermediate")
+
+
+def test_two_step_task_distillation_and_resume(tmp_path, tiny_teacher_dir, glue_dir):
+    out = tmp_path / "tb"
+    stop_after = {"n": 0}
+
+    def stop_once(state):
+        stop_after["n"] += 1
+        if stop_after["n"] == 3:
+            state.stop_requested = True
+
+    common = dict(output_dir=out, num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32, method="tinybert",
+                  data_dir=str(glue_dir), intermediate_epochs=1, prediction_epochs=1, latency_runs=5, **FAST)
+    first = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", callbacks=[stop_once], **common)
+    assert first.interrupted and (out / "intermediate" / "checkpoint").exists() and not (out / "checkpoint").exists()
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", resume=True, **common)
+    assert not res.interrupted
+    log = (out / "intermediate" / "logs" / "train_log.csv").read_text()
+    assert "train/attn" in log and "train/hidden" in log and "train/emb" in log
+    assert "train/pred" in (out / "logs" / "train_log.csv").read_text()
+    assert set(load_file(str(out / "intermediate" / "projections.safetensors"))) >= {"proj_hidden.weight"}
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["method"] == "tinybert" and rep["layer_map"] == [2, 4]
+    model = AutoModelForSequenceClassification.from_pretrained(out)  # the exported student has no projections
+    assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 16
+    assert not any("proj" in k for k in load_file(str(out / "model.safetensors")))
+
+
+def test_general_distillation_streams_text_and_initialises_a_task_student(tmp_path, tiny_teacher_dir, glue_dir):
+    text = tmp_path / "corpus.txt"
+    rows = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[1:81]
+    text.write_text("\n".join(r.split("\t")[0] for r in rows) + "\n\n")
+    gen = tmp_path / "general"
+    res = kdistill.general_distill(str(tiny_teacher_dir), output_dir=gen, text_files=[str(text)], num_layers=2,
+                                   hidden_size=16, num_heads=2, intermediate_size=32, batch_size=16, epochs=1,
+                                   show_progress=False, logging_steps=1, layer_map="last")
+    assert res.train_seconds > 0 and (gen / "model.safetensors").exists()
+    summary = json.loads((gen / "train_results.json").read_text())
+    assert summary["global_step"] == 5 and summary["layer_map"] == [3, 4]  # 80 passages / 16
+    task = kdistill.distill(str(tiny_teacher_dir), "sst2", str(gen), output_dir=tmp_path / "task", method="tinybert",
+                            data_dir=str(glue_dir), intermediate_epochs=0, prediction_epochs=1, report=False, **FAST)
+    assert task.metrics["accuracy"] >= 0
+
+
+def test_general_distillation_needs_text(tmp_path):
+    with pytest.raises(KDistillError, match="does not exist"):
+        kdistill.general_distill(output_dir=tmp_path / "g", text_files=[str(tmp_path / "missing.txt")])
