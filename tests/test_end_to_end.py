@@ -107,17 +107,35 @@ def test_bf16_with_gradient_accumulation_and_clear_fp16_error(tiny_teacher_dir, 
         assert not (tmp_path / "fp16").exists()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+TINYBERT_ARGS = ["--method", "tinybert", "--student", "spec", "--num-layers", "2", "--hidden-size", "16", "--num-heads", "2",
+                 "--intermediate-size", "32", "--intermediate-epochs", "1", "--prediction-epochs", "1"]
+
+
 @pytest.mark.slow
-def test_ddp_two_process_cpu_smoke(tiny_teacher_dir, glue_dir, tmp_path):
-    """`accelerate launch` with 2 CPU processes: the teacher is never DDP-wrapped, the run completes and saves."""
+@pytest.mark.parametrize("extra", [[], TINYBERT_ARGS], ids=["kd", "tinybert"])
+def test_ddp_two_process_cpu_smoke(tiny_teacher_dir, glue_dir, tmp_path, extra):
+    """`accelerate launch` with 2 CPU processes: the teacher is never DDP-wrapped, the run completes and saves.
+
+    The TinyBERT case also covers trainable projections under DDP and the intermediate step, whose
+    loss leaves the task head without gradients.
+    """
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", ACCELERATE_USE_CPU="1")
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
     # accelerate's torchrun launcher ("--multi_gpu") with ACCELERATE_USE_CPU=1 starts N gloo CPU processes
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--main_process_port", str(_free_port()),
            "--dynamo_backend", "no", "-m", "kdistill.cli", "distill", "--teacher", str(tiny_teacher_dir),
            "--task", "sst2", "--data-dir", str(glue_dir), "--max-train-samples", "128", "--max-eval-samples", "64",
-           "--epochs", "1", "--batch-size", "16", "--output", str(out), "--latency-runs", "5"]
+           "--epochs", "1", "--batch-size", "16", "--output", str(out), "--latency-runs", "5", *extra]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())

@@ -243,7 +243,7 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise KDistillError("--mixed-precision fp16 needs a CUDA GPU; on CPU use --mixed-precision bf16 or no")
 
 
-def _new_accelerator(cfg: TrainConfig) -> Accelerator:
+def _new_accelerator(cfg: TrainConfig, find_unused_parameters: bool = False) -> Accelerator:
     """A fresh :class:`Accelerator` for this run (accelerate keeps process-wide singletons: reset the
     per-run ones so that several runs in one Python process may use different precision/accumulation)."""
     from accelerate.state import AcceleratorState, GradientState
@@ -251,7 +251,11 @@ def _new_accelerator(cfg: TrainConfig) -> Accelerator:
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     check_train_config(cfg)
-    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
+    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                       kwargs_handlers=handlers)
 
 
 def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -314,7 +318,8 @@ def train(
     ckpt_dir, best_dir = out / "checkpoint", out / "best"
     if objective.needs_teacher and teacher is None:
         raise KDistillError(f"method '{objective.name}' needs a teacher; pass --teacher")
-    accelerator = _new_accelerator(cfg)
+    # layer-wise objectives leave the task head (and pooler) without gradients: DDP must be told
+    accelerator = _new_accelerator(cfg, find_unused_parameters=not objective.uses_all_parameters)
     set_seed(cfg.seed)
     main = accelerator.is_main_process
     show = cfg.show_progress and main

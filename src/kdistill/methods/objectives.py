@@ -59,6 +59,7 @@ class Objective(nn.Module):
         needs_attentions: ``False``, or ``True`` to have per-layer attention scores and
             probabilities recorded for both models (:attr:`student_attention_layers` and
             :attr:`teacher_attention_layers`: 0-based layers to record, ``None`` = all).
+        uses_all_parameters: every student parameter receives a gradient from the loss.
         select_best: keep the student with the best dev metric (``True``) or the last one
             (``False``: stages whose loss does not train the task head, such as TinyBERT's
             intermediate-layer stage, or general distillation without labels).
@@ -71,6 +72,7 @@ class Objective(nn.Module):
     student_attention_layers: list[int] | None = None
     teacher_attention_layers: list[int] | None = None
     select_best = True
+    uses_all_parameters = True  # False: some student parameters get no gradient (DDP must look for them)
 
     def __init__(self, task: TaskSpec | None):
         super().__init__()

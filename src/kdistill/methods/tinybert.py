@@ -79,6 +79,7 @@ class TinyBertObjective(Objective):
         self.name = f"tinybert-{stage}"
         self.needs_teacher = True
         self.select_best = stage == "prediction"
+        self.uses_all_parameters = stage == "prediction"
         m, n = _depth(student_config), _depth(teacher_config)
         self.layer_map = layer_map(m, n, cfg.layer_map)
         hs, ht = _width(student_config), _width(teacher_config)
