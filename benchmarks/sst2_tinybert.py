@@ -98,6 +98,9 @@ def main() -> None:
         attn_weight=args.attn_weight, hidden_weight=args.hidden_weight, emb_weight=args.emb_weight,
         layer_map=parse_layer_map(args.layer_map), max_train_samples=args.max_train_samples,
         eval_steps=args.eval_steps, overwrite=not args.resume, resume=args.resume, latency_runs=300,
+        # teacher logits over the same train set are shared by every run (fingerprint-checked by the engine)
+        teacher_cache_file=str(RUNS / ("sst2_teacher_logits_aug.safetensors" if args.augmented
+                                       else "sst2_teacher_logits_full.safetensors")),
     )
     rep = dict(res.report)
     write_result(args.name, rep, {

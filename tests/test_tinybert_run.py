@@ -97,3 +97,19 @@ def test_general_distillation_streams_text_and_initialises_a_task_student(tmp_pa
 def test_general_distillation_needs_text(tmp_path):
     with pytest.raises(KDistillError, match="does not exist"):
         kdistill.general_distill(output_dir=tmp_path / "g", text_files=[str(tmp_path / "missing.txt")])
+
+
+def test_augment_cli_writes_a_train_file_that_distill_reads(tmp_path, tiny_teacher_dir, glue_dir):
+    from typer.testing import CliRunner
+
+    from kdistill.cli import app
+
+    out = tmp_path / "aug.tsv"
+    res = CliRunner().invoke(app, ["augment", "--task", "sst2", "--data-dir", str(glue_dir), "--max-train-samples", "30",
+                                   "--teacher", str(tiny_teacher_dir), "--n-aug", "2", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "sentence\tlabel" and 30 < len(lines) - 1 <= 90
+    bad = CliRunner().invoke(app, ["augment", "--task", "sst2", "--data-dir", str(glue_dir), "--teacher", str(tiny_teacher_dir),
+                                   "--p-t", "1.5", "--output", str(tmp_path / "x.tsv")])
+    assert bad.exit_code == 2 and "p_t" in bad.output

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from kdistill.config import (DataConfig, DistillConfig, GeneralDistillConfig, RunConfig, StudentConfig, TinyBertConfig,
-                             TrainConfig)
+from kdistill.config import (AugmentConfig, DataConfig, DistillConfig, GeneralDistillConfig, RunConfig, StudentConfig,
+                             TinyBertConfig, TrainConfig)
 from kdistill.data import load_splits
 from kdistill.data.batching import tokenize
 from kdistill.data.tasks import TaskSpec
@@ -94,10 +94,15 @@ def _cache_dir(cfg: DataConfig) -> Path | None:
     return Path(cfg.cache_dir) if cfg.cache_dir else None
 
 
-def build_student(cfg: StudentConfig, teacher, task: TaskSpec, seed: int = 42):
-    """The student ``cfg`` describes, derived from ``teacher`` (see :mod:`kdistill.students`)."""
+def build_student(cfg: StudentConfig, teacher, task: TaskSpec, seed: int = 42, tokenizer=None):
+    """The student ``cfg`` describes, derived from ``teacher`` (see :mod:`kdistill.students`).
+
+    ``kind="bilstm"`` needs the teacher's ``tokenizer`` (the student reads its token ids).
+    """
     from kdistill.students import from_spec, layers_from_teacher
 
+    if cfg.kind == "bilstm":
+        return build_bilstm_student(cfg, teacher, task, tokenizer, seed=seed)
     if cfg.kind == "layers-from-teacher":
         return layers_from_teacher(teacher, cfg.layers)
     if cfg.kind == "spec":
@@ -106,8 +111,142 @@ def build_student(cfg: StudentConfig, teacher, task: TaskSpec, seed: int = 42):
     return load_classifier(cfg.path, task, require_trained_head=False, what="student")
 
 
+def build_bilstm_student(cfg: StudentConfig, teacher, task: TaskSpec, tokenizer, *, seed: int = 42):
+    """Tang et al. (2019) BiLSTM student over the teacher's tokenizer (:mod:`kdistill.students.bilstm`).
+
+    Embeddings: ``cfg.word_vectors`` (word2vec/GloVe text; coverage is logged) or else a copy of the
+    teacher's input word embeddings. Labels come from the teacher's config; the pair (siamese)
+    model is built for sentence-pair tasks.
+
+    Raises:
+        ModelError / DataError: no tokenizer, a teacher without input embeddings, a bad vector file.
+    """
+    import logging
+
+    import torch
+
+    from kdistill.students.bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, from_teacher_embeddings, load_word_vectors
+
+    if tokenizer is None:
+        raise ModelError("a bilstm student needs the teacher's tokenizer")
+    sizes = {"hidden_size": cfg.bilstm_hidden, "fc_size": cfg.bilstm_fc, "dropout": cfg.bilstm_dropout}
+    if not cfg.word_vectors:
+        return from_teacher_embeddings(teacher, tokenizer, pair=task.is_pair, embedding_mode=cfg.embedding_mode,
+                                       seed=seed, **sizes)
+    vectors = load_word_vectors(cfg.word_vectors, tokenizer, seed=seed)
+    logging.getLogger("kdistill").info("word vectors %s: %d of %d tokens found (%.1f%%)", cfg.word_vectors,
+                                       vectors.found, vectors.total, 100 * vectors.coverage)
+    tcfg = teacher.config
+    config = BiLSTMConfig.from_tokenizer(
+        tokenizer, embedding_dim=int(vectors.weight.shape[1]), pair=task.is_pair, embedding_mode=cfg.embedding_mode,
+        num_labels=tcfg.num_labels, id2label=dict(tcfg.id2label), label2id=dict(tcfg.label2id or {}) or None,
+        problem_type=tcfg.problem_type, **sizes)
+    torch.manual_seed(seed)
+    model = BiLSTMForSequenceClassification(config)
+    model.init_embeddings(vectors)
+    return model.train()
+
+
+def _is_bilstm(model) -> bool:
+    return getattr(getattr(model, "config", None), "model_type", None) == "kdistill-bilstm"
+
+
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- Tang et al. (2019) transfer set
+AUGMENT_INFO = "kdistill_augment.json"
+
+
+def _augment_pos_tagger(acfg: AugmentConfig):
+    """The POS tagger augmentation needs (``None`` when off or ``p_pos == 0``).
+
+    Raises:
+        KDistillError: ``p_pos > 0`` and no spaCy English pipeline installed (one line with the pip command).
+    """
+    if acfg.augment == "none" or acfg.p_pos == 0:
+        return None
+    from kdistill.data import augment_tang
+
+    try:
+        return augment_tang.default_pos_tagger()
+    except KDistillError:
+        raise KDistillError(f"--augment tang with --p-pos > 0 needs a POS tagger: {augment_tang.SPACY_REQUIREMENT} "
+                            "(or pass --p-pos 0 to skip POS-guided replacement)") from None
+
+
+def augment_train_split(train, acfg: AugmentConfig, *, mask_token: str, seed: int, pos_tagger=None,
+                        cache_dir: str | Path | None = None, show_progress: bool = True):
+    """The training split plus its augmented rows (Tang et al. 2019, Sec. 3.1), cached on disk.
+
+    The originals come first, unchanged; every augmented row gets a fresh ``idx`` (``len(train)``
+    onwards, so the teacher-logit cache indexed by ``idx`` labels it) and no gold label (``-1`` for
+    classification, NaN for regression: :meth:`~kdistill.methods.objectives.Objective.gold_loss`
+    skips such rows). ``acfg.max_augmented`` keeps a seeded random subset of the generated rows.
+    The augmented rows are cached under the cache directory, keyed by the texts, the settings,
+    the mask token and the tagger, so a resumed or repeated run reuses them.
+
+    Args:
+        train: a split from :func:`kdistill.data.load_splits` (``text_a`` [, ``text_b``], ``label``, ``idx``).
+        acfg: the augmentation settings.
+        mask_token: the teacher tokenizer's mask token.
+        seed: used when ``acfg.augment_seed`` is None.
+        pos_tagger: a :class:`~kdistill.data.augment_tang.PosTagger` or None (no POS-guided replacement).
+        cache_dir: default :func:`kdistill.data.batching.default_cache_dir`.
+
+    Returns:
+        ``(dataset, info)``; ``info`` counts original / generated / used rows and records the settings.
+    """
+    import math
+    import random
+    import time
+
+    import datasets
+
+    from kdistill.data import augment_tang
+    from kdistill.data.batching import default_cache_dir
+
+    pair = "text_b" in train.column_names
+    texts = list(zip(train["text_a"], train["text_b"])) if pair else list(train["text_a"])
+    seed = acfg.augment_seed if acfg.augment_seed is not None else seed
+    tagger_name = None if pos_tagger is None else f"{type(pos_tagger).__name__}:{getattr(pos_tagger, 'name', '')}"
+    h = hashlib.sha1(json.dumps([acfg.model_dump(), seed, mask_token, tagger_name, len(texts)], sort_keys=True).encode())
+    for t in texts:
+        h.update(repr(t).encode())
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = root / f"aug-tang-{h.hexdigest()[:16]}"
+    if (path / AUGMENT_INFO).exists():
+        extra = datasets.load_from_disk(str(path))
+        info = json.loads((path / AUGMENT_INFO).read_text())
+    else:
+        t0 = time.perf_counter()
+        new = augment_tang.augment_dataset(
+            texts, n_iter=acfg.n_iter, seed=seed, pair_mode=acfg.pair_mode, p_mask=acfg.p_mask,
+            p_pos=acfg.p_pos if pos_tagger is not None else 0.0, p_ng=acfg.p_ng, mask_token=mask_token,
+            pos_tagger=pos_tagger, show_progress=show_progress)
+        generated = len(new)
+        if acfg.max_augmented and generated > acfg.max_augmented:
+            keep = sorted(random.Random(f"{seed}:max_augmented").sample(range(generated), acfg.max_augmented))
+            new = [new[i] for i in keep]
+        n, regression = len(train), train.features["label"].dtype.startswith("float")
+        cols = {"text_a": [x[0] for x in new] if pair else list(new), "text_b": [x[1] for x in new] if pair else None,
+                "label": [math.nan if regression else -1] * len(new), "idx": list(range(n, n + len(new)))}
+        extra = datasets.Dataset.from_dict({c: cols[c] for c in train.column_names}, features=train.features)
+        info = {"augment": acfg.augment, "original_rows": n, "augmented_generated": generated,
+                "augmented_used": len(new), "n_iter": acfg.n_iter, "p_mask": acfg.p_mask,
+                "p_pos": acfg.p_pos if pos_tagger is not None else 0.0, "p_ng": acfg.p_ng,
+                "pair_mode": acfg.pair_mode if pair else None, "seed": seed, "max_augmented": acfg.max_augmented,
+                "pos_tagger": tagger_name, "mask_token": mask_token, "seconds": round(time.perf_counter() - t0, 1)}
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        extra.save_to_disk(str(tmp))
+        (tmp / AUGMENT_INFO).write_text(json.dumps(info, indent=1))
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+        extra = datasets.load_from_disk(str(path))
+    info = dict(info, cache=str(path))
+    return datasets.concatenate_datasets([train, extra]), info
 
 
 # --------------------------------------------------------------------------- training runs
@@ -124,6 +263,11 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
 
     _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume, apply=False)  # cheapest checks first
     check_train_config(cfg.train)
+    augmenting = cfg.augment.augment != "none"
+    if augmenting and (cfg.method == "finetune" or (cfg.method == "kd" and cfg.distill.alpha >= 1 and cfg.distill.cos_weight == 0)):
+        raise KDistillError("--augment tang adds rows without gold labels that only the teacher can label; "
+                            "distil with --alpha < 1 (the paper: --kd-loss mse --alpha 0)")
+    pos_tagger = _augment_pos_tagger(cfg.augment)  # a missing tagger fails here, before any model is loaded
     splits, task = _load_data(cfg.data)
     objective = make_objective(cfg.method, task, cfg.distill) if cfg.method != "tinybert" else None
     teacher = None
@@ -136,7 +280,16 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
             raise KDistillError("distillation needs --teacher (a model fine-tuned on the task)")
         teacher = load_classifier(cfg.teacher, task, require_trained_head=True, what="teacher")
         tokenizer = load_tokenizer(cfg.teacher)
-        student = build_student(cfg.student, teacher, task, seed=cfg.train.seed)
+        if cfg.student.kind == "layers-from-teacher" and cfg.student.layer_selection == "importance":
+            cfg.student.layers = _importance_layers(teacher, tokenizer, splits["train"], cfg)
+        student = build_student(cfg.student, teacher, task, seed=cfg.train.seed, tokenizer=tokenizer)
+        if _is_bilstm(student):
+            if cfg.method == "tinybert" or cfg.distill.cos_weight > 0:
+                raise ModelError("a BiLSTM student has no per-token hidden states or attention: distil it with "
+                                 "--method kd and --cos-weight 0 (the paper: --kd-loss mse)")
+            if student.config.vocab_size < len(tokenizer):
+                raise ModelError(f"the BiLSTM student's vocabulary ({student.config.vocab_size}) is smaller than the "
+                                 f"teacher tokenizer's ({len(tokenizer)}); build it on the teacher's tokenizer")
         if cfg.student.kind == "pretrained":
             check_same_vocab(tokenizer, load_tokenizer(cfg.student.path))
         if cfg.method == "tinybert":
@@ -144,7 +297,7 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
 
             check_layerwise_pair(student, teacher)
             objective = TinyBertObjective(task, cfg.tinybert, student.config, teacher.config, "prediction")  # validates the map
-        if student.config.vocab_size != teacher.config.vocab_size:
+        if student.config.vocab_size != teacher.config.vocab_size and not _is_bilstm(student):
             raise ModelError(
                 f"student vocabulary ({student.config.vocab_size}) differs from the teacher's ({teacher.config.vocab_size}); "
                 "build the student on the teacher's tokenizer"
@@ -156,10 +309,19 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
         _prepare_output(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
         (out / RUN_FILE).write_text(cfg.model_dump_json(indent=1))
     cache = _cache_dir(cfg.data)
+    aug_info = None
     with procs.main_process_first():  # the main process writes the tokenisation cache, the others read it
-        train_ds = tokenize(splits["train"], tokenizer, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
+        train_split = splits["train"]
+        if augmenting:  # Tang et al. (2019) transfer set: originals + unlabeled perturbations, labelled by the teacher
+            train_split, aug_info = augment_train_split(
+                train_split, cfg.augment, mask_token=tokenizer.mask_token or tokenizer.unk_token or "[MASK]",
+                seed=cfg.train.seed, pos_tagger=pos_tagger, cache_dir=cache,
+                show_progress=cfg.train.show_progress and procs.is_main_process)
+        train_ds = tokenize(train_split, tokenizer, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
         eval_ds = tokenize(splits["validation"], tokenizer, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
     fingerprint = _fingerprint(cfg.teacher, cfg.data.model_dump(), len(train_ds))
+    if aug_info is not None:
+        fingerprint = _fingerprint(fingerprint, cfg.augment.model_dump(), aug_info["augmented_used"])
     if cfg.method == "tinybert":
         result = _tinybert_task_stages(cfg, student=student, teacher=teacher, tokenizer=tokenizer, task=task,
                                        train_ds=train_ds, eval_ds=eval_ds, out=out, callbacks=callbacks,
@@ -179,6 +341,8 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
     summary = {"method": cfg.method, "task": task.name, "best_step": result.best_step, "global_step": result.global_step,
                "train_seconds": result.train_seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
                "eval": result.eval_metrics}
+    if aug_info is not None:
+        summary["augment"] = aug_info
     (out / "train_results.json").write_text(json.dumps(summary, indent=1))
     rep = None
     if report and teacher is not None:
@@ -186,6 +350,14 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
                  "temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha,
                  "kd_loss": cfg.distill.kd_loss, "cos_weight": cfg.distill.cos_weight,
                  "student_layers": getattr(student.config, "kdistill_layers", None)}
+        if _is_bilstm(student):
+            sc = student.config
+            extra["student_kind"] = "bilstm"
+            extra["bilstm"] = {"hidden_size": sc.hidden_size, "fc_size": sc.fc_size, "pair": sc.pair,
+                               "embedding_dim": sc.embedding_dim, "embedding_mode": sc.embedding_mode,
+                               "embeddings": cfg.student.word_vectors or "teacher input embeddings"}
+        if aug_info is not None:
+            extra["augment"] = {k: v for k, v in aug_info.items() if k != "cache"}
         if cfg.method == "tinybert":
             extra.update({"tinybert": cfg.tinybert.model_dump(), "layer_map": objective.layer_map,
                           "temperature": cfg.tinybert.temperature, "alpha": cfg.tinybert.alpha})
@@ -199,6 +371,25 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
         files["training_curves"] = str(out / "training_curves.png")
     return RunResult(out, result.eval_metrics, result.train_seconds, report=rep, files=files,
                      teacher_cache_seconds=result.teacher_cache_seconds)
+
+
+def _importance_layers(teacher, tokenizer, train_split, cfg: RunConfig, n_batches: int = 16) -> list[int]:
+    """Teacher layers for a ``layers-from-teacher`` student chosen by head importance (Michel et al. 2019).
+
+    Raw (un-normalised) head importance on gold labels over ``n_batches`` seeded training batches,
+    summed per layer; the top ``k`` layers are kept in order, ``k`` = ``len(cfg.student.layers)``,
+    else ``cfg.student.num_layers``, else the default every-other-layer count.
+    """
+    from kdistill.compress.importance import compute_importance
+    from kdistill.compress.schedule import _importance_batches, layers_by_importance
+    from kdistill.students import default_layers, num_layers
+
+    n_teacher = num_layers(teacher.config)
+    k = len(cfg.student.layers) if cfg.student.layers else cfg.student.num_layers or len(default_layers(n_teacher))
+    ds = tokenize(train_split, tokenizer, max_length=cfg.data.max_length, cache_dir=_cache_dir(cfg.data), desc="tokenize train")
+    batches = _importance_batches(ds, tokenizer, n_batches=n_batches, batch_size=32, seed=cfg.train.seed)
+    raw = compute_importance(teacher, batches, loss="ce", exponent=None)
+    return layers_by_importance(raw.head_importance, k)
 
 
 def _stage_finished(stage_dir: Path) -> bool:
@@ -251,10 +442,24 @@ def _tinybert_task_stages(cfg: RunConfig, *, student, teacher, tokenizer, task, 
     return res
 
 
-def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidden_size, num_heads, intermediate_size) -> StudentConfig:
+BILSTM_KEYS = ("bilstm_hidden", "bilstm_fc", "bilstm_dropout", "word_vectors", "embedding_mode")
+
+
+def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidden_size, num_heads, intermediate_size,
+                    **bilstm: Any) -> StudentConfig:
+    if student == "bilstm":
+        return StudentConfig(kind="bilstm", **bilstm)
+    if bilstm:
+        raise KDistillError(f"{', '.join(sorted(bilstm))} apply to the bilstm student only (student='bilstm')")
     if student in ("layers-from-teacher", "spec"):
+        selection = "default"
+        if isinstance(layers, str):  # "importance": chosen by head importance (Michel et al. 2019)
+            if layers != "importance" or student != "layers-from-teacher":
+                raise KDistillError(f"layers must be a list of teacher layers or 'importance' (layers-from-teacher); got '{layers}'")
+            selection, layers = "importance", None
         return StudentConfig(kind=student, layers=list(layers) if layers else None, num_layers=num_layers,
-                             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size)
+                             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size,
+                             layer_selection=selection)
     return StudentConfig(kind="pretrained", path=student)
 
 
@@ -305,10 +510,13 @@ def distill(
         teacher: directory or hub id of a model fine-tuned on ``task``.
         task: GLUE task name, or ``None`` with ``train_file``/``validation_file`` options.
         student: ``"layers-from-teacher"``, ``"spec"`` (with ``num_layers``, ``hidden_size``,
-            ``num_heads``) or a path to a pretrained student.
+            ``num_heads``), ``"bilstm"`` (Tang et al. 2019; options ``bilstm_hidden``, ``bilstm_fc``,
+            ``bilstm_dropout``, ``word_vectors``, ``embedding_mode``) or a path to a pretrained student.
         output_dir: run directory (student, report, checkpoint, logs).
         options: any field of :class:`~kdistill.config.DataConfig` (``data_dir``, ``max_train_samples``, ...),
-            :class:`~kdistill.config.DistillConfig` (``temperature``, ``alpha``, ``kd_loss``, ``cos_weight``) or
+            :class:`~kdistill.config.DistillConfig` (``temperature``, ``alpha``, ``kd_loss``, ``cos_weight``),
+            :class:`~kdistill.config.AugmentConfig` (``augment="tang"``, ``p_mask``, ``p_pos``, ``p_ng``,
+            ``n_iter``, ``pair_mode``, ``augment_seed``, ``max_augmented``) or
             :class:`~kdistill.config.TrainConfig` (``epochs``, ``batch_size``, ``learning_rate``, ...).
 
     Returns:
@@ -317,11 +525,14 @@ def distill(
     if method not in ("kd", "tinybert"):
         raise KDistillError(f"unknown method '{method}'; choose kd or tinybert")
     tb: dict | None = {} if method == "tinybert" else None
+    aug = {k: options.pop(k) for k in list(options) if k in AugmentConfig.model_fields}
+    bilstm = {k: options.pop(k) for k in list(options) if k in BILSTM_KEYS}
     data, dist, trn = _split_kwargs(options, tb)
     cfg = RunConfig(method=method, teacher=teacher, data=DataConfig(task=task, **data),
-                    student=_student_config(student, layers, num_layers, hidden_size, num_heads, intermediate_size),
-                    distill=DistillConfig(**dist), tinybert=TinyBertConfig(**(tb or {})), train=TrainConfig(**trn),
-                    output_dir=str(output_dir), overwrite=overwrite, resume=resume)
+                    student=_student_config(student, layers, num_layers, hidden_size, num_heads, intermediate_size,
+                                            **bilstm),
+                    distill=DistillConfig(**dist), tinybert=TinyBertConfig(**(tb or {})), augment=AugmentConfig(**aug),
+                    train=TrainConfig(**trn), output_dir=str(output_dir), overwrite=overwrite, resume=resume)
     return train_run(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)
 
 
@@ -418,6 +629,54 @@ def report(teacher: str, student: str, task: str | None = "sst2", *, output_dir:
     return rep
 
 
+def export_onnx(model: str | Path, output: str | Path, *, check: bool = True) -> dict[str, Any]:
+    """Export a saved BiLSTM student to ONNX (``kdistill export-onnx``).
+
+    The graph takes the tokenizer's ``input_ids`` and ``attention_mask`` (and ``token_type_ids`` for
+    sentence-pair models) with dynamic batch and sequence axes and returns ``logits``
+    (see :func:`kdistill.students.bilstm.export_onnx`). With ``check`` and ``onnxruntime``
+    installed, the ONNX logits are compared with PyTorch's on a batch of another size and length.
+
+    Returns:
+        ``{"path", "inputs", "max_abs_diff"}`` (``max_abs_diff`` None when not checked).
+
+    Raises:
+        ModelError: ``model`` is not a saved BiLSTM student, or ``onnx`` is not installed.
+    """
+    import torch
+
+    from kdistill.students.bilstm import BiLSTMForSequenceClassification, is_bilstm_dir
+    from kdistill.students.bilstm import export_onnx as _export
+
+    if not is_bilstm_dir(model):
+        raise ModelError(f"'{model}' is not a saved BiLSTM student (config.json model_type 'kdistill-bilstm'); "
+                         "export-onnx supports BiLSTM students")
+    net = BiLSTMForSequenceClassification.from_pretrained(model)
+    tok = load_tokenizer(str(model))
+    first = ["a gorgeous , witty , seductive movie .", "it 's a bad film", "the plot is thin but the acting is not"]
+    second = ["a movie", "an awful , boring , long film", "acting"] if net.config.pair else None
+
+    def encode(n):
+        return dict(tok(first[:n], second[:n] if second else None, padding=True, return_tensors="pt"))
+
+    path = _export(net, output, encode(2))
+    diff, names = None, ["input_ids", "attention_mask"] + (["token_type_ids"] if net.config.pair else [])
+    if check:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            ort = None
+        if ort is not None:
+            enc = encode(3)
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            names = [i.name for i in sess.get_inputs()]
+            got = sess.run(None, {k: enc[k].numpy() for k in names})[0]
+            with torch.inference_mode():
+                ref = net(**enc).logits.numpy()
+            diff = float(abs(got - ref).max())
+    return {"path": str(path), "inputs": names, "max_abs_diff": diff}
+
+
 def run(
     teacher: str | None = None,
     task: str | None = "sst2",
@@ -439,11 +698,13 @@ def run(
     if out.exists() and not out.is_dir():
         raise KDistillError(f"output path '{out}' is a file; pass a directory")
     teacher = teacher or default_pretrained_model()
-    data, _, trn = _split_kwargs(options)
+    student_only = set(AugmentConfig.model_fields) | set(BILSTM_KEYS)  # distillation options the teacher's fine-tuning ignores
+    teacher_options = {k: v for k, v in options.items() if k not in student_only}
+    data, _, trn = _split_kwargs(teacher_options)
     probe = RunConfig(method="finetune", data=DataConfig(task=task, **data), output_dir=str(out))
     _, spec = _load_data(probe.data)
     if not has_trained_head(teacher, spec):
-        tcfg = dict(options, epochs=teacher_epochs)
+        tcfg = dict(teacher_options, epochs=teacher_epochs)
         res = finetune(teacher, task, output_dir=out / "teacher", overwrite=overwrite,
                        resume=resume and (out / "teacher" / "checkpoint").exists(), **tcfg)
         if res.interrupted:

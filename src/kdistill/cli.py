@@ -18,9 +18,11 @@ app = typer.Typer(help="Knowledge distillation for BERT-family models: teacher -
 console = Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
 
-def _ints(text: Optional[str]) -> Optional[list[int]]:
+def _ints(text: Optional[str]):
     if not text:
         return None
+    if text.strip() == "importance":  # --layers importance: chosen by head importance
+        return "importance"
     try:
         return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
     except ValueError:
@@ -109,12 +111,25 @@ def distill(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
-    student: str = typer.Option("layers-from-teacher", "--student", help="layers-from-teacher | spec | PATH of a pretrained student."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept)."),
+    student: str = typer.Option("layers-from-teacher", "--student", help="layers-from-teacher | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers."),
     hidden_size: Optional[int] = typer.Option(None, "--hidden-size", help="spec student: hidden size."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", help="spec student: attention heads."),
     intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size", help="spec student: FFN size."),
+    bilstm_hidden: Optional[int] = typer.Option(None, "--bilstm-hidden", help="bilstm student: LSTM hidden size per direction (default: the paper's 150 single sentence, 300 pairs)."),
+    bilstm_fc: Optional[int] = typer.Option(None, "--bilstm-fc", help="bilstm student: ReLU layer width (default: 200 single sentence, 400 pairs)."),
+    bilstm_dropout: Optional[float] = typer.Option(None, "--bilstm-dropout", help="bilstm student: dropout on embeddings and the ReLU layer (default 0.1)."),
+    word_vectors: Optional[str] = typer.Option(None, "--word-vectors", help="bilstm student: word2vec/GloVe text file for the embeddings (default: copy the teacher's input embeddings)."),
+    embedding_mode: Optional[str] = typer.Option(None, "--embedding-mode", help="bilstm student: trainable | frozen | multichannel (one frozen + one trainable copy; default)."),
+    augment: Optional[str] = typer.Option(None, "--augment", help="none | tang: add Tang et al. (2019) perturbations of the train set, labelled by the teacher."),
+    p_mask: Optional[float] = typer.Option(None, "--p-mask", help="augment: per-word probability of the mask token (default 0.1)."),
+    p_pos: Optional[float] = typer.Option(None, "--p-pos", help="augment: per-word probability of a same-POS replacement (default 0.1; needs spaCy; 0 = off)."),
+    p_ng: Optional[float] = typer.Option(None, "--p-ng", help="augment: probability of keeping a random 1-5-gram (default 0.25)."),
+    n_iter: Optional[int] = typer.Option(None, "--n-iter", help="augment: perturbations per example, duplicates dropped (default 20)."),
+    pair_mode: Optional[str] = typer.Option(None, "--pair-mode", help="augment, pair tasks: cycle (first, second, both in turn; default) | both | first | second."),
+    augment_seed: Optional[int] = typer.Option(None, "--augment-seed", help="augment: seed (default: --seed)."),
+    max_augmented: Optional[int] = typer.Option(None, "--max-augmented", help="augment: keep at most N augmented rows (a seeded random subset), to fit the machine."),
     method: str = typer.Option("kd", "--method", help="kd (soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default: kd 2, tinybert 1)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."),
@@ -160,7 +175,10 @@ def distill(
             **_given(temperature=temperature, alpha=alpha, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
                      head_rule=head_rule, attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight,
                      intermediate_epochs=intermediate_epochs, prediction_epochs=prediction_epochs,
-                     intermediate_learning_rate=intermediate_lr),
+                     intermediate_learning_rate=intermediate_lr, bilstm_hidden=bilstm_hidden, bilstm_fc=bilstm_fc,
+                     bilstm_dropout=bilstm_dropout, word_vectors=word_vectors, embedding_mode=embedding_mode,
+                     augment=augment, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, n_iter=n_iter, pair_mode=pair_mode,
+                     augment_seed=augment_seed, max_augmented=max_augmented),
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum, cache_teacher),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, max_train_samples,
@@ -264,6 +282,22 @@ def report(
     Console().print(render_markdown(rep))
 
 
+@app.command("export-onnx")
+def export_onnx(
+    model: str = typer.Option(..., "--model", help="Saved BiLSTM student directory (from distill --student bilstm)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime's logits with PyTorch's (when onnxruntime is installed)."),
+) -> None:
+    """Export a BiLSTM student to ONNX (inputs input_ids, attention_mask [, token_type_ids]; output logits)."""
+    from kdistill import api
+
+    try:
+        info = api.export_onnx(model, output, check=check)
+    except (KDistillError, ValueError) as err:
+        _fail(err)
+    sys.stdout.write(json.dumps(info, indent=1) + "\n")
+
+
 @app.command()
 def run(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."),
@@ -352,6 +386,93 @@ def general_distill(
     except (KDistillError, ValueError) as err:
         _fail(err)
     _print_result(res)
+
+
+@app.command()
+def augment(
+    task: Optional[str] = TaskOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    train_file: Optional[str] = TrainFileOpt,
+    validation_file: Optional[str] = ValFileOpt,
+    text_columns: Optional[str] = TextColsOpt,
+    label_column: Optional[str] = LabelColOpt,
+    max_train_samples: Optional[int] = typer.Option(None, "--max-train-samples", help="Augment only the first N rows."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Model whose input embeddings give word neighbours (e.g. the teacher)."),
+    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Instead: a model folder or a GloVe/word2vec text file (.txt/.vec/.gz)."),
+    mlm: Optional[str] = typer.Option(None, "--mlm", help="A masked-LM (AutoModelForMaskedLM) for single-piece words; default: embedding neighbours only."),
+    p_t: float = typer.Option(0.4, "--p-t", help="Probability of replacing each word."),
+    k: int = typer.Option(15, "--k", help="Candidates per word."),
+    n_aug: int = typer.Option(20, "--n-aug", help="Augmented copies per example (duplicates dropped)."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(64, "--batch-size", help="MLM batch size."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file: .tsv (task columns, readable with --train-file) or .jsonl."),
+) -> None:
+    """TinyBERT data augmentation (Jiao et al. 2020, Algorithm 1): word replacement by MLM / embedding neighbours."""
+    from kdistill.data.augment_tinybert import run_augment
+
+    try:
+        path = run_augment(task, output=str(output), teacher=teacher, embeddings=embeddings, mlm=mlm, data_dir=data_dir,
+                           train_file=train_file, validation_file=validation_file, text_columns=_strs(text_columns),
+                           label_column=label_column, max_train_samples=max_train_samples, p_t=p_t, k=k, n_aug=n_aug,
+                           seed=seed, batch_size=batch_size)
+    except (KDistillError, ValueError) as err:
+        _fail(err)
+    print(str(path))
+
+
+@app.command()
+def compress(
+    teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery."),
+    task: Optional[str] = TaskOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    train_file: Optional[str] = TrainFileOpt,
+    validation_file: Optional[str] = ValFileOpt,
+    text_columns: Optional[str] = TextColsOpt,
+    label_column: Optional[str] = LabelColOpt,
+    max_train_samples: Optional[int] = MaxTrainOpt,
+    max_eval_samples: Optional[int] = MaxEvalOpt,
+    head_fraction: float = typer.Option(0.25, "--head-fraction", help="Share of the remaining heads pruned per round."),
+    ffn_fraction: float = typer.Option(0.25, "--ffn-fraction", help="Share of the remaining FFN neurons pruned per round."),
+    layers_per_round: int = typer.Option(0, "--layers-per-round", help="Whole layers removed per round (least head importance)."),
+    min_layers: int = typer.Option(1, "--min-layers"),
+    steps_per_round: int = typer.Option(500, "--steps-per-round", help="Distillation steps after each pruning step."),
+    importance_batches: int = typer.Option(16, "--importance-batches"),
+    importance_loss: str = typer.Option("kl", "--importance-loss", help="kl (to the teacher, label-free) | ce (gold labels)."),
+    target_speedup: Optional[float] = typer.Option(None, "--target-speedup", help="Stop once CPU batch-1 speedup reaches this."),
+    target_params: Optional[int] = typer.Option(None, "--target-params", help="Stop once parameters are at most this."),
+    target_heads: Optional[int] = typer.Option(None, "--target-heads", help="Stop once attention heads are at most this."),
+    max_rounds: int = typer.Option(8, "--max-rounds"),
+    temperature: float = typer.Option(2.0, "--temperature", "-T"),
+    alpha: float = typer.Option(0.5, "--alpha"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", "--lr"),
+    seed: int = typer.Option(42, "--seed"),
+    latency_runs: int = typer.Option(100, "--latency-runs"),
+    output: Path = typer.Option(..., "--output", "-o"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
+) -> None:
+    """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
+    from kdistill.compress import compress as run_compress
+
+    try:
+        rep = run_compress(teacher, task, output_dir=output, head_fraction=head_fraction, ffn_fraction=ffn_fraction,
+                           layers_per_round=layers_per_round, min_layers=min_layers, steps_per_round=steps_per_round,
+                           importance_batches=importance_batches, importance_loss=importance_loss,
+                           target_speedup=target_speedup, target_params=target_params, target_heads=target_heads,
+                           max_rounds=max_rounds, latency_runs=latency_runs, overwrite=overwrite, resume=resume,
+                           temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+                           seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column,
+                                                   max_train_samples, max_eval_samples, None))
+    except (KDistillError, ValueError) as err:
+        _fail(err)
+    table = Table(title=f"kdistill compress: {output}")
+    for col in ("round", "layers", "heads", "params", "metric", "speedup"):
+        table.add_column(col, justify="right")
+    for r in rep.get("rounds", []):
+        table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), f"{r['params'] / 1e6:.1f}M", f"{r['metric']:.4f}",
+                      f"{r['speedup']:.2f}×")
+    Console().print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -30,17 +30,31 @@ class StudentConfig(_Base):
     """Which student to train.
 
     ``kind``: ``layers-from-teacher`` (copy ``layers`` of the teacher, DistilBERT-style),
-    ``spec`` (fresh model of shape ``num_layers`` × ``hidden_size``), or ``pretrained``
-    (load ``path``, e.g. a general-distillation checkpoint).
+    ``spec`` (fresh model of shape ``num_layers`` × ``hidden_size``), ``pretrained``
+    (load ``path``, e.g. a general-distillation checkpoint), or ``bilstm`` (Tang et al. 2019:
+    embedding → one-layer BiLSTM → ReLU layer → logits, siamese for pairs; see
+    :mod:`kdistill.students.bilstm`) with ``bilstm_hidden``/``bilstm_fc`` (default: the paper's
+    150/200 single sentence, 300/400 pairs), embeddings from ``word_vectors`` (word2vec/GloVe text)
+    or else the teacher's input embeddings over its tokenizer, ``embedding_mode`` ``trainable``,
+    ``frozen`` or ``multichannel`` (one frozen + one trainable copy, summed; the paper's setup).
     """
 
-    kind: Literal["layers-from-teacher", "spec", "pretrained"] = "layers-from-teacher"
+    kind: Literal["layers-from-teacher", "spec", "pretrained", "bilstm"] = "layers-from-teacher"
     layers: list[int] | None = None
+    # "importance": layers-from-teacher copies the teacher layers with the largest summed head
+    # importance (Michel et al. 2019) instead of every other layer; how many: len(layers) or the default count
+    layer_selection: Literal["default", "importance"] = "default"
     num_layers: int | None = Field(default=None, ge=1)
     hidden_size: int | None = Field(default=None, ge=8)
     num_heads: int | None = Field(default=None, ge=1)
     intermediate_size: int | None = Field(default=None, ge=8)
     path: str | None = None
+    # bilstm (Tang et al. 2019): sizes None = the paper's (hidden 150 / FC 200 single sentence, 300 / 400 pairs)
+    bilstm_hidden: int | None = Field(default=None, ge=1)
+    bilstm_fc: int | None = Field(default=None, ge=1)
+    bilstm_dropout: float = Field(default=0.1, ge=0, lt=1)
+    word_vectors: str | None = None  # word2vec/GloVe text file; None = the teacher's input embeddings
+    embedding_mode: Literal["trainable", "frozen", "multichannel"] = "multichannel"
 
     @model_validator(mode="after")
     def _check(self) -> "StudentConfig":
@@ -48,6 +62,8 @@ class StudentConfig(_Base):
             raise ValueError("a spec student needs num_layers, hidden_size and num_heads")
         if self.kind == "pretrained" and not self.path:
             raise ValueError("a pretrained student needs a path")
+        if self.kind != "bilstm" and (self.word_vectors or self.bilstm_hidden or self.bilstm_fc):
+            raise ValueError("word_vectors, bilstm_hidden and bilstm_fc apply to the bilstm student only (student='bilstm')")
         return self
 
 
@@ -62,6 +78,34 @@ class DistillConfig(_Base):
     alpha: float = Field(default=0.5, ge=0, le=1)
     kd_loss: Literal["kl", "mse"] = "kl"
     cos_weight: float = Field(default=0.0, ge=0)
+
+
+class AugmentConfig(_Base):
+    """Transfer-set augmentation of Tang et al. (2019), Sec. 3.1 (:mod:`kdistill.data.augment_tang`).
+
+    ``augment='tang'``: per word, with ``p_mask`` replace it by the mask token, else with ``p_pos``
+    by a word of the same part of speech (sampled by corpus frequency; needs spaCy, or ``p_pos=0``);
+    then with ``p_ng`` keep a random n-gram (n = 1..5). ``n_iter`` samples per training example,
+    duplicates dropped; pairs perturbed per ``pair_mode`` (``cycle``: first, second, both in turn).
+    The augmented rows carry no gold label (the gold loss skips them) and are labelled by the
+    teacher (its logits cached once). ``max_augmented`` caps the augmented rows (a seeded random
+    subset) to fit the machine; ``augment_seed`` None = the run's seed.
+    """
+
+    augment: Literal["none", "tang"] = "none"
+    p_mask: float = Field(default=0.1, ge=0, le=1)
+    p_pos: float = Field(default=0.1, ge=0, le=1)
+    p_ng: float = Field(default=0.25, ge=0, le=1)
+    n_iter: int = Field(default=20, ge=1)
+    pair_mode: Literal["both", "first", "second", "cycle"] = "cycle"
+    augment_seed: int | None = None
+    max_augmented: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AugmentConfig":
+        if self.p_mask + self.p_pos > 1 + 1e-12:
+            raise ValueError(f"p_mask + p_pos must be <= 1 (one draw decides per word), got {self.p_mask} + {self.p_pos}")
+        return self
 
 
 class TinyBertConfig(_Base):
@@ -110,6 +154,7 @@ class TrainConfig(_Base):
     seed: int = 42
     group_by_length: bool = True
     cache_teacher: bool = True
+    teacher_cache_file: str | None = None  # where cached teacher logits live (default: <output>/teacher_logits.safetensors)
     show_progress: bool = True
 
 
@@ -122,6 +167,7 @@ class RunConfig(_Base):
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
     tinybert: TinyBertConfig = TinyBertConfig()
+    augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     output_dir: str
     overwrite: bool = False

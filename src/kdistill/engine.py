@@ -332,7 +332,8 @@ def train(
     if teacher is not None:
         teacher.eval().requires_grad_(False).to(accelerator.device)
         if objective.needs_teacher and cfg.cache_teacher and not needs_teacher_internals and train_ds is not None:
-            cache = teacher_logits_cache(teacher, train_ds, tokenizer, path=out / "teacher_logits.safetensors",
+            cache_path = Path(cfg.teacher_cache_file) if cfg.teacher_cache_file else out / "teacher_logits.safetensors"
+            cache = teacher_logits_cache(teacher, train_ds, tokenizer, path=cache_path,
                                          fingerprint=teacher_fingerprint or "unnamed", batch_size=cfg.eval_batch_size,
                                          accelerator=accelerator, show_progress=cfg.show_progress)
     cache_seconds = time.perf_counter() - cache_seconds if cache is not None else 0.0

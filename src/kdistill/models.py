@@ -58,6 +58,13 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
         ModelError: missing path, unloadable model, untrained head, or label-count mismatch.
     """
     _check_exists(name, what)
+    from kdistill.students.bilstm import is_bilstm_dir
+
+    if is_bilstm_dir(name):  # a Tang et al. (2019) BiLSTM student: not an AutoModel
+        return _load_bilstm(name, task, what)
+    from kdistill.compress.modeling import register_auto_classes
+
+    register_auto_classes()  # pruned / factorised models (model_type kdistill-compressed-*) load like stock ones
     try:
         config = AutoConfig.from_pretrained(name)
     except Exception as err:  # noqa: BLE001
@@ -94,6 +101,26 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
                 f"{what} '{name}' predicts {model.config.num_labels} labels but task '{task.name}' has {task.num_labels}; "
                 "use a model fine-tuned on this task"
             )
+    return model
+
+
+def _load_bilstm(name: str, task: TaskSpec, what: str):
+    """A saved :class:`~kdistill.students.bilstm.BiLSTMForSequenceClassification`, checked against ``task``.
+
+    A BiLSTM folder always holds a trained head (it is only ever written after training), so the
+    only check is the label count (and the pair layout).
+    """
+    from kdistill.students.bilstm import BiLSTMForSequenceClassification
+
+    model = BiLSTMForSequenceClassification.from_pretrained(name)
+    if model.config.num_labels != task.num_labels:
+        raise ModelError(
+            f"{what} '{name}' predicts {model.config.num_labels} labels but task '{task.name}' has {task.num_labels}; "
+            "use a BiLSTM trained on this task"
+        )
+    if bool(model.config.pair) != bool(task.is_pair):
+        kind = "sentence-pair" if model.config.pair else "single-sentence"
+        raise ModelError(f"{what} '{name}' is a {kind} BiLSTM but task '{task.name}' is not; use one built for this task")
     return model
 
 

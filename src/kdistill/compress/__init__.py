@@ -32,9 +32,12 @@ from kdistill.compress.prune import (
 )
 from kdistill.compress.vocab import VocabPruneResult, prune_embeddings, prune_vocabulary, remap_tokenizer
 
+from kdistill.compress.schedule import RoundRecord, compress, layers_by_importance  # noqa: E402
+
 register_auto_classes()
 
 __all__ = [
+    "compress", "RoundRecord", "layers_by_importance",
     "Importance", "compute_importance", "gated", "gated_loss", "normalize_per_layer",
     "factorize", "factorize_linear", "rank_for_energy",
     "ffn_per_layer", "heads_per_layer", "is_compressed", "load_compressed", "register_auto_classes",

@@ -1,0 +1,73 @@
+"""The iterative prune → distil schedule (`kdistill compress`) end to end on a tiny teacher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from kdistill.compress import compress, layers_by_importance
+from kdistill.errors import KDistillError
+
+FAST = dict(batch_size=16, eval_batch_size=64, show_progress=False, max_train_samples=64, max_eval_samples=32)
+
+
+def test_layers_by_importance_keeps_the_largest_sums():
+    scores = torch.tensor([[0.1, 0.2], [0.9, float("nan")], [0.3, 0.3], [0.05, 0.0]])
+    assert layers_by_importance(scores, 2) == [1, 2]
+    with pytest.raises(KDistillError):
+        layers_by_importance(scores, 5)
+
+
+def test_prune_distil_rounds_until_the_head_target(tmp_path, tiny_teacher_dir, glue_dir):
+    out = tmp_path / "c"
+    rep = compress(str(tiny_teacher_dir), "sst2", output_dir=out, head_fraction=0.25, ffn_fraction=0.25,
+                   layers_per_round=1, steps_per_round=2, importance_batches=2, target_heads=4, max_rounds=4,
+                   latency_runs=3, data_dir=str(glue_dir), **FAST)
+    rounds = rep["rounds"]
+    # tiny teacher: 4 layers x 2 heads. Round 1: 2 heads pruned, 1 layer dropped -> 3 layers; ...
+    assert rep["targets_met"] and rounds[-1]["heads"] <= 4
+    assert [r["layers"] for r in rounds] == sorted([r["layers"] for r in rounds], reverse=True)
+    assert rounds[0]["params"] < sum(p.numel() for p in AutoModelForSequenceClassification.from_pretrained(tiny_teacher_dir).parameters())
+    for k in range(1, len(rounds) + 1):
+        assert (out / f"round_{k}" / "importance" / "heads.png").exists()
+        assert (out / f"round_{k}" / "student" / "report.json").exists()
+    assert (out / "rounds.png").exists() and (out / "rounds.csv").exists()
+    import kdistill.compress  # noqa: F401 - registers the compressed model type
+
+    final = AutoModelForSequenceClassification.from_pretrained(out)
+    assert sum(p.numel() for p in final.parameters()) == rounds[-1]["params"]
+    assert json.loads((out / "report.json").read_text())["method"].startswith("compress")
+    # resuming a finished schedule redoes nothing
+    again = compress(str(tiny_teacher_dir), "sst2", output_dir=out, head_fraction=0.25, ffn_fraction=0.25,
+                     layers_per_round=1, steps_per_round=2, importance_batches=2, target_heads=4, max_rounds=4,
+                     latency_runs=3, data_dir=str(glue_dir), resume=True, **FAST)
+    assert again["rounds"] == rounds
+
+
+def test_compress_refuses_nothing_to_prune(tmp_path, tiny_teacher_dir):
+    with pytest.raises(KDistillError, match="nothing to prune"):
+        compress(str(tiny_teacher_dir), output_dir=tmp_path / "x", head_fraction=0, ffn_fraction=0)
+
+
+def test_importance_chosen_layers_for_a_layers_from_teacher_student(tmp_path, tiny_teacher_dir, glue_dir):
+    import kdistill
+
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "imp", layers="importance", num_layers=2,
+                           data_dir=str(glue_dir), report=False, epochs=1, **FAST)
+    cfg = json.loads((tmp_path / "imp" / "kdistill_run.json").read_text())
+    chosen = cfg["student"]["layers"]
+    assert len(chosen) == 2 and chosen == sorted(chosen) and all(0 <= i < 4 for i in chosen)
+    assert AutoModelForSequenceClassification.from_pretrained(res.output_dir).config.num_hidden_layers == 2
+
+
+def test_compress_cli_bad_fraction(tmp_path, tiny_teacher_dir):
+    from typer.testing import CliRunner
+
+    from kdistill.cli import app
+
+    res = CliRunner().invoke(app, ["compress", "--teacher", str(tiny_teacher_dir), "--head-fraction", "1.5",
+                                   "--output", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "--head-fraction" in res.output
