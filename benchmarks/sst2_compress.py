@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--layers-per-round", type=int, default=1)
     p.add_argument("--target-speedup", type=float, default=2.5)
     p.add_argument("--max-rounds", type=int, default=5)
+    p.add_argument("--final-steps", type=int, default=0)
     p.add_argument("--resume", action="store_true")
     l = sub.add_parser("lft")
     l.add_argument("--name", required=True)
@@ -58,16 +59,18 @@ def main() -> None:
         rep = compress(str(TEACHER), "sst2", output_dir=RUNS / args.name, head_fraction=args.head_fraction,
                        ffn_fraction=args.ffn_fraction, layers_per_round=args.layers_per_round,
                        steps_per_round=args.steps_per_round, target_speedup=args.target_speedup,
-                       max_rounds=args.max_rounds, latency_runs=300, data_dir=str(GLUE), batch_size=32,
+                       max_rounds=args.max_rounds, final_steps=args.final_steps, latency_runs=300, data_dir=str(GLUE), batch_size=32,
                        learning_rate=1e-4, temperature=2.0, alpha=0.5, teacher_cache_file=str(CACHE),
                        overwrite=not args.resume, resume=args.resume)
         rounds = rep.pop("rounds")
+        final = rep.get("final_recovery") or {}
         write_result(args.name, rep, {
             "method": "compress: iterative prune (heads, FFN, layers by importance) -> KD recovery", "command": command,
-            "train_seconds": round(sum(r["train_seconds"] for r in rounds), 1), "rounds": rounds,
+            "train_seconds": round(sum(r["train_seconds"] for r in rounds) + final.get("train_seconds", 0.0), 1),
+            "rounds": rounds,
             "teacher": teacher_rel, "student": f"pruned teacher after {len(rounds)} rounds",
             "settings": {k: getattr(args, k) for k in ("steps_per_round", "head_fraction", "ffn_fraction",
-                                                       "layers_per_round", "target_speedup", "max_rounds")},
+                                                       "layers_per_round", "target_speedup", "max_rounds", "final_steps")},
         })
         return
     if args.cmd == "lft":

@@ -45,6 +45,13 @@ def test_prune_distil_rounds_until_the_head_target(tmp_path, tiny_teacher_dir, g
                      layers_per_round=1, steps_per_round=2, importance_batches=2, target_heads=4, max_rounds=4,
                      latency_runs=3, data_dir=str(glue_dir), resume=True, **FAST)
     assert again["rounds"] == rounds
+    # a longer final recovery on top of the finished rounds
+    final = compress(str(tiny_teacher_dir), "sst2", output_dir=out, head_fraction=0.25, ffn_fraction=0.25,
+                     layers_per_round=1, steps_per_round=2, importance_batches=2, target_heads=4, max_rounds=4,
+                     final_steps=3, latency_runs=3, data_dir=str(glue_dir), resume=True, **FAST)
+    assert final["rounds"] == rounds and final["final_recovery"]["student_params"] == rounds[-1]["params"]
+    state = json.loads((out / "final" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and state["finished"]
 
 
 def test_compress_refuses_nothing_to_prune(tmp_path, tiny_teacher_dir):

@@ -442,6 +442,7 @@ def compress(
     target_params: Optional[int] = typer.Option(None, "--target-params", help="Stop once parameters are at most this."),
     target_heads: Optional[int] = typer.Option(None, "--target-heads", help="Stop once attention heads are at most this."),
     max_rounds: int = typer.Option(8, "--max-rounds"),
+    final_steps: int = typer.Option(0, "--final-steps", help="A longer distillation of the final pruned model (steps; 0 = none)."),
     temperature: float = typer.Option(2.0, "--temperature", "-T"),
     alpha: float = typer.Option(0.5, "--alpha"),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -460,7 +461,8 @@ def compress(
                            layers_per_round=layers_per_round, min_layers=min_layers, steps_per_round=steps_per_round,
                            importance_batches=importance_batches, importance_loss=importance_loss,
                            target_speedup=target_speedup, target_params=target_params, target_heads=target_heads,
-                           max_rounds=max_rounds, latency_runs=latency_runs, overwrite=overwrite, resume=resume,
+                           max_rounds=max_rounds, final_steps=final_steps, latency_runs=latency_runs,
+                           overwrite=overwrite, resume=resume,
                            temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
                            seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column,
                                                    max_train_samples, max_eval_samples, None))

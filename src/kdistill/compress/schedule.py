@@ -147,6 +147,7 @@ def compress(
     target_params: int | None = None,
     target_heads: int | None = None,
     max_rounds: int = 8,
+    final_steps: int = 0,
     latency_runs: int = 100,
     overwrite: bool = False,
     resume: bool = False,
@@ -164,6 +165,8 @@ def compress(
         importance_batches: training batches the scores average over; ``importance_loss``: ``kl`` or ``ce``.
         target_speedup, target_params, target_heads: stop once all given targets hold.
         max_rounds: upper bound on rounds.
+        final_steps: after the last round, a longer recovery: distil the final pruned model from the
+            teacher for this many more steps (into ``OUT/final``); 0 = none.
         options: distillation options as for :func:`kdistill.distill` (``temperature``, ``alpha``,
             ``batch_size``, ``learning_rate``, ``data_dir``, ``max_train_samples`` ...).
 
@@ -271,11 +274,29 @@ def compress(
         done = targets_met(rec, target_speedup=target_speedup, target_params=target_params, target_heads=target_heads)
         if done:
             break
+    final_record = None
+    if final_steps:
+        final_dir = out / "final"
+        resuming = resume and (final_dir / "checkpoint").exists()
+        res = api.distill(teacher, task, str(student_dir), output_dir=final_dir, max_steps=final_steps,
+                          teacher_cache_file=cache_file, latency_runs=latency_runs, resume=resuming,
+                          overwrite=not resuming, **options)
+        if res.interrupted:
+            return {"interrupted": True, "round": "final", "rounds": [asdict(r) for r in records]}
+        final_record = {k: res.report[k] for k in ("student_metric", "retention", "speedup", "student_params")}
+        final_record["train_seconds"] = res.train_seconds
+        student_dir = final_dir
     # the final student at the run root, with its report
     for f in student_dir.iterdir():
         if f.is_file():
             shutil.copy2(f, out / f.name)
     final = json.loads((out / "report.json").read_text())
-    final.update({"rounds": [asdict(r) for r in records], "targets_met": done, "method": "compress (prune → distil)"})
+    if final_record is not None:  # targets judged on the model after the final recovery
+        last = records[-1]
+        done = targets_met(RoundRecord(**{**asdict(last), "metric": final_record["student_metric"],
+                                          "speedup": final_record["speedup"]}),
+                           target_speedup=target_speedup, target_params=target_params, target_heads=target_heads)
+    final.update({"rounds": [asdict(r) for r in records], "targets_met": done, "method": "compress (prune → distil)",
+                  "final_recovery": final_record})
     (out / "report.json").write_text(json.dumps(final, indent=1, default=str))
     return final
