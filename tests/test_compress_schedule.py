@@ -78,3 +78,20 @@ def test_compress_cli_bad_fraction(tmp_path, tiny_teacher_dir):
     res = CliRunner().invoke(app, ["compress", "--teacher", str(tiny_teacher_dir), "--head-fraction", "1.5",
                                    "--output", str(tmp_path / "c")])
     assert res.exit_code == 2 and "--head-fraction" in res.output
+
+
+def test_compress_with_lowrank_recovery_and_vocabulary_pruning(tmp_path, tiny_teacher_dir, glue_dir):
+    out = tmp_path / "lv"
+    rep = compress(str(tiny_teacher_dir), "sst2", output_dir=out, head_fraction=0.25, ffn_fraction=0.0,
+                   steps_per_round=2, importance_batches=1, max_rounds=1, lowrank_rank=4, prune_vocab=True,
+                   latency_runs=3, data_dir=str(glue_dir), **FAST)
+    import kdistill.compress  # noqa: F401
+    from transformers import AutoTokenizer
+
+    lowrank_cfg = json.loads((out / "lowrank" / "student" / "config.json").read_text())
+    assert lowrank_cfg.get("kdistill_lowrank")  # the factorised layers survived distillation and saving
+    assert rep["vocab"]["kept_tokens"] < rep["vocab"]["vocab_before"]
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert model.config.vocab_size == len(tok) == rep["vocab"]["kept_tokens"]
+    assert (out / "report.json").exists()

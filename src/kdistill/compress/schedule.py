@@ -148,6 +148,9 @@ def compress(
     target_heads: int | None = None,
     max_rounds: int = 8,
     final_steps: int = 0,
+    lowrank_rank: int | None = None,
+    lowrank_energy: float | None = None,
+    prune_vocab: bool = False,
     latency_runs: int = 100,
     overwrite: bool = False,
     resume: bool = False,
@@ -167,6 +170,12 @@ def compress(
         max_rounds: upper bound on rounds.
         final_steps: after the last round, a longer recovery: distil the final pruned model from the
             teacher for this many more steps (into ``OUT/final``); 0 = none.
+        lowrank_rank, lowrank_energy: then factorise the encoder's dense layers by truncated SVD (a rank,
+            or the share of squared singular values kept) and recover by distillation for
+            ``max(final_steps, steps_per_round)`` steps (into ``OUT/lowrank``).
+        prune_vocab: last, keep only the token embeddings seen in the training texts (plus special
+            tokens) and remap the tokenizer (into ``OUT/vocab``; no training; dev words unseen in
+            training become ``[UNK]``).
         options: distillation options as for :func:`kdistill.distill` (``temperature``, ``alpha``,
             ``batch_size``, ``learning_rate``, ``data_dir``, ``max_train_samples`` ...).
 
@@ -286,6 +295,35 @@ def compress(
         final_record = {k: res.report[k] for k in ("student_metric", "retention", "speedup", "student_params")}
         final_record["train_seconds"] = res.train_seconds
         student_dir = final_dir
+    extra_steps: dict[str, Any] = {}
+    if lowrank_rank or lowrank_energy:
+        from kdistill.compress.lowrank import factorize
+
+        low = out / "lowrank"
+        resuming = resume and (low / "student" / "checkpoint").exists()
+        if not resuming:
+            base = load_classifier(str(student_dir), spec, require_trained_head=True, what="student")
+            factorize(base, rank=lowrank_rank, energy=lowrank_energy).save_pretrained(low / "factorized")
+            tokenizer.save_pretrained(low / "factorized")
+        res = api.distill(teacher, task, str(low / "factorized"), output_dir=low / "student",
+                          max_steps=max(final_steps, steps_per_round), teacher_cache_file=cache_file,
+                          latency_runs=latency_runs, resume=resuming, overwrite=not resuming, **options)
+        if res.interrupted:
+            return {"interrupted": True, "round": "lowrank", "rounds": [asdict(r) for r in records]}
+        extra_steps["lowrank"] = {k: res.report[k] for k in ("student_metric", "speedup", "student_params")}
+        student_dir = low / "student"
+    if prune_vocab:
+        from kdistill.compress.vocab import prune_vocabulary
+
+        train = splits["train"]
+        pairs = train["text_b"] if "text_b" in train.column_names else None
+        model = load_classifier(str(student_dir), spec, require_trained_head=True, what="student")
+        pruned_vocab = prune_vocabulary(model, load_tokenizer(str(student_dir)), train["text_a"], pairs)
+        pruned_vocab.save(out / "vocab")
+        api.make_report(teacher=teacher, student=str(out / "vocab"), data=dcfg, output_dir=out / "vocab",
+                        latency_runs=latency_runs, extra={"method": "compress + vocabulary pruning"})
+        extra_steps["vocab"] = {"kept_tokens": len(pruned_vocab.kept_ids), "vocab_before": model.config.vocab_size}
+        student_dir = out / "vocab"
     # the final student at the run root, with its report
     for f in student_dir.iterdir():
         if f.is_file():
@@ -297,6 +335,6 @@ def compress(
                                           "speedup": final_record["speedup"]}),
                            target_speedup=target_speedup, target_params=target_params, target_heads=target_heads)
     final.update({"rounds": [asdict(r) for r in records], "targets_met": done, "method": "compress (prune → distil)",
-                  "final_recovery": final_record})
+                  "final_recovery": final_record, **extra_steps})
     (out / "report.json").write_text(json.dumps(final, indent=1, default=str))
     return final
