@@ -24,6 +24,7 @@ an interrupted recovery from its checkpoint.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -187,7 +188,7 @@ def compress(
             data/model error of :func:`kdistill.distill`.
     """
     from kdistill import api
-    from kdistill.compress.importance import compute_importance
+    from kdistill.compress.importance import compute_importance, normalize_per_layer
     from kdistill.compress.modeling import ffn_per_layer, heads_per_layer
     from kdistill.compress.prune import lowest_heads, lowest_neurons, parameter_count, prune_ffn, prune_heads, prune_layers
     from kdistill.config import DataConfig
@@ -235,9 +236,10 @@ def compress(
         if not resuming:
             if rdir.exists():
                 shutil.rmtree(rdir)
-            imp = compute_importance(current, batches, loss=importance_loss, teacher=teacher_model, exponent=2.0)
-            raw = compute_importance(current, batches, loss=importance_loss, teacher=teacher_model, exponent=None) \
-                if layers_per_round else None
+            # one gradient pass: raw scores rank whole layers, their per-layer L2 normalisation ranks heads/neurons
+            raw = compute_importance(current, batches, loss=importance_loss, teacher=teacher_model, exponent=None)
+            imp = dataclasses.replace(raw, head_importance=normalize_per_layer(raw.head_importance, 2.0),
+                                      ffn_importance=normalize_per_layer(raw.ffn_importance, 2.0), exponent=2.0)
             imp.meta.update({"round": rnd})
             imp.save(rdir / "importance")
             imp.plot(rdir / "importance" / "heads.png", title=f"head importance, round {rnd}")
