@@ -5,6 +5,10 @@
     python benchmarks/sst2_compress.py vocab   # (c) vocabulary pruning of the 3-layer KD student (train-set vocabulary)
     python benchmarks/sst2_compress.py lft --layers importance --epochs 1 --name sst2_l3_importance_1ep   # (d)
     python benchmarks/sst2_compress.py lft --layers 0,2,5 --epochs 1 --name sst2_l3_everyother_1ep          # (d)
+    # part 4, heads: keep 6 of 12 heads per copied layer, by importance vs the first six
+    python benchmarks/sst2_compress.py lft --layers 0,2,5 --keep-heads 6 --epochs 1 --name sst2_l3_heads6_importance_1ep
+    python benchmarks/sst2_compress.py lft --layers 0,2,5 --first-heads 6 --epochs 1 --name sst2_l3_heads6_first_1ep
+    python benchmarks/sst2_compress.py lowrank --rank 128   # (part 6) SVD of the 3-layer KD student + KD recovery
 
 Results go to benchmarks/results/<name>.json/.md (same fields as the foundation results).
 """
@@ -42,10 +46,17 @@ def main() -> None:
     l.add_argument("--name", required=True)
     l.add_argument("--layers", required=True)
     l.add_argument("--epochs", type=float, default=1.0)
+    l.add_argument("--keep-heads", type=int, default=None, help="keep N heads per copied layer, chosen by importance")
+    l.add_argument("--first-heads", type=int, default=None, help="baseline: keep heads 0..N-1 of each copied layer")
     v = sub.add_parser("vocab")
     v.add_argument("--student", default=str(RUNS / "sst2_l3_kd"))
     v.add_argument("--name", default="sst2_vocab_prune")
     v.add_argument("--with-dev", action="store_true", help="also keep the dev sentences' tokens (a deployment vocabulary that covers the eval texts)")
+    r = sub.add_parser("lowrank")
+    r.add_argument("--student", default=str(RUNS / "sst2_l3_kd"))
+    r.add_argument("--rank", type=int, default=128)
+    r.add_argument("--epochs", type=float, default=1.0)
+    r.add_argument("--name", default="sst2_lowrank128_l3")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -75,14 +86,44 @@ def main() -> None:
         return
     if args.cmd == "lft":
         layers = "importance" if args.layers == "importance" else [int(x) for x in args.layers.split(",")]
+        n_layers = 3 if layers == "importance" else len(layers)
+        heads = [list(range(args.first_heads))] * n_layers if args.first_heads else None
         res = kdistill.distill(str(TEACHER), "sst2", output_dir=RUNS / args.name, layers=layers,
                                num_layers=3 if layers == "importance" else None, data_dir=str(GLUE),
+                               keep_heads=args.keep_heads, heads=heads,
                                epochs=args.epochs, batch_size=32, learning_rate=1e-4, temperature=2.0, alpha=0.5,
                                eval_steps=300, overwrite=True, latency_runs=300, teacher_cache_file=str(CACHE))
-        chosen = json.loads((RUNS / args.name / "kdistill_run.json").read_text())["student"]["layers"]
+        run_student = json.loads((RUNS / args.name / "kdistill_run.json").read_text())["student"]
+        chosen, kept = run_student["layers"], run_student.get("heads")
+        how = ("importance" if args.keep_heads else f"first {args.first_heads}") if kept else "all"
         write_result(args.name, dict(res.report), {
             "method": "kd", "command": command, "train_seconds": round(res.train_seconds, 1), "teacher": teacher_rel,
-            "student": f"layers-from-teacher {chosen} ({args.layers})", "epochs": args.epochs, "layers": chosen,
+            "student": f"layers-from-teacher {chosen} ({args.layers}), heads: {how}", "epochs": args.epochs,
+            "layers": chosen, "heads": kept,
+        })
+        return
+    if args.cmd == "lowrank":  # (part 6) truncated SVD of every dense layer, then KD recovery from the teacher
+        from kdistill.compress import factorize
+        from kdistill.data.tasks import get_task
+        from kdistill.models import load_classifier, load_tokenizer
+
+        base = load_classifier(args.student, get_task("sst2"), require_trained_head=True)
+        fact = RUNS / (args.name + "_factorized")
+        factorize(base, rank=args.rank).save_pretrained(fact)
+        load_tokenizer(args.student).save_pretrained(fact)
+        before = kdistill.evaluate(args.student, "sst2", data_dir=str(GLUE))["accuracy"]
+        no_recovery = kdistill.evaluate(str(fact), "sst2", data_dir=str(GLUE))["accuracy"]
+        res = kdistill.distill(str(TEACHER), "sst2", str(fact), output_dir=RUNS / args.name, data_dir=str(GLUE),
+                               epochs=args.epochs, batch_size=32, learning_rate=1e-4, temperature=2.0, alpha=0.5,
+                               eval_steps=300, overwrite=True, latency_runs=300, teacher_cache_file=str(CACHE))
+        unfactorized = kdistill.report(str(TEACHER), args.student, "sst2", data_dir=str(GLUE), latency_runs=300,
+                                       output_dir=RUNS / (args.name + "_unfactorized_report"))
+        write_result(args.name, dict(res.report), {
+            "method": "low-rank factorisation (truncated SVD) -> KD recovery", "command": command,
+            "train_seconds": round(res.train_seconds, 1), "teacher": teacher_rel, "rank": args.rank,
+            "student": f"{args.student} with every encoder dense layer at rank {args.rank}, recovered {args.epochs} epoch",
+            "unfactorized_metric": before, "factorized_before_recovery_metric": no_recovery,
+            "unfactorized_params": unfactorized["student_params"], "unfactorized_speedup": unfactorized["speedup"],
         })
         return
     # vocabulary pruning of a trained student: corpus = the SST-2 *train* sentences only, so dev words

@@ -70,6 +70,53 @@ def test_importance_chosen_layers_for_a_layers_from_teacher_student(tmp_path, ti
     assert AutoModelForSequenceClassification.from_pretrained(res.output_dir).config.num_hidden_layers == 2
 
 
+def test_importance_chosen_heads_for_a_layers_from_teacher_student(tmp_path, tiny_teacher_dir, glue_dir):
+    import kdistill
+    from kdistill.api import keep_teacher_heads
+    from kdistill.compress.importance import compute_importance, gated
+    from kdistill.errors import ModelError
+    from kdistill.students import layers_from_teacher
+
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "h", layers=[0, 3], keep_heads=1,
+                           data_dir=str(glue_dir), epochs=1, latency_runs=3, **FAST)
+    cfg = json.loads((tmp_path / "h" / "kdistill_run.json").read_text())
+    heads = cfg["student"]["heads"]
+    assert cfg["student"]["layers"] == [0, 3] and len(heads) == 2 and all(len(h) == 1 for h in heads)
+    assert json.loads((tmp_path / "h" / "report.json").read_text())["student_heads"] == heads
+    import kdistill.compress  # noqa: F401 - registers the compressed model type
+
+    saved = AutoModelForSequenceClassification.from_pretrained(res.output_dir)
+    assert saved.config.kdistill_heads_per_layer == [1, 1] and saved.config.num_hidden_layers == 2
+
+    # the kept head is each layer's most important one, and the pruned copy equals the gated copy
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher_dir).eval()
+    from kdistill.compress.schedule import _importance_batches
+    from kdistill.data import load_splits
+    from kdistill.data.batching import tokenize
+    from kdistill.models import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_teacher_dir))
+    splits = load_splits("sst2", data_dir=str(glue_dir), max_train_samples=64)[0]
+    batches = _importance_batches(tokenize(splits["train"], tok, max_length=128), tok, n_batches=16, batch_size=32, seed=42)
+    raw = compute_importance(teacher, batches, loss="ce", exponent=None).head_importance
+    assert heads == [[int(raw[0].argmax())], [int(raw[3].argmax())]]
+    copy = layers_from_teacher(teacher, [0, 3]).eval()
+    pruned = keep_teacher_heads(copy, heads).eval()
+    gates = [torch.tensor([1.0 if h in kept else 0.0 for h in range(2)]) for kept in heads]
+    x = {"input_ids": torch.randint(5, 60, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    with torch.no_grad(), gated(copy, head_gates=gates):
+        expect = copy(**x).logits
+    torch.testing.assert_close(pruned(**x).logits, expect, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ModelError, match="at least one head"):
+        keep_teacher_heads(copy, [[0], []])
+    with pytest.raises(KDistillError, match="only 2 heads"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "x", keep_heads=3,
+                         data_dir=str(glue_dir), epochs=1, report=False, **FAST)
+    with pytest.raises(KDistillError, match="method kd"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "y", keep_heads=1, method="tinybert",
+                         data_dir=str(glue_dir), report=False, **FAST)
+
+
 def test_compress_cli_bad_fraction(tmp_path, tiny_teacher_dir):
     from typer.testing import CliRunner
 

@@ -104,11 +104,42 @@ def build_student(cfg: StudentConfig, teacher, task: TaskSpec, seed: int = 42, t
     if cfg.kind == "bilstm":
         return build_bilstm_student(cfg, teacher, task, tokenizer, seed=seed)
     if cfg.kind == "layers-from-teacher":
-        return layers_from_teacher(teacher, cfg.layers)
+        student = layers_from_teacher(teacher, cfg.layers)
+        return student if cfg.heads is None else keep_teacher_heads(student, cfg.heads)
     if cfg.kind == "spec":
         return from_spec(teacher.config, num_layers=cfg.num_layers, hidden_size=cfg.hidden_size,
                          num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size, seed=seed)
     return load_classifier(cfg.path, task, require_trained_head=False, what="student")
+
+
+def keep_teacher_heads(student, heads: Sequence[Sequence[int]]):
+    """Prune a ``layers-from-teacher`` student down to the given heads of each copied layer.
+
+    Args:
+        student: a copy of teacher layers (:func:`kdistill.students.layers_from_teacher`).
+        heads: one list per student layer of the head indices to keep (the teacher's numbering).
+
+    Returns:
+        A ``kdistill-compressed-*`` model (:func:`kdistill.compress.prune_heads`); it loads with
+        ``AutoModelForSequenceClassification.from_pretrained`` once ``kdistill.compress`` is imported.
+
+    Raises:
+        ModelError: one list per layer missing, a head index out of range, or a layer left with no head.
+    """
+    from kdistill.compress import prune_heads
+    from kdistill.compress.modeling import heads_per_layer
+
+    counts = heads_per_layer(student)
+    if len(heads) != len(counts):
+        raise ModelError(f"heads: need one list of kept heads per student layer ({len(counts)}), got {len(heads)}")
+    remove = {}
+    for layer, (kept, n) in enumerate(zip(heads, counts)):
+        if not kept or any(not 0 <= int(h) < n for h in kept):
+            raise ModelError(f"heads: layer {layer} must keep at least one head in 0..{n - 1}, got {list(kept)}")
+        drop = [h for h in range(n) if h not in {int(k) for k in kept}]
+        if drop:
+            remove[layer] = drop
+    return prune_heads(student, remove) if remove else student
 
 
 def build_bilstm_student(cfg: StudentConfig, teacher, task: TaskSpec, tokenizer, *, seed: int = 42):
@@ -280,9 +311,13 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
             raise KDistillError("distillation needs --teacher (a model fine-tuned on the task)")
         teacher = load_classifier(cfg.teacher, task, require_trained_head=True, what="teacher")
         tokenizer = load_tokenizer(cfg.teacher)
-        if cfg.student.kind == "layers-from-teacher" and cfg.student.layer_selection == "importance":
-            cfg.student.layers = _importance_layers(teacher, tokenizer, splits["train"], cfg)
-        student = build_student(cfg.student, teacher, task, seed=cfg.train.seed, tokenizer=tokenizer)
+        sc = cfg.student
+        if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
+            sc.layers, sc.heads = _importance_selection(teacher, tokenizer, splits["train"], cfg)
+        if sc.heads is not None and cfg.method == "tinybert":
+            raise KDistillError("--keep-heads gives layers different head counts, which TinyBERT's attention loss "
+                                "does not map; use it with --method kd")
+        student = build_student(sc, teacher, task, seed=cfg.train.seed, tokenizer=tokenizer)
         if _is_bilstm(student):
             if cfg.method == "tinybert" or cfg.distill.cos_weight > 0:
                 raise ModelError("a BiLSTM student has no per-token hidden states or attention: distil it with "
@@ -350,6 +385,8 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
                  "temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha,
                  "kd_loss": cfg.distill.kd_loss, "cos_weight": cfg.distill.cos_weight,
                  "student_layers": getattr(student.config, "kdistill_layers", None)}
+        if cfg.student.heads is not None:
+            extra["student_heads"] = cfg.student.heads  # teacher heads kept per copied layer (--keep-heads)
         if _is_bilstm(student):
             sc = student.config
             extra["student_kind"] = "bilstm"
@@ -373,23 +410,45 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
                      teacher_cache_seconds=result.teacher_cache_seconds)
 
 
-def _importance_layers(teacher, tokenizer, train_split, cfg: RunConfig, n_batches: int = 16) -> list[int]:
-    """Teacher layers for a ``layers-from-teacher`` student chosen by head importance (Michel et al. 2019).
+def _importance_selection(teacher, tokenizer, train_split, cfg: RunConfig,
+                          n_batches: int = 16) -> tuple[list[int], list[list[int]] | None]:
+    """Teacher layers and heads for a ``layers-from-teacher`` student, chosen by head importance.
 
-    Raw (un-normalised) head importance on gold labels over ``n_batches`` seeded training batches,
-    summed per layer; the top ``k`` layers are kept in order, ``k`` = ``len(cfg.student.layers)``,
-    else ``cfg.student.num_layers``, else the default every-other-layer count.
+    Head importance I_h = E|∂L/∂ξ_h| (Michel et al. 2019, Eq. 2) of the teacher, L the gold-label
+    cross-entropy over ``n_batches`` seeded training batches of 32, raw (not normalised per layer).
+
+    Layers: with ``layer_selection="importance"`` the ``k`` layers with the largest summed head
+    importance, in order (``k`` = ``len(layers)``, else ``num_layers``, else the every-other count);
+    otherwise ``cfg.student.layers`` (default: every other layer).
+    Heads: with ``keep_heads = m`` each kept layer keeps its ``m`` most important heads (ascending
+    head indices, one list per kept layer); ``None`` when ``keep_heads`` is not set.
+
+    Raises:
+        KDistillError: ``keep_heads`` larger than the teacher's heads per layer.
     """
+    import torch
+
     from kdistill.compress.importance import compute_importance
     from kdistill.compress.schedule import _importance_batches, layers_by_importance
     from kdistill.students import default_layers, num_layers
 
-    n_teacher = num_layers(teacher.config)
-    k = len(cfg.student.layers) if cfg.student.layers else cfg.student.num_layers or len(default_layers(n_teacher))
+    sc, n_teacher = cfg.student, num_layers(teacher.config)
+    n_heads = teacher.config.num_attention_heads
+    if sc.keep_heads and sc.keep_heads > n_heads:
+        raise KDistillError(f"--keep-heads {sc.keep_heads}: the teacher has only {n_heads} heads per layer")
     ds = tokenize(train_split, tokenizer, max_length=cfg.data.max_length, cache_dir=_cache_dir(cfg.data), desc="tokenize train")
     batches = _importance_batches(ds, tokenizer, n_batches=n_batches, batch_size=32, seed=cfg.train.seed)
-    raw = compute_importance(teacher, batches, loss="ce", exponent=None)
-    return layers_by_importance(raw.head_importance, k)
+    raw = compute_importance(teacher, batches, loss="ce", exponent=None).head_importance
+    if sc.layer_selection == "importance":
+        k = len(sc.layers) if sc.layers else sc.num_layers or len(default_layers(n_teacher))
+        layers = layers_by_importance(raw, k)
+    else:
+        layers = list(sc.layers) if sc.layers else default_layers(n_teacher)
+    if not sc.keep_heads:
+        return layers, None
+    heads = [sorted(int(h) for h in torch.argsort(raw[i].float(), descending=True, stable=True)[:sc.keep_heads])
+             for i in layers]
+    return layers, heads
 
 
 def _stage_finished(stage_dir: Path) -> bool:
@@ -446,7 +505,10 @@ BILSTM_KEYS = ("bilstm_hidden", "bilstm_fc", "bilstm_dropout", "word_vectors", "
 
 
 def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidden_size, num_heads, intermediate_size,
+                    keep_heads: int | None = None, heads: Sequence[Sequence[int]] | None = None,
                     **bilstm: Any) -> StudentConfig:
+    if (keep_heads is not None or heads is not None) and student != "layers-from-teacher":
+        raise KDistillError("keep_heads / heads apply to the layers-from-teacher student only")
     if student == "bilstm":
         return StudentConfig(kind="bilstm", **bilstm)
     if bilstm:
@@ -459,7 +521,8 @@ def _student_config(student: str, layers: Sequence[int] | None, num_layers, hidd
             selection, layers = "importance", None
         return StudentConfig(kind=student, layers=list(layers) if layers else None, num_layers=num_layers,
                              hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size,
-                             layer_selection=selection)
+                             layer_selection=selection, keep_heads=keep_heads,
+                             heads=[list(h) for h in heads] if heads is not None else None)
     return StudentConfig(kind="pretrained", path=student)
 
 
@@ -490,6 +553,8 @@ def distill(
     hidden_size: int | None = None,
     num_heads: int | None = None,
     intermediate_size: int | None = None,
+    keep_heads: int | None = None,
+    heads: Sequence[Sequence[int]] | None = None,
     method: str = "kd",
     overwrite: bool = False,
     resume: bool = False,
@@ -512,6 +577,12 @@ def distill(
         student: ``"layers-from-teacher"``, ``"spec"`` (with ``num_layers``, ``hidden_size``,
             ``num_heads``), ``"bilstm"`` (Tang et al. 2019; options ``bilstm_hidden``, ``bilstm_fc``,
             ``bilstm_dropout``, ``word_vectors``, ``embedding_mode``) or a path to a pretrained student.
+        layers: teacher layers a ``layers-from-teacher`` student copies, or ``"importance"`` (the
+            ``num_layers`` layers of largest summed head importance, Michel et al. 2019).
+        keep_heads: ``layers-from-teacher`` only: each copied layer keeps its ``keep_heads`` most
+            important heads (the teacher's head importance on the task), the others are pruned.
+        heads: ``layers-from-teacher`` only: explicit teacher heads each copied layer keeps (one list
+            per layer, e.g. from a saved :class:`~kdistill.compress.Importance`); ignored with ``keep_heads``.
         output_dir: run directory (student, report, checkpoint, logs).
         options: any field of :class:`~kdistill.config.DataConfig` (``data_dir``, ``max_train_samples``, ...),
             :class:`~kdistill.config.DistillConfig` (``temperature``, ``alpha``, ``kd_loss``, ``cos_weight``),
@@ -530,7 +601,7 @@ def distill(
     data, dist, trn = _split_kwargs(options, tb)
     cfg = RunConfig(method=method, teacher=teacher, data=DataConfig(task=task, **data),
                     student=_student_config(student, layers, num_layers, hidden_size, num_heads, intermediate_size,
-                                            **bilstm),
+                                            keep_heads, heads, **bilstm),
                     distill=DistillConfig(**dist), tinybert=TinyBertConfig(**(tb or {})), augment=AugmentConfig(**aug),
                     train=TrainConfig(**trn), output_dir=str(output_dir), overwrite=overwrite, resume=resume)
     return train_run(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)

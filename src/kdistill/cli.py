@@ -113,7 +113,8 @@ def distill(
     label_column: Optional[str] = LabelColOpt,
     student: str = typer.Option("layers-from-teacher", "--student", help="layers-from-teacher | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
-    num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers."),
+    keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
+    num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers; with --layers importance: how many teacher layers to copy."),
     hidden_size: Optional[int] = typer.Option(None, "--hidden-size", help="spec student: hidden size."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", help="spec student: attention heads."),
     intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size", help="spec student: FFN size."),
@@ -170,7 +171,8 @@ def distill(
     try:
         res = api.distill(
             teacher, task, student, output_dir=output, layers=_ints(layers), num_layers=num_layers,
-            hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, overwrite=overwrite,
+            hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, keep_heads=keep_heads,
+            overwrite=overwrite,
             resume=resume, report=report, latency_runs=latency_runs, method=method, kd_loss=kd_loss, cos_weight=cos_weight,
             **_given(temperature=temperature, alpha=alpha, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
                      head_rule=head_rule, attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight,

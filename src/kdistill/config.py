@@ -44,6 +44,11 @@ class StudentConfig(_Base):
     # "importance": layers-from-teacher copies the teacher layers with the largest summed head
     # importance (Michel et al. 2019) instead of every other layer; how many: len(layers) or the default count
     layer_selection: Literal["default", "importance"] = "default"
+    # layers-from-teacher: each copied layer keeps only its ``keep_heads`` most important heads
+    # (Michel et al. 2019, head importance of the teacher on the task); the rest are pruned away.
+    # ``heads`` records (or, given by a user, fixes) the teacher heads kept, one list per copied layer.
+    keep_heads: int | None = Field(default=None, ge=1)
+    heads: list[list[int]] | None = None
     num_layers: int | None = Field(default=None, ge=1)
     hidden_size: int | None = Field(default=None, ge=8)
     num_heads: int | None = Field(default=None, ge=1)
@@ -62,6 +67,8 @@ class StudentConfig(_Base):
             raise ValueError("a spec student needs num_layers, hidden_size and num_heads")
         if self.kind == "pretrained" and not self.path:
             raise ValueError("a pretrained student needs a path")
+        if self.kind != "layers-from-teacher" and (self.keep_heads or self.heads):
+            raise ValueError("keep_heads / heads apply to the layers-from-teacher student only")
         if self.kind != "bilstm" and (self.word_vectors or self.bilstm_hidden or self.bilstm_fc):
             raise ValueError("word_vectors, bilstm_hidden and bilstm_fc apply to the bilstm student only (student='bilstm')")
         return self
