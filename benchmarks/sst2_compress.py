@@ -9,6 +9,8 @@
     python benchmarks/sst2_compress.py lft --layers 0,2,5 --keep-heads 6 --epochs 1 --name sst2_l3_heads6_importance_1ep
     python benchmarks/sst2_compress.py lft --layers 0,2,5 --first-heads 6 --epochs 1 --name sst2_l3_heads6_first_1ep
     python benchmarks/sst2_compress.py lowrank --rank 128   # (part 6) SVD of the 3-layer KD student + KD recovery
+    python benchmarks/sst2_compress.py headprobe   # part 4: quality of the head ranking alone (no training)
+    python benchmarks/sst2_compress.py recover   # (a) the pruned teacher, one more KD epoch on the augmented set
 
 Results go to benchmarks/results/<name>.json/.md (same fields as the foundation results).
 """
@@ -57,6 +59,13 @@ def main() -> None:
     r.add_argument("--rank", type=int, default=128)
     r.add_argument("--epochs", type=float, default=1.0)
     r.add_argument("--name", default="sst2_lowrank128_l3")
+    rc = sub.add_parser("recover", help="further KD of a compressed student on TinyBERT's augmented train set")
+    rc.add_argument("--student", default=str(RUNS / "sst2_compress_prune"))
+    rc.add_argument("--epochs", type=float, default=1.0)
+    rc.add_argument("--name", default="sst2_compress_prune_aug")
+    hp = sub.add_parser("headprobe", help="no training: keep k heads per teacher layer by importance / first / least / random")
+    hp.add_argument("--keep", default="3,6,9")
+    hp.add_argument("--name", default="sst2_head_selection_probe")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -101,6 +110,69 @@ def main() -> None:
             "student": f"layers-from-teacher {chosen} ({args.layers}), heads: {how}", "epochs": args.epochs,
             "layers": chosen, "heads": kept,
         })
+        return
+    if args.cmd == "recover":  # the augmented set of `sst2_tinybert.py augment --n-aug 2` (originals + perturbations)
+        aug = RUNS / "sst2_tinybert_aug" / "train.tsv"
+        res = kdistill.distill(str(TEACHER), "sst2", args.student, output_dir=RUNS / args.name, train_file=str(aug),
+                               validation_file=str(GLUE / "SST-2" / "dev.tsv"), epochs=args.epochs, batch_size=32,
+                               learning_rate=1e-4, temperature=2.0, alpha=0.0, eval_steps=1000, overwrite=True,
+                               latency_runs=300, teacher_cache_file=str(RUNS / "sst2_teacher_logits_aug.safetensors"))
+        before = kdistill.evaluate(args.student, "sst2", data_dir=str(GLUE))["accuracy"]
+        write_result(args.name, dict(res.report), {
+            "method": "compress: KD recovery (T = 2, alpha = 0: soft targets only) on the TinyBERT-augmented train set", "command": command,
+            "train_seconds": round(res.train_seconds, 1), "teacher": teacher_rel, "epochs": args.epochs,
+            "student": f"{args.student} (pruned teacher), further distilled on runs/sst2_tinybert_aug/train.tsv",
+            "metric_before": before,
+        })
+        return
+    if args.cmd == "headprobe":  # how good is the importance ranking on its own? (Michel et al. 2019, Sec. 4)
+        import time
+
+        import torch
+
+        from kdistill.api import keep_teacher_heads
+        from kdistill.compress import compute_importance
+        from kdistill.compress.schedule import _importance_batches
+        from kdistill.data import load_splits
+        from kdistill.data.batching import tokenize
+        from kdistill.engine import evaluate_model
+        from kdistill.models import load_classifier, load_tokenizer
+
+        t0 = time.perf_counter()
+        splits, spec = load_splits("sst2", data_dir=str(GLUE))
+        teacher = load_classifier(str(TEACHER), spec, require_trained_head=True).eval()
+        tok = load_tokenizer(str(TEACHER))
+        train = tokenize(splits["train"], tok, max_length=128)
+        dev = tokenize(splits["validation"], tok, max_length=128)
+        # the selection `kdistill distill --keep-heads` makes: gold-label CE, 16 seeded batches of 32, raw scores
+        raw = compute_importance(teacher, _importance_batches(train, tok, n_batches=16, batch_size=32, seed=42),
+                                 loss="ce", exponent=None).head_importance
+        n_layers, n_heads = raw.shape
+        gen = torch.Generator().manual_seed(0)
+        rows = {"full": evaluate_model(teacher, dev, tok, spec, show_progress=False)["accuracy"]}
+        for k in (int(x) for x in args.keep.split(",")):
+            order = [torch.argsort(raw[i].float(), descending=True, stable=True).tolist() for i in range(n_layers)]
+            choices = {"importance": [sorted(o[:k]) for o in order], "least_important": [sorted(o[-k:]) for o in order],
+                       "first": [list(range(k))] * n_layers,
+                       "random": [sorted(torch.randperm(n_heads, generator=gen)[:k].tolist()) for _ in range(n_layers)]}
+            for how, heads in choices.items():
+                model = keep_teacher_heads(teacher, heads).eval()
+                rows[f"keep{k}_{how}"] = evaluate_model(model, dev, tok, spec, show_progress=False)["accuracy"]
+                print(k, how, rows[f"keep{k}_{how}"], flush=True)
+        result = {"command": command, "machine": machine(), "teacher": teacher_rel, "train_seconds": 0,
+                  "seconds": round(time.perf_counter() - t0, 1), "dev_accuracy": rows,
+                  "head_importance_raw": raw.tolist(),
+                  "what": "the 6-layer teacher with k of its 12 heads kept in every layer, no training after pruning"}
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+        ks = sorted({key.split("_")[0] for key in rows if key != "full"}, key=lambda x: int(x[4:]))
+        lines = [f"# {args.name}", "", f"`{command}`", "", f"Machine: {machine()}", "",
+                 f"SST-2 dev accuracy of the teacher (all 12 heads: {rows['full']:.4f}) with k heads kept per layer, "
+                 "no training after pruning.", "", "| k | importance | first k | random | least important |",
+                 "|---:|---:|---:|---:|---:|"]
+        for kk in ks:
+            lines.append(f"| {kk[4:]} | " + " | ".join(f"{rows[f'{kk}_{h}']:.4f}" for h in
+                                                      ("importance", "first", "random", "least_important")) + " |")
+        (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
         return
     if args.cmd == "lowrank":  # (part 6) truncated SVD of every dense layer, then KD recovery from the teacher
         from kdistill.compress import factorize
