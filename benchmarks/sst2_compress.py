@@ -59,6 +59,7 @@ def main() -> None:
     r.add_argument("--rank", type=int, default=128)
     r.add_argument("--epochs", type=float, default=1.0)
     r.add_argument("--name", default="sst2_lowrank128_l3")
+    r.add_argument("--resume", action="store_true", help="reuse a finished factorise + recovery run, redo the reports")
     rc = sub.add_parser("recover", help="further KD of a compressed student on TinyBERT's augmented train set")
     rc.add_argument("--student", default=str(RUNS / "sst2_compress_prune"))
     rc.add_argument("--epochs", type=float, default=1.0)
@@ -179,23 +180,28 @@ def main() -> None:
         from kdistill.data.tasks import get_task
         from kdistill.models import load_classifier, load_tokenizer
 
-        base = load_classifier(args.student, get_task("sst2"), require_trained_head=True)
-        fact = RUNS / (args.name + "_factorized")
-        factorize(base, rank=args.rank).save_pretrained(fact)
-        load_tokenizer(args.student).save_pretrained(fact)
+        out, fact = RUNS / args.name, RUNS / (args.name + "_factorized")
+        if not (args.resume and (out / "train_results.json").exists()):
+            base = load_classifier(args.student, get_task("sst2"), require_trained_head=True)
+            factorize(base, rank=args.rank).save_pretrained(fact)
+            load_tokenizer(args.student).save_pretrained(fact)
+            kdistill.distill(str(TEACHER), "sst2", str(fact), output_dir=out, data_dir=str(GLUE),
+                             epochs=args.epochs, batch_size=32, learning_rate=1e-4, temperature=2.0, alpha=0.5,
+                             eval_steps=300, overwrite=True, latency_runs=300, teacher_cache_file=str(CACHE))
         before = kdistill.evaluate(args.student, "sst2", data_dir=str(GLUE))["accuracy"]
         no_recovery = kdistill.evaluate(str(fact), "sst2", data_dir=str(GLUE))["accuracy"]
-        res = kdistill.distill(str(TEACHER), "sst2", str(fact), output_dir=RUNS / args.name, data_dir=str(GLUE),
-                               epochs=args.epochs, batch_size=32, learning_rate=1e-4, temperature=2.0, alpha=0.5,
-                               eval_steps=300, overwrite=True, latency_runs=300, teacher_cache_file=str(CACHE))
         unfactorized = kdistill.report(str(TEACHER), args.student, "sst2", data_dir=str(GLUE), latency_runs=300,
                                        output_dir=RUNS / (args.name + "_unfactorized_report"))
-        write_result(args.name, dict(res.report), {
+        rep = json.loads((out / "report.json").read_text())
+        seconds = json.loads((out / "train_results.json").read_text())["train_seconds"]
+        write_result(args.name, rep, {
             "method": "low-rank factorisation (truncated SVD) -> KD recovery", "command": command,
-            "train_seconds": round(res.train_seconds, 1), "teacher": teacher_rel, "rank": args.rank,
+            "train_seconds": round(seconds, 1), "teacher": teacher_rel, "rank": args.rank,
             "student": f"{args.student} with every encoder dense layer at rank {args.rank}, recovered {args.epochs} epoch",
             "unfactorized_metric": before, "factorized_before_recovery_metric": no_recovery,
             "unfactorized_params": unfactorized["student_params"], "unfactorized_speedup": unfactorized["speedup"],
+            **({"note": "factorisation + recovery ran with this command without --resume; --resume reused that run "
+                        "and redid the evaluations and reports"} if args.resume else {}),
         })
         return
     # vocabulary pruning of a trained student: corpus = the SST-2 *train* sentences only, so dev words

@@ -7,7 +7,7 @@ Each invocation trains one student through the public API and writes
     python benchmarks/sst2_foundation.py --name sst2_l3_gold --alpha 1.0      # gold labels only, same student/settings
 
 ``--report-only RUN_DIR`` re-measures an existing run's report on an idle machine (latency is
-timed teacher/student interleaved; see kdistill.report.measure_latency_interleaved).
+timed teacher/student interleaved; see kdistill.reporting.measure_latency_interleaved).
 """
 
 from __future__ import annotations

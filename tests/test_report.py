@@ -1,4 +1,4 @@
-"""Tests for kdistill.report: sizes, latency measurement and the rendered report."""
+"""Tests for kdistill.reporting: sizes, latency measurement and the rendered report."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import transformers
 from transformers import BertConfig, BertForSequenceClassification
 
 from kdistill.errors import KDistillError
-from kdistill.report import (
+from kdistill.reporting import (
     LatencyStats,
     ModelEntry,
     SizeStats,
@@ -277,3 +277,11 @@ def test_write_report(report, tmp_path):
         assert row in md
     assert "98.0 %" in md and "4.00x" in md and "20.00" in md and "5.00" in md
     assert "Latency: CPU, batch 1" in md and "25 tokens" in md and "100 timed" in md
+
+
+def test_top_level_report_stays_the_function_after_the_reporting_package_is_imported():
+    import kdistill
+    import kdistill.reporting  # noqa: F401 - imported by every run; must not shadow kdistill.report()
+    from kdistill import api
+
+    assert kdistill.report is api.report and callable(kdistill.report)

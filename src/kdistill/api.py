@@ -664,7 +664,7 @@ def make_report(
     report dict (with a private ``_files`` entry listing the written paths).
     """
     from kdistill.engine import evaluate_model
-    from kdistill.report import (ModelEntry, SizeStats, build_report, count_parameters, disk_size_mb,
+    from kdistill.reporting import (ModelEntry, SizeStats, build_report, count_parameters, disk_size_mb,
                                  measure_latency_interleaved, write_report)
 
     splits, spec = _load_data(data)

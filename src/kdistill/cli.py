@@ -279,7 +279,7 @@ def report(
                                       max_eval_samples, None))
     except (KDistillError, ValueError) as err:
         _fail(err)
-    from kdistill.report import render_markdown
+    from kdistill.reporting import render_markdown
 
     Console().print(render_markdown(rep))
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from kdistill.errors import KDistillError
-from kdistill.report.measure import LatencyStats, SizeStats
+from kdistill.reporting.measure import LatencyStats, SizeStats
 
 __all__ = ["ModelEntry", "build_report", "write_report", "render_markdown"]
 

@@ -3,7 +3,7 @@
 Units: latency in ms, throughput in examples/s, disk size in MB (1 MB = 1e6 bytes).
 """
 
-from kdistill.report.measure import (
+from kdistill.reporting.measure import (
     LatencyStats,
     SizeStats,
     count_parameters,
@@ -12,7 +12,7 @@ from kdistill.report.measure import (
     measure_latency_interleaved,
     median_token_length,
 )
-from kdistill.report.render import ModelEntry, build_report, render_markdown, write_report
+from kdistill.reporting.render import ModelEntry, build_report, render_markdown, write_report
 
 __all__ = [
     "LatencyStats",
