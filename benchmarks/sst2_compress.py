@@ -3,6 +3,7 @@
     python benchmarks/sst2_compress.py prune   # (a) iterative prune -> distil to >= 2.5x CPU batch-1 speed
     python benchmarks/sst2_compress.py lft --layers 0,5 --name sst2_lft2_kd   # (b) a layers-from-teacher student of similar speed
     python benchmarks/sst2_compress.py vocab   # (c) vocabulary pruning of the 3-layer KD student (train-set vocabulary)
+    python benchmarks/sst2_compress.py vocab --no-alphabet --name sst2_vocab_prune_noalphabet   # (c) without single characters
     python benchmarks/sst2_compress.py lft --layers importance --epochs 1 --name sst2_l3_importance_1ep   # (d)
     python benchmarks/sst2_compress.py lft --layers 0,2,5 --epochs 1 --name sst2_l3_everyother_1ep          # (d)
     # part 4, heads: keep 6 of 12 heads per copied layer, by importance vs the first six
@@ -53,6 +54,7 @@ def main() -> None:
     v = sub.add_parser("vocab")
     v.add_argument("--student", default=str(RUNS / "sst2_l3_kd"))
     v.add_argument("--name", default="sst2_vocab_prune")
+    v.add_argument("--no-alphabet", action="store_true", help="do not keep the single-character pieces (unseen words -> [UNK])")
     v.add_argument("--with-dev", action="store_true", help="also keep the dev sentences' tokens (a deployment vocabulary that covers the eval texts)")
     r = sub.add_parser("lowrank")
     r.add_argument("--student", default=str(RUNS / "sst2_l3_kd"))
@@ -219,14 +221,15 @@ def main() -> None:
     model = load_classifier(args.student, spec, require_trained_head=True)
     tok = load_tokenizer(args.student)
     t0 = time.perf_counter()
-    res = prune_vocabulary(model, tok, texts)
+    res = prune_vocabulary(model, tok, texts, keep_alphabet=not args.no_alphabet)
     out = RUNS / args.name
     res.save(out)
     seconds = time.perf_counter() - t0
     before = kdistill.evaluate(args.student, "sst2", data_dir=str(GLUE))["accuracy"]
     rep = kdistill.report(args.student, str(out), "sst2", data_dir=str(GLUE), latency_runs=300)
     write_result(args.name, rep, {
-        "method": f"vocabulary pruning (corpus: SST-2 {'train + dev' if args.with_dev else 'train'} sentences)", "command": command, "train_seconds": round(seconds, 1),
+        "method": f"vocabulary pruning (corpus: SST-2 {'train + dev' if args.with_dev else 'train'} sentences"
+                  f"{'' if args.no_alphabet else ' + single-character pieces'})", "command": command, "train_seconds": round(seconds, 1),
         "teacher": f"the unpruned student {args.student} (in the teacher columns)", "student": "vocabulary-pruned student",
         "unpruned_metric": before, "kept_tokens": len(res.kept_ids), "vocab_before": model.config.vocab_size,
         "note": "teacher_* fields describe the unpruned student; retention = pruned / unpruned accuracy",

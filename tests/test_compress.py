@@ -242,7 +242,7 @@ def test_rank_for_energy_and_factorize_linear():
 
 
 WORDS = ["the", "movie", "was", "great", "bad", "film", "not", "good", "play", "##ing", "##ed", "fun", "boring", "a", "plot",
-         "actor", "music", "dark", "light", "story", "!", ".", ","]
+         "actor", "music", "dark", "light", "story", "!", ".", ",", "d", "##a", "##r", "##k"]
 
 
 @pytest.fixture()
@@ -273,8 +273,14 @@ def test_vocabulary_pruning_same_logits_and_round_trip(wordpiece, tmp_path):
     tok2 = AutoTokenizer.from_pretrained(str(tmp_path / "small"))
     with torch.no_grad():
         assert_close(model2(**tok2(CORPUS, padding=True, return_tensors="pt")).logits, expected)
-    # a word whose pieces never occurred in the corpus becomes [UNK] (documented limitation)
-    assert tok2("dark story").input_ids[1:-1] == [tok2.unk_token_id] * 2
+    # a word outside the corpus is spelled out with the kept single-character pieces ...
+    assert tok2.convert_ids_to_tokens(tok2("dark").input_ids[1:-1]) == ["d", "##a", "##r", "##k"]
+    assert {"d", "##a", "##r", "##k"} <= set(tok2.get_vocab()) and "light" not in tok2.get_vocab()
+    # ... and without them (or with letters missing: "story") it becomes [UNK] (documented limitation)
+    bare = kc.prune_vocabulary(model, wordpiece, CORPUS, keep_alphabet=False)
+    assert len(bare.kept_ids) == len(res.kept_ids) - 4  # d, ##a, ##r, ##k: single characters the corpus never used
+    assert bare.tokenizer("dark story").input_ids[1:-1] == [bare.tokenizer.unk_token_id] * 2
+    assert tok2("story").input_ids[1:-1] == [tok2.unk_token_id]
 
 
 def test_vocabulary_pruning_slices_a_tied_mlm_decoder(wordpiece):

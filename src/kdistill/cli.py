@@ -447,7 +447,7 @@ def compress(
     final_steps: int = typer.Option(0, "--final-steps", help="A longer distillation of the final pruned model (steps; 0 = none)."),
     lowrank_rank: Optional[int] = typer.Option(None, "--lowrank-rank", help="Then factorise dense layers by truncated SVD to this rank (and recover by KD)."),
     lowrank_energy: Optional[float] = typer.Option(None, "--lowrank-energy", help="... or keep this share of squared singular values (e.g. 0.9)."),
-    prune_vocab: bool = typer.Option(False, "--prune-vocab", help="Last, keep only the token embeddings seen in the training texts."),
+    prune_vocab: bool = typer.Option(False, "--prune-vocab", help="Last, keep only the token embeddings seen in the training texts (plus special tokens and single-character pieces)."),
     temperature: float = typer.Option(2.0, "--temperature", "-T"),
     alpha: float = typer.Option(0.5, "--alpha"),
     batch_size: int = typer.Option(32, "--batch-size"),

@@ -11,9 +11,10 @@ and the pruned model gives the same logits as the original on every corpus text.
 
 Limitation (documented, not a bug): WordPiece segments a word greedily (longest match first).
 Because the kept vocabulary is a subset containing every piece the corpus produced, corpus words
-tokenise exactly as before; a word *outside* the corpus whose pieces were dropped becomes ``[UNK]``
-(or splits differently), so the pruned model can differ from the original on new text. Prune with
-the task's full corpus (train + dev + test texts) to be safe.
+tokenise exactly as before; a word *outside* the corpus whose pieces were dropped splits into smaller
+pieces (every single-character piece is kept by default; without them it becomes ``[UNK]``), so the
+pruned model can differ from the original on new text. Prune with the task's full corpus (train +
+dev + test texts) to be safe.
 
 Supported: WordPiece tokenizers (BERT, DistilBERT, ELECTRA, MiniLM …) with a ``tokenizers``
 backend. Others (BPE: RoBERTa; Unigram: XLM-R) raise :class:`~kdistill.errors.ModelError`.
@@ -77,8 +78,35 @@ def corpus_token_ids(tokenizer, texts: Iterable[str], text_pairs: Iterable[str] 
     return ids
 
 
-def kept_token_ids(tokenizer, texts: Iterable[str], text_pairs: Iterable[str] | None = None) -> torch.Tensor:
-    """``[V']`` increasing ids: those the corpus uses, all special tokens and all added tokens.
+def alphabet_token_ids(tokenizer) -> set[int]:
+    """Ids of the single-character pieces, word-initial (``a``) and continuation (``##a``).
+
+    With these kept, WordPiece can still spell out a word none of whose longer pieces survived
+    pruning, instead of mapping it to ``[UNK]``.
+    """
+    prefix = _continuation_prefix(tokenizer)
+    ids = set()
+    for token, i in tokenizer.get_vocab().items():
+        core = token[len(prefix):] if prefix and token.startswith(prefix) else token
+        if len(core) == 1:
+            ids.add(i)
+    return ids
+
+
+def _continuation_prefix(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        return "##"
+    return json.loads(backend.to_str())["model"].get("continuing_subword_prefix") or "##"
+
+
+def kept_token_ids(tokenizer, texts: Iterable[str], text_pairs: Iterable[str] | None = None, *,
+                   keep_alphabet: bool = True) -> torch.Tensor:
+    """``[V']`` increasing ids: those the corpus uses, all special and added tokens, and (``keep_alphabet``)
+    every single-character piece (:func:`alphabet_token_ids`).
+
+    Keeping a superset of the corpus's pieces never changes how a corpus word is segmented
+    (WordPiece takes the longest matching piece, and no kept piece is longer than the original match).
 
     Raises:
         KDistillError: an empty corpus.
@@ -87,6 +115,8 @@ def kept_token_ids(tokenizer, texts: Iterable[str], text_pairs: Iterable[str] | 
     if not used:
         raise KDistillError("vocabulary pruning needs a non-empty corpus; pass the task's texts")
     keep = used | set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}).keys())
+    if keep_alphabet:
+        keep |= alphabet_token_ids(tokenizer)
     return torch.tensor(sorted(keep), dtype=torch.long)
 
 
@@ -208,17 +238,20 @@ def _remap_post_processor(proc: dict | None, remap: dict[int, int]) -> None:
             proc[key] = [proc[key][0], remap[proc[key][1]]]
 
 
-def prune_vocabulary(model: PreTrainedModel, tokenizer, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> VocabPruneResult:
+def prune_vocabulary(model: PreTrainedModel, tokenizer, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
+                     *, keep_alphabet: bool = True) -> VocabPruneResult:
     """Keep only the tokens the corpus ``texts`` (and ``text_pairs``) use, plus special tokens.
 
     Args:
         model: the model (any head; a tied MLM decoder is sliced too).
         tokenizer: its fast WordPiece tokenizer.
         texts / text_pairs: the task corpus (all splits, for the same outputs on all of them).
+        keep_alphabet: also keep every single-character piece (about 1,000 for BERT's vocabulary), so
+            a word outside the corpus is spelled out in smaller pieces instead of becoming ``[UNK]``.
 
     Returns:
         :class:`VocabPruneResult` — a new model and tokenizer that work together and give the
-        original logits on the corpus (words outside it may become ``[UNK]``, see the module doc).
+        original logits on the corpus (words outside it may segment differently, see the module doc).
 
     Raises:
         ModelError: a non-WordPiece tokenizer, or tokenizer and model vocabularies that differ.
@@ -227,6 +260,6 @@ def prune_vocabulary(model: PreTrainedModel, tokenizer, texts: Sequence[str], te
     vocab = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         raise ModelError(f"the tokenizer has {len(tokenizer)} tokens but the model only {vocab} embeddings; pass the model's own tokenizer")
-    kept = kept_token_ids(tokenizer, texts, text_pairs)
+    kept = kept_token_ids(tokenizer, texts, text_pairs, keep_alphabet=keep_alphabet)
     new_tokenizer = remap_tokenizer(tokenizer, kept)
     return VocabPruneResult(prune_embeddings(model, kept), new_tokenizer, kept)
