@@ -237,6 +237,7 @@ def augment_train_split(train, acfg: AugmentConfig, *, mask_token: str, seed: in
 
     from kdistill.data import augment_tang
     from kdistill.data.batching import default_cache_dir
+    from kdistill.data.files import save_dataset_atomically
 
     pair = "text_b" in train.column_names
     texts = list(zip(train["text_a"], train["text_b"])) if pair else list(train["text_a"])
@@ -269,13 +270,7 @@ def augment_train_split(train, acfg: AugmentConfig, *, mask_token: str, seed: in
                 "p_pos": acfg.p_pos if pos_tagger is not None else 0.0, "p_ng": acfg.p_ng,
                 "pair_mode": acfg.pair_mode if pair else None, "seed": seed, "max_augmented": acfg.max_augmented,
                 "pos_tagger": tagger_name, "mask_token": mask_token, "seconds": round(time.perf_counter() - t0, 1)}
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        extra.save_to_disk(str(tmp))
-        (tmp / AUGMENT_INFO).write_text(json.dumps(info, indent=1))
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-        extra = datasets.load_from_disk(str(path))
+        extra = save_dataset_atomically(extra, path, AUGMENT_INFO, info)
     info = dict(info, cache=str(path))
     return datasets.concatenate_datasets([train, extra]), info
 

@@ -45,12 +45,10 @@ the candidate generators.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -58,6 +56,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from kdistill.data.files import iter_word_vectors, parse_vector, save_dataset_atomically
 from kdistill.errors import DataError, KDistillError, ModelError
 
 #: bump when the algorithm changes so old on-disk caches are not reused
@@ -164,10 +163,6 @@ def _check_params(p_t: float, k: int, n_aug: int) -> None:
         raise KDistillError(f"k (candidates per word) must be a whole number >= 1, got {k!r}")
     if isinstance(n_aug, bool) or not isinstance(n_aug, int) or n_aug < 0:
         raise KDistillError(f"n_aug (augmented copies per example) must be a whole number >= 0, got {n_aug!r}")
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open("r", encoding="utf-8")
 
 
 def _hash_tensor(h, t: torch.Tensor) -> None:
@@ -319,42 +314,18 @@ class EmbeddingNeighbours:
 
         An optional word2vec header line ``count dim`` is skipped. Like the reference, only the first
         ``max_words`` vectors are read (the files are sorted by frequency; ``None`` reads all).
-        (:func:`kdistill.students.bilstm.load_word_vectors` maps a file onto a tokenizer's vocabulary;
-        here the file's own words are the space, so this small loader is separate.)
+        The file is read with :func:`kdistill.data.files.iter_word_vectors`, like
+        :func:`kdistill.students.bilstm.load_word_vectors` (which maps it onto a tokenizer's vocabulary;
+        here the file's own words are the space).
 
         Raises:
             DataError: missing or non-UTF-8 file, inconsistent widths, non-numbers, or no vectors.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"word-vector file {path} does not exist; pass a GloVe/word2vec text file")
         words: list[str] = []
         rows: list[list[float]] = []
-        dim = None
-        try:
-            with _open_text(path) as fh:
-                for lineno, line in enumerate(fh, start=1):
-                    parts = line.rstrip("\n").rstrip().split(" ")
-                    if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                        continue
-                    if len(parts) < 2:
-                        continue
-                    if dim is None:
-                        dim = len(parts) - 1
-                    if len(parts) - 1 < dim:
-                        raise DataError(f"{path}:{lineno} has {len(parts) - 1} numbers, expected {dim}; "
-                                        "the file must be GloVe/word2vec text with one vector per line")
-                    word, nums = " ".join(parts[: len(parts) - dim]), parts[len(parts) - dim:]
-                    try:
-                        rows.append([float(x) for x in nums])
-                    except ValueError:
-                        raise DataError(f"{path}:{lineno} has a non-number in its vector; "
-                                        "the file must be GloVe/word2vec text format") from None
-                    words.append(word)
-                    if max_words is not None and len(words) >= max_words:
-                        break
-        except UnicodeDecodeError:
-            raise DataError(f"{path} is not UTF-8 text; convert a binary word2vec file to text format") from None
+        for lineno, word, numbers in iter_word_vectors(path, max_words=max_words):
+            rows.append(parse_vector(path, lineno, numbers))
+            words.append(word)
         if not words:
             raise DataError(f"{path} holds no word vectors; pass a GloVe/word2vec text file")
         kwargs.setdefault("name", str(path))
@@ -770,13 +741,7 @@ def augment_dataset(
         info = {"original_rows": n, "augmented_rows": len(new_rows), "p_t": p_t, "k": k, "n_aug": n_aug, "seed": seed,
                 "skip_stopwords": skip_stopwords, "mlm": mlm is not None, "neighbours": getattr(neighbours, "name", None),
                 "seconds": round(time.perf_counter() - t0, 2)}
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        out.save_to_disk(str(tmp))
-        (tmp / CACHE_INFO).write_text(json.dumps(info, indent=1))
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-        out = datasets.load_from_disk(str(path))
+        out = save_dataset_atomically(out, path, CACHE_INFO, info)
     return out
 
 

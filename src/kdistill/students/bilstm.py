@@ -38,7 +38,6 @@ between this class and ``AutoModelForSequenceClassification``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import warnings
@@ -54,6 +53,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from kdistill.data.files import iter_word_vectors, parse_vector
 from kdistill.errors import DataError, ModelError
 
 MODEL_TYPE = "kdistill-bilstm"
@@ -537,12 +537,6 @@ class WordVectors:
         return self.found / max(self.total, 1)
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
 def load_word_vectors(path: str | Path, tokenizer, *, seed: int = 0, max_words: int | None = None) -> WordVectors:
     """Read word2vec/GloVe vectors in *text* format for a tokenizer's vocabulary.
 
@@ -566,9 +560,6 @@ def load_word_vectors(path: str | Path, tokenizer, *, seed: int = 0, max_words: 
     Raises:
         DataError: missing/binary file, inconsistent vector widths, or no vocabulary token in the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"word-vector file {path} does not exist; pass a word2vec/GloVe text file")
     vocab: dict[str, int] = dict(tokenizer.get_vocab())
     V = len(tokenizer)
     wanted: dict[str, list[tuple[int, int]]] = {}
@@ -582,44 +573,17 @@ def load_word_vectors(path: str | Path, tokenizer, *, seed: int = 0, max_words: 
             wanted.setdefault(key, []).append((rank, idx))
     best: dict[int, tuple[int, torch.Tensor]] = {}  # id -> (match rank, vector)
     dim = None
-    try:
-        with _open_text(path) as f:
-            n_read = 0
-            for lineno, line in enumerate(f, start=1):
-                parts = line.rstrip("\n").rstrip().split(" ")
-                if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    dim = int(parts[1])
-                    continue
-                if len(parts) < 2:
-                    continue
-                n_read += 1
-                if max_words is not None and n_read > max_words:
-                    break
-                if dim is None:
-                    dim = len(parts) - 1
-                if len(parts) - 1 < dim:
-                    raise DataError(f"{path}:{lineno} has {len(parts) - 1} numbers, expected {dim}; "
-                                    "the file must be word2vec/GloVe text with one vector per line")
-                if len(parts) - 1 > dim:  # a "word" with spaces in it (GloVe 840B has a few)
-                    parts = [" ".join(parts[: len(parts) - dim]), *parts[len(parts) - dim:]]
-                targets = wanted.get(parts[0], [])
-                if parts[0] != parts[0].lower():  # a cased file word also serves an uncased vocabulary, last
-                    targets = targets + [(rank + 10, idx) for rank, idx in wanted.get(parts[0].lower(), [])]
-                if not targets:
-                    continue
-                vec = None
-                for rank, idx in targets:
-                    if idx not in best or rank < best[idx][0]:
-                        if vec is None:
-                            try:
-                                vec = torch.tensor([float(x) for x in parts[1:]], dtype=torch.float32)
-                            except ValueError:
-                                raise DataError(f"{path}:{lineno} has a non-number in its vector; "
-                                                "the file must be word2vec/GloVe text format") from None
-                        best[idx] = (rank, vec)
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text; convert binary word2vec to text format "
-                        "(gensim: KeyedVectors.load_word2vec_format(p, binary=True).save_word2vec_format(q, binary=False))") from None
+    for lineno, word, numbers in iter_word_vectors(path, max_words=max_words):
+        dim = len(numbers)
+        targets = wanted.get(word, [])
+        if word != word.lower():  # a cased file word also serves an uncased vocabulary, last
+            targets = targets + [(rank + 10, idx) for rank, idx in wanted.get(word.lower(), [])]
+        vec = None
+        for rank, idx in targets:
+            if idx not in best or rank < best[idx][0]:
+                if vec is None:
+                    vec = torch.tensor(parse_vector(path, lineno, numbers), dtype=torch.float32)
+                best[idx] = (rank, vec)
     if not best or dim is None:
         raise DataError(f"no token of the tokenizer's vocabulary has a vector in {path}; "
                         "check that the file is word2vec/GloVe text for the same language")
