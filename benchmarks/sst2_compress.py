@@ -12,6 +12,7 @@
     python benchmarks/sst2_compress.py lowrank --rank 128   # (part 6) SVD of the 3-layer KD student + KD recovery
     python benchmarks/sst2_compress.py headprobe   # part 4: quality of the head ranking alone (no training)
     python benchmarks/sst2_compress.py recover   # (a) the pruned teacher, one more KD epoch on the augmented set
+    python benchmarks/sst2_compress.py lft --layers 0,5 --augmented --name sst2_lft2_kd_aug   # (b) its partner, same recipe
 
 Results go to benchmarks/results/<name>.json/.md (same fields as the foundation results).
 """
@@ -30,6 +31,8 @@ from sst2_foundation import GLUE, RESULTS, ROOT, TEACHER, machine, write_result 
 
 RUNS = ROOT / "runs"
 CACHE = RUNS / "sst2_teacher_logits_full.safetensors"  # teacher logits over the full train set, shared
+AUG = RUNS / "sst2_tinybert_aug" / "train.tsv"  # `python benchmarks/sst2_tinybert.py augment --n-aug 2`
+AUG_CACHE = RUNS / "sst2_teacher_logits_aug.safetensors"  # teacher logits over AUG, shared
 
 
 def main() -> None:
@@ -51,6 +54,7 @@ def main() -> None:
     l.add_argument("--epochs", type=float, default=1.0)
     l.add_argument("--keep-heads", type=int, default=None, help="keep N heads per copied layer, chosen by importance")
     l.add_argument("--first-heads", type=int, default=None, help="baseline: keep heads 0..N-1 of each copied layer")
+    l.add_argument("--augmented", action="store_true", help="train on the TinyBERT-augmented set with alpha 0 (as `recover`)")
     v = sub.add_parser("vocab")
     v.add_argument("--student", default=str(RUNS / "sst2_l3_kd"))
     v.add_argument("--name", default="sst2_vocab_prune")
@@ -100,26 +104,27 @@ def main() -> None:
         layers = "importance" if args.layers == "importance" else [int(x) for x in args.layers.split(",")]
         n_layers = 3 if layers == "importance" else len(layers)
         heads = [list(range(args.first_heads))] * n_layers if args.first_heads else None
+        data = (dict(train_file=str(AUG), validation_file=str(GLUE / "SST-2" / "dev.tsv"), alpha=0.0, eval_steps=1000,
+                     teacher_cache_file=str(AUG_CACHE)) if args.augmented
+                else dict(data_dir=str(GLUE), alpha=0.5, eval_steps=300, teacher_cache_file=str(CACHE)))
         res = kdistill.distill(str(TEACHER), "sst2", output_dir=RUNS / args.name, layers=layers,
-                               num_layers=3 if layers == "importance" else None, data_dir=str(GLUE),
-                               keep_heads=args.keep_heads, heads=heads,
-                               epochs=args.epochs, batch_size=32, learning_rate=1e-4, temperature=2.0, alpha=0.5,
-                               eval_steps=300, overwrite=True, latency_runs=300, teacher_cache_file=str(CACHE))
+                               num_layers=3 if layers == "importance" else None, keep_heads=args.keep_heads,
+                               heads=heads, epochs=args.epochs, batch_size=32, learning_rate=1e-4, temperature=2.0,
+                               overwrite=True, latency_runs=300, **data)
         run_student = json.loads((RUNS / args.name / "kdistill_run.json").read_text())["student"]
         chosen, kept = run_student["layers"], run_student.get("heads")
         how = ("importance" if args.keep_heads else f"first {args.first_heads}") if kept else "all"
         write_result(args.name, dict(res.report), {
             "method": "kd", "command": command, "train_seconds": round(res.train_seconds, 1), "teacher": teacher_rel,
             "student": f"layers-from-teacher {chosen} ({args.layers}), heads: {how}", "epochs": args.epochs,
-            "layers": chosen, "heads": kept,
+            "layers": chosen, "heads": kept, "augmented": args.augmented,
         })
         return
     if args.cmd == "recover":  # the augmented set of `sst2_tinybert.py augment --n-aug 2` (originals + perturbations)
-        aug = RUNS / "sst2_tinybert_aug" / "train.tsv"
-        res = kdistill.distill(str(TEACHER), "sst2", args.student, output_dir=RUNS / args.name, train_file=str(aug),
+        res = kdistill.distill(str(TEACHER), "sst2", args.student, output_dir=RUNS / args.name, train_file=str(AUG),
                                validation_file=str(GLUE / "SST-2" / "dev.tsv"), epochs=args.epochs, batch_size=32,
                                learning_rate=1e-4, temperature=2.0, alpha=0.0, eval_steps=1000, overwrite=True,
-                               latency_runs=300, teacher_cache_file=str(RUNS / "sst2_teacher_logits_aug.safetensors"))
+                               latency_runs=300, teacher_cache_file=str(AUG_CACHE))
         before = kdistill.evaluate(args.student, "sst2", data_dir=str(GLUE))["accuracy"]
         write_result(args.name, dict(res.report), {
             "method": "compress: KD recovery (T = 2, alpha = 0: soft targets only) on the TinyBERT-augmented train set", "command": command,

@@ -68,7 +68,8 @@ def _slice_cols(state: dict, path: str, index: torch.Tensor, lowrank: Mapping[st
 
 def head_index(keep_heads: Iterable[int], head_size: int) -> torch.Tensor:
     """Rows / columns of the kept heads: ``[len(keep)·head_size]`` long tensor (heads in increasing order)."""
-    return torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in sorted(keep_heads)])
+    starts = torch.tensor(sorted(keep_heads), dtype=torch.long) * head_size
+    return (starts[:, None] + torch.arange(head_size)).reshape(-1)
 
 
 def _check_request(request: Mapping[int, Iterable[int]], sizes: list[int], what: str, unit: str) -> dict[int, list[int]]:
@@ -93,6 +94,27 @@ def _json_record(kind: str, removed: Mapping[int, list[int]]) -> dict:
     return {kind: {str(k): list(v) for k, v in sorted(removed.items())}}
 
 
+def _remove_units(model: PreTrainedModel, request: dict[int, list[int]], sizes: list[int], *, unit_size: int,
+                  row_paths: Iterable[str], col_path: str, size_key: str, record: dict) -> PreTrainedModel:
+    """Remove units (heads of ``unit_size`` rows, or single FFN neurons) per layer: slice the output rows of
+    ``row_paths`` and the input columns of ``col_path``; record the new per-layer sizes under ``size_key``."""
+    config = compressed_config(model.config)
+    lowrank = getattr(config, LOWRANK_KEY)
+    prefix = layers_path(model)
+    state = dict(model.state_dict())
+    new_sizes = list(sizes)
+    for layer, removed in request.items():
+        keep = [u for u in range(sizes[layer]) if u not in set(removed)]
+        index = head_index(keep, unit_size)
+        for path in row_paths:
+            _slice_rows(state, f"{prefix}.{layer}.{path}", index, lowrank)
+        _slice_cols(state, f"{prefix}.{layer}.{col_path}", index, lowrank)
+        new_sizes[layer] = len(keep)
+    setattr(config, size_key, new_sizes)
+    setattr(config, RECORD_KEY, [*getattr(config, RECORD_KEY), record])
+    return rebuild(model, config, state)
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -115,24 +137,11 @@ def prune_heads(model: PreTrainedModel, heads: Mapping[int, Iterable[int]]) -> P
             (remove the layer with :func:`prune_layers` instead), or an unsupported architecture.
     """
     parts = parts_for(model.config)
-    counts, d = heads_per_layer(model), head_dim(model)
+    counts = heads_per_layer(model)
     request = _check_request(heads, counts, "heads", "attention head")
-    config = compressed_config(model.config)
-    lowrank = getattr(config, LOWRANK_KEY)
-    prefix = layers_path(model)
-    state = dict(model.state_dict())
-    new_counts = list(counts)
-    for layer, removed in request.items():
-        keep = [h for h in range(counts[layer]) if h not in removed]
-        index = head_index(keep, d)
-        base = f"{prefix}.{layer}."
-        for path in (parts.query, parts.key, parts.value):
-            _slice_rows(state, base + path, index, lowrank)
-        _slice_cols(state, base + parts.attn_out, index, lowrank)
-        new_counts[layer] = len(keep)
-    setattr(config, HEADS_KEY, new_counts)
-    setattr(config, RECORD_KEY, [*getattr(config, RECORD_KEY), _json_record("heads_removed", request)])
-    return rebuild(model, config, state)
+    return _remove_units(model, request, counts, unit_size=head_dim(model),
+                         row_paths=(parts.query, parts.key, parts.value), col_path=parts.attn_out, size_key=HEADS_KEY,
+                         record=_json_record("heads_removed", request))
 
 
 def prune_ffn(model: PreTrainedModel, neurons: Mapping[int, Iterable[int]]) -> PreTrainedModel:
@@ -151,21 +160,8 @@ def prune_ffn(model: PreTrainedModel, neurons: Mapping[int, Iterable[int]]) -> P
     parts = parts_for(model.config)
     sizes = ffn_per_layer(model)
     request = _check_request(neurons, sizes, "FFN neurons", "FFN neuron")
-    config = compressed_config(model.config)
-    lowrank = getattr(config, LOWRANK_KEY)
-    prefix = layers_path(model)
-    state = dict(model.state_dict())
-    new_sizes = list(sizes)
-    for layer, removed in request.items():
-        gone = set(removed)
-        index = torch.tensor([j for j in range(sizes[layer]) if j not in gone], dtype=torch.long)
-        _slice_rows(state, f"{prefix}.{layer}.{parts.ffn_in}", index, lowrank)
-        _slice_cols(state, f"{prefix}.{layer}.{parts.ffn_out}", index, lowrank)
-        new_sizes[layer] = len(index)
-    setattr(config, FFN_KEY, new_sizes)
-    record = {"ffn_removed": {str(k): len(v) for k, v in sorted(request.items())}}
-    setattr(config, RECORD_KEY, [*getattr(config, RECORD_KEY), record])
-    return rebuild(model, config, state)
+    return _remove_units(model, request, sizes, unit_size=1, row_paths=(parts.ffn_in,), col_path=parts.ffn_out,
+                         size_key=FFN_KEY, record={"ffn_removed": {str(k): len(v) for k, v in sorted(request.items())}})
 
 
 def prune_layers(model: PreTrainedModel, layers: Iterable[int]) -> PreTrainedModel:
