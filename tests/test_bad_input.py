@@ -179,3 +179,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_teacher_dir, glue_di
     assert state["global_step"] == 4  # saved at the evaluation of step 4, before the NaN at step 5
     weights = __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(out / "checkpoint" / "model.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_keep_heads_errors_are_one_line(tmp_path, tiny_teacher_dir, glue_dir):
+    base = ["--teacher", str(tiny_teacher_dir), "--task", "sst2", "--data-dir", str(glue_dir), "--max-train-samples", "32"]
+    _assert_one_line_error(_distill(*base, "--keep-heads", "5", "--output", str(tmp_path / "a")), "--keep-heads 5", "2 heads")
+    _assert_one_line_error(_distill(*base, "--student", "spec", "--num-layers", "2", "--hidden-size", "16",
+                                    "--num-heads", "2", "--keep-heads", "1", "--output", str(tmp_path / "b")),
+                           "layers-from-teacher")
+    _assert_one_line_error(_distill(*base, "--keep-heads", "1", "--method", "tinybert", "--output", str(tmp_path / "c")),
+                           "method kd")
