@@ -110,6 +110,20 @@ def test_importance_label_free_kl_save_load_plot(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_label_free_importance_of_the_teacher_itself_is_not_noise():
+    # KL(teacher || model) has zero gradient at model == teacher; scoring falls back to cross-entropy
+    model, twin = tiny_bert(seed=0), tiny_bert(seed=0)
+    labelled = [batch(1), batch(2)]
+    kl = kc.compute_importance(model, labelled, loss="kl", teacher=twin, exponent=None)
+    ce = kc.compute_importance(model, labelled, loss="ce", exponent=None)
+    assert kl.loss == "ce" and "zero gradient" in kl.meta["note"]
+    assert_close(kl.head_importance, ce.head_importance)
+    assert float(kl.head_importance.min()) > 1e-6
+    unlabelled = [{k: v for k, v in b.items() if k != "labels"} for b in labelled]  # the model's own predictions
+    own = kc.compute_importance(model, unlabelled, loss="kl", teacher=model, exponent=None)
+    assert own.loss == "ce" and float(own.head_importance.min()) > 1e-6
+
+
 def test_importance_of_pruned_model_is_nan_padded():
     pruned = kc.prune_heads(tiny_bert(), {0: [0, 3]})
     imp = kc.compute_importance(pruned, [batch()])

@@ -134,12 +134,11 @@ def keep_teacher_heads(student, heads: Sequence[Sequence[int]]):
         raise ModelError(f"heads: need one list of kept heads per student layer ({len(counts)}), got {len(heads)}")
     remove = {}
     for layer, (kept, n) in enumerate(zip(heads, counts)):
-        if not kept or any(not 0 <= int(h) < n for h in kept):
-            raise ModelError(f"heads: layer {layer} must keep at least one head in 0..{n - 1}, got {list(kept)}")
-        drop = [h for h in range(n) if h not in {int(k) for k in kept}]
-        if drop:
-            remove[layer] = drop
-    return prune_heads(student, remove) if remove else student
+        kept = {int(h) for h in kept}
+        if not kept or not kept <= set(range(n)):
+            raise ModelError(f"heads: layer {layer} must keep at least one head in 0..{n - 1}, got {sorted(kept)}")
+        remove[layer] = sorted(set(range(n)) - kept)
+    return prune_heads(student, remove) if any(remove.values()) else student
 
 
 def build_bilstm_student(cfg: StudentConfig, teacher, task: TaskSpec, tokenizer, *, seed: int = 42):
@@ -307,11 +306,11 @@ def train_run(cfg: RunConfig, *, callbacks: Sequence[Callable] = (), report: boo
         teacher = load_classifier(cfg.teacher, task, require_trained_head=True, what="teacher")
         tokenizer = load_tokenizer(cfg.teacher)
         sc = cfg.student
-        if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
-            sc.layers, sc.heads = _importance_selection(teacher, tokenizer, splits["train"], cfg)
-        if sc.heads is not None and cfg.method == "tinybert":
+        if (sc.keep_heads or sc.heads is not None) and cfg.method == "tinybert":  # before any importance pass
             raise KDistillError("--keep-heads gives layers different head counts, which TinyBERT's attention loss "
                                 "does not map; use it with --method kd")
+        if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
+            sc.layers, sc.heads = _importance_selection(teacher, tokenizer, splits["train"], cfg)
         student = build_student(sc, teacher, task, seed=cfg.train.seed, tokenizer=tokenizer)
         if _is_bilstm(student):
             if cfg.method == "tinybert" or cfg.distill.cos_weight > 0:

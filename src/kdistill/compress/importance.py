@@ -282,6 +282,8 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[dict], *, loss:
         batches: e.g. a ``DataLoader`` of tokenised dicts (``input_ids`` ``[B, L]``,
             ``attention_mask`` ``[B, L]``, optional ``token_type_ids``, ``labels`` ``[B]`` for ``loss="ce"``).
         loss: ``"ce"`` (gold labels) or ``"kl"`` (label-free, to ``teacher``'s logits at ``temperature``).
+            ``"kl"`` with a ``teacher`` identical to ``model`` has zero gradient, so it falls back to
+            ``"ce"`` (gold labels, else the model's own predictions) and says so in ``meta["note"]``.
         teacher: the teacher for ``loss="kl"`` (same tokenizer as ``model``).
         num_batches: use at most this many batches (default: all).
         exponent: per-layer normalisation exponent (2 = L2, as the paper; None = raw scores).
@@ -297,6 +299,12 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[dict], *, loss:
         raise KDistillError(f"importance loss must be one of {', '.join(LOSSES)}, got '{loss}'")
     if loss == "kl" and teacher is None:
         raise KDistillError("importance with loss='kl' needs a teacher; pass teacher=<model>")
+    note = None
+    if loss == "kl" and _same_weights(model, teacher):
+        # KL(teacher ‖ model) sits at its minimum when model == teacher: every gradient is 0 and the
+        # scores would be rounding noise. Score with cross-entropy instead (gold labels, or the
+        # teacher's own predictions where a batch has none): Michel et al.'s loss.
+        loss, note = "ce", "loss='kl' against an identical teacher has zero gradient; scored with cross-entropy"
     device = next(model.parameters()).device
     heads = ones_gates(heads_per_layer(model), device=device, requires_grad=True)
     ffn = ones_gates(ffn_per_layer(model), device=device, requires_grad=True)
@@ -313,6 +321,9 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[dict], *, loss:
                 with torch.no_grad():
                     teacher.eval()
                     teacher_logits = teacher(**forward_inputs(teacher, batch)).logits
+            elif note and "labels" not in batch:  # label-free data: the teacher's (= model's) own predictions
+                with torch.no_grad():
+                    batch = dict(batch, labels=model(**forward_inputs(model, batch)).logits.argmax(-1))
             value = gated_loss(model, batch, heads, ffn, loss=loss, teacher_logits=teacher_logits, temperature=temperature)
             grads = torch.autograd.grad(value, [*heads, *ffn])
             for acc, g in zip([*head_sum, *ffn_sum], grads):
@@ -325,4 +336,12 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[dict], *, loss:
     head_scores = _pad([s.float().cpu() / n for s in head_sum])
     ffn_scores = _pad([s.float().cpu() / n for s in ffn_sum])
     return Importance(normalize_per_layer(head_scores, exponent), normalize_per_layer(ffn_scores, exponent),
-                      loss=loss, num_batches=n, exponent=exponent)
+                      loss=loss, num_batches=n, exponent=exponent, meta={"note": note} if note else {})
+
+
+def _same_weights(model: nn.Module, teacher: nn.Module | None) -> bool:
+    """True when ``model`` is ``teacher`` or holds exactly the same parameters (e.g. round 1 of a schedule)."""
+    if teacher is None or model is teacher:
+        return model is teacher
+    a, b = model.state_dict(), teacher.state_dict()
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)

@@ -208,8 +208,8 @@ def compress(
     data_opts = {k: v for k, v in options.items() if k in DataConfig.model_fields}
     dcfg = DataConfig(task=task, **data_opts)
     splits, spec = api._load_data(dcfg)
-    current = load_classifier(teacher, spec, require_trained_head=True, what="teacher")
     teacher_model = load_classifier(teacher, spec, require_trained_head=True, what="teacher")
+    current = teacher_model  # pruning returns new models: the teacher itself is never changed
     tokenizer = load_tokenizer(teacher)
     if not resume:
         api._prepare_output(out, overwrite=overwrite, resume=False)
