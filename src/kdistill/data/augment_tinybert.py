@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -322,14 +323,14 @@ class EmbeddingNeighbours:
             DataError: missing or non-UTF-8 file, inconsistent widths, non-numbers, or no vectors.
         """
         words: list[str] = []
-        rows: list[list[float]] = []
+        rows = []  # float32 numpy vectors
         for lineno, word, numbers in iter_word_vectors(path, max_words=max_words):
             rows.append(parse_vector(path, lineno, numbers))
             words.append(word)
         if not words:
             raise DataError(f"{path} holds no word vectors; pass a GloVe/word2vec text file")
         kwargs.setdefault("name", str(path))
-        return cls(torch.tensor(rows, dtype=torch.float32), words, tokenizer=None, **kwargs)
+        return cls(torch.from_numpy(np.stack(rows)), words, tokenizer=None, **kwargs)
 
     # -- queries
     @property
@@ -779,10 +780,10 @@ def write_augmented(ds, path: str | Path, spec, *, fmt: str | None = None) -> Pa
         if fmt == "tsv":
             # GLUE TSV: no quoting (the loader reads with csv.QUOTE_NONE); texts are whitespace-normalised
             fh.write("\t".join([*text_cols, spec.label_column]) + "\n")
-            for row in ds:
+            for row in _rows(ds):
                 fh.write("\t".join([" ".join(str(row[f]).split()) for f in fields] + [str(label_value(row["label"]))]) + "\n")
         else:
-            for row in ds:
+            for row in _rows(ds):
                 obj = {c: row[f] for c, f in zip(text_cols, fields)}
                 obj[spec.label_column] = label_value(row["label"])
                 if has_meta:
@@ -790,6 +791,13 @@ def write_augmented(ds, path: str | Path, spec, *, fmt: str | None = None) -> Pa
                 fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def _rows(ds, batch_size: int = 10_000):
+    """The rows of a ``datasets.Dataset`` as dicts, read a batch of columns at a time (row access is slow)."""
+    for chunk in ds.iter(batch_size=batch_size):
+        cols = list(chunk)
+        yield from (dict(zip(cols, values)) for values in zip(*(chunk[c] for c in cols)))
 
 
 def run_augment(

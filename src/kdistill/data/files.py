@@ -58,10 +58,12 @@ def iter_word_vectors(path: str | Path, *, max_words: int | None = None) -> Iter
                         "KeyedVectors.load_word2vec_format(p, binary=True).save_word2vec_format(q, binary=False))") from None
 
 
-def parse_vector(path: str | Path, lineno: int, numbers: list[str]) -> list[float]:
-    """``[float(x) for x in numbers]``, or a :class:`DataError` naming ``path:lineno``."""
+def parse_vector(path: str | Path, lineno: int, numbers: list[str]):
+    """``numbers`` as a float32 numpy vector ``[E]``, or a :class:`DataError` naming ``path:lineno``."""
+    import numpy as np
+
     try:
-        return [float(x) for x in numbers]
+        return np.array(numbers, dtype=np.float32)
     except ValueError:
         raise DataError(f"{path}:{lineno} has a non-number in its vector; the file must be word2vec/GloVe text format") from None
 

@@ -582,7 +582,7 @@ def load_word_vectors(path: str | Path, tokenizer, *, seed: int = 0, max_words: 
         for rank, idx in targets:
             if idx not in best or rank < best[idx][0]:
                 if vec is None:
-                    vec = torch.tensor(parse_vector(path, lineno, numbers), dtype=torch.float32)
+                    vec = torch.from_numpy(parse_vector(path, lineno, numbers))
                 best[idx] = (rank, vec)
     if not best or dim is None:
         raise DataError(f"no token of the tokenizer's vocabulary has a vector in {path}; "
