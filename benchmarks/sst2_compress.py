@@ -81,7 +81,7 @@ def main() -> None:
     command = "python benchmarks/" + Path(__file__).name + " " + shlex.join(sys.argv[1:])
     teacher_rel = "shared/teachers/minilm-l6-sst2"
     if args.cmd == "prune":
-        from kdistill.compress import compress
+        from kdistill.api import compress
 
         rep = compress(str(TEACHER), "sst2", output_dir=RUNS / args.name, head_fraction=args.head_fraction,
                        ffn_fraction=args.ffn_fraction, layers_per_round=args.layers_per_round,
@@ -138,9 +138,9 @@ def main() -> None:
 
         import torch
 
-        from kdistill.api import keep_teacher_heads
+        from kdistill.students.build import keep_teacher_heads
         from kdistill.compress import compute_importance
-        from kdistill.compress.schedule import _importance_batches
+        from kdistill.compress.importance import importance_batches as _importance_batches
         from kdistill.data import load_splits
         from kdistill.data.batching import tokenize
         from kdistill.engine import evaluate_model

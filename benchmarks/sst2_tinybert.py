@@ -132,7 +132,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import kdistill
-    from kdistill.methods.layer_map import parse_layer_map
+    from kdistill.objectives.layer_map import parse_layer_map
 
     command = "python benchmarks/" + Path(__file__).name + " " + shlex.join(sys.argv[1:])
     if args.cmd == "general":
@@ -148,7 +148,7 @@ def main() -> None:
         _latency_probe(command, [int(x) for x in args.layers.split(",")], args.hidden, args.runs)
         return
     if args.cmd == "augment":
-        from kdistill.data.augment_tinybert import run_augment  # noqa: PLC0415
+        from kdistill.data.augment.tinybert_io import run_augment  # noqa: PLC0415
 
         path = run_augment("sst2", output=str(AUG_DIR / "train.tsv"), teacher=str(TEACHER), data_dir=str(GLUE),
                            max_train_samples=args.max_rows, n_aug=args.n_aug, seed=0)

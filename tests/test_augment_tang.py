@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from kdistill.data.augment_tang import (
+from kdistill.data.augment.tang import (
     DictPosTagger,
     PosVocab,
     augment_dataset,

@@ -9,16 +9,15 @@ import datasets
 import pytest
 import torch
 
-from kdistill.data.augment_tinybert import (
-    EmbeddingNeighbours,
-    MaskedLMCandidates,
+from kdistill.data.augment.candidates import EmbeddingNeighbours, MaskedLMCandidates
+from kdistill.data.augment.tinybert import (
     augment_dataset,
     augment_once,
     is_eligible,
     match_case,
-    run_augment,
     split_words,
 )
+from kdistill.data.augment.tinybert_io import run_augment
 from kdistill.errors import DataError, KDistillError, ModelError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

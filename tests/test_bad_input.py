@@ -155,9 +155,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_teacher_dir, glue_di
     from kdistill.data.batching import tokenize
     from kdistill.engine import train
     from kdistill.errors import TrainingDiverged
-    from kdistill.methods import Finetune
+    from kdistill.objectives import Objective, make_term
 
-    class NanAtStep5(Finetune):
+    class NanAtStep5(Objective):
         calls = 0
 
         def __call__(self, student_out, batch, teacher=None):
@@ -173,7 +173,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_teacher_dir, glue_di
     out = tmp_path / "nan"
     out.mkdir()
     with pytest.raises(TrainingDiverged, match="checkpoint"):
-        train(student=make_tiny_bert(), objective=NanAtStep5(task), train_ds=tr, eval_ds=ev, tokenizer=tiny_tokenizer,
+        train(student=make_tiny_bert(), objective=NanAtStep5("finetune", task, [("hard", 1.0, make_term("gold", task=task))]), train_ds=tr, eval_ds=ev, tokenizer=tiny_tokenizer,
               task=task, output_dir=out, cfg=TrainConfig(epochs=1, batch_size=16, eval_steps=2, show_progress=False))
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert state["global_step"] == 4  # saved at the evaluation of step 4, before the NaN at step 5

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 import kdistill
 from kdistill.cli import app
 from kdistill.config import AugmentConfig, DistillConfig
-from kdistill.data import augment_tang
-from kdistill.data.augment_tang import DictPosTagger
+from kdistill.data.augment import tang as augment_tang
+from kdistill.data.augment.tang import DictPosTagger
 from kdistill.data.tasks import get_task
 from kdistill.errors import KDistillError, ModelError
-from kdistill.methods.objectives import make_objective
+from kdistill.objectives import make_objective
 
 runner = CliRunner()
 FAST = ["--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--latency-runs", "5", "--max-eval-samples", "64"]
@@ -97,7 +97,7 @@ def test_gold_loss_ignores_augmented_rows():
     logits, teacher = torch.randn(6, 2), torch.randn(6, 2)
     labels = torch.tensor([1, 0, -1, -1, 1, -1])
     obj = make_objective("kd", get_task("sst2"), DistillConfig(alpha=0.5, kd_loss="mse"))
-    from kdistill.methods.objectives import ModelSignal
+    from kdistill.objectives import ModelSignal
 
     terms = obj(ModelSignal(logits=logits), {"labels": labels}, ModelSignal(logits=teacher))
     gold = labels >= 0
@@ -115,7 +115,7 @@ def test_gold_loss_ignores_augmented_rows():
 
 
 def test_augment_train_split_indices_labels_cap_and_cache(glue_dir, tmp_path):
-    from kdistill.api import augment_train_split
+    from kdistill.data.augment.tang import augment_train_split
     from kdistill.data import load_splits
 
     splits, _ = load_splits("sst2", data_dir=str(glue_dir), max_train_samples=60, max_eval_samples=8)
@@ -183,22 +183,22 @@ def test_bilstm_resume_equals_uninterrupted_and_wrong_task(tiny_teacher_dir, glu
 
 
 def test_build_bilstm_from_word_vectors_and_teacher_embeddings(tiny_teacher_dir, tmp_path, tiny_tokenizer):
-    from kdistill.api import build_bilstm_student
-    from kdistill.config import StudentConfig
+    from kdistill.students.bilstm import build_bilstm_student
+    from kdistill.config import BiLSTMStudent
     from kdistill.models import load_classifier
 
     task = get_task("sst2")
     teacher = load_classifier(str(tiny_teacher_dir), task, require_trained_head=True)
     vec = tmp_path / "vectors.txt"
     vec.write_text("3 4\nmovie 1 2 3 4\nfilm 0.5 0.5 0.5 0.5\ngood -1 0 1 0\n")
-    sc = StudentConfig(kind="bilstm", word_vectors=str(vec), embedding_mode="frozen", bilstm_hidden=6, bilstm_fc=5)
+    sc = BiLSTMStudent(word_vectors=str(vec), embedding_mode="frozen", bilstm_hidden=6, bilstm_fc=5)
     model = build_bilstm_student(sc, teacher, task, tiny_tokenizer, seed=0)
     assert model.config.embedding_dim == 4 and model.config.vocab_size == len(tiny_tokenizer)
     movie = tiny_tokenizer.convert_tokens_to_ids("movie")
     assert torch.equal(model.embedding.weight[movie], torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert not model.embedding.weight.requires_grad and model.config.num_labels == 2
     assert model.config.id2label[1] == "positive"
-    from_teacher = build_bilstm_student(StudentConfig(kind="bilstm"), teacher, task, tiny_tokenizer, seed=0)
+    from_teacher = build_bilstm_student(BiLSTMStudent(), teacher, task, tiny_tokenizer, seed=0)
     assert from_teacher.config.hidden_size == 150 and from_teacher.config.fc_size == 200  # the paper's sizes
     assert torch.equal(from_teacher.embedding.weight, teacher.get_input_embeddings().weight)
     assert from_teacher.embedding_static is not None  # multichannel by default

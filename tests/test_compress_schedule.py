@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from kdistill.compress import compress, layers_by_importance
+from kdistill.api import compress
+from kdistill.compress import layers_by_importance
 from kdistill.errors import KDistillError
 
 FAST = dict(batch_size=16, eval_batch_size=64, show_progress=False, max_train_samples=64, max_eval_samples=32)
@@ -72,7 +73,7 @@ def test_importance_chosen_layers_for_a_layers_from_teacher_student(tmp_path, ti
 
 def test_importance_chosen_heads_for_a_layers_from_teacher_student(tmp_path, tiny_teacher_dir, glue_dir):
     import kdistill
-    from kdistill.api import keep_teacher_heads
+    from kdistill.students.build import keep_teacher_heads
     from kdistill.compress.importance import compute_importance, gated
     from kdistill.errors import ModelError
     from kdistill.students import layers_from_teacher
@@ -90,14 +91,14 @@ def test_importance_chosen_heads_for_a_layers_from_teacher_student(tmp_path, tin
 
     # the kept head is each layer's most important one, and the pruned copy equals the gated copy
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher_dir).eval()
-    from kdistill.compress.schedule import _importance_batches
+    from kdistill.compress.importance import importance_batches
     from kdistill.data import load_splits
     from kdistill.data.batching import tokenize
     from kdistill.models import load_tokenizer
 
     tok = load_tokenizer(str(tiny_teacher_dir))
     splits = load_splits("sst2", data_dir=str(glue_dir), max_train_samples=64)[0]
-    batches = _importance_batches(tokenize(splits["train"], tok, max_length=128), tok, n_batches=16, batch_size=32, seed=42)
+    batches = importance_batches(tokenize(splits["train"], tok, max_length=128), tok, n_batches=16, batch_size=32, seed=42)
     raw = compute_importance(teacher, batches, loss="ce", exponent=None).head_importance
     assert heads == [[int(raw[0].argmax())], [int(raw[3].argmax())]]
     copy = layers_from_teacher(teacher, [0, 3]).eval()

@@ -76,7 +76,7 @@ def test_hard_ce_and_regression_mse():
 def test_alpha_mixing_in_objective():
     from kdistill.config import DistillConfig
     from kdistill.data.tasks import get_task
-    from kdistill.methods import TeacherSignal, VanillaKD
+    from kdistill.objectives import TeacherSignal, kd_objective
 
     task = get_task("sst2")
     zs, zt, y = torch.tensor([[0.2, 0.1]]), torch.tensor([[3.0, -1.0]]), torch.tensor([1])
@@ -85,10 +85,10 @@ def test_alpha_mixing_in_objective():
         logits = zs
 
     for alpha in (0.0, 0.3, 1.0):
-        terms = VanillaKD(task, DistillConfig(alpha=alpha, temperature=2.0))(Out, {"labels": y}, TeacherSignal(zt))
+        terms = kd_objective(task, DistillConfig(alpha=alpha, temperature=2.0))(Out, {"labels": y}, TeacherSignal(zt))
         expected = alpha * hard_label_ce(zs, y) + (1 - alpha) * soft_target_kl(zs, zt, 2.0)
         assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
-    terms = VanillaKD(task, DistillConfig(alpha=0.0, kd_loss="mse"))(Out, {"labels": y}, TeacherSignal(zt))
+    terms = kd_objective(task, DistillConfig(alpha=0.0, kd_loss="mse"))(Out, {"labels": y}, TeacherSignal(zt))
     assert terms["loss"].item() == pytest.approx(logit_mse(zs, zt).item())
 
 
@@ -106,3 +106,116 @@ def test_bad_inputs_raise_clear_errors():
         soft_target_kl(torch.zeros(1, 2), torch.zeros(1, 2), 0.0)
     with pytest.raises(KDistillError, match="same label set"):
         soft_target_kl(torch.zeros(1, 2), torch.zeros(1, 3), 1.0)
+
+
+# ----------------------------------------------------------------------------- non-finite logits, shapes, dtypes
+
+
+def test_soft_target_kl_with_minus_inf_teacher_logit_is_kl_over_remaining_classes():
+    t = 2.0
+    zs, zt = [1.0, 0.3, -1.0], [2.0, -math.inf, 0.5]
+    ps = _softmax(zs, t)
+    pt_rest = _softmax([zt[0], zt[2]], t)  # the teacher puts probability 0 on class 1
+    expected = t * t * sum(p * math.log(p / q) for p, q in zip(pt_rest, [ps[0], ps[2]]))
+    student = torch.tensor([zs], requires_grad=True)
+    got = soft_target_kl(student, torch.tensor([zt]), t)
+    assert math.isfinite(got.item())
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    got.backward()
+    assert torch.isfinite(student.grad).all()
+    p_t = torch.tensor([[pt_rest[0], 0.0, pt_rest[1]]])
+    assert torch.allclose(student.grad, t * (torch.softmax(student.detach() / t, -1) - p_t), atol=1e-6)
+
+
+def test_soft_target_kl_minus_inf_student_logit_where_teacher_has_mass_is_plus_inf():
+    got = soft_target_kl(torch.tensor([[0.0, -math.inf]]), torch.tensor([[0.0, 0.0]]), 1.0)
+    assert got.item() == math.inf
+    # both -inf on the same class: that class contributes nothing
+    both = soft_target_kl(torch.tensor([[0.0, 1.0, -math.inf]]), torch.tensor([[0.5, 0.0, -math.inf]]), 1.0)
+    assert both.item() == pytest.approx(soft_target_kl(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.5, 0.0]]), 1.0).item(), rel=1e-6)
+
+
+def test_soft_target_kl_float32_value_and_gradient_unchanged_bit_for_bit():
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(16, 5, generator=g) * 3, torch.randn(16, 5, generator=g) * 3
+    for t in (1.0, 2.0, 3.5):
+        s1, s2 = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
+        ref = F.kl_div(F.log_softmax(s1 / t, -1), F.log_softmax(b / t, -1), reduction="batchmean", log_target=True) * (t * t)
+        got = soft_target_kl(s2, b, t)
+        assert torch.equal(got, ref)
+        ref.backward()
+        got.backward()
+        assert torch.equal(s2.grad, s1.grad)
+
+
+def test_losses_keep_float64_and_compute_lower_precision_in_float32():
+    a, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    assert soft_target_kl(a, b, 2.0).dtype == torch.float64
+    assert hard_label_ce(a, torch.tensor([0, 1, 3])).dtype == torch.float64
+    assert regression_mse(a[:, :1], b[:, 0]).dtype == torch.float64
+    assert soft_target_kl(a.half(), b.half(), 2.0).dtype == torch.float32
+    assert soft_target_kl(a.float(), b.float(), 2.0).dtype == torch.float32
+
+
+def test_soft_target_kl_rejects_non_2d_logits():
+    with pytest.raises(KDistillError, match=r"\(2, 3, 4\).*\(2, 3, 4\)"):
+        soft_target_kl(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), 1.0)
+    with pytest.raises(KDistillError, match=r"\(3,\)"):
+        soft_target_kl(torch.zeros(3), torch.zeros(3), 1.0)
+
+
+@pytest.mark.parametrize("mask_shape", [(7,), (4, 8), (4, 7, 1)])
+def test_hidden_cosine_rejects_wrong_mask_shape(mask_shape):
+    h = torch.randn(4, 7, 16)
+    with pytest.raises(KDistillError) as err:
+        hidden_cosine(h, h.clone(), torch.ones(mask_shape))
+    assert str(tuple(mask_shape)) in str(err.value) and "(4, 7, 16)" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_hidden_cosine_rejects_non_3d_hidden_states():
+    with pytest.raises(KDistillError, match=r"\(4, 16\)"):
+        hidden_cosine(torch.randn(4, 16), torch.randn(4, 16))
+
+
+def test_hard_label_ce_rejects_bad_shapes():
+    with pytest.raises(KDistillError, match=r"\(4,\).*\(4,\)"):
+        hard_label_ce(torch.zeros(4), torch.zeros(4, dtype=torch.long))  # [B] logits
+    with pytest.raises(KDistillError, match=r"\(4, 2\).*\(3,\)"):
+        hard_label_ce(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))  # batch sizes differ
+    with pytest.raises(KDistillError, match=r"\(4, 2\).*\(4, 1\)"):
+        hard_label_ce(torch.zeros(4, 2), torch.zeros(4, 1, dtype=torch.long))  # [B, 1] labels
+
+
+def test_regression_mse_rejects_bad_shapes():
+    with pytest.raises(KDistillError, match=r"\(4,\).*\(3,\)"):
+        regression_mse(torch.zeros(4), torch.zeros(3))
+    with pytest.raises(KDistillError, match=r"\(2, 2\).*\(4,\)"):
+        regression_mse(torch.zeros(2, 2), torch.zeros(4))  # same element count, but not [B] / [B, 1]
+    assert regression_mse(torch.zeros(4, 1), torch.ones(4)).item() == pytest.approx(1.0)
+
+
+def test_tinybert_losses_name_both_shapes_and_handle_minus_inf():
+    from torch import nn
+
+    from kdistill.losses.tinybert import attention_score_loss, hidden_state_loss, prediction_loss
+
+    h = torch.zeros(2, 3, 6)
+    with pytest.raises(KDistillError) as err:
+        hidden_state_loss(h, h.clone(), None, torch.ones(3))
+    assert "(3,)" in str(err.value) and "(2, 3, 6)" in str(err.value)
+    with pytest.raises(KDistillError) as err:  # the projection's input width does not fit: no raw matmul error
+        hidden_state_loss(torch.zeros(2, 3, 4), torch.zeros(2, 3, 6), nn.Linear(5, 6))
+    assert "(2, 3, 4)" in str(err.value) and "(2, 3, 6)" in str(err.value)
+    with pytest.raises(KDistillError) as err:
+        attention_score_loss(torch.zeros(2, 4, 5, 5), torch.zeros(2, 4, 5, 5), torch.ones(2, 6))
+    assert "(2, 6)" in str(err.value) and "(2, 4, 5, 5)" in str(err.value)
+    # 0 · log 0 = 0 also where the student's logit is -inf
+    zs = torch.tensor([[0.0, 1.0, -math.inf]], requires_grad=True)
+    got = prediction_loss(zs, torch.tensor([[0.5, 0.0, -math.inf]]))
+    assert math.isfinite(got.item())
+    assert got.item() == pytest.approx(prediction_loss(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.5, 0.0]])).item(), rel=1e-6)
+    got.backward()
+    assert torch.isfinite(zs.grad).all()

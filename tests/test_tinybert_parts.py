@@ -17,7 +17,7 @@ from kdistill.losses.tinybert import (
     hidden_state_loss,
     prediction_loss,
 )
-from kdistill.methods.layer_map import layer_map, parse_layer_map
+from kdistill.objectives.layer_map import layer_map, parse_layer_map
 from kdistill.students.capture import CAPTURE_IMPLEMENTATION, capture_attention, capture_attention_forward
 
 VOCAB = 100

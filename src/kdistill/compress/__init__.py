@@ -12,7 +12,8 @@ Importing this package registers the compressed types with ``AutoConfig``, ``Aut
 (or :func:`load_pruned`).
 """
 
-from kdistill.compress.importance import Importance, compute_importance, gated, gated_loss, normalize_per_layer
+from kdistill.compress.importance import (Importance, compute_importance, gated, gated_loss, importance_batches,
+                                          layers_by_importance, normalize_per_layer)
 from kdistill.compress.lowrank import factorize, factorize_linear, rank_for_energy
 from kdistill.compress.modeling import (
     ffn_per_layer,
@@ -32,12 +33,12 @@ from kdistill.compress.prune import (
 )
 from kdistill.compress.vocab import VocabPruneResult, prune_embeddings, prune_vocabulary, remap_tokenizer
 
-from kdistill.compress.schedule import RoundRecord, compress, layers_by_importance  # noqa: E402
+from kdistill.compress.schedule import RoundRecord, targets_met  # noqa: E402
 
 register_auto_classes()
 
 __all__ = [
-    "compress", "RoundRecord", "layers_by_importance",
+    "RoundRecord", "targets_met", "layers_by_importance", "importance_batches",
     "Importance", "compute_importance", "gated", "gated_loss", "normalize_per_layer",
     "factorize", "factorize_linear", "rank_for_energy",
     "ffn_per_layer", "heads_per_layer", "is_compressed", "load_compressed", "register_auto_classes",

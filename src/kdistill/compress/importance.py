@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
 from kdistill.compress.modeling import encoder_layers, ffn_per_layer, head_dim, heads_per_layer, parts_for
 from kdistill.errors import KDistillError, ModelError
+from kdistill.losses import hard_label_ce, regression_mse, soft_target_kl
 
 LOSSES = ("ce", "kl")
 
@@ -127,11 +127,13 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
         batch: holds ``labels`` ``[B]`` for ``loss="ce"``.
         loss: ``"ce"``: cross-entropy with the gold labels (MSE for a 1-output regression head);
             ``"kl"``: label-free ``T²·KL(softmax(z_t/T) ‖ softmax(z/T))`` to the teacher (Hinton et al.
-            2015), or MSE to its prediction for regression.
+            2015), or MSE to its prediction for regression. Computed by :mod:`kdistill.losses` (float64
+            logits stay float64, e.g. for finite-difference checks; lower precisions run in float32).
         teacher_logits: ``[B, C]`` for ``loss="kl"``.
 
     Raises:
-        KDistillError: an unknown loss, missing labels or missing teacher logits.
+        KDistillError: an unknown loss, missing labels or missing teacher logits, or shapes that do not
+            fit (labels not ``[B]``, teacher logits not the model's shape).
     """
     if loss not in LOSSES:
         raise KDistillError(f"importance loss must be one of {', '.join(LOSSES)}, got '{loss}'")
@@ -141,7 +143,7 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
         if "labels" not in batch:
             raise KDistillError("importance with loss='ce' needs batches with 'labels'; use loss='kl' with a teacher for unlabelled data")
         labels = batch["labels"].to(z.device)
-        return F.mse_loss(z.squeeze(-1), labels.to(z.dtype)) if regression else F.cross_entropy(z, labels.long())
+        return regression_mse(z, labels.to(z.dtype)) if regression else hard_label_ce(z, labels)
     if teacher_logits is None:
         raise KDistillError("importance with loss='kl' needs a teacher; pass teacher=<model>")
     if temperature <= 0:
@@ -150,10 +152,8 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
     if t_logits.shape != z.shape:
         raise KDistillError(f"teacher logits {tuple(t_logits.shape)} and model logits {tuple(z.shape)} differ; use a teacher of the same task")
     if regression:
-        return F.mse_loss(z, t_logits)
-    log_p = F.log_softmax(z / temperature, dim=-1)
-    log_q = F.log_softmax(t_logits / temperature, dim=-1)
-    return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * temperature**2
+        return regression_mse(z, t_logits)
+    return soft_target_kl(z, t_logits, temperature)  # float64 logits stay float64
 
 
 def gated_loss(model: PreTrainedModel, batch: dict, head_gates=None, ffn_gates=None, *, loss: str = "ce",
@@ -345,3 +345,36 @@ def _same_weights(model: nn.Module, teacher: nn.Module | None) -> bool:
         return model is teacher
     a, b = model.state_dict(), teacher.state_dict()
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- choosing by importance
+
+
+def layers_by_importance(head_importance_raw: torch.Tensor, keep: int) -> list[int]:
+    """The ``keep`` most important layers (0-based, ascending), by summed raw head importance.
+
+    Used both to drop layers in a pruning round and to choose the layers a
+    ``layers-from-teacher`` student copies (``--layers importance``).
+
+    Args:
+        head_importance_raw: ``[n_layers, max_heads]`` *un-normalised* scores (NaN = pruned head).
+        keep: number of layers to keep, ``1 <= keep <= n_layers``.
+
+    Raises:
+        KDistillError: ``keep`` out of range.
+    """
+    n = head_importance_raw.shape[0]
+    if not 1 <= keep <= n:
+        raise KDistillError(f"cannot keep {keep} of {n} layers")
+    per_layer = torch.nan_to_num(head_importance_raw.float(), nan=0.0).sum(dim=1)
+    order = torch.argsort(per_layer, descending=True, stable=True)[:keep]
+    return sorted(int(i) for i in order)
+
+
+def importance_batches(train_ds, tokenizer, *, n_batches: int, batch_size: int, seed: int) -> list[dict]:
+    """``n_batches`` seeded batches of ``batch_size`` from a tokenised split, for :func:`compute_importance`."""
+    from kdistill.data.batching import eval_loader
+
+    n = min(len(train_ds), n_batches * batch_size)
+    sample = train_ds.shuffle(seed=seed).select(range(n))
+    return list(eval_loader(sample, tokenizer, batch_size=batch_size))

@@ -71,12 +71,13 @@ def parse_vector(path: str | Path, lineno: int, numbers: list[str]):
 def save_dataset_atomically(ds, path: Path, info_name: str, info: dict[str, Any]):
     """Save a ``datasets.Dataset`` (with ``info`` as JSON in ``info_name`` beside it) so that ``path``
     is either the old cache or the complete new one, never half written; returns the reloaded dataset.
+    An empty dataset is saved as one empty shard (``datasets`` cannot reload one saved with none).
     """
     import datasets
 
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    ds.save_to_disk(str(tmp))
+    ds.save_to_disk(str(tmp), **({"num_shards": 1} if len(ds) == 0 else {}))
     (tmp / info_name).write_text(json.dumps(info, indent=1))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)

@@ -523,3 +523,12 @@ def load_splits(
     if data_dir is not None:
         return _load_glue_dir(Path(data_dir).expanduser(), spec, max_train_samples, max_eval_samples), spec
     return _load_hub(spec, max_train_samples, max_eval_samples), spec
+
+
+def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
+    """:func:`load_splits` with the options of a :class:`~kdistill.config.DataConfig`."""
+    return load_splits(
+        cfg.task, data_dir=cfg.data_dir, train_file=cfg.train_file, validation_file=cfg.validation_file,
+        text_columns=cfg.text_columns, label_column=cfg.label_column,
+        max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples,
+    )

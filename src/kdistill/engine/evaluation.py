@@ -1,0 +1,91 @@
+"""Prediction, task metrics, and the evaluator that keeps the best student during training."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from kdistill.data.batching import eval_loader, model_inputs
+from kdistill.data.tasks import TaskSpec
+from kdistill.engine.state import TrainState
+from kdistill.metrics import compute_metrics
+
+
+@torch.no_grad()
+def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "predict",
+            show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` over ``loader`` in eval mode.
+
+    Returns:
+        ``(logits [N, C] float32, labels [N])`` ordered by the dataset's ``idx`` column, gathered
+        across processes when ``accelerator`` runs several.
+    """
+    was_training = model.training
+    model.eval()
+    all_logits, all_idx, all_labels = [], [], []
+    device = accelerator.device if accelerator else next(model.parameters()).device
+    main = accelerator is None or accelerator.is_main_process
+    for batch in tqdm(loader, desc=desc, disable=not (show_progress and main), leave=False):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(**model_inputs(batch)).logits.float()
+        idx, labels = batch["idx"], batch["labels"]
+        if accelerator is not None and accelerator.num_processes > 1:
+            logits, idx, labels = accelerator.gather_for_metrics((logits, idx, labels))
+        all_logits.append(logits.cpu()), all_idx.append(idx.cpu()), all_labels.append(labels.cpu())
+    model.train(was_training)
+    logits, idx, labels = torch.cat(all_logits), torch.cat(all_idx), torch.cat(all_labels)
+    order = torch.argsort(idx)
+    return logits[order].numpy(), labels[order].numpy()
+
+
+def evaluate_model(model, ds, tokenizer, task: TaskSpec, *, batch_size: int = 64, accelerator: Accelerator | None = None,
+                   show_progress: bool = True) -> dict[str, float]:
+    """Task metrics of ``model`` on a tokenised split (see :func:`kdistill.metrics.compute_metrics`)."""
+    loader = eval_loader(ds, tokenizer, batch_size=batch_size)
+    if accelerator is not None:
+        loader = accelerator.prepare_data_loader(loader)
+    logits, labels = predict(model, loader, accelerator, desc="evaluate", show_progress=show_progress)
+    return compute_metrics(task, logits, labels)
+
+
+class Evaluator:
+    """Evaluates the student on dev, updates the best-so-far in a :class:`TrainState`, saves the best.
+
+    Args:
+        student: the (unwrapped) student module.
+        eval_ds: tokenised dev split, or ``None`` (then nothing is evaluated).
+        select_best: keep the best student by ``task.main_metric`` (``save_best`` is called on an
+            improvement), or only log the metric (the last student is the result).
+        save_best: called on the main process when the metric improved.
+        log: ``log(step, values)`` for the metrics.
+    """
+
+    def __init__(self, student, eval_ds, tokenizer, task: TaskSpec | None, *, batch_size: int, accelerator: Accelerator,
+                 select_best: bool, save_best: Callable[[], None], log: Callable[[int, dict], None]):
+        self.student, self.eval_ds, self.tokenizer, self.task = student, eval_ds, tokenizer, task
+        self.batch_size, self.accelerator, self.select_best = batch_size, accelerator, select_best
+        self.save_best, self.log = save_best, log
+
+    def __call__(self, state: TrainState) -> dict[str, float]:
+        if self.eval_ds is None:
+            return {}
+        acc = self.accelerator
+        metrics = evaluate_model(self.student, self.eval_ds, self.tokenizer, self.task, batch_size=self.batch_size,
+                                 accelerator=acc, show_progress=False)
+        value = metrics[self.task.main_metric]
+        if not self.select_best:  # keep the last student; the metric is only logged
+            state.best_metric, state.best_step = value, state.global_step
+        elif state.best_metric is None or value > state.best_metric:
+            state.best_metric, state.best_step, state.evals_without_improvement = value, state.global_step, 0
+            if acc.is_main_process:
+                self.save_best()
+        else:
+            state.evals_without_improvement += 1
+        self.log(state.global_step, {f"eval/{k}": v for k, v in metrics.items()})
+        state.history.append({"step": state.global_step, **metrics})
+        acc.wait_for_everyone()
+        return metrics

@@ -1,0 +1,237 @@
+"""The training loop: one loop for every method (after nanoGPT), on :mod:`accelerate`.
+
+Everything the loop uses is entered in one ``with``: the teacher source (cached logits or live
+teacher, :mod:`kdistill.engine.teacher`), the student's attention capture, the logger, the Ctrl-C
+handler and the progress bar; the checkpointer and evaluator are plain objects. The frozen teacher
+is moved to the device but never wrapped by DDP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from accelerate.utils import set_seed
+from safetensors.torch import load_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdistill.config import TrainConfig
+from kdistill.data.batching import model_inputs, train_loader
+from kdistill.data.tasks import TaskSpec
+from kdistill.engine.checkpoint import Checkpointer
+from kdistill.engine.evaluation import Evaluator
+from kdistill.engine.logger import Logger, RunningMean, plot_training_curves
+from kdistill.engine.setup import Plan, make_optimizer, make_scheduler, new_accelerator
+from kdistill.engine.state import TrainResult, TrainState
+from kdistill.engine.teacher import teacher_source_for
+from kdistill.errors import KDistillError, TrainingDiverged
+from kdistill.objectives import ModelSignal, Objective
+from kdistill.rundir import RunDir
+
+
+class Trainee(nn.Module):
+    """Student + objective as one module: what the optimizer trains, DDP synchronises and checkpoints hold.
+
+    ``forward`` runs the student on the batch (recording attention while :meth:`capture` is entered
+    and the objective asks for it) and returns the objective's loss terms.
+    """
+
+    def __init__(self, student: nn.Module, objective: Objective):
+        super().__init__()
+        self.student, self.objective = student, objective
+        self.recorder = None
+
+    @contextlib.contextmanager
+    def capture(self):
+        if not self.objective.needs_attentions:
+            yield None
+            return
+        from kdistill.students.capture import capture_attention
+
+        with capture_attention(self.student, self.objective.student_attention_layers) as rec:
+            self.recorder = rec
+            try:
+                yield rec
+            finally:
+                self.recorder = None
+
+    def forward(self, batch: dict[str, torch.Tensor], teacher: ModelSignal | None) -> dict[str, torch.Tensor]:
+        obj = self.objective
+        out = self.student(**model_inputs(batch), output_hidden_states=obj.needs_hidden_states or obj.needs_attentions)
+        sig = ModelSignal(logits=getattr(out, "logits", None), hidden_states=getattr(out, "hidden_states", None))
+        if self.recorder is not None:
+            sig.attention_scores, sig.attention_probs = list(self.recorder.scores), list(self.recorder.probs)
+            self.recorder.clear()
+        return obj(sig, batch, teacher)
+
+
+class StopOnSigint:
+    """First Ctrl-C: ``state.stop_requested`` (the loop checkpoints and stops); second: quit at once."""
+
+    def __init__(self, state: TrainState, enabled: bool):
+        self.state, self.enabled, self.fired, self.previous = state, enabled, False, None
+
+    def _handler(self, signum, frame):  # noqa: ARG002
+        if self.fired:
+            raise KeyboardInterrupt
+        self.fired = self.state.stop_requested = True
+
+    def __enter__(self):
+        if self.enabled:
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:  # not in the main thread
+                self.previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _set_epoch(objs, epoch: int) -> None:
+    for obj in objs:
+        if hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+
+
+def _save_student(acc, trainee, tokenizer, path: Path) -> None:
+    acc.unwrap_model(trainee).student.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def _step(trainee, batch, source, acc, optimizer, cfg: TrainConfig, state: TrainState, run: RunDir) -> dict:
+    """One micro-batch: forward (teacher signal, student, objective), backward, optimizer step when synced."""
+    with acc.accumulate(trainee):
+        t_signal = source(batch)
+        with acc.autocast():
+            terms = trainee(batch, t_signal)
+        loss = terms["loss"]
+        if not torch.isfinite(loss.detach()):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {state.global_step} (epoch {state.epoch}); the last good "
+                f"checkpoint is kept in {run.checkpoint}: lower --learning-rate or use --mixed-precision no, then --resume")
+        acc.backward(loss)
+        if acc.sync_gradients and cfg.max_grad_norm:
+            acc.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return terms
+
+
+def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: TaskSpec | None, cfg: TrainConfig,
+          output_dir: str | Path | RunDir, teacher=None, teacher_fingerprint: str = "", resume: bool = False,
+          callbacks: Sequence[Callable[[TrainState], None]] = (), loader=None, teacher_source=None) -> TrainResult:
+    """Train ``student`` on ``objective``; keep the best model by ``task.main_metric``.
+
+    Args:
+        student: a ``PreTrainedModel`` (or any module whose forward takes input ids and returns ``.logits``).
+        objective: see :mod:`kdistill.objectives`; if it needs a teacher, ``teacher`` (or ``teacher_source``) is required.
+        train_ds, eval_ds: tokenised splits (:func:`kdistill.data.batching.tokenize`); ``eval_ds`` may be
+            ``None`` (no evaluation: the last student is kept).
+        loader: instead of ``train_ds``, a ready ``DataLoader`` of collated batches (e.g. a stream of
+            unlabeled text, :mod:`kdistill.data.streaming`); without a length ``cfg.max_steps`` sets the
+            run length. Resuming skips the consumed batches of the current pass by reading them.
+        output_dir: the run (or stage) folder; must exist.
+        teacher: frozen teacher model; the source (cached logits or live) is chosen by
+            :func:`kdistill.engine.teacher.teacher_source_for` unless ``teacher_source`` is given.
+        teacher_fingerprint: identifies teacher + data for the teacher-logit cache.
+        resume: continue from ``output_dir/checkpoint`` (model, optimizer, scheduler, RNG, data position).
+        callbacks: called after every optimizer step with the :class:`TrainState`; setting
+            ``state.stop_requested = True`` saves a checkpoint and stops (as Ctrl-C does).
+
+    Returns:
+        :class:`TrainResult`; the best student is in ``output_dir/best`` and loaded into ``student``.
+
+    Raises:
+        TrainingDiverged: on a NaN/inf loss; the last checkpoint on disk is the last good one.
+        KDistillError: a teacher is needed but missing, or ``resume`` without a fitting checkpoint.
+    """
+    run = output_dir if isinstance(output_dir, RunDir) else RunDir(output_dir)
+    if objective.needs_teacher and teacher is None and teacher_source is None:
+        raise KDistillError(f"method '{objective.name}' needs a teacher; pass --teacher")
+    acc = new_accelerator(cfg, find_unused_parameters=not objective.uses_all_parameters)
+    set_seed(cfg.seed)
+    main = acc.is_main_process
+    if loader is None:
+        loader = train_loader(train_ds, tokenizer, batch_size=cfg.batch_size, seed=cfg.seed, group_by_length=cfg.group_by_length)
+    epoch_objs = (getattr(loader, "sampler", None),)
+    source = teacher_source or teacher_source_for(
+        objective, teacher, train_ds=train_ds, tokenizer=tokenizer, cfg=cfg, fingerprint=teacher_fingerprint,
+        cache_path=Path(cfg.teacher_cache_file) if cfg.teacher_cache_file else run.teacher_logits, accelerator=acc)
+    trainee = Trainee(student, objective)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(trainee.capture())
+        stack.enter_context(source)
+        optimizer = make_optimizer(trainee, cfg)
+        trainee, optimizer, loader = acc.prepare(trainee, optimizer, loader)
+        epoch_objs = (*epoch_objs, loader, getattr(loader, "dataset", None))
+        plan = Plan.for_loader(loader, cfg)
+        scheduler = make_scheduler(optimizer, cfg, plan.total_steps)
+        acc.register_for_checkpointing(scheduler)
+        ckpt = Checkpointer(acc, run)
+        state = ckpt.restore(plan.total_steps) if resume else TrainState(total_steps=plan.total_steps)
+        logger = stack.enter_context(Logger(run, main))
+
+        save_best = functools.partial(_save_student, acc, trainee, tokenizer, run.best)
+        evaluator = Evaluator(student, eval_ds, tokenizer, task, batch_size=cfg.eval_batch_size, accelerator=acc,
+                              select_best=objective.select_best, save_best=save_best, log=logger.log)
+        stack.enter_context(StopOnSigint(state, main))
+        bar = stack.enter_context(tqdm(total=plan.total_steps, initial=state.global_step, desc=objective.name,
+                                       disable=not (cfg.show_progress and main), dynamic_ncols=True))
+        running, start, before = RunningMean(), time.perf_counter(), state.train_seconds
+        trainee.train()
+        while state.global_step < plan.total_steps and not state.stop_requested:
+            _set_epoch(epoch_objs, state.epoch)
+            batches = acc.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
+            epoch_done = True
+            for batch in batches:
+                running.add(_step(trainee, batch, source, acc, optimizer, cfg, state, run))
+                state.batches_in_epoch += 1
+                if not acc.sync_gradients:
+                    continue
+                scheduler.step()
+                state.global_step += 1
+                bar.update(1)
+                if state.global_step % cfg.logging_steps == 0:
+                    values = {**running.pop(), "train/lr": scheduler.get_last_lr()[0]}
+                    logger.log(state.global_step, values)
+                    bar.set_postfix(loss=f"{values['train/loss']:.4f}")
+                at_end = state.global_step >= plan.total_steps
+                if state.global_step % plan.eval_every == 0 or at_end:
+                    metrics = evaluator(state)
+                    if metrics:
+                        bar.set_postfix(**{task.main_metric: f"{metrics[task.main_metric]:.4f}", "best": f"{state.best_metric:.4f}"})
+                    if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
+                        state.stop_requested = True
+                    state.train_seconds = before + time.perf_counter() - start
+                    ckpt.save(state)
+                for cb in callbacks:
+                    cb(state)
+                if at_end or state.stop_requested:
+                    epoch_done = plan.n_batches is not None and state.batches_in_epoch >= plan.n_batches
+                    break
+            if epoch_done:
+                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+        if not (state.stop_requested and state.global_step < plan.total_steps):
+            state.finished = True
+            if main and (eval_ds is None or not objective.select_best):
+                save_best()  # the last student is the result
+        state.train_seconds = before + time.perf_counter() - start
+        ckpt.save(state)  # resumable from exactly here, or the finished state
+    if main:
+        plot_training_curves(run.train_log, run.curves)
+    acc.wait_for_everyone()
+    best = next((h for h in state.history if h["step"] == state.best_step), {})
+    if state.finished and (run.best / "config.json").exists() and (run.best / "model.safetensors").exists():
+        load_model(student, str(run.best / "model.safetensors"), strict=False)
+    return TrainResult(best_metric=state.best_metric, best_step=state.best_step,
+                       eval_metrics={k: v for k, v in best.items() if k != "step"}, global_step=state.global_step,
+                       train_seconds=state.train_seconds, output_dir=run.path, interrupted=not state.finished,
+                       teacher_cache_seconds=getattr(source, "seconds", 0.0))

@@ -1,0 +1,143 @@
+"""Teacher sources: where the objective's teacher signal comes from (DistillKit's "signal source" idea).
+
+* :class:`NoTeacher` — the objective needs none (fine-tuning, ``alpha = 1``);
+* :class:`CachedLogits` — teacher logits computed once per training example, then read by ``idx``;
+* :class:`LiveTeacher` — the frozen teacher runs on every batch (hidden states and, when the
+  objective asks, attention recorded by hooks for its lifetime as a context manager).
+
+:func:`teacher_source_for` picks one from what the objective needs; the training loop only calls
+``source(batch)``. Every source is a context manager (entered once for the whole run).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
+
+from kdistill.config import TrainConfig
+from kdistill.data.batching import eval_loader, model_inputs
+from kdistill.engine.evaluation import predict
+from kdistill.errors import KDistillError
+from kdistill.objectives import Objective, TeacherSignal
+
+
+def teacher_logits_cache(teacher, train_ds, tokenizer, *, path: Path, fingerprint: str, batch_size: int,
+                         accelerator: Accelerator, show_progress: bool = True) -> torch.Tensor:
+    """Teacher logits for every training example, ``[N, C]`` float32 indexed by ``idx``.
+
+    Computed once (on the main process, in length-sorted batches) and stored at ``path``
+    with ``fingerprint`` (teacher + data); reused when the fingerprint matches.
+    """
+    if accelerator.is_main_process:
+        cached = None
+        if path.exists():
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                if (f.metadata() or {}).get("fingerprint") == fingerprint:
+                    cached = True
+        if not cached:
+            order = np.argsort(np.asarray(train_ds.with_format(None)["length"]), kind="stable")
+            loader = eval_loader(train_ds.select(order), tokenizer, batch_size=batch_size)
+            logits, _ = predict(teacher, loader, None, desc="teacher logits (cached once)", show_progress=show_progress)
+            save_file({"logits": torch.from_numpy(logits).contiguous()}, str(path), metadata={"fingerprint": fingerprint})
+    accelerator.wait_for_everyone()
+    return load_file(str(path))["logits"]
+
+
+class NoTeacher:
+    """For objectives that need no teacher: ``source(batch)`` is ``None``."""
+
+    seconds = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def __call__(self, batch) -> None:
+        return None
+
+
+class CachedLogits(NoTeacher):
+    """Teacher logits ``[N, C]`` indexed by the batch's ``idx`` (computed once; see :func:`teacher_logits_cache`)."""
+
+    def __init__(self, logits: torch.Tensor, device, seconds: float = 0.0):
+        self.logits, self.device, self.seconds = logits, device, seconds
+
+    def __call__(self, batch) -> TeacherSignal:
+        return TeacherSignal(logits=self.logits[batch["idx"].cpu()].to(self.device))
+
+
+class LiveTeacher(NoTeacher):
+    """The frozen teacher run under ``no_grad`` on each batch (never wrapped in DDP).
+
+    Args:
+        teacher: the model (moved to the accelerator's device, eval mode, no gradients).
+        want_hidden: ask for ``hidden_states``.
+        attention_layers: record attention of these layers (0-based; ``None`` = all) while the
+            source is entered, or ``False`` for no recording.
+    """
+
+    def __init__(self, teacher, accelerator: Accelerator, *, want_hidden: bool, attention_layers=False):
+        self.teacher, self.accelerator, self.want_hidden = teacher, accelerator, want_hidden
+        self.attention_layers, self.recorder, self._capture = attention_layers, None, None
+
+    def __enter__(self):
+        if self.attention_layers is not False:
+            from kdistill.students.capture import capture_attention
+
+            self._capture = capture_attention(self.teacher, self.attention_layers)
+            self.recorder = self._capture.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._capture is not None:
+            self._capture.__exit__(*exc)
+            self._capture = self.recorder = None
+
+    def __call__(self, batch) -> TeacherSignal:
+        with torch.no_grad(), self.accelerator.autocast():
+            out = self.teacher(**model_inputs(batch), output_hidden_states=self.want_hidden)
+        logits = getattr(out, "logits", None)  # a bare encoder (general distillation) has none
+        signal = TeacherSignal(logits=None if logits is None else logits.float(),
+                               hidden_states=getattr(out, "hidden_states", None))
+        if self.recorder is not None:
+            signal.attention_scores, signal.attention_probs = list(self.recorder.scores), list(self.recorder.probs)
+            self.recorder.clear()
+        return signal
+
+
+def teacher_source_for(objective: Objective, teacher, *, train_ds, tokenizer, cfg: TrainConfig, cache_path: Path,
+                       fingerprint: str, accelerator: Accelerator):
+    """The cheapest source that gives ``objective`` what it needs.
+
+    Cached logits when the objective needs only the teacher's logits, ``cfg.cache_teacher`` is on
+    and the train split is a dataset (not a stream); else the live teacher (with attention capture
+    when the objective asks); :class:`NoTeacher` when no teacher is needed.
+
+    Raises:
+        KDistillError: the objective needs a teacher and none is given.
+    """
+    if not objective.needs_teacher:
+        if teacher is not None:
+            teacher.eval().requires_grad_(False).to(accelerator.device)
+        return NoTeacher()
+    if teacher is None:
+        raise KDistillError(f"method '{objective.name}' needs a teacher; pass --teacher")
+    teacher.eval().requires_grad_(False).to(accelerator.device)
+    internals = objective.needs_hidden_states or objective.needs_attentions
+    if cfg.cache_teacher and not internals and train_ds is not None:
+        t0 = time.perf_counter()
+        logits = teacher_logits_cache(teacher, train_ds, tokenizer, path=cache_path, fingerprint=fingerprint or "unnamed",
+                                      batch_size=cfg.eval_batch_size, accelerator=accelerator,
+                                      show_progress=cfg.show_progress)
+        return CachedLogits(logits, accelerator.device, time.perf_counter() - t0)
+    layers = objective.teacher_attention_layers if objective.needs_attentions else False
+    return LiveTeacher(teacher, accelerator, want_hidden=internals, attention_layers=layers)

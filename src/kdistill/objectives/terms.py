@@ -1,0 +1,239 @@
+"""Loss terms: one named, registered module per thing a student can learn from.
+
+A term wraps one pure loss function of :mod:`kdistill.losses` and says what it needs
+(teacher or not, hidden states, attention); an :class:`~kdistill.objectives.objective.Objective`
+is a weighted list of terms and derives its needs from theirs. Terms with trainable parameters
+(TinyBERT's projections ``W_h``, ``W_e``) own them as submodules, so they are optimised and
+checkpointed with the student and never exported with it.
+
+Registry keys (:data:`TERMS`): ``gold``, ``soft_kl``, ``logit_mse``, ``hidden_cos``, ``attn_mse``,
+``attn_kl``, ``hidden_mse``, ``emb_mse``, ``pred_ce``. A new term is a class here decorated with
+:func:`register` (plus its place in a preset of :mod:`kdistill.objectives.presets`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from kdistill.data.tasks import TaskSpec
+from kdistill.errors import KDistillError
+from kdistill.losses import hard_label_ce, hidden_cosine, logit_mse, regression_mse, soft_target_kl
+from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, embedding_loss, hidden_state_loss,
+                                      prediction_loss)
+from kdistill.objectives.signals import ModelSignal
+
+TERMS: dict[str, type["Term"]] = {}
+
+
+def register(name: str) -> Callable[[type["Term"]], type["Term"]]:
+    """Class decorator: register a :class:`Term` subclass under ``name`` (raises on a duplicate name)."""
+
+    def deco(cls: type[Term]) -> type[Term]:
+        if name in TERMS:
+            raise KDistillError(f"loss term '{name}' is registered twice")
+        cls.key = name
+        TERMS[name] = cls
+        return cls
+
+    return deco
+
+
+def make_term(name: str, **kwargs) -> "Term":
+    """The registered term ``name`` built with ``kwargs``.
+
+    Raises:
+        KDistillError: unknown term name (the message lists the registered ones).
+    """
+    if name not in TERMS:
+        raise KDistillError(f"unknown loss term '{name}'; registered: {', '.join(sorted(TERMS))}")
+    return TERMS[name](**kwargs)
+
+
+class Term(nn.Module):
+    """Base class: ``forward(student, teacher, batch) -> scalar loss`` (with graph).
+
+    Class attributes say what the term needs: ``needs_teacher``, ``needs_hidden_states``,
+    ``needs_attentions``; attention terms also give ``student_attention_layers`` /
+    ``teacher_attention_layers`` (0-based layers to record; ``None`` = all).
+    """
+
+    key = "base"
+    needs_teacher = True
+    needs_hidden_states = False
+    needs_attentions = False
+    student_attention_layers: list[int] | None = None
+    teacher_attention_layers: list[int] | None = None
+
+    def forward(self, student: ModelSignal, teacher: ModelSignal | None, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """CE on class ids, or MSE on scores for regression tasks, over the rows that have a gold label.
+
+    Rows without one (augmented examples: label ``-1`` for classification, NaN for regression) are
+    left out; a batch with none gives a zero that keeps the graph.
+
+    Args:
+        task: decides CE (classification) or MSE (regression).
+        logits: ``[B, C]`` (``[B, 1]`` for regression).
+        labels: ``[B]`` class ids (``-1`` = none) or float scores (NaN = none).
+    """
+    has_gold = ~torch.isnan(labels.float()) if task.is_regression else labels >= 0
+    loss = regression_mse if task.is_regression else hard_label_ce
+    if bool(has_gold.all()):
+        return loss(logits, labels)
+    if not bool(has_gold.any()):
+        return logits.sum() * 0.0
+    return loss(logits[has_gold], labels[has_gold])
+
+
+@register("gold")
+class Gold(Term):
+    """The hard-label term of Hinton et al. (2015): CE with the gold labels (MSE for regression)."""
+
+    needs_teacher = False
+
+    def __init__(self, task: TaskSpec):
+        super().__init__()
+        self.task = task
+
+    def forward(self, student, teacher, batch):
+        return gold_loss(self.task, student.logits, batch["labels"])
+
+
+@register("soft_kl")
+class SoftKL(Term):
+    """Soft targets ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))`` (Hinton et al. 2015, Sec. 2); MSE to the
+    teacher's prediction for regression tasks."""
+
+    def __init__(self, task: TaskSpec, temperature: float = 2.0):
+        super().__init__()
+        self.task, self.temperature = task, temperature
+
+    def forward(self, student, teacher, batch):
+        if self.task.is_regression:
+            return regression_mse(student.logits, teacher.logits)
+        return soft_target_kl(student.logits, teacher.logits, self.temperature)
+
+
+@register("logit_mse")
+class LogitMSE(Term):
+    """Logit regression ``MSE(z_s, z_t)`` (Tang et al. 2019, Eq. 2); MSE to the prediction for regression."""
+
+    def __init__(self, task: TaskSpec):
+        super().__init__()
+        self.task = task
+
+    def forward(self, student, teacher, batch):
+        if self.task.is_regression:
+            return regression_mse(student.logits, teacher.logits)
+        return logit_mse(student.logits, teacher.logits)
+
+
+@register("hidden_cos")
+class HiddenCos(Term):
+    """DistilBERT's L_cos (Sanh et al. 2019): ``1 − cos`` of the last hidden states over real tokens."""
+
+    needs_hidden_states = True
+
+    def forward(self, student, teacher, batch):
+        return hidden_cosine(student.hidden_states[-1], teacher.hidden_states[-1], batch.get("attention_mask"))
+
+
+class _LayerMapped(Term):
+    """A term over mapped layers: student layer ``m`` (1-based) learns from teacher layer ``layer_map[m-1]``."""
+
+    def __init__(self, layer_map: Sequence[int]):
+        super().__init__()
+        self.layer_map = list(layer_map)
+
+
+class _Attention(_LayerMapped):
+    needs_attentions = True
+
+    def __init__(self, layer_map: Sequence[int], head_rule: str = "group"):
+        super().__init__(layer_map)
+        self.head_rule = head_rule
+        self.student_attention_layers = list(range(len(self.layer_map)))
+        self.teacher_attention_layers = sorted(g - 1 for g in self.layer_map)
+
+
+@register("attn_mse")
+class AttnMSE(_Attention):
+    """TinyBERT's attention loss (Jiao et al. 2020, Eq. 7): MSE of pre-softmax scores, summed over mapped layers."""
+
+    def forward(self, student, teacher, batch):
+        mask, total = batch.get("attention_mask"), 0.0
+        for m, g in enumerate(self.layer_map, start=1):
+            total = total + attention_score_loss(student.attention_scores[m - 1], teacher.attention_scores[g - 1],
+                                                 mask, self.head_rule)
+        return total
+
+
+@register("attn_kl")
+class AttnKL(_Attention):
+    """MiniLM's attention loss (Wang et al. 2020): KL of attention distributions, summed over mapped layers."""
+
+    def forward(self, student, teacher, batch):
+        mask, total = batch.get("attention_mask"), 0.0
+        for m, g in enumerate(self.layer_map, start=1):
+            total = total + attention_kl_loss(student.attention_probs[m - 1], teacher.attention_probs[g - 1],
+                                              mask, self.head_rule)
+        return total
+
+
+def _projection(student_width: int, teacher_width: int) -> nn.Linear | None:
+    """TinyBERT's width projection ``nn.Linear(Hs, Ht)``; ``None`` when the widths are equal."""
+    return nn.Linear(student_width, teacher_width) if student_width != teacher_width else None
+
+
+@register("hidden_mse")
+class HiddenMSE(_LayerMapped):
+    """TinyBERT's hidden-state loss (Eq. 8): ``Σ_m MSE(H_S^m W_h, H_T^{g(m)})``; ``W_h`` (``proj``) one
+    ``nn.Linear(Hs, Ht)`` shared by all layers, only when the widths differ."""
+
+    needs_hidden_states = True
+    proj_name = "proj_hidden"
+
+    def __init__(self, layer_map: Sequence[int], student_width: int, teacher_width: int):
+        super().__init__(layer_map)
+        self.proj = _projection(student_width, teacher_width)
+
+    def forward(self, student, teacher, batch):
+        mask = batch.get("attention_mask")
+        return sum(hidden_state_loss(student.hidden_states[m], teacher.hidden_states[g], self.proj, mask)
+                   for m, g in enumerate(self.layer_map, start=1))
+
+
+@register("emb_mse")
+class EmbMSE(Term):
+    """TinyBERT's embedding loss (Eq. 9): ``MSE(E_S W_e, E_T)``; ``W_e`` (``proj``) only when the widths differ."""
+
+    needs_hidden_states = True
+    proj_name = "proj_emb"
+
+    def __init__(self, student_width: int, teacher_width: int):
+        super().__init__()
+        self.proj = _projection(student_width, teacher_width)
+
+    def forward(self, student, teacher, batch):
+        return embedding_loss(student.hidden_states[0], teacher.hidden_states[0], self.proj, batch.get("attention_mask"))
+
+
+@register("pred_ce")
+class PredCE(Term):
+    """TinyBERT's prediction-layer loss (Eq. 10): soft CE ``−softmax(z_T/t)·log_softmax(z_S/t)``; MSE to the
+    teacher's prediction for regression tasks."""
+
+    def __init__(self, task: TaskSpec, temperature: float = 1.0):
+        super().__init__()
+        self.task, self.temperature = task, temperature
+
+    def forward(self, student, teacher, batch):
+        if self.task.is_regression:
+            return regression_mse(student.logits, teacher.logits)
+        return prediction_loss(student.logits, teacher.logits, self.temperature)

@@ -1,0 +1,191 @@
+"""A method as data (:class:`Recipe`), and :func:`run_recipe`, the one run lifecycle every method shares.
+
+Lifecycle of a run, in order (bad input fails before anything is loaded or touched):
+
+1. cheap checks: the output folder, the engine settings, the student kind, the recipe's own ``check``;
+2. ``load``: data splits, teacher, student, tokenizer (a :class:`Prepared`); the folder is untouched;
+3. the folder is prepared (every process checks, the main one creates it and writes ``kdistill_run.json``);
+4. ``data``: tokenisation / augmentation (main process first, the others read its caches);
+5. each :class:`Stage` in turn, through :func:`kdistill.engine.train` — a finished stage of a resumed
+   run is not redone (its kept student is loaded), learned projections are saved beside each stage;
+6. the final student, tokenizer and ``train_results.json`` at the run root; the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from kdistill.config import TrainConfig
+from kdistill.data.tasks import TaskSpec
+from kdistill.errors import KDistillError
+
+RECIPES: dict[str, "Recipe"] = {}
+
+
+@dataclass
+class RunResult:
+    """Outcome of a training run (``finetune`` / ``distill`` / ``general_distill``)."""
+
+    output_dir: Path
+    metrics: dict[str, float]
+    train_seconds: float
+    interrupted: bool = False
+    report: dict[str, Any] | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    teacher_cache_seconds: float = 0.0
+
+
+@dataclass
+class Prepared:
+    """What a recipe's ``load`` (and ``data``) step gives its stages.
+
+    ``cfg`` is the run config as recorded in ``kdistill_run.json`` (e.g. with the layers and heads an
+    importance pass chose; a copy — the caller's config is never changed).
+    """
+
+    cfg: Any
+    task: TaskSpec | None
+    tokenizer: Any
+    student: Any
+    teacher: Any = None
+    splits: Any = None
+    train_ds: Any = None
+    eval_ds: Any = None
+    loader: Any = None
+    fingerprint: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    """One call of the engine: its folder (``""`` = the run root), its objective and its engine settings."""
+
+    name: str
+    objective: Callable[[Prepared], Any]
+    train: Callable[[Prepared], TrainConfig] = lambda p: p.cfg.train
+
+
+@dataclass
+class Recipe:
+    """A method, described as data.
+
+    Attributes:
+        name: the ``method`` key (``RunConfig.method``).
+        students: student kinds the method accepts (others fail in the cheap checks).
+        check: cheap checks on the config, run before anything is loaded (raise :class:`KDistillError`).
+        load: data splits and models → :class:`Prepared` (no file of the run is touched yet).
+        stages: the engine calls, in order.
+        data: tokenisation etc. after the folder is prepared (main process first).
+        summary: extra fields of ``train_results.json``.
+        report_extra: fields the report records (``None``: no teacher-vs-student report).
+    """
+
+    name: str
+    students: tuple[str, ...]
+    load: Callable[[Any], Prepared]
+    stages: Callable[[Prepared], list[Stage]]
+    check: Callable[[Any], None] = lambda cfg: None
+    data: Callable[[Prepared, Any], None] = lambda prepared, procs: None
+    summary: Callable[[Prepared, Any], dict] = lambda prepared, result: {}
+    report_extra: Callable[[Prepared, Any], dict] | None = None
+    student_kind_hint: str = ""
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to :data:`RECIPES` under its name (raises on a duplicate)."""
+    if recipe.name in RECIPES:
+        raise KDistillError(f"recipe '{recipe.name}' is registered twice")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    """The registered recipe ``name`` (importing this module imports :mod:`kdistill.recipes`, which registers the
+    built-in ones). Raises :class:`KDistillError` for an unknown method (the message lists the known ones)."""
+    if name not in RECIPES:
+        raise KDistillError(f"unknown method '{name}'; choose one of: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able ``parts`` (keys of caches such as the teacher logits)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _train_stage(stage: Stage, prepared: Prepared, sdir, *, resume: bool, callbacks: Sequence[Callable]):
+    from kdistill.engine import train
+
+    objective = stage.objective(prepared)
+    result = train(student=prepared.student, objective=objective, train_ds=prepared.train_ds, eval_ds=prepared.eval_ds,
+                   tokenizer=prepared.tokenizer, task=prepared.task, cfg=stage.train(prepared), output_dir=sdir,
+                   teacher=prepared.teacher, loader=prepared.loader, resume=resume, callbacks=callbacks,
+                   teacher_fingerprint=prepared.fingerprint)
+    return objective, result
+
+
+def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callable] = (), report: bool = True,
+               latency_runs: int = 100) -> RunResult:
+    """Run ``cfg`` (a :class:`~kdistill.config.RunConfig` or another run config with ``method``) end to end.
+
+    Everything that can be checked before training is checked first (data, models, vocabularies,
+    output directory), so bad input fails in seconds with a one-line :class:`KDistillError` and no
+    existing file is touched. See the module docstring for the lifecycle.
+    """
+    from safetensors.torch import load_model, save_file
+
+    from kdistill.engine import check_train_config
+    from kdistill.rundir import RunDir, process_state
+
+    recipe = recipe or get_recipe(cfg.method)
+    run = RunDir(cfg.output_dir)
+    run.check(overwrite=cfg.overwrite, resume=cfg.resume)  # cheapest checks first
+    check_train_config(cfg.train)
+    if cfg.student.kind not in recipe.students:
+        raise KDistillError(f"method '{recipe.name}' takes a {' / '.join(recipe.students)} student, not "
+                            f"{cfg.student.kind}{recipe.student_kind_hint}")
+    recipe.check(cfg)
+    prepared = recipe.load(cfg)
+    procs = process_state()  # one process, or one of several under `accelerate launch`
+    run.prepare(prepared.cfg, overwrite=cfg.overwrite, resume=cfg.resume, procs=procs)
+    with procs.main_process_first():  # the main process writes the caches, the others read them
+        recipe.data(prepared, procs)
+    stages = recipe.stages(prepared)
+    result, seconds = None, 0.0
+    for stage in stages:
+        sdir = run.stage(stage.name)
+        if stage is not stages[-1] and sdir.is_finished():  # a finished earlier stage: reuse its student
+            load_model(prepared.student, str(sdir.best / "model.safetensors"), strict=False)
+            seconds += float(sdir.checkpoint_state().get("train_seconds", 0.0))
+            continue
+        sdir.path.mkdir(parents=True, exist_ok=True)
+        resume = cfg.resume and (len(stages) == 1 or sdir.checkpoint.exists())
+        objective, result = _train_stage(stage, prepared, sdir, resume=resume, callbacks=callbacks)
+        seconds += result.train_seconds
+        if result.interrupted:
+            return RunResult(run.path, result.eval_metrics, seconds, interrupted=True)
+        state = objective.projection_state()
+        if state and procs.is_main_process:
+            save_file(state, str(sdir.projections))
+    if not procs.is_main_process:  # the main process writes the results
+        return RunResult(run.path, result.eval_metrics, seconds)
+    summary = {"method": cfg.method, "best_step": result.best_step, "global_step": result.global_step,
+               "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
+               "eval": result.eval_metrics, **recipe.summary(prepared, result)}
+    run.finish(prepared.student, prepared.tokenizer, summary)  # the engine loaded the best weights into the student
+    rep, files = None, {}
+    if report and recipe.report_extra is not None and prepared.teacher is not None:
+        from kdistill.reporting.compare import make_report
+
+        extra = {"method": cfg.method, "train_seconds": round(seconds, 1), **recipe.report_extra(prepared, objective)}
+        rep = make_report(teacher=cfg.teacher, student=str(run.path), data=cfg.data, output_dir=run.path,
+                          student_metric=result.eval_metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
+                          extra=extra)
+        files = {k: str(v) for k, v in rep.pop("_files", {}).items()}
+    files.update(run.files())
+    return RunResult(run.path, result.eval_metrics, seconds, report=rep, files=files,
+                     teacher_cache_seconds=result.teacher_cache_seconds)

@@ -1,0 +1,72 @@
+"""Recipe ``general``: TinyBERT's general distillation (Jiao et al. 2020, Sec. 3.2, stage 1).
+
+The teacher is the pretrained (not fine-tuned) encoder, the data a stream of unlabeled passages,
+the loss attention + hidden-state + embedding (no prediction layer). The result, a base encoder
+plus tokenizer, initialises task students (``kdistill distill --method tinybert --student DIR``);
+the projections are saved beside it in ``projections.safetensors``.
+"""
+
+from __future__ import annotations
+
+from kdistill.errors import KDistillError
+from kdistill.recipes.base import Prepared, Recipe, Stage, register
+
+
+def check_general(cfg) -> None:
+    from kdistill.data.streaming import count_passages
+
+    if cfg.text_files:
+        count_passages(cfg.text_files)  # missing or empty files fail here, before any model is loaded
+    elif not cfg.train.max_steps:
+        raise KDistillError("a streamed --text-dataset has no known length: pass --max-steps")
+
+
+def load_general(cfg) -> Prepared:
+    """Pretrained teacher encoder, student encoder, objective (its projections initialised here) and text stream.
+
+    Raises:
+        ModelError: an unloadable teacher/student, an unsupported layout, a student deeper than the
+            teacher, a bad layer map, different vocabularies.
+    """
+    from kdistill.data.streaming import count_passages, stream_loader, text_stream
+    from kdistill.models import check_same_vocab, default_pretrained_model, load_encoder, load_tokenizer
+    from kdistill.objectives import tinybert_objective
+    from kdistill.students.transformer import check_layerwise_pair, from_spec, layers_from_teacher
+
+    teacher_name = cfg.teacher or default_pretrained_model()
+    teacher = load_encoder(teacher_name, "teacher")
+    tokenizer = load_tokenizer(teacher_name)
+    sc = cfg.student
+    if sc.kind == "spec":
+        student = from_spec(teacher.config, num_layers=sc.num_layers, hidden_size=sc.hidden_size, num_heads=sc.num_heads,
+                            intermediate_size=sc.intermediate_size, seed=cfg.train.seed).base_model
+    elif sc.kind == "pretrained":
+        student = load_encoder(sc.path, "student")
+        check_same_vocab(tokenizer, load_tokenizer(sc.path))
+    else:
+        from transformers import AutoModelForSequenceClassification
+
+        student = layers_from_teacher(AutoModelForSequenceClassification.from_pretrained(teacher_name), sc.layers).base_model
+    check_layerwise_pair(student, teacher)
+    objective = tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
+    tcfg = cfg.train
+    if not tcfg.max_steps:
+        n = count_passages(cfg.text_files)
+        steps = max(1, int(-(-n * tcfg.epochs // (tcfg.batch_size * tcfg.gradient_accumulation_steps))))
+        tcfg = tcfg.model_copy(update={"max_steps": steps})
+    stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
+                         text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed)
+    loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
+    return Prepared(cfg=cfg, task=None, tokenizer=tokenizer, student=student, teacher=teacher, loader=loader,
+                    info={"objective": objective, "train": tcfg, "teacher_name": teacher_name})
+
+
+def general_summary(p: Prepared, result) -> dict:
+    return {"method": "tinybert-general", "layer_map": p.info["objective"].layer_map,
+            "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
+
+
+GENERAL = register(Recipe(
+    name="general", students=("spec", "pretrained", "layers-from-teacher"), check=check_general, load=load_general,
+    stages=lambda p: [Stage("", lambda p: p.info["objective"], lambda p: p.info["train"])], summary=general_summary,
+))

@@ -1,0 +1,159 @@
+"""Recipes ``kd`` (Hinton 2015 soft targets; DistilBERT's L_cos; Tang 2019 logit MSE and BiLSTM) and ``finetune``.
+
+Also the task-data steps the task recipes share (:func:`load_task`, :func:`prepare_task_data`).
+"""
+
+from __future__ import annotations
+
+from kdistill.errors import KDistillError, ModelError
+from kdistill.recipes.base import Prepared, Recipe, Stage, fingerprint, register
+
+ALL_STUDENTS = ("layers-from-teacher", "spec", "pretrained", "bilstm")
+
+
+def check_augment(cfg) -> None:
+    """Augmented rows have no gold label: only a teacher can label them."""
+    if cfg.augment.augment == "none":
+        return
+    if cfg.method == "finetune" or (cfg.method == "kd" and cfg.distill.alpha >= 1 and cfg.distill.cos_weight == 0):
+        raise KDistillError("--augment tang adds rows without gold labels that only the teacher can label; "
+                            "distil with --alpha < 1 (the paper: --kd-loss mse --alpha 0)")
+
+
+def check_kd(cfg) -> None:
+    check_augment(cfg)
+    if cfg.student.kind == "bilstm" and cfg.distill.cos_weight > 0:
+        raise ModelError("a BiLSTM student has no per-token hidden states or attention: distil it with "
+                         "--method kd and --cos-weight 0 (the paper: --kd-loss mse)")
+
+
+def load_task(cfg) -> Prepared:
+    """Data splits, the teacher (fine-tuned on the task), its tokenizer and the student; every cross-check.
+
+    Layers/heads chosen by importance are recorded in the returned ``Prepared.cfg`` (a copy).
+
+    Raises:
+        KDistillError / ModelError / DataError: no teacher, a missing POS tagger, mismatched vocabularies,
+            a student the method cannot train, bad data.
+    """
+    from kdistill.data.augment.tang import pos_tagger_for
+    from kdistill.data.batching import tokenize
+    from kdistill.data.loading import load_data
+    from kdistill.models import check_same_vocab, load_classifier, load_tokenizer
+    from kdistill.students.build import build_student, is_bilstm
+
+    pos_tagger = pos_tagger_for(cfg.augment)  # a missing tagger fails here, before any model is loaded
+    splits, task = load_data(cfg.data)
+    if not cfg.teacher:
+        raise KDistillError("distillation needs --teacher (a model fine-tuned on the task)")
+    teacher = load_classifier(cfg.teacher, task, require_trained_head=True, what="teacher")
+    tokenizer = load_tokenizer(cfg.teacher)
+    sc = cfg.student
+    if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
+        from kdistill.students.selection import select_by_importance
+
+        ds = tokenize(splits["train"], tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
+                      desc="tokenize train")
+        layers, heads = select_by_importance(teacher, tokenizer, ds, sc, seed=cfg.train.seed)
+        sc = sc.model_copy(update={"layers": layers, "heads": heads})
+        cfg = cfg.model_copy(update={"student": sc})
+    student = build_student(sc, teacher, task, seed=cfg.train.seed, tokenizer=tokenizer)
+    if is_bilstm(student):
+        if student.config.vocab_size < len(tokenizer):
+            raise ModelError(f"the BiLSTM student's vocabulary ({student.config.vocab_size}) is smaller than the "
+                             f"teacher tokenizer's ({len(tokenizer)}); build it on the teacher's tokenizer")
+    else:
+        if sc.kind == "pretrained":
+            check_same_vocab(tokenizer, load_tokenizer(sc.path))
+        if student.config.vocab_size != teacher.config.vocab_size:
+            raise ModelError(f"student vocabulary ({student.config.vocab_size}) differs from the teacher's "
+                             f"({teacher.config.vocab_size}); build the student on the teacher's tokenizer")
+    return Prepared(cfg=cfg, task=task, tokenizer=tokenizer, student=student, teacher=teacher, splits=splits,
+                    info={"pos_tagger": pos_tagger})
+
+
+def prepare_task_data(p: Prepared, procs) -> None:
+    """Tang augmentation (when asked), tokenised train/dev splits and the teacher-logit cache key."""
+    from kdistill.data.augment.tang import augment_train_split
+    from kdistill.data.batching import tokenize
+
+    cfg, tok, cache = p.cfg, p.tokenizer, p.cfg.data.cache_dir
+    train_split, aug_info = p.splits["train"], None
+    if cfg.augment.augment != "none":  # Tang et al. (2019) transfer set: originals + unlabeled perturbations
+        train_split, aug_info = augment_train_split(
+            train_split, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]", seed=cfg.train.seed,
+            pos_tagger=p.info.get("pos_tagger"), cache_dir=cache,
+            show_progress=cfg.train.show_progress and procs.is_main_process)
+    p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
+    p.eval_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
+    p.fingerprint = fingerprint(cfg.teacher, cfg.data.model_dump(), len(p.train_ds))
+    if aug_info is not None:
+        p.fingerprint = fingerprint(p.fingerprint, cfg.augment.model_dump(), aug_info["augmented_used"])
+        p.info["augment"] = aug_info
+
+
+def task_summary(p: Prepared, result) -> dict:
+    out = {"task": p.task.name}
+    if "augment" in p.info:
+        out["augment"] = p.info["augment"]
+    return out
+
+
+def student_facts(p: Prepared) -> dict:
+    """What the report records about the student (layers copied, heads kept, BiLSTM shape, augmentation)."""
+    from kdistill.students.build import is_bilstm
+
+    extra = {"student_layers": getattr(p.student.config, "kdistill_layers", None)}
+    if getattr(p.cfg.student, "heads", None) is not None:
+        extra["student_heads"] = p.cfg.student.heads  # teacher heads kept per copied layer (--keep-heads)
+    if is_bilstm(p.student):
+        sc = p.student.config
+        extra["student_kind"] = "bilstm"
+        extra["bilstm"] = {"hidden_size": sc.hidden_size, "fc_size": sc.fc_size, "pair": sc.pair,
+                           "embedding_dim": sc.embedding_dim, "embedding_mode": sc.embedding_mode,
+                           "embeddings": p.cfg.student.word_vectors or "teacher input embeddings"}
+    if "augment" in p.info:
+        extra["augment"] = {k: v for k, v in p.info["augment"].items() if k != "cache"}
+    return extra
+
+
+def kd_report_extra(p: Prepared, objective) -> dict:
+    d = p.cfg.distill
+    return {"temperature": d.temperature, "alpha": d.alpha, "kd_loss": d.kd_loss, "cos_weight": d.cos_weight,
+            **student_facts(p)}
+
+
+def _kd_objective(p: Prepared):
+    from kdistill.objectives import kd_objective
+
+    return kd_objective(p.task, p.cfg.distill)
+
+
+KD = register(Recipe(
+    name="kd", students=ALL_STUDENTS, check=check_kd, load=load_task, data=prepare_task_data,
+    stages=lambda p: [Stage("", _kd_objective)], summary=task_summary, report_extra=kd_report_extra,
+))
+
+
+# --------------------------------------------------------------------------- finetune
+def load_finetune(cfg) -> Prepared:
+    """The pretrained model to fine-tune (``cfg.student.path``) with a fresh head for the task, and the data."""
+    from kdistill.data.loading import load_data
+    from kdistill.models import load_classifier, load_tokenizer
+
+    splits, task = load_data(cfg.data)
+    tokenizer = load_tokenizer(cfg.student.path)
+    student = load_classifier(cfg.student.path, task, require_trained_head=False)
+    return Prepared(cfg=cfg, task=task, tokenizer=tokenizer, student=student, splits=splits)
+
+
+def _finetune_objective(p: Prepared):
+    from kdistill.objectives import finetune_objective
+
+    return finetune_objective(p.task)
+
+
+FINETUNE = register(Recipe(
+    name="finetune", students=("pretrained",), check=check_augment, load=load_finetune, data=prepare_task_data,
+    stages=lambda p: [Stage("", _finetune_objective)], summary=task_summary,
+))
