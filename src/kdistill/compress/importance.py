@@ -18,7 +18,6 @@ output projection (``output.dense``; ``ffn.lin2``), ``[B, L, I]``, is scaled per
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -112,10 +111,10 @@ def ones_gates(sizes: Sequence[int], *, device=None, requires_grad: bool = False
 
 def forward_inputs(model: nn.Module, batch: dict) -> dict:
     """The entries of a tokenised ``batch`` that ``model.forward`` accepts (``labels`` and ``idx`` dropped), on its device."""
-    accepted = inspect.signature(model.forward).parameters
+    from kdistill.data.batching import forward_keys, model_inputs
+
     device = next(model.parameters()).device
-    return {k: v.to(device) for k, v in batch.items()
-            if k in ("input_ids", "attention_mask", "token_type_ids", "position_ids") and k in accepted}
+    return {k: v.to(device) for k, v in model_inputs(batch, forward_keys(model)).items()}
 
 
 def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_logits: torch.Tensor | None = None,

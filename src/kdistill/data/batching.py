@@ -124,6 +124,24 @@ def eval_loader(ds: datasets.Dataset, tokenizer, *, batch_size: int) -> DataLoad
     return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=Collator(tokenizer))
 
 
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The subset of a batch that a model's forward takes."""
-    return {k: v for k, v in batch.items() if k in MODEL_COLUMNS}
+def forward_keys(model) -> set[str] | None:
+    """Keyword names ``model.forward`` accepts, or ``None`` if it takes ``**kwargs`` (or has no signature)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def model_inputs(batch, keys: set[str] | None = None) -> dict:
+    """The model inputs of a batch (``input_ids``, ``attention_mask``, ``token_type_ids``; no ``labels``/``idx``).
+
+    Args:
+        batch: a collated batch or a tokenizer's encoding.
+        keys: only these names (e.g. :func:`forward_keys` of the model); ``None`` = all three.
+    """
+    return {k: batch[k] for k in MODEL_COLUMNS if k in batch and (keys is None or k in keys)}

@@ -1,5 +1,8 @@
 """Load a task's train/validation splits into a uniform :class:`datasets.DatasetDict`.
 
+(Over 500 lines on purpose: every source shares one validation path — columns, labels, the line of a
+bad row — and splitting the sources apart would split that path.)
+
 Three sources, picked by the arguments of :func:`load_splits`:
 
 * ``data_dir``: a local copy of the GLUE distribution (``<data-dir>/SST-2/train.tsv`` ...), or the

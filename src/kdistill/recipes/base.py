@@ -173,7 +173,7 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
             save_file(state, str(sdir.projections))
     if not procs.is_main_process:  # the main process writes the results
         return RunResult(run.path, result.eval_metrics, seconds)
-    summary = {"method": cfg.method, "best_step": result.best_step, "global_step": result.global_step,
+    summary = {"method": recipe.name, "best_step": result.best_step, "global_step": result.global_step,
                "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
                "eval": result.eval_metrics, **recipe.summary(prepared, result)}
     run.finish(prepared.student, prepared.tokenizer, summary)  # the engine loaded the best weights into the student
@@ -181,7 +181,7 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
     if report and recipe.report_extra is not None and prepared.teacher is not None:
         from kdistill.reporting.compare import make_report
 
-        extra = {"method": cfg.method, "train_seconds": round(seconds, 1), **recipe.report_extra(prepared, objective)}
+        extra = {"method": recipe.name, "train_seconds": round(seconds, 1), **recipe.report_extra(prepared, objective)}
         rep = make_report(teacher=cfg.teacher, student=str(run.path), data=cfg.data, output_dir=run.path,
                           student_metric=result.eval_metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
                           extra=extra)

@@ -12,7 +12,6 @@ Latency is always measured on CPU, in ``eval()`` mode under ``torch.inference_mo
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from kdistill.data.batching import forward_keys, model_inputs
 from kdistill.errors import KDistillError
 
 __all__ = [
@@ -186,28 +186,8 @@ def median_token_length(tokenizer: Any, texts: Sequence[str] | Sequence[tuple[st
     return int(statistics.median_low(_token_lengths(tokenizer, firsts, seconds)))
 
 
-def _forward_keys(model: torch.nn.Module) -> set[str] | None:
-    """Keyword names ``model.forward`` accepts, or ``None`` if it takes ``**kwargs``."""
-    try:
-        sig = inspect.signature(model.forward)
-    except (TypeError, ValueError):
-        return None
-    params = sig.parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {
-        p.name
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-
-
 def _to_inputs(enc: Any, keys: set[str] | None) -> dict[str, torch.Tensor]:
-    wanted = ("input_ids", "attention_mask", "token_type_ids")
-    out = {}
-    for k in wanted:
-        if k in enc and (keys is None or k in keys):
-            out[k] = torch.as_tensor(enc[k], dtype=torch.long)
+    out = {k: torch.as_tensor(v, dtype=torch.long) for k, v in model_inputs(enc, keys).items()}
     if "input_ids" not in out:
         raise KDistillError("The model's forward() must accept an `input_ids` argument to be timed.")
     return out
@@ -401,7 +381,7 @@ def measure_latency_interleaved(
         seq_len = int(statistics.median_low(_token_lengths(tokenizers[0], firsts, seconds)))
     singles, batch_sets = [], []
     for model, tok in zip(models, tokenizers):
-        keys = _forward_keys(model)
+        keys = forward_keys(model)
         lengths = _token_lengths(tok, firsts, seconds)
         max_pos = _max_positions(model)
         if max_pos is not None and seq_len > max_pos:

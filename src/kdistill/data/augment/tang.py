@@ -1,5 +1,8 @@
 """Data augmentation for distillation, after Tang et al. (2019), Sec. 3 "Data Augmentation for Distillation".
 
+(Just over 500 lines: the POS taggers, the perturbation rules and the transfer-set builder share
+their word splitting and probabilities; the cache convention is in :mod:`kdistill.data.augment.cache`.)
+
 A small task set gives the teacher few chances to show its knowledge; the paper builds a
 larger *transfer set* of perturbed sentences, labels them with the teacher's logits and trains
 the student on originals + augmented examples. For every word ``w_i`` of a sentence one

@@ -214,7 +214,6 @@ def augment_dataset(
         KDistillError: ``p_t`` outside ``[0, 1]``, ``k < 1``, ``n_aug < 0``, or neither ``neighbours`` nor ``mlm``.
         DataError: ``ds`` lacks ``text_a``/``label``/``idx``.
     """
-    import datasets
 
     check_params(p_t, k, n_aug)
     if neighbours is None and mlm is None:

@@ -1,5 +1,8 @@
 """BiLSTM students of Tang et al. (2019), "Distilling Task-Specific Knowledge from BERT into Simple Neural Networks".
 
+(Just over 500 lines: the configuration, the model and its save/load belong together; the word
+vectors, ONNX export and the builder live beside it.)
+
 Paper Sec. 3, "Model Architecture" (Figs. 1 and 2):
 
 * single sentence: word embeddings → one bidirectional LSTM layer → the final forward and
