@@ -11,7 +11,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pydantic import ValidationError
+
 from kdistill.errors import KDistillError
+
+#: What the CLI prints as one line (exit 2): the project's own errors and invalid options. Anything else is a bug
+#: and keeps its traceback.
+USER_ERRORS = (KDistillError, ValidationError)
+EXIT_BAD_INPUT = 2  # one-line error, nothing trained
+EXIT_STOPPED = 3  # stopped early (Ctrl-C, SIGTERM, a callback): resumable with --resume
+EXIT_INTERRUPTED = 130  # Ctrl-C before training started (nothing to resume)
 
 app = typer.Typer(help="Knowledge distillation for BERT-family models: teacher -> small student, measured.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -46,20 +55,24 @@ def _layer_map(text: Optional[str]):
     return parse_layer_map(text)
 
 
-def _fail(err: Exception) -> None:
-    from pydantic import ValidationError
+def _interrupted() -> None:
+    console.print("[bold yellow]interrupted[/] before a checkpoint was written; nothing to resume", markup=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
+
+def _fail(err: Exception) -> None:
     if isinstance(err, ValidationError):  # one line: the option and what it accepts
         first = err.errors()[0]
         option = "--" + str(first["loc"][-1]).replace("_", "-") if first.get("loc") else "an option"
         err = f"{option}: {first['msg']} (got {first.get('input')!r}); see --help"
     console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _data_opts(data_dir, train_file, validation_file, text_columns, label_column, max_train_samples, max_eval_samples, max_length):
+def _data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples, max_eval_samples,
+               max_length):
     opts = dict(data_dir=data_dir, train_file=train_file, validation_file=validation_file,
-                text_columns=_strs(text_columns), label_column=label_column, max_train_samples=max_train_samples,
+                text_columns=_strs(text_columns), label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
                 max_eval_samples=max_eval_samples, max_length=max_length)
     return {k: v for k, v in opts.items() if v is not None}
 
@@ -81,6 +94,8 @@ def _print_result(res) -> None:
     if res.interrupted:
         table.add_row("status", "[yellow]stopped; continue with --resume[/]")
     Console().print(table)
+    if res.interrupted:
+        raise typer.Exit(EXIT_STOPPED)
 
 
 # Shared option declarations --------------------------------------------------------------
@@ -90,6 +105,7 @@ TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL t
 ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
 TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
 LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
+LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
 MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
 MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
 MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")
@@ -111,6 +127,7 @@ def distill(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     student: str = typer.Option("layers-from-teacher", "--student", help="layers-from-teacher | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
@@ -183,11 +200,13 @@ def distill(
                      augment_seed=augment_seed, max_augmented=max_augmented),
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum, cache_teacher),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, max_train_samples,
+            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
                          max_eval_samples, max_length),
         )
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     _print_result(res)
 
 
@@ -200,6 +219,7 @@ def finetune(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     epochs: Optional[float] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
@@ -225,11 +245,13 @@ def finetune(
             model, task, output_dir=output, overwrite=overwrite, resume=resume,
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, max_train_samples,
+            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
                          max_eval_samples, max_length),
         )
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     _print_result(res)
 
 
@@ -242,6 +264,7 @@ def evaluate(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
 ) -> None:
@@ -250,9 +273,11 @@ def evaluate(
 
     try:
         metrics = api.evaluate(model, task, **_data_opts(data_dir, train_file, validation_file, text_columns,
-                                                          label_column, None, max_eval_samples, max_length))
-    except (KDistillError, ValueError) as err:
+                                                          label_column, labels, None, max_eval_samples, max_length))
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     sys.stdout.write(json.dumps(metrics, indent=1) + "\n")
 
 
@@ -266,6 +291,7 @@ def report(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where report.{json,md,png} go (default: the student's folder)."),
     latency_runs: int = typer.Option(100, "--latency-runs"),
@@ -275,10 +301,12 @@ def report(
 
     try:
         rep = api.report(teacher, student, task, output_dir=output, latency_runs=latency_runs,
-                         **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, None,
+                         **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
                                       max_eval_samples, None))
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     from kdistill.reporting import render_markdown
 
     Console().print(render_markdown(rep))
@@ -295,8 +323,10 @@ def export_onnx(
 
     try:
         info = api.export_onnx(model, output, check=check)
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     sys.stdout.write(json.dumps(info, indent=1) + "\n")
 
 
@@ -309,6 +339,7 @@ def run(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     student: str = typer.Option("layers-from-teacher", "--student"),
     layers: Optional[str] = typer.Option(None, "--layers"),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
@@ -335,10 +366,12 @@ def run(
                       resume=resume, latency_runs=latency_runs, layers=_ints(layers), temperature=temperature,
                       alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       eval_steps=eval_steps, seed=seed,
-                      **_data_opts(data_dir, train_file, validation_file, text_columns, label_column,
+                      **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                    max_train_samples, max_eval_samples, None))
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     _print_result(res)
 
 
@@ -385,8 +418,10 @@ def general_distill(
             **_given(max_steps=max_steps, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
                      attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight),
         )
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     _print_result(res)
 
 
@@ -398,6 +433,7 @@ def augment(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     max_train_samples: Optional[int] = typer.Option(None, "--max-train-samples", help="Augment only the first N rows."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Model whose input embeddings give word neighbours (e.g. the teacher)."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Instead: a model folder or a GloVe/word2vec text file (.txt/.vec/.gz)."),
@@ -415,10 +451,12 @@ def augment(
     try:
         path = run_augment(task, output=str(output), teacher=teacher, embeddings=embeddings, mlm=mlm, data_dir=data_dir,
                            train_file=train_file, validation_file=validation_file, text_columns=_strs(text_columns),
-                           label_column=label_column, max_train_samples=max_train_samples,
+                           label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
                            **_given(p_t=p_t, k=k, n_aug=n_aug, seed=seed, batch_size=batch_size))
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     print(str(path))
 
 
@@ -431,6 +469,7 @@ def compress(
     validation_file: Optional[str] = ValFileOpt,
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of the remaining heads pruned per round."),
@@ -470,10 +509,12 @@ def compress(
                            lowrank_energy=lowrank_energy, prune_vocab=prune_vocab, latency_runs=latency_runs,
                            overwrite=overwrite, resume=resume,
                            temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-                           seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column,
+                           seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                                    max_train_samples, max_eval_samples, None))
-    except (KDistillError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
     table = Table(title=f"kdistill compress: {output}")
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")

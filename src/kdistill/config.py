@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # every float finite
 
 
 class DataConfig(_Base):
@@ -20,6 +20,7 @@ class DataConfig(_Base):
     validation_file: str | None = None
     text_columns: list[str] | None = None
     label_column: str | None = None
+    labels: list[str] | None = None  # the label set of your own files (default: the task's, or inferred from train)
     max_train_samples: int | None = Field(default=None, ge=1)
     max_eval_samples: int | None = Field(default=None, ge=1)
     max_length: int = Field(default=128, ge=8, le=4096)
@@ -197,7 +198,7 @@ class TrainConfig(_Base):
     eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate at the end of each epoch
     logging_steps: int = Field(default=50, ge=1)
     early_stopping_patience: int | None = Field(default=None, ge=1)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
     group_by_length: bool = True
     cache_teacher: bool = True
     teacher_cache_file: str | None = None  # where cached teacher logits live (default: <output>/teacher_logits.safetensors)

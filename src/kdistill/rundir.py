@@ -18,17 +18,22 @@ process alone changes it; :meth:`RunDir.prepare` holds the barrier between the t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from kdistill.errors import KDistillError
 
 RUN_FILE = "kdistill_run.json"
 RESULTS_FILE = "train_results.json"
 STATE_FILE = "trainer_state.json"
+LOCK_FILE = ".kdistill.lock"
+CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def process_state():
@@ -109,62 +114,298 @@ class RunDir:
         """The folder of a named stage inside this run (``""`` = this run itself)."""
         return RunDir(self.path / name) if name else self
 
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_dirs(self) -> list[Path]:
+        """Complete checkpoint folders, newest first (``trainer_state.json`` is written last: its presence marks
+        a complete one). ``checkpoint`` itself is a link to the newest; older kdistill wrote a plain folder."""
+        found = []
+        for d in self.path.glob(CHECKPOINT_PREFIX + "*"):
+            state = d / STATE_FILE
+            if d.is_dir() and not d.is_symlink() and state.exists():
+                try:
+                    found.append((int(json.loads(state.read_text()).get("global_step", -1)), state.stat().st_mtime_ns, d))
+                except (OSError, ValueError):
+                    continue  # unreadable: not complete
+        legacy = self.checkpoint
+        if legacy.is_dir() and not legacy.is_symlink() and (legacy / STATE_FILE).exists():
+            try:
+                found.append((int(json.loads((legacy / STATE_FILE).read_text()).get("global_step", -1)),
+                              (legacy / STATE_FILE).stat().st_mtime_ns, legacy))
+            except (OSError, ValueError):
+                pass
+        return [d for *_, d in sorted(found, key=lambda t: (t[0], t[1]), reverse=True)]
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint (the ``checkpoint`` link's target when complete), or None."""
+        link = self.checkpoint
+        if link.is_symlink() and (link / STATE_FILE).exists():
+            return link.resolve()
+        dirs = self.checkpoint_dirs()
+        return dirs[0] if dirs else None
+
+    def new_checkpoint_dir(self, step: int) -> Path:
+        """A fresh folder name for the checkpoint of ``step`` (never an existing one)."""
+        n = 0
+        while (self.path / f"{CHECKPOINT_PREFIX}{step}-{n}").exists():
+            n += 1
+        return self.path / f"{CHECKPOINT_PREFIX}{step}-{n}"
+
+    def publish_checkpoint(self, new: Path) -> None:
+        """Point ``checkpoint`` at the complete folder ``new`` (an atomic rename of a link), then drop the older ones.
+
+        At every instant one complete checkpoint is findable: the old one until the link switches, the
+        new one after; an old folder loses its completeness marker before it is deleted.
+        """
+        link, tmp = self.checkpoint, self.path / "checkpoint.link.tmp"
+        if link.exists() and not link.is_symlink():  # a plain folder of an older kdistill: move it aside first
+            link.rename(self.path / f"{CHECKPOINT_PREFIX}legacy-{time.time_ns()}")
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(new.name, target_is_directory=True)
+        os.replace(tmp, link)
+        for old in self.path.glob(CHECKPOINT_PREFIX + "*"):
+            if old != new and old.is_dir() and not old.is_symlink():
+                remove_checkpoint(old)
+        shutil.rmtree(self.checkpoint_tmp, ignore_errors=True)  # left by kdistill before checkpoint rotation
+
     # ------------------------------------------------------------------ questions
     def has_checkpoint(self) -> bool:
-        return (self.checkpoint / STATE_FILE).exists()
+        return self.latest_checkpoint() is not None
 
     def checkpoint_state(self) -> dict[str, Any] | None:
-        """The saved trainer state (``trainer_state.json`` of ``checkpoint/``), or None."""
-        f = self.checkpoint / STATE_FILE
-        return json.loads(f.read_text()) if f.exists() else None
+        """The trainer state of the newest complete checkpoint (``trainer_state.json``), or None."""
+        ckpt = self.latest_checkpoint()
+        return json.loads((ckpt / STATE_FILE).read_text()) if ckpt is not None else None
 
     def is_finished(self) -> bool:
         """True when this run/stage trained to its end (its checkpoint says ``finished``)."""
         state = self.checkpoint_state()
         return bool(state and state.get("finished"))
 
+    def is_complete(self) -> bool:
+        """True when the run finished and its final student and results were written."""
+        return self.is_finished() and self.results_file.exists() and not self.best.exists()
+
+    def is_run(self) -> bool:
+        """True when a kdistill run made this folder (it holds ``kdistill_run.json``)."""
+        return self.run_file.exists()
+
     # ------------------------------------------------------------------ lifecycle
-    def check(self, *, overwrite: bool, resume: bool) -> None:
+    def check(self, *, overwrite: bool, resume: bool, inputs: Iterable[str | Path | None] = ()) -> None:
         """Raise :class:`KDistillError` (one line) when the folder cannot be used; touch nothing.
 
-        ``resume`` needs a checkpoint here or in a stage subfolder; otherwise the folder must be
-        missing, empty, or replaced with ``overwrite``.
+        ``resume`` needs a checkpoint here or in a stage subfolder; otherwise the folder must be missing or
+        empty, or, with ``overwrite``, one that a kdistill run made (it holds ``kdistill_run.json``) and
+        that holds none of this run's ``inputs`` (teacher, data, student ...).
         """
         out = self.path
         if out.exists() and not out.is_dir():
             raise KDistillError(f"output path '{out}' is a file; pass a directory (it will be created)")
         if resume:
-            if not (self.checkpoint.exists() or any(out.glob("*/checkpoint"))):
+            if not (self.has_checkpoint() or any(RunDir(d).has_checkpoint() for d in out.glob("*/") if d.is_dir())):
                 raise KDistillError(f"--resume: '{out}' holds no checkpoint/ to continue from; run without --resume")
             return
-        if out.exists() and any(out.iterdir()) and not overwrite:
+        if not (out.exists() and any(p.name != LOCK_FILE for p in out.iterdir())):
+            return
+        if not overwrite:
             raise KDistillError(f"output directory '{out}' is not empty; pass --overwrite to replace it or --resume to continue")
+        if not self.is_run():
+            raise KDistillError(f"--overwrite: '{out}' was not made by a kdistill run (no {RUN_FILE}); "
+                                "kdistill deletes only its own run folders: choose another --output or empty it yourself")
+        root = out.resolve()
+        for item in inputs:
+            if not item:
+                continue
+            p = Path(item).expanduser()
+            if p.exists() and (p.resolve() == root or root in p.resolve().parents):
+                raise KDistillError(f"--overwrite: '{out}' holds '{item}', an input of this run; choose another --output")
 
-    def create(self, *, overwrite: bool, resume: bool) -> None:
-        """Check, then create (or, with ``overwrite``, clear) the folder. One process only."""
-        self.check(overwrite=overwrite, resume=resume)
+    def create(self, *, overwrite: bool, resume: bool, inputs: Iterable[str | Path | None] = ()) -> None:
+        """Check, then create (or, with ``overwrite``, clear all but the lock of) the folder. One process only.
+
+        Raises:
+            KDistillError: see :meth:`check`; an OS failure (read-only, disk full) in one line naming the path.
+        """
+        self.check(overwrite=overwrite, resume=resume, inputs=inputs)
         if resume:
             return
-        if self.path.exists() and overwrite:
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.path.exists() and overwrite:
+                for item in self.path.iterdir():
+                    if item.name != LOCK_FILE:
+                        shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise os_error(err, self.path, "create the output folder") from None
 
-    def prepare(self, config, *, overwrite: bool, resume: bool, procs=None) -> None:
-        """Every process checks; then the main one creates the folder and writes ``config`` (pydantic)."""
+    def prepare(self, config, *, overwrite: bool, resume: bool, procs=None, inputs: Iterable[str | Path | None] = ()) -> None:
+        """Every process checks; then the main one creates the folder and writes ``config`` (pydantic).
+
+        On ``resume`` the recorded config is kept (the run's settings are the original ones; see
+        :func:`kdistill.rundir.check_resume_settings`).
+        """
         procs = procs or process_state()
-        self.check(overwrite=overwrite, resume=resume)
+        inputs = list(inputs)
+        self.check(overwrite=overwrite, resume=resume, inputs=inputs)
         procs.wait_for_everyone()  # every process has checked before the main one changes anything
         if procs.is_main_process:
-            self.create(overwrite=overwrite, resume=resume)
-            self.run_file.write_text(config.model_dump_json(indent=1))
+            self.create(overwrite=overwrite, resume=resume, inputs=inputs)
+            if not (resume and self.run_file.exists()):
+                write_atomically(self.run_file, config.model_dump_json(indent=1))
 
     def finish(self, student, tokenizer, summary: dict[str, Any]) -> None:
-        """Save the final ``student`` + ``tokenizer`` at the root, drop ``best/`` (now a duplicate), write the results."""
-        student.save_pretrained(self.path)
-        tokenizer.save_pretrained(self.path)
+        """Save the final ``student`` + ``tokenizer`` at the root and write the results; only then drop ``best/``.
+
+        Until ``train_results.json`` exists ``best/`` is kept, so a run killed in here and resumed still
+        finds the best student.
+        """
+        try:
+            student.save_pretrained(self.path)
+            tokenizer.save_pretrained(self.path)
+            write_atomically(self.results_file, json.dumps(summary, indent=1))
+        except OSError as err:
+            raise os_error(err, self.path, "save the final student") from None
         shutil.rmtree(self.best, ignore_errors=True)
-        self.results_file.write_text(json.dumps(summary, indent=1))
+
+    @contextlib.contextmanager
+    def lock(self, enabled: bool = True):
+        """Hold ``RUN/.kdistill.lock`` (this process's id) while the block runs; one run per folder.
+
+        A lock left by a dead process is taken over.
+
+        Raises:
+            KDistillError: another live process holds the lock (one line naming its process id).
+        """
+        if not enabled:
+            yield
+            return
+        path = self.path / LOCK_FILE
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise os_error(err, self.path, "create the output folder") from None
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read_lock(path)
+                if holder and holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
+                    yield  # this process holds it already (a stage or round of the same run)
+                    return
+                if holder and _alive(holder):
+                    raise KDistillError(f"'{self.path}' is in use by another kdistill run (process {holder.get('pid')} on "
+                                        f"{holder.get('host')}); wait for it to end or choose another --output") from None
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # stale: its process is gone
+                continue
+            except OSError as err:
+                raise os_error(err, self.path, "lock the run folder") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        else:
+            raise KDistillError(f"could not lock '{self.path}'; try again")
+        try:
+            yield
+        finally:
+            if _read_lock(path) == me:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def files(self) -> dict[str, str]:
         """The plots a finished run holds (``training_curves``), for :class:`kdistill.api.RunResult`."""
         return {"training_curves": str(self.curves)} if self.curves.exists() else {}
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the lock holder's process runs (on another host: assume it does)."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder.get("pid", -1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint folder, its completeness marker first (so a half-deleted one is never taken as complete)."""
+    with contextlib.suppress(FileNotFoundError):
+        (path / STATE_FILE).unlink()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def os_error(err: OSError, path: Path, doing: str) -> KDistillError:
+    """One line for an OS failure: what failed, where, and what to do."""
+    import errno
+
+    what = err.strerror or type(err).__name__
+    if err.errno == errno.ENOSPC:
+        advice = "free disk space, then --resume"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "make it writable or choose another --output"
+    else:
+        advice = "check the path"
+    return KDistillError(f"cannot {doing} in '{path}' ({what}); {advice}")
+
+
+#: Settings that may differ on --resume without changing what is trained.
+RESUME_FREE = frozenset({"overwrite", "resume", "output_dir", "show_progress", "eval_batch_size", "cache_teacher",
+                         "teacher_cache_file", "cache_dir", "logging_steps"})
+#: Settings --resume accepts changed (recorded in ``kdistill_resumes.json``): the schedule continues with the new value.
+RESUME_ACCEPTED = frozenset({"learning_rate"})
+RESUMES_FILE = "kdistill_resumes.json"
+
+
+def _leaves(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_leaves(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def resume_changes(recorded: dict[str, Any], config) -> tuple[list[str], list[str]]:
+    """Settings the user set for this resume that differ from the run's recorded config.
+
+    Only fields set explicitly (``model_dump(exclude_unset=True)``) and present in the record are
+    compared, so a field added by a newer kdistill never blocks an older run's resume.
+
+    Returns:
+        ``(refused, accepted)``: one ``"section.field old → new"`` string per change.
+    """
+    new = _leaves(config.model_dump(mode="json", exclude_unset=True))
+    old = _leaves(recorded)
+    refused, accepted = [], []
+    for key, value in new.items():
+        name = key.rsplit(".", 1)[-1]
+        if key not in old or name in RESUME_FREE or old[key] == value:
+            continue
+        (accepted if name in RESUME_ACCEPTED else refused).append(f"{key} {old[key]!r} → {value!r}")
+    return refused, accepted
+
+
+def record_resume(run: RunDir, accepted: list[str]) -> None:
+    """Append the accepted setting changes of a resume to ``kdistill_resumes.json``."""
+    path = run.path / RESUMES_FILE
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": accepted})
+    write_atomically(path, json.dumps(history, indent=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -21,10 +22,22 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill"))
 
 
-def _fingerprint(ds: datasets.Dataset, tokenizer, max_length: int) -> str:
+def tokenizer_key(tokenizer) -> str:
+    """A hash of the whole tokenizer: its serialised JSON (vocabulary, normaliser, pre-tokeniser, post-processor)
+    when it has a fast backend, else its full vocabulary, plus its special tokens and init options."""
+    h = hashlib.sha1(f"{type(tokenizer).__name__}|{len(tokenizer)}".encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h.update(backend.to_str().encode() if backend is not None else repr(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str).encode())
+    opts = {k: v for k, v in (getattr(tokenizer, "init_kwargs", None) or {}).items() if k != "name_or_path"}
+    h.update(json.dumps(opts, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def dataset_key(ds: datasets.Dataset, tokenizer, max_length: int) -> str:
+    """Key of a split's tokenisation: its texts and labels, the whole tokenizer (:func:`tokenizer_key`) and ``max_length``."""
     h = hashlib.sha1()
-    h.update(f"{type(tokenizer).__name__}|{len(tokenizer)}|{tokenizer.name_or_path}|{max_length}|{len(ds)}".encode())
-    h.update(repr(sorted(tokenizer.get_vocab().items())[:50]).encode())
+    h.update(f"{tokenizer_key(tokenizer)}|{tokenizer.name_or_path}|{max_length}|{len(ds)}".encode())
     for col in ("text_a", "text_b", "label"):
         if col in ds.column_names:
             for chunk in ds.with_format("arrow").iter(batch_size=10_000):
@@ -37,7 +50,7 @@ def tokenize(
 ) -> datasets.Dataset:
     """Tokenise a split produced by :func:`kdistill.data.load_splits`, caching the result on disk.
 
-    The cache key hashes the texts, labels, tokenizer vocabulary and ``max_length``, so a
+    The cache key (:func:`dataset_key`) hashes the texts, labels, the whole tokenizer and ``max_length``, so a
     changed file or tokenizer never reuses stale ids.
 
     Args:
@@ -51,8 +64,16 @@ def tokenize(
         ``idx`` and ``length`` (tokens, for length grouping), formatted as torch tensors.
     """
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
-    cache_root.mkdir(parents=True, exist_ok=True)
-    cache_file = cache_root / f"tok-{_fingerprint(ds, tokenizer, max_length)}.arrow"
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        if not os.access(cache_root, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as err:
+        from kdistill.errors import DataError
+
+        raise DataError(f"cannot write the data cache in '{cache_root}' ({err.strerror or err}); make it writable or "
+                        "set KDISTILL_CACHE (or --cache-dir) to a writable folder") from None
+    cache_file = cache_root / f"tok-{dataset_key(ds, tokenizer, max_length)}.arrow"
     pair = "text_b" in ds.column_names
 
     def encode(batch):

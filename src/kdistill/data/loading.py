@@ -532,6 +532,6 @@ def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
     """:func:`load_splits` with the options of a :class:`~kdistill.config.DataConfig`."""
     return load_splits(
         cfg.task, data_dir=cfg.data_dir, train_file=cfg.train_file, validation_file=cfg.validation_file,
-        text_columns=cfg.text_columns, label_column=cfg.label_column,
+        text_columns=cfg.text_columns, label_column=cfg.label_column, labels=cfg.labels,
         max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples,
     )

@@ -11,7 +11,8 @@ from tqdm.auto import tqdm
 
 from kdistill.data.batching import eval_loader, model_inputs
 from kdistill.data.tasks import TaskSpec
-from kdistill.engine.state import TrainState
+from kdistill.engine.state import TrainState, diverged_message
+from kdistill.errors import TrainingDiverged
 from kdistill.metrics import compute_metrics
 
 
@@ -65,17 +66,26 @@ class Evaluator:
     """
 
     def __init__(self, student, eval_ds, tokenizer, task: TaskSpec | None, *, batch_size: int, accelerator: Accelerator,
-                 select_best: bool, save_best: Callable[[], None], log: Callable[[int, dict], None]):
-        self.student, self.eval_ds, self.tokenizer, self.task = student, eval_ds, tokenizer, task
+                 select_best: bool, save_best: Callable[[], None], log: Callable[[int, dict], None], run=None):
+        self.student, self.eval_ds, self.tokenizer, self.task, self.run = student, eval_ds, tokenizer, task, run
         self.batch_size, self.accelerator, self.select_best = batch_size, accelerator, select_best
         self.save_best, self.log = save_best, log
+
+    def check_weights(self, state: TrainState) -> None:
+        """Raise :class:`TrainingDiverged` when a student weight is NaN/inf (e.g. after ``--weight-decay`` blew up)."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.student.parameters()):
+            raise TrainingDiverged(diverged_message("student weights became non-finite", state, self.run))
 
     def __call__(self, state: TrainState) -> dict[str, float]:
         if self.eval_ds is None:
             return {}
+        self.check_weights(state)
         acc = self.accelerator
-        metrics = evaluate_model(self.student, self.eval_ds, self.tokenizer, self.task, batch_size=self.batch_size,
-                                 accelerator=acc, show_progress=False)
+        loader = acc.prepare_data_loader(eval_loader(self.eval_ds, self.tokenizer, batch_size=self.batch_size))
+        logits, labels = predict(self.student, loader, acc, desc="evaluate", show_progress=False)
+        if not np.isfinite(logits).all():
+            raise TrainingDiverged(diverged_message("dev logits became non-finite", state, self.run))
+        metrics = compute_metrics(self.task, logits, labels)
         value = metrics[self.task.main_metric]
         if not self.select_best:  # keep the last student; the metric is only logged
             state.best_metric, state.best_step = value, state.global_step

@@ -11,19 +11,26 @@ from kdistill.rundir import RunDir
 class Logger:
     """Logs ``{key: value}`` per step to ``logs/train_log.csv`` and TensorBoard, on the main process only.
 
-    A context manager: leaving it closes the TensorBoard writer.
+    ``resume_step``: a resumed run first drops the rows logged after its checkpoint's step (they are
+    logged again), so the log has each step once. A context manager: leaving it closes TensorBoard.
     """
 
-    def __init__(self, run: RunDir, enabled: bool):
+    def __init__(self, run: RunDir, enabled: bool, resume_step: int | None = None):
         self.enabled, self.run, self.tb = enabled, run, None
         self.rows: list[dict] = []
         if not enabled:
             return
         run.logs.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and run.train_log.exists():
+            with run.train_log.open() as f:
+                rows = list(csv.reader(f))
+            kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= resume_step] if rows else []
+            with run.train_log.open("w", newline="") as f:
+                csv.writer(f).writerows(kept)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run.tensorboard))
+            self.tb = SummaryWriter(str(run.tensorboard), purge_step=None if resume_step is None else resume_step + 1)
         except Exception:  # noqa: BLE001 - TensorBoard is optional
             self.tb = None
 
@@ -53,11 +60,12 @@ class Logger:
 
 
 class RunningMean:
-    """Mean of each loss term over the micro-batches since the last :meth:`pop`."""
+    """Mean of each loss term over the micro-batches since the last :meth:`pop`; kept in the :class:`TrainState`
+    at each checkpoint so a resumed run logs the same averages."""
 
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.n = 0
+    def __init__(self, state=None):
+        self.sums: dict[str, float] = dict(state.running) if state is not None else {}
+        self.n = state.running_n if state is not None else 0
 
     def add(self, terms: dict) -> None:
         for k, v in terms.items():
@@ -68,6 +76,9 @@ class RunningMean:
         out = {f"train/{k}": v / self.n for k, v in self.sums.items()}
         self.sums, self.n = {}, 0
         return out
+
+    def store(self, state) -> None:
+        state.running, state.running_n = dict(self.sums), self.n
 
 
 def plot_training_curves(csv_path: Path, out_png: Path) -> Path | None:

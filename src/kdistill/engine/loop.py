@@ -28,7 +28,7 @@ from kdistill.engine.checkpoint import Checkpointer
 from kdistill.engine.evaluation import Evaluator
 from kdistill.engine.logger import Logger, RunningMean, plot_training_curves
 from kdistill.engine.setup import Plan, make_optimizer, make_scheduler, new_accelerator
-from kdistill.engine.state import TrainResult, TrainState
+from kdistill.engine.state import TrainResult, TrainState, diverged_message
 from kdistill.engine.teacher import teacher_source_for
 from kdistill.errors import KDistillError, TrainingDiverged
 from kdistill.objectives import ModelSignal, Objective
@@ -71,11 +71,13 @@ class Trainee(nn.Module):
         return obj(sig, batch, teacher)
 
 
-class StopOnSigint:
-    """First Ctrl-C: ``state.stop_requested`` (the loop checkpoints and stops); second: quit at once."""
+class StopOnSignals:
+    """First Ctrl-C (SIGINT) or SIGTERM: ``state.stop_requested`` (the loop checkpoints and stops); a second: quit at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, state: TrainState, enabled: bool):
-        self.state, self.enabled, self.fired, self.previous = state, enabled, False, None
+        self.state, self.enabled, self.fired, self.previous = state, enabled, False, {}
 
     def _handler(self, signum, frame):  # noqa: ARG002
         if self.fired:
@@ -84,15 +86,16 @@ class StopOnSigint:
 
     def __enter__(self):
         if self.enabled:
-            try:
-                self.previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:  # not in the main thread
-                self.previous = None
+            for sig in self.SIGNALS:
+                try:
+                    self.previous[sig] = signal.signal(sig, self._handler)
+                except ValueError:  # not in the main thread
+                    pass
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def _set_epoch(objs, epoch: int) -> None:
@@ -114,9 +117,7 @@ def _step(trainee, batch, source, acc, optimizer, cfg: TrainConfig, state: Train
             terms = trainee(batch, t_signal)
         loss = terms["loss"]
         if not torch.isfinite(loss.detach()):
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {state.global_step} (epoch {state.epoch}); the last good "
-                f"checkpoint is kept in {run.checkpoint}: lower --learning-rate or use --mixed-precision no, then --resume")
+            raise TrainingDiverged(diverged_message(f"loss became {loss.item()}", state, run))
         acc.backward(loss)
         if acc.sync_gradients and cfg.max_grad_norm:
             acc.clip_grad_norm_(trainee.parameters(), cfg.max_grad_norm)
@@ -174,18 +175,17 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
         epoch_objs = (*epoch_objs, loader, getattr(loader, "dataset", None))
         plan = Plan.for_loader(loader, cfg)
         scheduler = make_scheduler(optimizer, cfg, plan.total_steps)
-        acc.register_for_checkpointing(scheduler)
-        ckpt = Checkpointer(acc, run)
-        state = ckpt.restore(plan.total_steps) if resume else TrainState(total_steps=plan.total_steps)
-        logger = stack.enter_context(Logger(run, main))
+        ckpt = Checkpointer(acc, run, scheduler)  # scheduler state as JSON: nothing is unpickled on resume
+        state = ckpt.restore(plan.total_steps, cfg.learning_rate) if resume else TrainState(total_steps=plan.total_steps)
+        logger = stack.enter_context(Logger(run, main, resume_step=state.global_step if resume else None))
 
         save_best = functools.partial(_save_student, acc, trainee, tokenizer, run.best)
-        evaluator = Evaluator(student, eval_ds, tokenizer, task, batch_size=cfg.eval_batch_size, accelerator=acc,
+        evaluator = Evaluator(student, eval_ds, tokenizer, task, batch_size=cfg.eval_batch_size, accelerator=acc, run=run,
                               select_best=objective.select_best, save_best=save_best, log=logger.log)
-        stack.enter_context(StopOnSigint(state, main))
+        stack.enter_context(StopOnSignals(state, main))
         bar = stack.enter_context(tqdm(total=plan.total_steps, initial=state.global_step, desc=objective.name,
                                        disable=not (cfg.show_progress and main), dynamic_ncols=True))
-        running, start, before = RunningMean(), time.perf_counter(), state.train_seconds
+        running, start, before = RunningMean(state), time.perf_counter(), state.train_seconds
         trainee.train()
         while state.global_step < plan.total_steps and not state.stop_requested:
             _set_epoch(epoch_objs, state.epoch)
@@ -211,6 +211,7 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
                     if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
                         state.stop_requested = True
                     state.train_seconds = before + time.perf_counter() - start
+                    running.store(state)
                     ckpt.save(state)
                 for cb in callbacks:
                     cb(state)
@@ -221,9 +222,11 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
         if not (state.stop_requested and state.global_step < plan.total_steps):
             state.finished = True
+            evaluator.check_weights(state)  # a non-finite student is never saved as a result
             if main and (eval_ds is None or not objective.select_best):
                 save_best()  # the last student is the result
         state.train_seconds = before + time.perf_counter() - start
+        running.store(state)
         ckpt.save(state)  # resumable from exactly here, or the finished state
     if main:
         plot_training_curves(run.train_log, run.curves)

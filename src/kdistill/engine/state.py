@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdistill.rundir import RunDir
+
 
 @dataclass
 class TrainState:
@@ -21,6 +23,8 @@ class TrainState:
     stop_requested: bool = False
     train_seconds: float = 0.0  # wall time spent in training, summed over resumed sessions
     history: list[dict] = field(default_factory=list)
+    running: dict[str, float] = field(default_factory=dict)  # loss sums since the last logged step (exact resume of the log)
+    running_n: int = 0
 
 
 @dataclass
@@ -35,3 +39,13 @@ class TrainResult:
     output_dir: Path
     interrupted: bool = False
     teacher_cache_seconds: float = 0.0  # one-off teacher pass over the train split (0 when reused or not cached)
+
+
+def diverged_message(what: str, state: TrainState, run: RunDir) -> str:
+    """One line for a diverged run: where, the last good checkpoint (if any) and advice that works."""
+    ckpt = run.latest_checkpoint()
+    where = f"{what} at step {state.global_step} (epoch {state.epoch}); "
+    if ckpt is None:
+        return where + "no checkpoint was saved yet: start again with a lower --learning-rate (or --mixed-precision no) and --overwrite"
+    return (where + f"the last good checkpoint is kept in {ckpt}: --resume with a lower --learning-rate continues from it, "
+            "or start again with --mixed-precision no and --overwrite")

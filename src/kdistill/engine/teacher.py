@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from kdistill.config import TrainConfig
 from kdistill.data.batching import eval_loader, model_inputs
 from kdistill.engine.evaluation import predict
 from kdistill.errors import KDistillError
+from kdistill.rundir import os_error
 from kdistill.objectives import Objective, TeacherSignal
 
 
@@ -30,24 +32,50 @@ def teacher_logits_cache(teacher, train_ds, tokenizer, *, path: Path, fingerprin
                          accelerator: Accelerator, show_progress: bool = True) -> torch.Tensor:
     """Teacher logits for every training example, ``[N, C]`` float32 indexed by ``idx``.
 
-    Computed once (on the main process, in length-sorted batches) and stored at ``path``
-    with ``fingerprint`` (teacher + data); reused when the fingerprint matches.
+    Computed once (on the main process, in length-sorted batches) and stored at ``path`` (atomically)
+    with ``fingerprint`` (teacher weights + tokenised train texts and labels, see
+    :func:`kdistill.recipes.kd.prepare_task_data`); reused only when the fingerprint matches.
     """
     if accelerator.is_main_process:
-        cached = None
-        if path.exists():
-            from safetensors import safe_open
-
-            with safe_open(str(path), "pt") as f:
-                if (f.metadata() or {}).get("fingerprint") == fingerprint:
-                    cached = True
-        if not cached:
+        if _cached_fingerprint(path) != fingerprint:
             order = np.argsort(np.asarray(train_ds.with_format(None)["length"]), kind="stable")
             loader = eval_loader(train_ds.select(order), tokenizer, batch_size=batch_size)
             logits, _ = predict(teacher, loader, None, desc="teacher logits (cached once)", show_progress=show_progress)
-            save_file({"logits": torch.from_numpy(logits).contiguous()}, str(path), metadata={"fingerprint": fingerprint})
+            tmp = path.with_name(path.name + ".tmp")
+            try:  # written aside, then renamed: a kill never leaves a cache that a later run trusts
+                save_file({"logits": torch.from_numpy(logits).contiguous()}, str(tmp), metadata={"fingerprint": fingerprint})
+                os.replace(tmp, path)
+            except OSError as err:
+                tmp.unlink(missing_ok=True)
+                raise os_error(err, path.parent, "write the teacher-logit cache") from None
     accelerator.wait_for_everyone()
     return load_file(str(path))["logits"]
+
+
+def _cached_fingerprint(path: Path) -> str | None:
+    """The fingerprint stored in a teacher-logit cache file, or None (missing or unreadable: recomputed)."""
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("fingerprint")
+    except Exception:  # noqa: BLE001 - a truncated or foreign file
+        return None
+
+
+def teacher_key(name: str | Path | None) -> str:
+    """Identity of a teacher's weights for cache keys: its path plus the size and mtime of each weight/config file."""
+    p = Path(str(name)) if name else None
+    if p is None or not p.is_dir():
+        return str(name)
+    parts = [str(p.resolve())]
+    for f in sorted(p.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".json") and f.is_file():
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
 
 
 class NoTeacher:

@@ -136,14 +136,16 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
     output directory), so bad input fails in seconds with a one-line :class:`KDistillError` and no
     existing file is touched. See the module docstring for the lifecycle.
     """
-    from safetensors.torch import load_model, save_file
-
     from kdistill.engine import check_train_config
     from kdistill.rundir import RunDir, process_state
 
     recipe = recipe or get_recipe(cfg.method)
     run = RunDir(cfg.output_dir)
-    run.check(overwrite=cfg.overwrite, resume=cfg.resume)  # cheapest checks first
+    inputs = run_inputs(cfg)
+    run.check(overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs)  # cheapest checks first
+    if cfg.resume and run.is_complete():
+        return finished_result(run)
+    accepted = check_resume(run, cfg) if cfg.resume else []
     check_train_config(cfg.train)
     if cfg.student.kind not in recipe.students:
         raise KDistillError(f"method '{recipe.name}' takes a {' / '.join(recipe.students)} student, not "
@@ -151,7 +153,67 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
     recipe.check(cfg)
     prepared = recipe.load(cfg)
     procs = process_state()  # one process, or one of several under `accelerate launch`
-    run.prepare(prepared.cfg, overwrite=cfg.overwrite, resume=cfg.resume, procs=procs)
+    with run.lock(procs.is_main_process):
+        return _run_locked(recipe, cfg, prepared, run, procs, inputs=inputs, accepted=accepted, callbacks=callbacks,
+                           report=report, latency_runs=latency_runs)
+
+
+def run_inputs(cfg) -> list[str]:
+    """Every file or folder a run reads (teacher, data, student, vectors, text, caches): ``--overwrite`` never deletes them."""
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k in INPUT_FIELDS and isinstance(v, str):
+                    found.append(v)
+                elif k in INPUT_FIELDS and isinstance(v, list):
+                    found.extend(x for x in v if isinstance(x, str))
+                else:
+                    walk(v)
+
+    walk(cfg.model_dump())
+    return found
+
+
+INPUT_FIELDS = frozenset({"teacher", "data_dir", "train_file", "validation_file", "path", "word_vectors", "text_files",
+                          "cache_dir", "teacher_cache_file"})
+
+
+def check_resume(run, cfg) -> list[str]:
+    """Refuse a resume whose training settings differ from the run's (one line with the diff); return accepted changes."""
+    from kdistill.rundir import resume_changes
+
+    if not run.run_file.exists():
+        return []
+    refused, accepted = resume_changes(json.loads(run.run_file.read_text()), cfg)
+    if refused:
+        raise KDistillError(f"--resume: settings differ from the run's ({run.run_file.name}): {'; '.join(refused)}; "
+                            "resume with the original settings, or start again with --overwrite")
+    return accepted
+
+
+def finished_result(run) -> RunResult:
+    """A resumed run that had already finished: nothing is changed; its recorded results are returned."""
+    import logging
+
+    logging.getLogger("kdistill").warning("%s: the run had already finished; nothing was changed", run.path)
+    results = json.loads(run.results_file.read_text())
+    rep_file = run.path / "report.json"
+    rep = json.loads(rep_file.read_text()) if rep_file.exists() else None
+    return RunResult(run.path, results.get("eval", {}), float(results.get("train_seconds", 0.0)), report=rep,
+                     files=run.files(), teacher_cache_seconds=float(results.get("teacher_cache_seconds", 0.0)))
+
+
+def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, accepted, callbacks, report,
+                latency_runs) -> RunResult:
+    from safetensors.torch import load_model, save_file
+
+    from kdistill.rundir import record_resume
+
+    run.prepare(prepared.cfg, overwrite=cfg.overwrite, resume=cfg.resume, procs=procs, inputs=inputs)
+    if accepted and procs.is_main_process:
+        record_resume(run, accepted)
     with procs.main_process_first():  # the main process writes the caches, the others read them
         recipe.data(prepared, procs)
     stages = recipe.stages(prepared)
@@ -163,7 +225,7 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
             seconds += float(sdir.checkpoint_state().get("train_seconds", 0.0))
             continue
         sdir.path.mkdir(parents=True, exist_ok=True)
-        resume = cfg.resume and (len(stages) == 1 or sdir.checkpoint.exists())
+        resume = cfg.resume and (len(stages) == 1 or sdir.has_checkpoint())
         objective, result = _train_stage(stage, prepared, sdir, resume=resume, callbacks=callbacks)
         seconds += result.train_seconds
         if result.interrupted:

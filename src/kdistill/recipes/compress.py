@@ -31,7 +31,8 @@ from typing import Any
 
 from kdistill.config import CompressConfig, PretrainedStudent
 from kdistill.errors import KDistillError
-from kdistill.recipes.base import run_recipe
+from kdistill.recipes.base import run_inputs, run_recipe
+from kdistill.rundir import write_atomically
 
 
 def _recover(ccfg: CompressConfig, model_dir: Path, out_dir: Path, steps: int, cache_file: str, resuming: bool):
@@ -92,11 +93,6 @@ def run_compress(ccfg: CompressConfig) -> dict[str, Any]:
     Raises:
         KDistillError: nothing to prune, bad output directory, or any data/model error of the kd recipe.
     """
-    from kdistill.compress.importance import importance_batches
-    from kdistill.compress.modeling import ffn_per_layer, heads_per_layer
-    from kdistill.compress.prune import parameter_count
-    from kdistill.compress.schedule import ROUNDS_FILE, RoundRecord, targets_met, write_rounds
-    from kdistill.data.batching import tokenize
     from kdistill.data.loading import load_data
     from kdistill.models import load_classifier, load_tokenizer
     from kdistill.rundir import RunDir
@@ -110,16 +106,31 @@ def run_compress(ccfg: CompressConfig) -> dict[str, Any]:
     out = rd.path
     if resume and not out.is_dir():
         raise KDistillError(f"--resume: '{out}' does not exist; run without --resume")
+    inputs = run_inputs(run)
     if not resume:
-        rd.check(overwrite=run.overwrite, resume=False)
+        rd.check(overwrite=run.overwrite, resume=False, inputs=inputs)
     targets = dict(target_speedup=c.target_speedup, target_params=c.target_params, target_heads=c.target_heads)
     cache_file = run.train.teacher_cache_file or str(out / "teacher_logits.safetensors")
     splits, spec = load_data(run.data)
     teacher_model = load_classifier(run.teacher, spec, require_trained_head=True, what="teacher")
-    current = teacher_model  # pruning returns new models: the teacher itself is never changed
     tokenizer = load_tokenizer(run.teacher)
-    if not resume:
-        rd.create(overwrite=run.overwrite, resume=False)
+    with rd.lock():
+        if not resume:
+            rd.create(overwrite=run.overwrite, resume=False, inputs=inputs)
+            write_atomically(rd.run_file, ccfg.model_dump_json(indent=1))  # marks the folder as a kdistill run
+        return _rounds(ccfg, rd, splits, spec, teacher_model, tokenizer, cache_file, targets)
+
+
+def _rounds(ccfg: CompressConfig, rd, splits, spec, teacher_model, tokenizer, cache_file: str, targets: dict) -> dict[str, Any]:
+    from kdistill.compress.importance import importance_batches
+    from kdistill.compress.modeling import ffn_per_layer, heads_per_layer
+    from kdistill.compress.prune import parameter_count
+    from kdistill.compress.schedule import ROUNDS_FILE, RoundRecord, targets_met, write_rounds
+    from kdistill.data.batching import tokenize
+    from kdistill.models import load_classifier, load_tokenizer
+
+    run, c, out, resume = ccfg.run, ccfg, rd.path, ccfg.run.resume
+    current = teacher_model  # pruning returns new models: the teacher itself is never changed
     train_ds = tokenize(splits["train"], tokenizer, max_length=run.data.max_length, cache_dir=run.data.cache_dir,
                         desc="tokenize train")
     batches = importance_batches(train_ds, tokenizer, n_batches=c.importance_batches, batch_size=32, seed=run.train.seed)

@@ -75,7 +75,8 @@ def load_task(cfg) -> Prepared:
 def prepare_task_data(p: Prepared, procs) -> None:
     """Tang augmentation (when asked), tokenised train/dev splits and the teacher-logit cache key."""
     from kdistill.data.augment.tang import augment_train_split
-    from kdistill.data.batching import tokenize
+    from kdistill.data.batching import dataset_key, tokenize
+    from kdistill.engine.teacher import teacher_key
 
     cfg, tok, cache = p.cfg, p.tokenizer, p.cfg.data.cache_dir
     train_split, aug_info = p.splits["train"], None
@@ -86,9 +87,9 @@ def prepare_task_data(p: Prepared, procs) -> None:
             show_progress=cfg.train.show_progress and procs.is_main_process)
     p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
     p.eval_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
-    p.fingerprint = fingerprint(cfg.teacher, cfg.data.model_dump(), len(p.train_ds))
+    # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
+    p.fingerprint = fingerprint(teacher_key(cfg.teacher), dataset_key(train_split, tok, cfg.data.max_length))
     if aug_info is not None:
-        p.fingerprint = fingerprint(p.fingerprint, cfg.augment.model_dump(), aug_info["augmented_used"])
         p.info["augment"] = aug_info
 
 

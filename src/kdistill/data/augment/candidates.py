@@ -18,7 +18,6 @@ sentences in one forward pass) and have a ``fingerprint`` for cache keys. :func:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from pathlib import Path
@@ -44,14 +43,10 @@ def _hash_tensor(h, t: torch.Tensor) -> None:
 
 
 def tokenizer_key(tokenizer) -> str:
-    """16 hex digits identifying a tokenizer (class, size, vocabulary, a sample encoding) for cache keys; ``"none"`` for ``None``."""
-    if tokenizer is None:
-        return "none"
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    h = hashlib.sha1(f"{type(tokenizer).__name__}|{len(tokenizer)}".encode())
-    h.update(json.dumps(vocab).encode())
-    h.update(repr(tokenizer("Hello World unaffable", add_special_tokens=False)["input_ids"]).encode())
-    return h.hexdigest()[:16]
+    """16 hex digits identifying a tokenizer for cache keys (:func:`kdistill.data.batching.tokenizer_key`); ``"none"`` for ``None``."""
+    from kdistill.data.batching import tokenizer_key as whole_tokenizer_key
+
+    return "none" if tokenizer is None else whole_tokenizer_key(tokenizer)
 
 
 class _QuietLoading:
