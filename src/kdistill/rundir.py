@@ -136,10 +136,7 @@ class RunDir:
         return [d for *_, d in sorted(found, key=lambda t: (t[0], t[1]), reverse=True)]
 
     def latest_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint (the ``checkpoint`` link's target when complete), or None."""
-        link = self.checkpoint
-        if link.is_symlink() and (link / STATE_FILE).exists():
-            return link.resolve()
+        """The newest complete checkpoint (highest step; usually the ``checkpoint`` link's target), or None."""
         dirs = self.checkpoint_dirs()
         return dirs[0] if dirs else None
 
