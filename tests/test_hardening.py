@@ -34,7 +34,7 @@ class Killed(BaseException):
 
 def _opts(glue_dir, **kw):
     return {**dict(data_dir=str(glue_dir), max_train_samples=64, max_eval_samples=16, epochs=2, batch_size=16, eval_steps=2,
-                   learning_rate=1e-3, show_progress=False, report=False, logging_steps=1), **kw}
+                   learning_rate=1e-3, show_progress=False, report=False, logging_steps=1, keep_checkpoint=True), **kw}
 
 
 def _weights(path):

@@ -82,16 +82,17 @@ def finetune(model: str | None = None, task: str | None = "sst2", *, output_dir:
 
 def run(teacher: str | None = None, task: str | None = "sst2", student: str = "layers-from-teacher", *,
         output_dir: str | Path, teacher_epochs: float | None = None, overwrite: bool = False, resume: bool = False,
-        latency_runs: int = 100, **options: Any) -> RunResult:
+        latency_runs: int = 100, on_stage: Callable[[str, RunResult], None] | None = None, **options: Any) -> RunResult:
     """Chain: fine-tune the teacher when it has no trained head for ``task``, then distil, evaluate, report.
 
     The fine-tuned teacher goes to ``output_dir/teacher``, the student to ``output_dir/student``
-    (:mod:`kdistill.recipes.chain`); options as for :func:`distill`.
+    (:mod:`kdistill.recipes.chain`); options as for :func:`distill`. ``on_stage(name, result)`` is called as
+    each part ends.
     """
     cfg = from_flat(method="kd", teacher=teacher, task=task, student=student, output_dir=output_dir,
                     overwrite=overwrite, resume=resume, **options)
     chain = ChainConfig(run=cfg, **({"teacher_epochs": teacher_epochs} if teacher_epochs is not None else {}))
-    return run_chain(chain, latency_runs=latency_runs)
+    return run_chain(chain, latency_runs=latency_runs, on_stage=on_stage)
 
 
 def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_files: Sequence[str] = (),
@@ -159,12 +160,28 @@ def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **d
     from kdistill.engine import evaluate_model
     from kdistill.models import load_classifier, load_tokenizer
 
+    if data_options.get("validation_file") and not data_options.get("train_file"):
+        # only the evaluation split is needed: read it for both, with the model's own label set
+        data_options = {**data_options, "train_file": data_options["validation_file"]}
+        if task is None and not data_options.get("labels"):
+            data_options["labels"] = _model_labels(model)
     dcfg = DataConfig(task=task, **data_options)
     splits, spec = load_data(dcfg)
     net = load_classifier(model, spec, require_trained_head=True)
     tok = load_tokenizer(model)
     ds = tokenize(splits["validation"], tok, max_length=dcfg.max_length, cache_dir=dcfg.cache_dir, desc="tokenize dev")
     return evaluate_model(net, ds, tok, spec, batch_size=batch_size)
+
+
+def _model_labels(model: str) -> list[str] | None:
+    """The label names of a saved classifier (``id2label`` in class-id order), or None."""
+    import json
+
+    cfg = Path(model) / "config.json"
+    if not cfg.exists():
+        return None
+    id2label = json.loads(cfg.read_text()).get("id2label") or {}
+    return [str(id2label[k]) for k in sorted(id2label, key=int)] or None
 
 
 def make_report(**kwargs: Any) -> dict[str, Any]:

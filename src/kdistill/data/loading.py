@@ -529,9 +529,15 @@ def load_splits(
 
 
 def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
-    """:func:`load_splits` with the options of a :class:`~kdistill.config.DataConfig`."""
-    return load_splits(
+    """:func:`load_splits` with the options of a :class:`~kdistill.config.DataConfig`; an inferred label set is logged."""
+    splits, spec = load_splits(
         cfg.task, data_dir=cfg.data_dir, train_file=cfg.train_file, validation_file=cfg.validation_file,
         text_columns=cfg.text_columns, label_column=cfg.label_column, labels=cfg.labels,
         max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples,
     )
+    if cfg.task is None and not cfg.labels and not spec.is_regression:
+        import logging
+
+        logging.getLogger("kdistill").info("no --task: %d labels inferred from the train split: %s (class id = position; "
+                                           "--labels sets them)", len(spec.labels), ", ".join(spec.labels))
+    return splits, spec

@@ -199,7 +199,7 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
                 scheduler.step()
                 state.global_step += 1
                 bar.update(1)
-                if state.global_step % cfg.logging_steps == 0:
+                if state.global_step % plan.log_every == 0:
                     values = {**running.pop(), "train/lr": scheduler.get_last_lr()[0]}
                     logger.log(state.global_step, values)
                     bar.set_postfix(loss=f"{values['train/loss']:.4f}")

@@ -53,6 +53,7 @@ class Plan:
     steps_per_epoch: int
     n_batches: int | None  # micro-batches per epoch (None: a stream)
     eval_every: int
+    log_every: int = 50
 
     @classmethod
     def for_loader(cls, loader, cfg: TrainConfig) -> "Plan":
@@ -68,7 +69,7 @@ class Plan:
         else:
             total = max(1, math.ceil(cfg.epochs * math.ceil(n_batches / cfg.gradient_accumulation_steps)))
         per_epoch = math.ceil(n_batches / cfg.gradient_accumulation_steps) if n_batches else total
-        return cls(total, per_epoch, n_batches, cfg.eval_steps or per_epoch)
+        return cls(total, per_epoch, n_batches, cfg.eval_steps or per_epoch, cfg.logging_steps or max(1, total // 100))
 
 
 def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):

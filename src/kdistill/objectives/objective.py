@@ -80,6 +80,20 @@ class Objective(nn.Module):
         out["loss"] = total
         return out
 
+    def describe(self) -> dict[str, dict]:
+        """The terms that run, for reports: ``{log_name: {"term": key, "weight": w, "loss": what it computes, ...}}``.
+
+        Regression tasks record the MSE to the teacher's prediction that runs in place of soft targets.
+        """
+        out = {}
+        for name, term in self.terms.items():
+            d = {"term": term.key, "weight": self.weights[name], "loss": term.describe(self.task)}
+            for attr in ("temperature", "layer_map", "head_rule"):
+                if hasattr(term, attr) and not (attr == "temperature" and self.task is not None and self.task.is_regression):
+                    d[attr] = getattr(term, attr)
+            out[name] = d
+        return out
+
     def projection_state(self) -> dict[str, torch.Tensor]:
         """The learned projections' weights (``proj_hidden.*``, ``proj_emb.*``), e.g. to save beside a stage's student."""
         state = {}

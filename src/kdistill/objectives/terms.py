@@ -26,6 +26,7 @@ from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, e
 from kdistill.objectives.signals import ModelSignal
 
 TERMS: dict[str, type["Term"]] = {}
+REGRESSION_TO_TEACHER = ("soft_kl", "logit_mse", "pred_ce")  # these become MSE to the teacher's prediction
 
 
 def register(name: str) -> Callable[[type["Term"]], type["Term"]]:
@@ -69,6 +70,14 @@ class Term(nn.Module):
 
     def forward(self, student: ModelSignal, teacher: ModelSignal | None, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    def describe(self, task: TaskSpec | None) -> str:
+        """What this term computes (for reports): the first line of its docstring, or the regression MSE."""
+        if getattr(self, "task", None) is not None and self.task.is_regression and self.key in REGRESSION_TO_TEACHER:
+            return "MSE to the teacher's prediction (regression task)"
+        if self.key == "gold" and task is not None and task.is_regression:
+            return "MSE to the gold scores (regression task)"
+        return (type(self).__doc__ or self.key).strip().split("\n")[0].rstrip(".")
 
 
 def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

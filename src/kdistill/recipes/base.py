@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from kdistill.config import TrainConfig
-from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError
+
+if TYPE_CHECKING:  # the data package imports `datasets`: kept out of argument parsing
+    from kdistill.data.tasks import TaskSpec
 
 RECIPES: dict[str, "Recipe"] = {}
 
@@ -47,7 +49,7 @@ class Prepared:
     """
 
     cfg: Any
-    task: TaskSpec | None
+    task: "TaskSpec | None"
     tokenizer: Any
     student: Any
     teacher: Any = None
@@ -239,11 +241,14 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
                "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
                "eval": result.eval_metrics, **recipe.summary(prepared, result)}
     run.finish(prepared.student, prepared.tokenizer, summary)  # the engine loaded the best weights into the student
+    if not cfg.train.keep_checkpoint:
+        run.slim_checkpoints()  # a finished run needs no optimizer state (--keep-checkpoint keeps it)
     rep, files = None, {}
     if report and recipe.report_extra is not None and prepared.teacher is not None:
         from kdistill.reporting.compare import make_report
 
-        extra = {"method": recipe.name, "train_seconds": round(seconds, 1), **recipe.report_extra(prepared, objective)}
+        extra = {"method": recipe.name, "train_seconds": round(seconds, 1), **recipe.report_extra(prepared, objective),
+                 "loss_terms": objective.describe()}
         rep = make_report(teacher=cfg.teacher, student=str(run.path), data=cfg.data, output_dir=run.path,
                           student_metric=result.eval_metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
                           extra=extra)

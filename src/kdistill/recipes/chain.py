@@ -14,8 +14,11 @@ from kdistill.errors import KDistillError
 from kdistill.recipes.base import RunResult, run_recipe
 
 
-def run_chain(cfg: ChainConfig, *, callbacks: Sequence[Callable] = (), latency_runs: int = 100) -> RunResult:
+def run_chain(cfg: ChainConfig, *, callbacks: Sequence[Callable] = (), latency_runs: int = 100,
+              on_stage: Callable[[str, RunResult], None] | None = None) -> RunResult:
     """Run :class:`~kdistill.config.ChainConfig` (see the module docstring).
+
+    ``on_stage(name, result)`` is called as each part ends (``"teacher"`` when it was fine-tuned, then ``"student"``).
 
     Raises:
         KDistillError: the output path is a file; any error of the two recipes.
@@ -35,10 +38,15 @@ def run_chain(cfg: ChainConfig, *, callbacks: Sequence[Callable] = (), latency_r
                          train=run.train.model_copy(update={"epochs": cfg.teacher_epochs}), output_dir=str(tdir),
                          overwrite=run.overwrite, resume=run.resume and (tdir / "checkpoint").exists())
         res = run_recipe(tcfg, callbacks=callbacks, report=False)
+        if on_stage is not None:
+            on_stage("teacher", res)
         if res.interrupted:
             return res
         teacher = str(tdir)
     sdir = out / "student"
     scfg = run.model_copy(update={"teacher": teacher, "output_dir": str(sdir),
                                   "resume": run.resume and (sdir / "checkpoint").exists()})
-    return run_recipe(scfg, callbacks=callbacks, latency_runs=latency_runs)
+    res = run_recipe(scfg, callbacks=callbacks, latency_runs=latency_runs)
+    if on_stage is not None:
+        on_stage("student", res)
+    return res

@@ -120,8 +120,11 @@ def student_facts(p: Prepared) -> dict:
 
 def kd_report_extra(p: Prepared, objective) -> dict:
     d = p.cfg.distill
-    return {"temperature": d.temperature, "alpha": d.alpha, "kd_loss": d.kd_loss, "cos_weight": d.cos_weight,
-            **student_facts(p)}
+    if p.task.is_regression:  # what ran: MSE to the teacher's prediction, no temperature
+        kd = {"temperature": None, "kd_loss": "mse to the teacher's prediction (regression)"}
+    else:
+        kd = {"temperature": d.temperature if d.kd_loss == "kl" else None, "kd_loss": d.kd_loss}
+    return {**kd, "alpha": d.alpha, "cos_weight": d.cos_weight, **student_facts(p)}
 
 
 def _kd_objective(p: Prepared):

@@ -64,7 +64,7 @@ def tinybert_stages(p: Prepared) -> list[Stage]:
 
 def tinybert_report_extra(p: Prepared, objective) -> dict:
     tb = p.cfg.tinybert
-    return {"temperature": tb.temperature, "alpha": tb.alpha, "tinybert": tb.model_dump(), "layer_map": objective.layer_map,
+    return {"temperature": None if p.task.is_regression else tb.temperature, "alpha": tb.alpha, "tinybert": tb.model_dump(), "layer_map": objective.layer_map,
             **student_facts(p)}
 
 

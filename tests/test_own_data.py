@@ -1,0 +1,136 @@
+"""Issue 13 (part): your own files without --task, --labels, evaluate with only a validation file, the loss that ran
+in the report, --num-threads, a light CLI, ~100 logged points, slim finished checkpoints, `run` prints each part."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import kdistill
+from conftest import make_tiny_bert
+from kdistill.cli import app
+
+runner = CliRunner()
+WORDS = "a man woman dog plays runs eats the guitar flute ball park happy sad film good bad".split()
+NLI = ("entailment", "neutral", "contradiction")
+
+
+def _write_nli(tmp_path, n=30):
+    rng = random.Random(0)
+    for name in ("train.csv", "dev.csv"):
+        rows = ["premise,hypothesis,verdict"] + [
+            f"{' '.join(rng.choice(WORDS) for _ in range(5))},{' '.join(rng.choice(WORDS) for _ in range(4))},{NLI[i % 3]}"
+            for i in range(n)]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    return tmp_path / "train.csv", tmp_path / "dev.csv"
+
+
+@pytest.fixture()
+def nli_teacher(tmp_path, tiny_tokenizer):
+    """A 3-class teacher whose labels are the file's (sorted, as inferred)."""
+    m = make_tiny_bert(num_labels=3)
+    names = sorted(NLI)
+    m.config.id2label = dict(enumerate(names))
+    m.config.label2id = {n: i for i, n in enumerate(names)}
+    path = tmp_path / "nli_teacher"
+    m.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+def test_own_files_without_task_infer_and_print_the_labels(tmp_path, nli_teacher):
+    train, dev = _write_nli(tmp_path)
+    r = runner.invoke(app, ["distill", "--teacher", str(nli_teacher), "--train-file", str(train), "--validation-file",
+                            str(dev), "--text-columns", "premise,hypothesis", "--label-column", "verdict", "--epochs", "1",
+                            "--batch-size", "16", "--output", str(tmp_path / "run"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    assert "3 labels inferred from the train split: contradiction, entailment, neutral" in r.output
+    cfg = json.loads((tmp_path / "run" / "kdistill_run.json").read_text())
+    assert cfg["data"]["task"] is None
+    # --labels fixes the order (class id = position), and a label outside it is refused in one line
+    r = runner.invoke(app, ["distill", "--teacher", str(nli_teacher), "--train-file", str(train), "--validation-file",
+                            str(dev), "--text-columns", "premise,hypothesis", "--label-column", "verdict",
+                            "--labels", "entailment,neutral", "--output", str(tmp_path / "run2")])
+    assert r.exit_code == 2 and "'contradiction'" in r.output and not (tmp_path / "run2").exists(), r.output
+
+
+def test_evaluate_needs_only_the_validation_file(tmp_path, nli_teacher):
+    _, dev = _write_nli(tmp_path)
+    r = runner.invoke(app, ["evaluate", "--model", str(nli_teacher), "--validation-file", str(dev), "--text-columns",
+                            "premise,hypothesis", "--label-column", "verdict"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout[r.stdout.index("{"):])
+    assert 0 <= metrics["accuracy"] <= 1 and "f1" in metrics
+
+
+def test_report_records_the_loss_that_ran_for_regression(tmp_path, tiny_tokenizer):
+    rng = random.Random(0)
+    d = tmp_path / "glue" / "STS-B"
+    d.mkdir(parents=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    for name, n in (("train.tsv", 32), ("dev.tsv", 16)):
+        rows = [f"{i}\tg\tf\t2012\t{i}\tn\tn\t{' '.join(rng.choice(WORDS) for _ in range(5))}\t"
+                f"{' '.join(rng.choice(WORDS) for _ in range(5))}\t{rng.uniform(0, 5):.3f}" for i in range(n)]
+        (d / name).write_text("\n".join([header, *rows]) + "\n")
+    m = make_tiny_bert(num_labels=1)
+    m.config.problem_type = "regression"
+    m.save_pretrained(tmp_path / "t")
+    tiny_tokenizer.save_pretrained(tmp_path / "t")
+    res = kdistill.distill(str(tmp_path / "t"), "stsb", output_dir=tmp_path / "run", data_dir=str(tmp_path / "glue"),
+                           epochs=1, batch_size=16, latency_runs=3, show_progress=False)
+    rep = res.report
+    assert rep["kd_loss"].startswith("mse to the teacher's prediction") and rep["temperature"] is None
+    assert rep["loss_terms"]["soft"]["loss"] == "MSE to the teacher's prediction (regression task)"
+    assert "temperature" not in rep["loss_terms"]["soft"] and rep["loss_terms"]["hard"]["weight"] == 0.5
+
+
+def test_cli_argument_errors_import_no_torch(tmp_path):
+    code = ("import sys; from typer.testing import CliRunner; from kdistill.cli import app; "
+            "r = CliRunner().invoke(app, ['distill', '--teacher', 'x', '--output', 'o', '--epochs', 'inf']); "
+            "print(r.exit_code, sorted(m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "2 []", out.stdout + out.stderr
+
+
+def test_num_threads_sets_torch_and_is_recorded(tiny_teacher_dir, glue_dir, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        r = runner.invoke(app, ["distill", "--num-threads", "1", "--teacher", str(tiny_teacher_dir), "--data-dir",
+                                str(glue_dir), "--max-train-samples", "32", "--max-eval-samples", "16", "--epochs", "1",
+                                "--batch-size", "16", "--latency-runs", "3", "--output", str(tmp_path / "run")])
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / "run" / "report.json").read_text())["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_about_100_logged_points_and_a_slim_finished_checkpoint(tiny_teacher_dir, glue_dir, tmp_path):
+    opts = dict(data_dir=str(glue_dir), max_train_samples=64, max_eval_samples=16, epochs=2, batch_size=16,
+                show_progress=False, report=False)
+    kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "a", **opts)
+    rows = (tmp_path / "a" / "logs" / "train_log.csv").read_text().splitlines()[1:]
+    assert sorted({int(r.split(",")[0]) for r in rows if ",train/loss," in r}) == list(range(1, 9))  # 8 steps: every one
+    ckpt = tmp_path / "a" / "checkpoint"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["scheduler.json", "trainer_state.json"]
+    kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", keep_checkpoint=True, **opts)
+    assert (tmp_path / "b" / "checkpoint" / "model.safetensors").exists()
+    again = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "a", resume=True, **opts)
+    assert not again.interrupted  # a slim finished run still says it is finished
+
+
+def test_run_reports_each_part_as_it_ends(tmp_path, glue_dir, tiny_tokenizer):
+    base = tmp_path / "base"
+    make_tiny_bert().bert.save_pretrained(base)  # no task head: the chain fine-tunes it first
+    tiny_tokenizer.save_pretrained(base)
+    seen = []
+    kdistill.run(str(base), "sst2", output_dir=tmp_path / "run", data_dir=str(glue_dir), max_train_samples=32,
+                 max_eval_samples=16, epochs=1, teacher_epochs=1, batch_size=16, latency_runs=3, show_progress=False,
+                 on_stage=lambda name, r: seen.append((name, r.output_dir.name)))
+    assert seen == [("teacher", "teacher"), ("student", "student")]
