@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--eval-steps", type=int, default=300)
     ap.add_argument("--max-train-samples", type=int, default=None)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--select-on", default="dev", choices=["dev", "holdout", "last"],
+                    help="which split chooses the kept student (holdout: a train slice, not the reported dev split)")
     ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--report-only", default=None, help="re-measure the report of an existing run dir")
@@ -99,13 +101,15 @@ def main() -> None:
         temperature=args.temperature, kd_loss=args.kd_loss, cos_weight=args.cos_weight, epochs=args.epochs,
         batch_size=32, learning_rate=args.lr, eval_steps=args.eval_steps, seed=args.seed,
         max_train_samples=args.max_train_samples, overwrite=not args.resume, resume=args.resume, latency_runs=300,
+        select_on=args.select_on,
     )
     rep = dict(res.report)
     method = "finetune (gold labels only)" if args.alpha == 1 and args.cos_weight == 0 else "kd"
     write_result(args.name, rep, {
         "method": method, "train_seconds": round(res.train_seconds, 1), "command": command, "train_command": command,
         "alpha": args.alpha, "temperature": args.temperature, "kd_loss": args.kd_loss, "cos_weight": args.cos_weight,
-        "epochs": args.epochs, "layers": layers, "student": f"layers-from-teacher {layers} ({out})",
+        "epochs": args.epochs, "layers": layers, "select_on": args.select_on,
+        "selected_on": rep.get("selected_on"), "selection_eval": json.loads((out / "train_results.json").read_text()).get("selection_eval"), "student": f"layers-from-teacher {layers} ({out})",
         "teacher": str(TEACHER.relative_to(ROOT.parent)) if TEACHER.is_relative_to(ROOT.parent) else str(TEACHER),
     })
 

@@ -134,3 +134,35 @@ def test_run_reports_each_part_as_it_ends(tmp_path, glue_dir, tiny_tokenizer):
                  max_eval_samples=16, epochs=1, teacher_epochs=1, batch_size=16, latency_runs=3, show_progress=False,
                  on_stage=lambda name, r: seen.append((name, r.output_dir.name)))
     assert seen == [("teacher", "teacher"), ("student", "student")]
+
+
+def test_holdout_selection_slice_is_disjoint_full_length_and_stratified(glue_dir):
+    from collections import Counter
+
+    from kdistill.data import load_splits
+    from kdistill.data.selection import holdout_slice
+
+    splits, _ = load_splits("sst2", data_dir=glue_dir, max_train_samples=2000)
+    rest, sel, info = holdout_slice(splits["train"], size=150, seed=1)
+    assert len(sel) == info["selection_rows"] >= 148 and len(rest) + len(sel) == 2000
+    assert set(rest["idx"]) == set(range(len(rest))) and set(sel["idx"]) == set(range(len(sel)))  # renumbered
+    assert not set(sel["text_a"]) & set(rest["text_a"])  # disjoint (exact rows)
+    assert not set(sel["text_a"]) & set(splits["validation"]["text_a"])  # never the reported split
+    assert min(len(t.split()) for t in sel["text_a"]) >= 10  # full-length rows
+    share = Counter(sel["label"])[1] / len(sel)
+    pool = [lab for t, lab in zip(splits["train"]["text_a"], splits["train"]["label"]) if len(t.split()) >= 10]
+    assert abs(share - sum(pool) / len(pool)) < 0.02  # stratified like the full-length rows
+    again = holdout_slice(splits["train"], size=150, seed=1)[1]
+    assert again["text_a"] == sel["text_a"]  # seeded
+
+
+def test_select_on_holdout_reports_dev_metrics_of_a_student_chosen_off_dev(tiny_teacher_dir, glue_dir, tmp_path):
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "run", data_dir=str(glue_dir),
+                           max_train_samples=200, max_eval_samples=32, epochs=1, batch_size=16, eval_steps=3,
+                           select_on="holdout", selection_size=20, latency_runs=3, show_progress=False)
+    results = json.loads((tmp_path / "run" / "train_results.json").read_text())
+    assert results["selection"]["selection_rows"] == 20 and results["selection"]["train_rows"] == 180
+    dev = kdistill.evaluate(str(tmp_path / "run"), "sst2", data_dir=str(glue_dir), max_eval_samples=32)
+    assert results["eval"]["accuracy"] == pytest.approx(dev["accuracy"]) == pytest.approx(res.metrics["accuracy"])
+    assert "selection_eval" in results and res.report["student_metric"] == pytest.approx(dev["accuracy"])
+    assert res.report["selected_on"].startswith("held-out train slice of 20")

@@ -138,6 +138,9 @@ LabelColOpt = typer.Option(None, "--label-column", help="Label column of your ow
 LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
 MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
 MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
+SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: dev (the reported split: optimistic; default) | holdout (a seeded, stratified slice of full-length train rows, kept out of training) | last.")
+SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
+SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
 MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")
 
 
@@ -204,6 +207,10 @@ def distill(
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no | fp16 | bf16"),
     grad_accum: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
     cache_teacher: bool = typer.Option(True, "--cache-teacher/--no-cache-teacher", help="Compute teacher logits once and reuse them."),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
+    select_on: Optional[str] = SelectOnOpt,
+    selection_size: Optional[int] = SelectionSizeOpt,
+    selection_file: Optional[str] = SelectionFileOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
@@ -234,6 +241,7 @@ def distill(
                      augment_seed=augment_seed, max_augmented=max_augmented),
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum, cache_teacher),
+            **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
                          max_eval_samples, max_length),
         )
@@ -265,6 +273,10 @@ def finetune(
     seed: Optional[int] = typer.Option(None, "--seed"),
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
     grad_accum: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
+    select_on: Optional[str] = SelectOnOpt,
+    selection_size: Optional[int] = SelectionSizeOpt,
+    selection_file: Optional[str] = SelectionFileOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
@@ -283,6 +295,7 @@ def finetune(
             model, task, output_dir=output, overwrite=overwrite, resume=resume,
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum),
+            **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
                          max_eval_samples, max_length),
         )
@@ -401,6 +414,10 @@ def run(
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
     eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
+    select_on: Optional[str] = SelectOnOpt,
+    selection_size: Optional[int] = SelectionSizeOpt,
+    selection_file: Optional[str] = SelectionFileOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     output: Path = typer.Option(..., "--output", "-o"),
@@ -420,7 +437,8 @@ def run(
                       resume=resume, latency_runs=latency_runs, layers=_ints(layers), temperature=temperature,
                       alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       eval_steps=eval_steps, seed=seed,
-                      **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
+                      **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
+            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                    max_train_samples, max_eval_samples, None))
     except USER_ERRORS as err:
         _fail(err)

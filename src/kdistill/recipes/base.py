@@ -55,7 +55,8 @@ class Prepared:
     teacher: Any = None
     splits: Any = None
     train_ds: Any = None
-    eval_ds: Any = None
+    eval_ds: Any = None  # the split that chooses the kept student (dev, or a held-out train slice)
+    report_ds: Any = None  # the reported split (dev), when it differs from eval_ds
     loader: Any = None
     fingerprint: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -123,6 +124,9 @@ def _train_stage(stage: Stage, prepared: Prepared, sdir, *, resume: bool, callba
     from kdistill.engine import train
 
     objective = stage.objective(prepared)
+    data = getattr(prepared.cfg, "data", None)
+    if data is not None and data.select_on == "last":
+        objective.select_best = False  # the last student is the result; dev is only logged
     result = train(student=prepared.student, objective=objective, train_ds=prepared.train_ds, eval_ds=prepared.eval_ds,
                    tokenizer=prepared.tokenizer, task=prepared.task, cfg=stage.train(prepared), output_dir=sdir,
                    teacher=prepared.teacher, loader=prepared.loader, resume=resume, callbacks=callbacks,
@@ -237,9 +241,17 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
             save_file(state, str(sdir.projections))
     if not procs.is_main_process:  # the main process writes the results
         return RunResult(run.path, result.eval_metrics, seconds)
+    metrics = result.eval_metrics
+    extra_results = {}
+    if prepared.report_ds is not None and prepared.report_ds is not prepared.eval_ds:  # chosen off the reported split
+        from kdistill.engine import evaluate_model
+
+        metrics = evaluate_model(prepared.student, prepared.report_ds, prepared.tokenizer, prepared.task,
+                                 show_progress=False)
+        extra_results["selection_eval"] = result.eval_metrics
     summary = {"method": recipe.name, "best_step": result.best_step, "global_step": result.global_step,
                "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
-               "eval": result.eval_metrics, **recipe.summary(prepared, result)}
+               "eval": metrics, **extra_results, **recipe.summary(prepared, result)}
     run.finish(prepared.student, prepared.tokenizer, summary)  # the engine loaded the best weights into the student
     if not cfg.train.keep_checkpoint:
         run.slim_checkpoints()  # a finished run needs no optimizer state (--keep-checkpoint keeps it)
@@ -250,9 +262,9 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
         extra = {"method": recipe.name, "train_seconds": round(seconds, 1), **recipe.report_extra(prepared, objective),
                  "loss_terms": objective.describe()}
         rep = make_report(teacher=cfg.teacher, student=str(run.path), data=cfg.data, output_dir=run.path,
-                          student_metric=result.eval_metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
+                          student_metric=metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
                           extra=extra)
         files = {k: str(v) for k, v in rep.pop("_files", {}).items()}
     files.update(run.files())
-    return RunResult(run.path, result.eval_metrics, seconds, report=rep, files=files,
+    return RunResult(run.path, metrics, seconds, report=rep, files=files,
                      teacher_cache_seconds=result.teacher_cache_seconds)

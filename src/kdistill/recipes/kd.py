@@ -80,21 +80,56 @@ def prepare_task_data(p: Prepared, procs) -> None:
 
     cfg, tok, cache = p.cfg, p.tokenizer, p.cfg.data.cache_dir
     train_split, aug_info = p.splits["train"], None
+    selection = None
+    if cfg.data.select_on == "holdout":  # chosen off the reported split, before any augmentation sees the rows
+        train_split, selection, p.info["selection"] = selection_split(cfg, train_split, p.task)
     if cfg.augment.augment != "none":  # Tang et al. (2019) transfer set: originals + unlabeled perturbations
         train_split, aug_info = augment_train_split(
             train_split, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]", seed=cfg.train.seed,
             pos_tagger=p.info.get("pos_tagger"), cache_dir=cache,
             show_progress=cfg.train.show_progress and procs.is_main_process)
     p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
-    p.eval_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
+    p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
+    p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length,
+                                                               cache_dir=cache, desc="tokenize selection slice")
     # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
     p.fingerprint = fingerprint(teacher_key(cfg.teacher), dataset_key(train_split, tok, cfg.data.max_length))
     if aug_info is not None:
         p.info["augment"] = aug_info
 
 
+def selection_split(cfg, train_split, task):
+    """``(train rest, selection slice, info)`` from ``--selection-file`` or :func:`kdistill.data.selection.holdout_slice`."""
+    from kdistill.data.loading import load_splits
+    from kdistill.data.selection import holdout_slice
+
+    d = cfg.data
+    if d.selection_file:
+        labels = None if task.is_regression else list(task.labels)
+        sel = load_splits(None if d.train_file else task, train_file=d.selection_file, validation_file=d.selection_file,
+                          text_columns=list(task.text_columns), label_column=task.label_column, labels=labels)[0]["validation"]
+        return train_split, sel, {"selection_file": d.selection_file, "selection_rows": len(sel)}
+    return holdout_slice(train_split, size=d.selection_size, seed=cfg.train.seed, regression=task.is_regression)
+
+
+def selected_on(p: Prepared) -> str:
+    """In words: which split chose the kept student."""
+    how = p.cfg.data.select_on
+    if how == "last":
+        return "last step (no selection)"
+    if how == "dev":
+        return "dev split — the reported split: optimistic"
+    sel = p.info.get("selection", {})
+    if "selection_file" in sel:
+        return f"--selection-file {sel['selection_file']} ({sel['selection_rows']} rows)"
+    return (f"held-out train slice of {sel.get('selection_rows')} full-length rows (stratified, seed {sel.get('seed')}; "
+            "related phrases stay in training)")
+
+
 def task_summary(p: Prepared, result) -> dict:
-    out = {"task": p.task.name}
+    out = {"task": p.task.name, "selected_on": selected_on(p)}
+    if "selection" in p.info:
+        out["selection"] = p.info["selection"]
     if "augment" in p.info:
         out["augment"] = p.info["augment"]
     return out
@@ -104,7 +139,7 @@ def student_facts(p: Prepared) -> dict:
     """What the report records about the student (layers copied, heads kept, BiLSTM shape, augmentation)."""
     from kdistill.students.build import is_bilstm
 
-    extra = {"student_layers": getattr(p.student.config, "kdistill_layers", None)}
+    extra = {"student_layers": getattr(p.student.config, "kdistill_layers", None), "selected_on": selected_on(p)}
     if getattr(p.cfg.student, "heads", None) is not None:
         extra["student_heads"] = p.cfg.student.heads  # teacher heads kept per copied layer (--keep-heads)
     if is_bilstm(p.student):
