@@ -166,3 +166,17 @@ def test_select_on_holdout_reports_dev_metrics_of_a_student_chosen_off_dev(tiny_
     assert results["eval"]["accuracy"] == pytest.approx(dev["accuracy"]) == pytest.approx(res.metrics["accuracy"])
     assert "selection_eval" in results and res.report["student_metric"] == pytest.approx(dev["accuracy"])
     assert res.report["selected_on"].startswith("held-out train slice of 20")
+
+
+def test_headerless_files_take_column_indices_and_say_so(tmp_path, nli_teacher):
+    rows = [f"{i}\tmain-captions\t{' '.join(WORDS[j % 17] for j in range(i, i + 6))}\t{NLI[i % 3]}" for i in range(30)]
+    train = tmp_path / "train.tsv"
+    train.write_text("\n".join(rows) + "\n")  # no header row, GLUE-style
+    r = runner.invoke(app, ["evaluate", "--model", str(nli_teacher), "--validation-file", str(train),
+                            "--text-columns", "sentence", "--label-column", "label"])
+    assert r.exit_code == 2 and "no header row" in r.output and "--text-columns" in r.output, r.output
+    from kdistill.data import load_splits
+
+    splits, spec = load_splits(None, train_file=train, validation_file=train, text_columns=["2"], label_column="3")
+    assert len(splits["train"]) == 30 and splits["train"]["text_a"][0] == " ".join(WORDS[0:6])  # line 1 is data
+    assert sorted(spec.labels) == sorted(NLI)

@@ -45,6 +45,13 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Readers: each returns (rows, unit) where unit is "line" or "record" (used in messages).
 # --------------------------------------------------------------------------------------------------
@@ -67,6 +74,7 @@ def _read_delimited(
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+            first_row: list[str] | None = None
             if fixed_columns is None:
                 header = None
                 for candidate in reader:
@@ -79,14 +87,30 @@ def _read_delimited(
                 header = list(fixed_columns)
             wanted = [*text_columns, label_column]
             missing = [c for c in wanted if c not in header]
+            if missing and fixed_columns is None and all(str(c).isdigit() for c in wanted):
+                # 0-based column indices: a headerless file, its first line is data
+                first_row, first_line = candidate, reader.line_num
+                idx = [int(c) for c in wanted]
+                if max(idx) >= len(header):
+                    raise DataError(f"{path}: column index {max(idx)} is out of range; its first line has "
+                                    f"{len(header)} {kind}-separated fields (indices 0..{len(header) - 1})")
+                header = [str(i) for i in range(len(header))]
+                missing = []
             if missing:
+                looks_headerless = not any(c in header for c in wanted) and any(
+                    _number(h) is not None or len(h) > 40 for h in header)
+                advice = (f"it seems to have no header row (its first line looks like data): pass 0-based column "
+                          f"indices, e.g. --text-columns {min(1, len(header) - 1)} --label-column 0"
+                          if looks_headerless else hint)
                 raise DataError(
-                    f"{path} is missing column(s) {missing}: found {header}, expected text column(s) "
-                    f"{list(text_columns)} and label column {label_column!r}; {hint}"
+                    f"{path} is missing column(s) {missing}: found {_short(header, 120)}, expected text column(s) "
+                    f"{list(text_columns)} and label column {label_column!r}; {advice}"
                 )
             text_idx = [header.index(c) for c in text_columns]
             label_idx = header.index(label_column)
             width = len(header)
+            if first_row is not None:
+                rows.append((first_line, [first_row[i] for i in text_idx], first_row[label_idx]))
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line (e.g. the trailing newline)
