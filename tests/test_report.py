@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 import transformers
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 from kdistill.errors import KDistillError
 from kdistill.reporting import (
@@ -270,7 +270,7 @@ def test_write_report(report, tmp_path):
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = paths["md"].read_text()
     assert md == render_markdown(report)
-    assert "| | teacher (teacher) | student (student) |" in md
+    assert "| | teacher | student |" in md
     assert "|---|---:|---:|" in md
     for row in ("| accuracy |", "| retention |", "| params |", "| non-embedding params |", "| disk (MB) |",
                 "latency median", "latency p90", "throughput", "speedup"):
@@ -285,3 +285,117 @@ def test_top_level_report_stays_the_function_after_the_reporting_package_is_impo
     from kdistill import api
 
     assert kdistill.report is api.report and callable(kdistill.report)
+
+
+# --------------------------------------------------------------------------- interleaved timing
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of :mod:`kdistill.reporting.measure`: time moves only when a model runs."""
+
+    def __init__(self):
+        self.now, self.calls, self.log = 0.0, 0, []
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class Timed(torch.nn.Module):
+    """A model whose forward "takes" ``cost_ms`` per example (times the clock's drift), logging each call."""
+
+    def __init__(self, name: str, cost_ms: float, clock: FakeClock, drift: float = 0.0):
+        super().__init__()
+        self.name, self.cost_ms, self.clock, self.drift = name, cost_ms, clock, drift
+        self.lin = torch.nn.Linear(1, 1)
+
+    def forward(self, input_ids, attention_mask=None):
+        c = self.clock
+        c.log.append((self.name, tuple(input_ids.shape), self.training, torch.is_inference_mode_enabled()))
+        c.now += input_ids.shape[0] * self.cost_ms / 1000.0 * (1.0 + self.drift * c.calls)
+        c.calls += 1
+        return torch.zeros(input_ids.shape[0], 2)
+
+
+def test_teacher_and_student_are_timed_interleaved(tokenizer, monkeypatch):
+    import kdistill.reporting.measure as measure_mod
+    from kdistill.reporting import measure_latency_interleaved
+
+    clock = FakeClock()
+    monkeypatch.setattr(measure_mod, "time", clock)
+    teacher, student = Timed("t", 2.0, clock).train(), Timed("s", 0.5, clock).train()
+    stats = measure_latency_interleaved([teacher, student], [tokenizer, tokenizer], TEXTS, n_runs=7, warmup=3,
+                                        batch_size=2)
+    # one pass of each in turn: 3 warm-up + 7 timed rounds at batch 1, then the throughput pass (3 batches of
+    # <= 2 of the 5 texts: one untimed warm-up batch each, then every batch through both in turn)
+    names = [n for n, *_ in clock.log]
+    assert names == ["t", "s"] * 10 + ["t", "s"] + ["t", "s"] * 3
+    assert all(shape == (1, 6) for _, shape, *_ in clock.log[:20])  # the dev median length, for both models
+    assert [shape[0] for _, shape, *_ in clock.log[22::2]] == [2, 2, 1]
+    assert all(not training and inference for *_, training, inference in clock.log)  # eval(), inference_mode()
+    assert teacher.training and student.training  # modes restored
+    t, s = stats
+    assert (t.seq_len, t.n_runs, s.seq_len, s.n_runs) == (6, 7, 6, 7)
+    assert t.batch1_median_ms == pytest.approx(2.0) and t.batch1_p90_ms == pytest.approx(2.0)
+    assert s.batch1_median_ms == pytest.approx(0.5)
+    assert t.throughput_bs32 == pytest.approx(500.0) and s.throughput_bs32 == pytest.approx(2000.0)  # examples/s
+
+    # a machine that slows down as it goes (5 % per forward pass) hits both alike: the speedup stays ~4x
+    # (timed back to back, teacher first, the same drift would give ~2.5x)
+    clock = FakeClock()
+    monkeypatch.setattr(measure_mod, "time", clock)
+    pair = [Timed("t", 2.0, clock, drift=0.05), Timed("s", 0.5, clock, drift=0.05)]
+    t, s = measure_latency_interleaved(pair, [tokenizer, tokenizer], TEXTS, n_runs=21, warmup=2, batch_size=2)
+    assert t.batch1_median_ms / s.batch1_median_ms == pytest.approx(4.0, rel=0.03)
+
+
+def test_a_real_run_writes_every_report_field(tiny_teacher_dir, glue_dir, tmp_path, monkeypatch):
+    """The report.json of a `distill` run: every field, each equal to what it claims to measure."""
+    from datetime import datetime
+
+    import kdistill
+    import kdistill.reporting.measure as measure_mod
+    from kdistill.data import load_splits
+    from kdistill.reporting import count_parameters, median_token_length
+
+    timed = []
+    real = measure_mod.measure_latency_interleaved
+
+    def spy(models, tokenizers, texts, **kw):
+        timed.append((len(models), kw))
+        return real(models, tokenizers, texts, **kw)
+
+    monkeypatch.setattr(measure_mod, "measure_latency_interleaved", spy)
+    data = dict(data_dir=str(glue_dir), max_train_samples=32, max_eval_samples=40)
+    out = tmp_path / "run"
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=out, epochs=1, batch_size=16, show_progress=False,
+                           latency_runs=5, **data)
+    rep = json.loads((out / "report.json").read_text())
+    assert timed == [(2, {"n_runs": 5})]  # teacher and student measured together, interleaved
+    assert rep == res.report
+    teacher_acc = kdistill.evaluate(str(tiny_teacher_dir), "sst2", **data)["accuracy"]
+    assert rep["task"] == "sst2" and rep["metric_name"] == "accuracy" and rep["method"] == "kd"
+    assert rep["teacher"] == str(tiny_teacher_dir) and rep["student"] == str(out)
+    assert rep["teacher_metric"] == pytest.approx(teacher_acc)
+    assert rep["student_metric"] == pytest.approx(res.metrics["accuracy"])
+    assert rep["student_metric"] == pytest.approx(kdistill.evaluate(str(out), "sst2", **data)["accuracy"])
+    assert rep["retention"] == pytest.approx(rep["student_metric"] / rep["teacher_metric"])
+    for who in ("teacher", "student"):
+        assert 0 < rep[f"{who}_latency_ms"] <= rep[f"{who}_latency_p90_ms"] and rep[f"{who}_throughput"] > 0
+    assert rep["speedup"] == pytest.approx(rep["teacher_latency_ms"] / rep["student_latency_ms"])
+    assert rep["throughput_speedup"] == pytest.approx(rep["student_throughput"] / rep["teacher_throughput"])
+    t_total, t_non_emb = count_parameters(AutoModelForSequenceClassification.from_pretrained(tiny_teacher_dir))
+    s_total, s_non_emb = count_parameters(AutoModelForSequenceClassification.from_pretrained(out))
+    assert (rep["teacher_params"], rep["teacher_params_non_embedding"]) == (t_total, t_non_emb)
+    assert (rep["student_params"], rep["student_params_non_embedding"]) == (s_total, s_non_emb)
+    assert s_total < t_total and rep["param_ratio"] == pytest.approx(s_total / t_total)
+    assert rep["teacher_disk_mb"] == pytest.approx(os.path.getsize(tiny_teacher_dir / "model.safetensors") / 1e6)
+    assert rep["student_disk_mb"] == pytest.approx(os.path.getsize(out / "model.safetensors") / 1e6)
+    dev = list(load_splits("sst2", **data)[0]["validation"]["text_a"])
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_teacher_dir)
+    assert rep["seq_len"] == median_token_length(tok, dev)  # a real dev sentence at the median token length
+    assert rep["latency_runs"] == 5 and rep["throughput_batch_size"] == 32 and rep["threads"] == torch.get_num_threads()
+    assert not any(k.startswith("student_") and k[8:] in ("seq_len", "latency_runs", "threads") for k in rep)
+    assert rep["machine"]["cpu_count"] == os.cpu_count() and rep["machine"]["torch"] == torch.__version__
+    assert datetime.fromisoformat(rep["date"]).tzinfo is not None
+    assert (out / "report.md").read_text() == render_markdown(rep)
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

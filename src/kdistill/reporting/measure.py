@@ -91,8 +91,9 @@ def disk_size_mb(path: str | Path) -> float:
     """Size of a saved model's weight files, in MB (1 MB = 1e6 bytes).
 
     Args:
-        path: a directory written by ``save_pretrained`` (the ``*.safetensors`` and ``*.bin``
-            files directly inside it are summed, which covers sharded checkpoints), or a single
+        path: a directory written by ``save_pretrained`` (its ``model*.safetensors`` / ``pytorch_model*.bin``
+            files are summed, which covers sharded checkpoints; other ``.safetensors`` files of a run
+            folder, e.g. ``teacher_logits.safetensors``, are not the model), or a single
             ``.safetensors``/``.bin`` file.
 
     Returns:
@@ -107,7 +108,9 @@ def disk_size_mb(path: str | Path) -> float:
     if p.is_file():
         files = [p] if p.name.endswith(WEIGHT_SUFFIXES) else []
     else:
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
+        # the model's own weight files (sharded too); not a run's teacher-logit cache or TinyBERT projections
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES)
+                       and f.name.startswith(("model", "pytorch_model")))
     if not files:
         raise KDistillError(f"Cannot measure model size: no *.safetensors or *.bin weight file in {p}.")
     return sum(f.stat().st_size for f in files) / 1e6

@@ -190,13 +190,114 @@ def _short_params(n: Any) -> str:
     return f"{n} params"
 
 
+def _threads(n: Any) -> str:
+    """``"1 thread"``, ``"4 threads"``, ``"? threads"``."""
+    return f"{n} thread" if n == 1 else f"{'?' if n is None else n} threads"
+
+
+def _column(role: str, name: str | None) -> str:
+    """Table column title: the role, with the model's name only when it says more (no "teacher (teacher)")."""
+    return role if not name or name == role else f"{role} ({name})"
+
+
+def _ci(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        lo, hi = float(value[0]), float(value[1])
+        return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+    return None
+
+
+def _fmt_ci(value: Any) -> str:
+    ci = _ci(value)
+    return "" if ci is None else f" [{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
+def _fmt_p(p: Any) -> str:
+    if not isinstance(p, (int, float)):
+        return "p = ?"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+def _evidence_lines(report: dict) -> list[str]:
+    """The baseline, the intervals, the paired test and the flags, in words (nothing for older reports)."""
+    r = report.get
+    metric = r("metric_name", "metric")
+    lines: list[str] = []
+    n = r("dev_examples")
+    if n:
+        step = f"; one example is {100 / n:.2f} point of {metric}" if metric == "accuracy" else ""
+        cut = (f", **cut to its first {n} rows by `--max-eval-samples`** (not the full dev set)"
+               if r("dev_truncated") else "")
+        lines.append(f"Dev set: {n} examples{cut}{step}.")
+    base = r("baseline") or {}
+    if r("baseline_metric") is not None:
+        src = base.get("source", "?")
+        if base.get("kind") == "majority class":
+            share = f", {100 * base['share']:.1f} % of its labels" if base.get("share") is not None else ""
+            what = f"always `{base.get('label', base.get('value'))}`, the majority class of the {src} split{share}"
+        elif base.get("kind") == "mean prediction" and isinstance(base.get("value"), (int, float)):
+            what = f"always {base['value']:.3f}, the mean score of the {src} split; a constant has no correlation"
+        else:
+            what = f"{base.get('kind', 'constant')} of the {src} split"
+        lines.append(f"Baseline, a constant prediction ({what}): {metric} "
+                     f"{_fmt_num(r('baseline_metric'), '.4f')}{_fmt_ci(r('baseline_ci'))}.")
+    if _ci(r("teacher_ci")) is not None:
+        level = r("ci_level") or 0.95
+        lines.append(
+            f"Intervals: {100 * level:.0f} % bootstrap percentile intervals over {r('bootstrap_resamples', '?')} resamples "
+            f"of the dev examples (seed {r('bootstrap_seed', '?')}); they show how much the figure could move with "
+            "another draw of a dev set of this size, not the variation between training runs.")
+    if r("difference") is not None:
+        lines.append(f"Teacher − student: {_fmt_num(r('difference'), '+.4f')}{_fmt_ci(r('difference_ci'))}.")
+    test = r("paired_test") or {}
+    if test:
+        if test.get("name") == "McNemar":
+            lines.append(
+                f"Paired test: McNemar ({test.get('method', 'exact')}): the teacher alone is right on {test.get('b10', '?')} "
+                f"examples, the student alone on {test.get('b01', '?')}; {_fmt_p(test.get('p_value'))}.")
+        else:
+            lines.append(
+                f"Paired test: {test.get('name', '?')} of the {metric} difference over "
+                f"{test.get('n_resamples', '?')} resamples; {_fmt_p(test.get('p_value'))}.")
+    flags = r("flags") or []
+    if not (lines or flags):
+        return []
+    out = ["", "## What these numbers can show", ""] + [f"- {x}" for x in lines]
+    if flags:
+        out += ["", "**Caution:**", ""] + [f"- {f[:1].upper()}{f[1:]}{'' if f.endswith('.') else '.'}" for f in flags]
+    return out
+
+
+def _provenance_lines(report: dict) -> list[str]:
+    versions = report.get("versions") or {}
+    lines = []
+    if versions:
+        lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None) + ".")
+    if "git_commit" in report:
+        commit = report.get("git_commit")
+        dirty = " (with uncommitted changes)" if report.get("git_dirty") else ""
+        lines.append(f"kdistill source: git commit {commit}{dirty}." if commit else
+                     "kdistill source: not a git checkout (no commit recorded).")
+    for role in ("teacher", "student"):
+        arch = report.get(f"{role}_architecture")
+        if arch:
+            lines.append(f"{role.capitalize()} architecture: " + ", ".join(f"{k} {v}" for k, v in arch.items()) + ".")
+    return [f"- {x}" for x in lines] + [""] if lines else []
+
+
 def render_markdown(report: dict) -> str:
     """Render a report dict (from :func:`build_report`) as Markdown.
 
-    The result has a heading, a ``| | teacher | student |`` table with rows for the metric,
+    The result has a heading, a ``| | teacher | student |`` table (a column is titled
+    ``teacher (<name>)`` only when the model's name is not just its role) with rows for the main
+    metric (with its confidence interval when the report has one), every other metric of the task,
     retention, params, non-embedding params, disk MB, batch-1 latency median and p90 (ms),
-    throughput (examples/s) and speedup, then a line saying how latency was measured and on
-    which machine. Missing values are shown as ``n/a``.
+    throughput (examples/s) and speedup; then, when the report has them (:func:`kdistill.reporting.
+    compare.make_report`), a "What these numbers can show" section: dev-set size and truncation, the
+    constant baseline with its interval, what the intervals mean, the teacher − student difference
+    with its interval, the paired test, and the flags as a "Caution" list; then how latency was
+    measured, the machine, library versions, git commit and model architectures. Missing values are
+    shown as ``n/a``.
 
     Raises:
         KDistillError: if ``report`` is not a dict.
@@ -209,8 +310,14 @@ def render_markdown(report: dict) -> str:
     bs = r("throughput_batch_size", 32)
     teacher_name = r("teacher_name") or "teacher"
     student_name = r("student_name") or "student"
+    t_metrics, s_metrics = r("teacher_metrics") or {}, r("student_metrics") or {}
     rows = [
-        (metric, _fmt_num(r("teacher_metric"), ".4f"), _fmt_num(r("student_metric"), ".4f")),
+        (metric, _fmt_num(r("teacher_metric"), ".4f") + _fmt_ci(r("teacher_ci")),
+         _fmt_num(r("student_metric"), ".4f") + _fmt_ci(r("student_ci"))),
+    ]
+    rows += [(name, _fmt_num(value, ".4f"), _fmt_num(s_metrics.get(name), ".4f"))
+             for name, value in t_metrics.items() if name != metric]
+    rows += [
         ("retention", "100.0 %", _fmt_num(None if retention is None else 100 * retention, ".1f", " %")),
         ("params", _fmt_params(r("teacher_params")), _fmt_params(r("student_params"))),
         (
@@ -242,10 +349,11 @@ def render_markdown(report: dict) -> str:
         f"Teacher: `{r('teacher') or teacher_name}`  ",
         f"Student: `{r('student') or student_name}`",
         "",
-        f"| | teacher ({teacher_name}) | student ({student_name}) |",
+        f"| | {_column('teacher', teacher_name)} | {_column('student', student_name)} |",
         "|---|---:|---:|",
     ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines += _evidence_lines(report)
     machine = r("machine") or {}
     cpu = machine.get("processor") or machine.get("machine") or "CPU"
     lines += [
@@ -253,7 +361,7 @@ def render_markdown(report: dict) -> str:
         (
             f"Latency: CPU, batch 1, one real dev text of {r('seq_len', '?')} tokens (default: dev-set median length), "
             f"median and p90 of {r('latency_runs', '?')} timed forward passes after warm-up, "
-            f"torch.inference_mode, {r('threads', '?')} thread(s). "
+            f"torch.inference_mode, {_threads(r('threads'))}. "
             f"Throughput: batches of {bs} dev texts with dynamic padding (max 128 tokens), "
             "forward passes only."
         ),
@@ -264,24 +372,29 @@ def render_markdown(report: dict) -> str:
         ),
         "",
     ]
+    lines += _provenance_lines(report)
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- plot
 
 
-def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> None:
+def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> tuple[float, float]:
+    """Metric vs batch-1 latency. Teacher and student carry their confidence intervals as error bars;
+    the constant baseline is a dotted line with its interval as a band. The y-range always takes in the
+    baseline (and every interval), so that the scale shows a teacher-student gap next to the distance
+    from chance rather than magnified on its own. Returns the y-range ``(low, high)``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     points = [
         ("teacher", report.get("teacher_name") or "teacher", report.get("teacher_latency_ms"),
-         report.get("teacher_metric"), report.get("teacher_params")),
+         report.get("teacher_metric"), report.get("teacher_params"), _ci(report.get("teacher_ci"))),
         ("student", report.get("student_name") or "student", report.get("student_latency_ms"),
-         report.get("student_metric"), report.get("student_params")),
+         report.get("student_metric"), report.get("student_params"), _ci(report.get("student_ci"))),
     ]
     points += [
-        ("other", o.name, o.latency.batch1_median_ms, o.metric, o.size.params_total) for o in others
+        ("other", o.name, o.latency.batch1_median_ms, o.metric, o.size.params_total, None) for o in others
     ]
     style = {
         "teacher": dict(color="tab:red", marker="s", s=90),
@@ -294,12 +407,19 @@ def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> None:
     ax = fig.add_subplot(1, 1, 1)
     labelled: set[str] = set()
     xs, ys = [], []
-    for role, name, x, y, params in points:
+    level = report.get("ci_level") or 0.95
+    for role, name, x, y, params, ci in points:
         if x is None or y is None:
             continue
         xs.append(float(x))
         ys.append(float(y))
-        ax.scatter([x], [y], zorder=3, label=None if role in labelled else role, **style[role])
+        if ci is not None:
+            lo, hi = ci
+            ax.errorbar([x], [y], yerr=[[max(float(y) - lo, 0.0)], [max(hi - float(y), 0.0)]], fmt="none",
+                        ecolor=style[role]["color"], elinewidth=1.5, capsize=6, zorder=2)
+            ys += [lo, hi]
+        label = role if ci is None else f"{role} ({100 * level:.0f}% CI)"
+        ax.scatter([x], [y], zorder=3, label=None if role in labelled else label, **style[role])
         labelled.add(role)
         ax.annotate(
             f"{name}\n{_short_params(params)}",
@@ -315,29 +435,44 @@ def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> None:
         ax.axhline(target, linestyle="--", color="tab:red", linewidth=1, alpha=0.7,
                    label=f"99% of teacher ({target:.4f})")
         ys.append(target)
+    base = report.get("baseline_metric")
+    if isinstance(base, (int, float)) and math.isfinite(base):
+        kind = (report.get("baseline") or {}).get("kind", "constant")
+        ax.axhline(float(base), linestyle=":", color="black", linewidth=1.2,
+                   label=f"{kind.replace(' ', '-')} baseline ({base:.4f}; band: its CI)")
+        ys.append(float(base))
+        bci = _ci(report.get("baseline_ci"))
+        if bci is not None and bci[1] > bci[0]:
+            ax.axhspan(bci[0], bci[1], color="gray", alpha=0.15, zorder=0)
+            ys += list(bci)
     if xs:
         ax.set_xlim(0, max(xs) * 1.35)
     if ys:
         lo, hi = min(ys), max(ys)
-        pad = max((hi - lo) * 0.25, abs(hi) * 0.01, 1e-3)
+        pad = max((hi - lo) * 0.12, abs(hi) * 0.01, 1e-3)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("CPU latency, batch 1, median (ms)  — lower is better")
     ax.set_ylabel(f"{metric_name} — higher is better")
     ax.set_title(
         f"{report.get('task', '')}: {metric_name} vs latency "
-        f"(seq_len {report.get('seq_len', '?')}, {report.get('threads', '?')} threads)"
+        f"(seq_len {report.get('seq_len', '?')}, {_threads(report.get('threads'))})"
     )
     speedup = report.get("speedup")
     retention = report.get("retention")
     if speedup is not None and retention is not None:
-        ax.text(
-            0.02, 0.03, f"student: {speedup:.2f}x faster, {100 * retention:.1f}% of teacher {metric_name}",
-            transform=ax.transAxes, fontsize=9, color="tab:blue",
-        )
+        text = f"student: {speedup:.2f}x faster, {100 * retention:.1f}% of teacher {metric_name}"
+        p = (report.get("paired_test") or {}).get("p_value")
+        if isinstance(p, (int, float)):
+            verdict = "significant" if p < 1 - level else "not significant"
+            text += f"\nteacher−student difference {verdict} ({_fmt_p(p)})"
+        if any(str(f).startswith(("the teacher is", "the student is")) for f in report.get("flags") or []):
+            text += "\nretention not meaningful: a model is at chance level"
+        ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=9, color="tab:blue")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
+    return tuple(float(v) for v in ax.get_ylim())
 
 
 def write_report(report: dict, out_dir: str | Path, *, others: Sequence[ModelEntry] = ()) -> dict[str, Path]:
