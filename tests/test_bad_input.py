@@ -1,8 +1,15 @@
-"""Every bad input gets a one-line error that says what to do, before training starts, and nothing is overwritten."""
+"""Every bad input gets a one-line error that says what to do, before training starts, and nothing is overwritten.
+
+Needles are parts of the message itself, never something the temporary path or the echoed input alone could
+match; every test also checks that nothing was created or changed (a snapshot of names, sizes, mtimes and
+contents of the test's folder, the shared tiny teacher and, where used, the SST-2 data).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +37,38 @@ def _assert_one_line_error(result, *needles: str):
         assert needle.lower() in text.lower(), (needle, text)
 
 
+def _snapshot(*roots: Path) -> dict:
+    """Every file and folder under ``roots``: (kind, size, mtime_ns, sha1 of the contents)."""
+    snap = {}
+    for root in roots:
+        root = Path(root)
+        for p in sorted([root, *root.rglob("*")]):
+            st = p.lstat()
+            digest = hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else None
+            snap[str(p)] = ("dir" if p.is_dir() else "file", st.st_size if p.is_file() else None, st.st_mtime_ns, digest)
+    return snap
+
+
+class Untouched:
+    """``with Untouched(paths...):`` fails if anything under the paths was created, removed or changed."""
+
+    def __init__(self, *roots: Path):
+        self.roots = roots
+
+    def __enter__(self):
+        self.before = _snapshot(*self.roots)
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            after = _snapshot(*self.roots)
+            created = sorted(set(after) - set(self.before))
+            removed = sorted(set(self.before) - set(after))
+            changed = sorted(k for k in set(after) & set(self.before) if after[k] != self.before[k])
+            assert not (created or removed or changed), {"created": created, "removed": removed, "changed": changed}
+        return False
+
+
 def _sst2_dir(tmp_path, train: str, dev: str | None = None):
     d = tmp_path / "glue" / "SST-2"
     d.mkdir(parents=True)
@@ -40,8 +79,9 @@ def _sst2_dir(tmp_path, train: str, dev: str | None = None):
 
 def test_missing_data_dir(tiny_teacher_dir, tmp_path):
     out = tmp_path / "out"
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(tmp_path / "nope"), "--output", str(out))
-    _assert_one_line_error(r, "nope")
+    with Untouched(tmp_path, tiny_teacher_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(tmp_path / "nope"), "--output", str(out))
+    _assert_one_line_error(r, f"data directory {tmp_path / 'nope'} does not exist", "pass --data-dir pointing at")
     assert not out.exists()
 
 
@@ -49,40 +89,52 @@ def test_missing_split_file(tiny_teacher_dir, tmp_path):
     d = tmp_path / "glue" / "SST-2"
     d.mkdir(parents=True)
     (d / "train.tsv").write_text("sentence\tlabel\nok\t1\nno\t0\n")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(tmp_path / "glue"), "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "dev.tsv")
+    with Untouched(tmp_path, tiny_teacher_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(tmp_path / "glue"), "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, f"missing file {d / 'dev.tsv'}", "must follow the GLUE layout")
+    assert not (tmp_path / "o").exists()
 
 
 def test_malformed_row(tiny_teacher_dir, tmp_path):
     glue = _sst2_dir(tmp_path, "sentence\tlabel\ngood\t1\nbad\t0\textra\tfields\n")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue), "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "line 3")
+    with Untouched(tmp_path, tiny_teacher_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue), "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "train.tsv line 3:", "expected 2 tab-separated fields", "but found 4")
+    assert not (tmp_path / "o").exists()
 
 
 def test_label_outside_label_set(tiny_teacher_dir, tmp_path):
     glue = _sst2_dir(tmp_path, "sentence\tlabel\ngood\t1\nbad\t7\n")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue), "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "7")
+    with Untouched(tmp_path, tiny_teacher_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue), "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "line 3:", "label '7'", "is not one of the sst2 labels ['0', '1']")
+    assert not (tmp_path / "o").exists()
 
 
 def test_empty_split(tiny_teacher_dir, tmp_path):
     glue = _sst2_dir(tmp_path, "sentence\tlabel\ngood\t1\nbad\t0\n", dev="sentence\tlabel\n")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue), "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "empty")
+    with Untouched(tmp_path, tiny_teacher_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue), "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "the validation split from", "has no rows")
+    assert not (tmp_path / "o").exists()
 
 
 def test_unknown_task(tiny_teacher_dir, tmp_path, glue_dir):
-    r = _distill("--teacher", str(tiny_teacher_dir), "--task", "sst3", "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "sst3", "sst2")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--task", "sst3", "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "unknown task 'sst3'", "use one of cola, sst2, mrpc")
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_columns_in_own_files(tiny_teacher_dir, tmp_path):
     for name in ("train.csv", "dev.csv"):
         (tmp_path / name).write_text("text,label\nnice,1\nawful,0\n")
-    r = runner.invoke(app, ["distill", "--teacher", str(tiny_teacher_dir), "--task", "sst2",
-                            "--train-file", str(tmp_path / "train.csv"), "--validation-file", str(tmp_path / "dev.csv"),
-                            "--text-columns", "review", "--label-column", "label", "--output", str(tmp_path / "o")])
-    _assert_one_line_error(r, "review")
+    with Untouched(tmp_path, tiny_teacher_dir):
+        r = runner.invoke(app, ["distill", "--teacher", str(tiny_teacher_dir), "--task", "sst2",
+                                "--train-file", str(tmp_path / "train.csv"), "--validation-file", str(tmp_path / "dev.csv"),
+                                "--text-columns", "review", "--label-column", "label", "--output", str(tmp_path / "o")])
+    _assert_one_line_error(r, "is missing column(s) ['review']", "found ['text', 'label']")
+    assert not (tmp_path / "o").exists()
 
 
 def test_teacher_with_untrained_head(tmp_path, glue_dir, tiny_tokenizer):
@@ -92,8 +144,10 @@ def test_teacher_with_untrained_head(tmp_path, glue_dir, tiny_tokenizer):
     BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(base)
     tiny_tokenizer.save_pretrained(base)
-    r = _distill("--teacher", str(base), "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
+    with Untouched(tmp_path, glue_dir):
+        r = _distill("--teacher", str(base), "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
     _assert_one_line_error(r, "no trained classification head", "kdistill finetune")
+    assert not (tmp_path / "o").exists()
 
 
 def test_student_vocabulary_differs(tiny_teacher_dir, tmp_path, glue_dir):
@@ -104,16 +158,19 @@ def test_student_vocabulary_differs(tiny_teacher_dir, tmp_path, glue_dir):
     student = tmp_path / "student"
     make_tiny_bert(vocab_size=8, layers=1).save_pretrained(student)
     BertTokenizer(vocab=str(vocab)).save_pretrained(student)
-    r = _distill("--teacher", str(tiny_teacher_dir), "--student", str(student), "--data-dir", str(glue_dir),
-                 "--max-train-samples", "32", "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "vocabular")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--student", str(student), "--data-dir", str(glue_dir),
+                     "--max-train-samples", "32", "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, "vocabularies differ (30522 vs 8 tokens)")
+    assert not (tmp_path / "o").exists()
 
 
 def test_output_is_a_file(tiny_teacher_dir, tmp_path, glue_dir):
     f = tmp_path / "file.txt"
     f.write_text("keep me")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output", str(f))
-    _assert_one_line_error(r, "is a file")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output", str(f))
+    _assert_one_line_error(r, f"output path '{f}' is a file", "pass a directory")
     assert f.read_text() == "keep me"
 
 
@@ -121,31 +178,37 @@ def test_existing_output_not_overwritten(tiny_teacher_dir, tmp_path, glue_dir):
     out = tmp_path / "o"
     out.mkdir()
     (out / "precious.txt").write_text("x")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output", str(out))
-    _assert_one_line_error(r, "--overwrite")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output", str(out))
+        _assert_one_line_error(r, "is not empty; pass --overwrite to replace it")
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output", str(out), "--resume")
+        _assert_one_line_error(r, "holds no checkpoint/ to continue from")
     assert (out / "precious.txt").read_text() == "x"
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output", str(out), "--resume")
-    _assert_one_line_error(r, "checkpoint")
 
 
 def test_bad_layers_and_bad_option(tiny_teacher_dir, tmp_path, glue_dir):
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--layers", "0,9", "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "--layers")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--layers", "a,b", "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "--layers")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--layers", "0,9", "--output", str(tmp_path / "o"))
+        _assert_one_line_error(r, "--layers must be strictly increasing teacher layer indices in 0..3")
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--layers", "a,b", "--output", str(tmp_path / "o"))
+        _assert_one_line_error(r, "--layers takes comma-separated integers")
+    assert not (tmp_path / "o").exists()
 
 
 def test_out_of_range_options(tiny_teacher_dir, tmp_path, glue_dir):
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--alpha", "1.5", "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "--alpha", "1.5")
-    r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--kd-loss", "l1", "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "--kd-loss", "l1")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--alpha", "1.5", "--output", str(tmp_path / "o"))
+        _assert_one_line_error(r, "--alpha:", "less than or equal to 1", "(got 1.5)")
+        r = _distill("--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--kd-loss", "l1", "--output", str(tmp_path / "o"))
+        _assert_one_line_error(r, "--kd-loss:", "'kl' or 'mse'", "(got 'l1')")
     assert not (tmp_path / "o").exists()
 
 
 def test_missing_teacher_path(tmp_path, glue_dir):
-    r = _distill("--teacher", str(tmp_path / "no_teacher"), "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "does not exist")
+    with Untouched(tmp_path, glue_dir):
+        r = _distill("--teacher", str(tmp_path / "no_teacher"), "--data-dir", str(glue_dir), "--output", str(tmp_path / "o"))
+    _assert_one_line_error(r, f"teacher '{tmp_path / 'no_teacher'}' does not exist", "pass a saved model directory")
+    assert not (tmp_path / "o").exists()
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_teacher_dir, glue_dir, tmp_path, tiny_tokenizer):
@@ -183,9 +246,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_teacher_dir, glue_di
 
 def test_keep_heads_errors_are_one_line(tmp_path, tiny_teacher_dir, glue_dir):
     base = ["--teacher", str(tiny_teacher_dir), "--task", "sst2", "--data-dir", str(glue_dir), "--max-train-samples", "32"]
-    _assert_one_line_error(_distill(*base, "--keep-heads", "5", "--output", str(tmp_path / "a")), "--keep-heads 5", "2 heads")
-    _assert_one_line_error(_distill(*base, "--student", "spec", "--num-layers", "2", "--hidden-size", "16",
-                                    "--num-heads", "2", "--keep-heads", "1", "--output", str(tmp_path / "b")),
-                           "layers-from-teacher")
-    _assert_one_line_error(_distill(*base, "--keep-heads", "1", "--method", "tinybert", "--output", str(tmp_path / "c")),
-                           "method kd")
+    with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
+        _assert_one_line_error(_distill(*base, "--keep-heads", "5", "--output", str(tmp_path / "a")),
+                               "the teacher has only 2 heads per layer")
+        _assert_one_line_error(_distill(*base, "--student", "spec", "--num-layers", "2", "--hidden-size", "16",
+                                        "--num-heads", "2", "--keep-heads", "1", "--output", str(tmp_path / "b")),
+                               "apply to the layers-from-teacher student only", "not to spec")
+        _assert_one_line_error(_distill(*base, "--keep-heads", "1", "--method", "tinybert", "--output", str(tmp_path / "c")),
+                               "use it with --method kd")
+    assert not any((tmp_path / n).exists() for n in "abc")

@@ -16,6 +16,10 @@ from transformers import (
     BertTokenizer,
     DistilBertConfig,
     DistilBertForSequenceClassification,
+    ElectraConfig,
+    ElectraForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
 )
 
 import kdistill.compress as kc
@@ -217,6 +221,50 @@ def test_distilbert_heads_and_neurons():
     with kc.gated(model, hg, fg):
         assert_close(logits(pruned, b), logits(model, b))
     assert pruned.distilbert.transformer.layer[1].attention.n_heads == 3
+
+
+def _family(name: str):
+    torch.manual_seed(0)
+    common = dict(vocab_size=VOCAB, max_position_embeddings=72, num_labels=2, initializer_range=0.2)  # visible effects
+    if name == "distilbert":
+        return DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_layers=3, n_heads=4, hidden_dim=48,
+                                                                    **common)).eval()
+    if name == "roberta":
+        return RobertaForSequenceClassification(RobertaConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                              intermediate_size=48, pad_token_id=1, **common)).eval()
+    return ElectraForSequenceClassification(ElectraConfig(embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                                                          num_attention_heads=4, intermediate_size=48, **common)).eval()
+
+
+@pytest.mark.parametrize("family", ["distilbert", "roberta", "electra"])
+def test_pruned_families_save_and_load_with_the_same_logits(family, tmp_path):
+    """Heads, FFN neurons and a whole layer pruned from DistilBERT / RoBERTa / ELECTRA: the pruned model equals the
+    gated original, and save_pretrained -> AutoModelForSequenceClassification.from_pretrained gives the same logits."""
+    model, b = _family(family), batch()
+    heads = kc.prune_heads(model, {0: [1, 2], 2: [0]})
+    both = kc.prune_ffn(heads, {1: list(range(0, 48, 3)), 2: [5]})
+    hg = [torch.tensor([1.0, 0, 0, 1]), None, torch.tensor([0.0, 1, 1, 1])]
+    fg = [None, torch.ones(48), torch.ones(48)]
+    fg[1][0::3] = 0
+    fg[2][5] = 0
+    with kc.gated(model, hg, fg):
+        masked = logits(model, b)
+    assert not torch.allclose(masked, logits(model, b), atol=1e-4)  # pruning changes the logits visibly
+    assert_close(logits(both, b), masked)
+    assert kc.heads_per_layer(both) == [2, 4, 3] and kc.ffn_per_layer(both) == [48, 32, 47]
+    assert kc.heads_per_layer(model) == [4, 4, 4]  # input untouched
+    loaded = reload(both, tmp_path / "pruned")
+    assert loaded.config.model_type == f"kdistill-compressed-{family}"
+    assert type(loaded).__name__ == f"KDistillCompressed{type(model).__name__}"
+    assert kc.heads_per_layer(loaded) == [2, 4, 3] and kc.ffn_per_layer(loaded) == [48, 32, 47]
+    assert_close(logits(loaded, b), masked)
+    # then a whole layer dropped: the per-layer shapes follow their layers through save -> load
+    fewer = kc.prune_layers(both, [1])
+    assert kc.heads_per_layer(fewer) == [2, 3] and kc.ffn_per_layer(fewer) == [48, 47]
+    again = reload(fewer, tmp_path / "fewer")
+    assert kc.heads_per_layer(again) == [2, 3] and kc.ffn_per_layer(again) == [48, 47]
+    assert_close(logits(again, b), logits(fewer, b))
+    assert kc.parameter_count(again) < kc.parameter_count(loaded) < kc.parameter_count(model)
 
 
 # --------------------------------------------------------------------------- low rank

@@ -47,15 +47,33 @@ def test_soft_target_gradient_is_T_times_prob_difference():
 
 
 def test_T_squared_keeps_gradient_scale_comparable():
-    zs = torch.tensor([[0.5, -0.5]], requires_grad=True)
-    zt = torch.tensor([[2.0, -2.0]])
-    grads = []
+    # d/dz_s [T² KL] = T (softmax(z_s/T) - softmax(z_t/T)). For two classes softmax(z/T)_0 = σ((z_0 - z_1)/T), so with
+    # z_s = (0.5, -0.5), z_t = (2, -2) the gradient is ±T (σ(1/T) - σ(4/T)) and the T=10 / T=1 ratio of its L1 norm
+    # is exactly 10 (σ(0.4) - σ(0.1)) / (σ(4) - σ(1)) ≈ 2.937 (T¹ scaling would give ≈ 0.294, no T factor ≈ 0.029).
+    def sig(x):
+        return 1.0 / (1.0 + math.exp(-x))
+
+    zs = torch.tensor([[0.5, -0.5]], requires_grad=True, dtype=torch.float64)
+    zt = torch.tensor([[2.0, -2.0]], dtype=torch.float64)
+    grads = {}
     for t in (1.0, 10.0):
         zs.grad = None
         soft_target_kl(zs, zt, t).backward()
-        grads.append(zs.grad.abs().sum().item())
-    # without T² the T=10 gradient would be ~100x smaller; with it, within a factor of 10
-    assert grads[1] > grads[0] / 10
+        grads[t] = zs.grad.clone()
+        g = t * (sig(1.0 / t) - sig(4.0 / t))
+        assert torch.allclose(grads[t], torch.tensor([[g, -g]], dtype=torch.float64), rtol=1e-10, atol=0)
+    ratio = grads[10.0].abs().sum().item() / grads[1.0].abs().sum().item()
+    assert ratio == pytest.approx(10 * (sig(0.4) - sig(0.1)) / (sig(4.0) - sig(1.0)), rel=1e-10)
+    assert ratio == pytest.approx(2.93712, abs=1e-5)
+    # the high-temperature limit (Hinton et al. 2015, Sec. 2.1): with T² the gradient tends to (z_s - z_t) / C for
+    # zero-mean logits, independent of T (the rest is O(1/T); without T² it would vanish as 1/T)
+    z3s = torch.tensor([[0.3, -0.1, -0.2]], requires_grad=True, dtype=torch.float64)
+    z3t = torch.tensor([[1.0, 0.5, -1.5]], dtype=torch.float64)
+    limit = (z3s.detach() - z3t) / 3
+    for t in (100.0, 1000.0):
+        z3s.grad = None
+        soft_target_kl(z3s, z3t, t).backward()
+        torch.testing.assert_close(z3s.grad, limit, rtol=0, atol=1 / t)
 
 
 def test_logit_mse_and_gradient():

@@ -1,4 +1,8 @@
-"""Pair tasks and regression through the whole pipeline (GLUE-layout fixtures written here)."""
+"""Pair tasks and regression through the whole pipeline (GLUE-layout fixtures written here).
+
+The checks look at what the run itself did: every training step is recorded (the batch, the inputs the
+student's forward received and its logits, the loss terms) by wrapping :func:`kdistill.engine.loop._step`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import random
 
 import pytest
 import torch
-from transformers import ElectraConfig, ElectraForSequenceClassification
+import torch.nn.functional as F
+from transformers import AutoModelForSequenceClassification, ElectraConfig, ElectraForSequenceClassification
 
 import kdistill
 from conftest import make_tiny_bert
@@ -42,6 +47,38 @@ def _write_mrpc(root, n_train=48, n_dev=16):
 
 
 @pytest.fixture()
+def recorded_steps(monkeypatch):
+    """Every optimizer micro-step of the runs in the test: the batch, the student's forward inputs and logits, the terms."""
+    import kdistill.engine.loop as loop
+
+    steps, real_step = [], loop._step
+
+    def recording_step(trainee, batch, *args, **kwargs):
+        student = getattr(trainee, "module", trainee).student
+        seen = {}
+
+        def pre(module, args_, kwargs_):
+            seen["inputs"] = {k: v.detach().clone() for k, v in kwargs_.items() if torch.is_tensor(v)}
+
+        def post(module, args_, kwargs_, out):
+            seen["logits"] = out.logits.detach().clone()
+
+        handles = [student.register_forward_pre_hook(pre, with_kwargs=True),
+                   student.register_forward_hook(post, with_kwargs=True)]
+        try:
+            terms = real_step(trainee, batch, *args, **kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+        steps.append({"batch": {k: v.detach().clone() for k, v in batch.items()}, **seen,
+                      "terms": {k: v.detach().clone() for k, v in terms.items()}})
+        return terms
+
+    monkeypatch.setattr(loop, "_step", recording_step)
+    return steps
+
+
+@pytest.fixture()
 def teacher_for(tmp_path, tiny_tokenizer):
     def make(num_labels):
         path = tmp_path / f"teacher{num_labels}"
@@ -56,28 +93,61 @@ def teacher_for(tmp_path, tiny_tokenizer):
     return make
 
 
-def test_stsb_regression_distillation(tmp_path, teacher_for):
+def test_stsb_regression_distillation(tmp_path, teacher_for, recorded_steps):
+    """STS-B end to end; on every batch of the run the soft term is the MSE to the teacher's prediction."""
     _write_stsb(tmp_path / "glue")
-    res = kdistill.distill(str(teacher_for(1)), "stsb", output_dir=tmp_path / "run", data_dir=str(tmp_path / "glue"),
-                           epochs=1, batch_size=16, show_progress=False, latency_runs=3)
+    teacher_dir = teacher_for(1)
+    res = kdistill.distill(str(teacher_dir), "stsb", output_dir=tmp_path / "run", data_dir=str(tmp_path / "glue"),
+                           epochs=1, batch_size=16, show_progress=False, latency_runs=3, alpha=0.5, temperature=3.0)
     assert set(res.metrics) == {"pearson", "spearmanr"}
     rep = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert rep["metric_name"] == "pearson"
+    assert rep["metric_name"] == "pearson" and rep["student_metric"] == pytest.approx(res.metrics["pearson"])
     assert -1.0 <= res.metrics["pearson"] <= 1.0
     assert "eval/pearson" in (tmp_path / "run" / "logs" / "train_log.csv").read_text()
 
+    assert len(recorded_steps) == 3  # 48 rows, batches of 16
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    from kdistill.data.batching import model_inputs
 
-def test_mrpc_pair_distillation_uses_both_sentences(tmp_path, teacher_for, tiny_tokenizer):
+    for step in recorded_steps:
+        labels, student = step["batch"]["labels"], step["logits"]
+        assert labels.dtype.is_floating_point and student.shape == (len(labels), 1)  # one score per row
+        with torch.no_grad():
+            t_pred = teacher(**model_inputs(step["batch"])).logits
+        terms = step["terms"]
+        soft = F.mse_loss(student.squeeze(-1), t_pred.squeeze(-1))
+        hard = F.mse_loss(student.squeeze(-1), labels)
+        torch.testing.assert_close(terms["soft"], soft, atol=1e-5, rtol=1e-4)  # not KL, not T-scaled
+        torch.testing.assert_close(terms["hard"], hard, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(terms["loss"], 0.5 * hard + 0.5 * soft, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(soft, hard)  # the teacher's prediction, not the gold score
+
+
+def test_mrpc_pair_distillation_uses_both_sentences(tmp_path, teacher_for, tiny_tokenizer, recorded_steps):
+    """MRPC end to end; every batch the student trained on holds both sentences of its rows, as segments A and B."""
     _write_mrpc(tmp_path / "glue")
     res = kdistill.distill(str(teacher_for(2)), "mrpc", output_dir=tmp_path / "run", data_dir=str(tmp_path / "glue"),
                            epochs=1, batch_size=16, show_progress=False, latency_runs=3)
     assert set(res.metrics) == {"f1", "accuracy"}
     from kdistill.data import load_splits
-    from kdistill.data.batching import tokenize
 
-    splits, _ = load_splits("mrpc", data_dir=tmp_path / "glue")
-    ds = tokenize(splits["train"], tiny_tokenizer, cache_dir=tmp_path / "cache")
-    assert int(ds[0]["token_type_ids"].max()) == 1  # second sentence present as segment B
+    train = load_splits("mrpc", data_dir=tmp_path / "glue")[0]["train"]
+    assert len(recorded_steps) == 3
+    seen_rows = []
+    for step in recorded_steps:
+        fed = step["inputs"]  # what the student's forward received in the run
+        assert {"input_ids", "attention_mask", "token_type_ids"} <= set(fed)
+        ids, types, mask = fed["input_ids"], fed["token_type_ids"], fed["attention_mask"]
+        for row, idx in enumerate(step["batch"]["idx"].tolist()):
+            real = mask[row].bool()
+            a = ids[row][real & (types[row] == 0)].tolist()
+            b = ids[row][real & (types[row] == 1)].tolist()
+            expect = tiny_tokenizer(train[idx]["text_a"], train[idx]["text_b"])["input_ids"]
+            n_a = len(tiny_tokenizer(train[idx]["text_a"])["input_ids"])  # [CLS] a [SEP]
+            assert a == expect[:n_a] and b == expect[n_a:], idx  # segment A = sentence 1, segment B = sentence 2
+            assert tiny_tokenizer.convert_ids_to_tokens(b) == [*tiny_tokenizer.tokenize(train[idx]["text_b"]), "[SEP]"]
+            seen_rows.append(idx)
+    assert sorted(seen_rows) == list(range(48))  # one epoch: every training pair once
 
 
 def test_electra_layers_from_teacher():

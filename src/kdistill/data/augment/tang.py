@@ -122,9 +122,10 @@ class SpacyPosTagger:
         return self._tags(self.nlp(self._doc(self.nlp.vocab, words=list(tokens))))
 
     def tag_many(self, token_lists: Sequence[list[str]]) -> list[list[str]]:
-        docs = (self._doc(self.nlp.vocab, words=list(t) or [""]) for t in token_lists)
-        out = [self._tags(d) for d in self.nlp.pipe(docs, batch_size=self.batch_size)]
-        return [tags if toks else [] for tags, toks in zip(out, token_lists)]
+        lists = [list(t) for t in token_lists]
+        docs = (self._doc(self.nlp.vocab, words=t) for t in lists if t)  # spaCy refuses empty words: skip empty lists
+        tagged = iter([self._tags(d) for d in self.nlp.pipe(docs, batch_size=self.batch_size)])
+        return [next(tagged) if t else [] for t in lists]
 
 
 def default_pos_tagger() -> PosTagger:
