@@ -180,3 +180,67 @@ def test_headerless_files_take_column_indices_and_say_so(tmp_path, nli_teacher):
     splits, spec = load_splits(None, train_file=train, validation_file=train, text_columns=["2"], label_column="3")
     assert len(splits["train"]) == 30 and splits["train"]["text_a"][0] == " ".join(WORDS[0:6])  # line 1 is data
     assert sorted(spec.labels) == sorted(NLI)
+
+
+def test_problem_type_is_inferred_or_asked_for(tmp_path):
+    from kdistill.data import load_splits
+    from kdistill.errors import DataError
+
+    scores = tmp_path / "scores.csv"
+    scores.write_text("text,y\n" + "".join(f"{WORDS[i]} film,{i / 4:.2f}\n" for i in range(12)))
+    with pytest.raises(DataError, match="look like scores .*--problem-type regression"):
+        load_splits(None, train_file=scores, validation_file=scores, text_columns=["text"], label_column="y")
+    splits, spec = load_splits(None, train_file=scores, validation_file=scores, text_columns=["text"], label_column="y",
+                               problem_type="regression")
+    assert spec.is_regression and splits["train"]["label"][5] == pytest.approx(1.25) and spec.main_metric == "pearson"
+    tags = tmp_path / "tags.jsonl"
+    tags.write_text("".join(json.dumps({"text": f"{WORDS[i]} film", "tags": t}) + "\n"
+                            for i, t in enumerate([["sport"], ["music", "film"], [], ["film"]] * 3)))
+    splits, spec = load_splits(None, train_file=tags, validation_file=tags, text_columns=["text"], label_column="tags")
+    assert spec.multi_label and spec.labels == ("film", "music", "sport") and spec.problem_type == "multi_label_classification"
+    assert splits["train"]["label"][1] == [1.0, 1.0, 0.0] and splits["train"]["label"][2] == [0.0, 0.0, 0.0]
+    piped = tmp_path / "piped.csv"
+    piped.write_text("text,tags\ngood film,film|music\nbad song,music\nfine game,sport\nok,film\n")
+    assert load_splits(None, train_file=piped, validation_file=piped, text_columns=["text"],
+                       label_column="tags")[1].multi_label
+
+
+def test_multilabel_soft_targets_match_a_hand_computation():
+    import math
+
+    import torch
+
+    from kdistill.losses import multilabel_soft_kl
+
+    zs, zt, T = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[1.5, 0.0, -2.0]]), 2.0
+
+    def kl(p, q):
+        return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expect = T * T * sum(kl(sig(t / T), sig(s / T)) for s, t in zip(zs[0].tolist(), zt[0].tolist()))
+    assert multilabel_soft_kl(zs, zt, T).item() == pytest.approx(expect, rel=1e-6)
+    assert multilabel_soft_kl(zt, zt, T).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_multilabel_distillation_end_to_end(tmp_path, tiny_tokenizer):
+    tags = [["sport"], ["music", "film"], [], ["film"], ["music"], ["sport", "film"]]
+    data = tmp_path / "tags.jsonl"
+    data.write_text("".join(json.dumps({"text": " ".join(WORDS[(i + j) % 17] for j in range(5)), "tags": tags[i % 6]}) + "\n"
+                            for i in range(48)))
+    m = make_tiny_bert(num_labels=3)
+    m.config.problem_type = "multi_label_classification"
+    m.config.id2label = dict(enumerate(["film", "music", "sport"]))
+    m.config.label2id = {v: k for k, v in m.config.id2label.items()}
+    m.save_pretrained(tmp_path / "t")
+    tiny_tokenizer.save_pretrained(tmp_path / "t")
+    res = kdistill.distill(str(tmp_path / "t"), None, output_dir=tmp_path / "run", train_file=str(data),
+                           validation_file=str(data), text_columns=["text"], label_column="tags", epochs=1, batch_size=16,
+                           latency_runs=3, show_progress=False, logging_steps=1)
+    assert set(res.metrics) == {"micro_f1", "macro_f1", "exact_match"}
+    keys = {r.split(",")[1] for r in (tmp_path / "run" / "logs" / "train_log.csv").read_text().splitlines()[1:]}
+    assert {"train/hard", "train/soft"} <= keys
+    assert res.report["metric_name"] == "micro_f1"
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(str(tmp_path / "run")).problem_type == "multi_label_classification"

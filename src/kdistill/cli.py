@@ -99,8 +99,8 @@ def _fail(err: Exception) -> None:
 
 
 def _data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples, max_eval_samples,
-               max_length):
-    opts = dict(data_dir=data_dir, train_file=train_file, validation_file=validation_file,
+               max_length, problem_type=None):
+    opts = dict(data_dir=data_dir, train_file=train_file, validation_file=validation_file, problem_type=problem_type,
                 text_columns=_strs(text_columns), label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
                 max_eval_samples=max_eval_samples, max_length=max_length)
     return {k: v for k, v in opts.items() if v is not None}
@@ -135,6 +135,7 @@ TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL t
 ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
 TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
 LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
+ProblemTypeOpt = typer.Option(None, "--problem-type", help="Your own files without --task: single_label | multi_label (cells: JSON list or a|b) | regression; default: inferred where unambiguous.")
 LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
 MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
 MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
@@ -162,6 +163,7 @@ def distill(
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
     student: str = typer.Option("layers-from-teacher", "--student", help="layers-from-teacher | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
@@ -243,7 +245,7 @@ def distill(
                           seed, mixed_precision, grad_accum, cache_teacher),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length),
+                         max_eval_samples, max_length, problem_type=problem_type),
         )
     except USER_ERRORS as err:
         _fail(err)
@@ -263,6 +265,7 @@ def finetune(
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
     epochs: Optional[float] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
@@ -297,7 +300,7 @@ def finetune(
                           seed, mixed_precision, grad_accum),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length),
+                         max_eval_samples, max_length, problem_type=problem_type),
         )
     except USER_ERRORS as err:
         _fail(err)
@@ -317,6 +320,7 @@ def evaluate(
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
 ) -> None:
@@ -328,7 +332,7 @@ def evaluate(
 
     try:
         metrics = api.evaluate(model, task, **_data_opts(data_dir, train_file, validation_file, text_columns,
-                                                          label_column, labels, None, max_eval_samples, max_length))
+                                                          label_column, labels, None, max_eval_samples, max_length, problem_type=problem_type))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -348,6 +352,7 @@ def report(
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where report.{json,md,png} go (default: the student's folder)."),
     latency_runs: int = typer.Option(100, "--latency-runs"),
@@ -361,7 +366,7 @@ def report(
     try:
         rep = api.report(teacher, student, task, output_dir=output, latency_runs=latency_runs,
                          **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
-                                      max_eval_samples, None))
+                                      max_eval_samples, None, problem_type=problem_type))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -403,6 +408,7 @@ def run(
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
     student: str = typer.Option("layers-from-teacher", "--student"),
     layers: Optional[str] = typer.Option(None, "--layers"),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
@@ -439,7 +445,7 @@ def run(
                       eval_steps=eval_steps, seed=seed,
                       **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                                   max_train_samples, max_eval_samples, None))
+                                   max_train_samples, max_eval_samples, None, problem_type=problem_type))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -551,6 +557,7 @@ def compress(
     text_columns: Optional[str] = TextColsOpt,
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of the remaining heads pruned per round."),
@@ -594,7 +601,7 @@ def compress(
                            overwrite=overwrite, resume=resume,
                            temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
                            seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                                                   max_train_samples, max_eval_samples, None))
+                                                   max_train_samples, max_eval_samples, None, problem_type=problem_type))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:

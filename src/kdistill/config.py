@@ -20,6 +20,8 @@ class DataConfig(_Base):
     validation_file: str | None = None
     text_columns: list[str] | None = None
     label_column: str | None = None
+    # your own files without a task: single_label | multi_label | regression (None: inferred where unambiguous)
+    problem_type: Literal["single_label", "multi_label", "regression"] | None = None
     labels: list[str] | None = None  # the label set of your own files (default: the task's, or inferred from train)
     max_train_samples: int | None = Field(default=None, ge=1)
     max_eval_samples: int | None = Field(default=None, ge=1)

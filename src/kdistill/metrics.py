@@ -58,6 +58,8 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
     """
     preds = np.asarray(predictions)
     refs = np.asarray(references)
+    if task.multi_label:
+        return _multilabel_metrics(task, preds, refs)
     if refs.ndim == 2 and refs.shape[1] == 1:
         refs = refs[:, 0]
     if refs.ndim != 1:
@@ -108,6 +110,32 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
             out[name] = _correlation(stats.spearmanr, preds, refs)
         else:
             raise ValueError(f"unknown metric {name!r} for task {task.name!r}")
+    return out
+
+
+def _multilabel_metrics(task: TaskSpec, preds: np.ndarray, refs: np.ndarray) -> dict[str, float]:
+    """Micro/macro F1 and exact match (subset accuracy) of multi-label predictions.
+
+    ``preds``: logits ``[N, C]`` (a label is predicted when its logit > 0, i.e. σ > 0.5) or 0/1 ``[N, C]``;
+    ``refs``: multi-hot ``[N, C]``.
+    """
+    if refs.ndim != 2 or preds.shape != refs.shape or refs.shape[1] != task.num_labels:
+        raise ValueError(f"multi-label predictions and references must both be [N, {task.num_labels}], "
+                         f"got {preds.shape} and {refs.shape}")
+    if refs.shape[0] == 0:
+        raise ValueError("cannot compute metrics on zero examples")
+    hard = preds > 0 if np.issubdtype(preds.dtype, np.floating) and not np.isin(preds, (0.0, 1.0)).all() else preds > 0.5
+    truth = refs > 0.5
+    out = {}
+    for name in task.metrics:
+        if name == "micro_f1":
+            out[name] = float(f1_score(truth, hard, average="micro", zero_division=0))
+        elif name == "macro_f1":
+            out[name] = float(f1_score(truth, hard, average="macro", zero_division=0))
+        elif name == "exact_match":
+            out[name] = float((hard == truth).all(axis=1).mean())
+        else:
+            raise ValueError(f"metric {name!r} is not defined for multi-label task {task.name!r}")
     return out
 
 

@@ -90,8 +90,8 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
         if task.labels:
             kwargs["id2label"] = dict(enumerate(task.labels))
             kwargs["label2id"] = {l: i for i, l in enumerate(task.labels)}
-        if task.is_regression:
-            kwargs["problem_type"] = "regression"
+        if task.is_regression or task.multi_label:
+            kwargs["problem_type"] = task.problem_type
     has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report a fresh head ourselves, in one line

@@ -217,6 +217,33 @@ def _read_file(
 # --------------------------------------------------------------------------------------------------
 
 
+MULTI_LABEL_SEPARATORS = ("|", ";")
+
+
+def split_multi_label(value: Any) -> list[str]:
+    """The labels of one multi-label cell: a JSON list, or values separated by ``|`` or ``;`` (empty: none)."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        text = str(value).strip()
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = [text]
+        else:
+            sep = next((c for c in MULTI_LABEL_SEPARATORS if c in text), None)
+            items = text.split(sep) if sep else ([text] if text else [])
+    return [_label_key(v) for v in items if str(v).strip()]
+
+
+def _looks_multi_label(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return True
+    text = str(value).strip()
+    return (text.startswith("[") and text.endswith("]")) or any(c in text for c in MULTI_LABEL_SEPARATORS)
+
+
 def _label_key(value: Any) -> str:
     """Normalise a raw label for comparison with ``TaskSpec.labels``: a stripped string.
 
@@ -272,6 +299,18 @@ def _build_split(
                     f"{spec.label_column!r} is not a finite number; fix the score or remove that row"
                 )
             labels.append(number_value)
+        elif spec.multi_label:
+            keys = split_multi_label(raw_label)
+            bad = [k for k in keys if k not in label_ids]
+            if bad:
+                raise DataError(
+                    f"{source} {unit} {number}: label {_short(bad[0])} in column {spec.label_column!r} is not one of "
+                    f"the labels {list(spec.labels)}; fix the label or pass --labels with the full label set"
+                )
+            hot = [0.0] * len(spec.labels)
+            for k in keys:
+                hot[label_ids[k]] = 1.0
+            labels.append(hot)
         else:
             key = _label_key(raw_label)
             if key not in label_ids:
@@ -287,7 +326,8 @@ def _build_split(
         data["text_b"] = texts[1][:n]
         features["text_b"] = datasets.Value("string")
     data["label"] = labels[:n]
-    features["label"] = datasets.Value("float32" if spec.is_regression else "int64")
+    features["label"] = (datasets.Sequence(datasets.Value("float32")) if spec.multi_label
+                         else datasets.Value("float32" if spec.is_regression else "int64"))
     data["idx"] = list(range(n))
     features["idx"] = datasets.Value("int64")
     return datasets.Dataset.from_dict(data, features=datasets.Features(features))
@@ -348,6 +388,43 @@ def _sorted_labels(values: set[str]) -> tuple[str, ...]:
         return tuple(sorted(values))
 
 
+def _custom_spec(rows: list[_Row], train_file: Path, text_columns, label_column, labels, problem_type) -> TaskSpec:
+    """The task of your own files: its problem type (given, or inferred where unambiguous) and label set.
+
+    Inference: a list or a ``|``/``;``-separated cell in any row → multi-label; numbers that are not all
+    integers (scores) → refused with a line naming ``--problem-type`` (regression, or single_label to make each
+    value a class); otherwise single-label classification over the sorted distinct values.
+    """
+    if not rows:
+        raise DataError(f"the train split from {train_file} has no rows; add examples to the file")
+    raw = [r[2] for r in rows if r[2] is not None]
+    if problem_type is None:
+        if any(_looks_multi_label(v) for v in raw):
+            problem_type = "multi_label"
+        elif labels is None:
+            numbers = [_number(str(v)) for v in raw]
+            if all(x is not None for x in numbers) and any(not float(x).is_integer() for x in numbers):
+                example = next(str(v) for v, x in zip(raw, numbers) if not float(x).is_integer())
+                raise DataError(f"{train_file}: the labels look like scores (e.g. {example!r}); pass --problem-type "
+                                "regression, or --problem-type single_label to make each distinct value a class")
+    if problem_type == "regression":
+        if labels:
+            raise DataError("--problem-type regression takes no --labels")
+        return TaskSpec(name="custom", glue_dir="", text_columns=text_columns, label_column=label_column, labels=None,
+                        metrics=("pearson", "spearmanr"), main_metric="pearson")
+    multi = problem_type == "multi_label"
+    if labels is None:
+        found = {k for v in raw for k in split_multi_label(v)} if multi else {_label_key(v) for v in raw}
+        labels = _sorted_labels(found)
+        if len(labels) < 2:
+            raise DataError(f"{train_file} has only {len(labels)} distinct label(s) {list(labels)}; a classifier needs "
+                            "at least two, so add examples of the other classes or pass --labels")
+    labels = tuple(str(v).strip() for v in labels)
+    metrics, main = (("micro_f1", "macro_f1", "exact_match"), "micro_f1") if multi else (("accuracy", "f1"), "accuracy")
+    return TaskSpec(name="custom", glue_dir="", text_columns=text_columns, label_column=label_column, labels=labels,
+                    metrics=metrics, main_metric=main, multi_label=multi)
+
+
 def _load_files(
     spec: TaskSpec | None,
     train_file: Path,
@@ -357,6 +434,7 @@ def _load_files(
     labels: Sequence[str] | None,
     max_train: int | None,
     max_eval: int | None,
+    problem_type: str | None = None,
 ) -> tuple[datasets.DatasetDict, TaskSpec]:
     if spec is not None:
         text_columns = tuple(text_columns) if text_columns else spec.text_columns
@@ -379,21 +457,7 @@ def _load_files(
         read[split] = _read_file(path, text_columns=text_columns, label_column=label_column, hint=hint)
 
     if spec is None:
-        if labels is None:
-            if not read["train"][0]:
-                raise DataError(f"the train split from {train_file} has no rows; add examples to the file")
-            found = {_label_key(r[2]) for r in read["train"][0] if r[2] is not None}
-            labels = _sorted_labels(found)
-            if len(labels) < 2:
-                raise DataError(
-                    f"{train_file} has only {len(labels)} distinct label(s) {list(labels)}; a classifier needs "
-                    "at least two, so add examples of the other classes or pass --labels"
-                )
-        labels = tuple(str(v).strip() for v in labels)
-        spec = TaskSpec(
-            name="custom", glue_dir="", text_columns=text_columns, label_column=label_column,
-            labels=labels, metrics=("accuracy", "f1"), main_metric="accuracy",
-        )
+        spec = _custom_spec(read["train"][0], train_file, text_columns, label_column, labels, problem_type)
     else:
         spec = dataclasses.replace(spec, text_columns=text_columns, label_column=label_column)
 
@@ -473,6 +537,7 @@ def load_splits(
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     labels: Sequence[str] | None = None,
+    problem_type: str | None = None,
 ) -> tuple[datasets.DatasetDict, TaskSpec]:
     """Load the train and validation splits of a task.
 
@@ -489,6 +554,9 @@ def load_splits(
             file is still validated, and a custom label set is taken from the whole train file.
         labels: the label set (index = class id), overriding the task's or the one inferred from
             the train file (sorted distinct values; numerically when all are integers).
+        problem_type: your own files without a task: ``single_label``, ``multi_label`` (cells hold a JSON
+            list or ``|``/``;``-separated labels; targets become multi-hot float vectors ``[C]``) or
+            ``regression``; ``None`` infers it where unambiguous (see :func:`_custom_spec`).
 
     Returns:
         ``(DatasetDict, TaskSpec)``. The DatasetDict has splits ``"train"`` and ``"validation"``
@@ -523,7 +591,7 @@ def load_splits(
             raise DataError("pass both --train-file and --validation-file (one file per split)")
         return _load_files(
             spec, Path(train_file).expanduser(), Path(validation_file).expanduser(), text_columns,
-            label_column, labels, max_train_samples, max_eval_samples,
+            label_column, labels, max_train_samples, max_eval_samples, problem_type,
         )
 
     if spec is None:
@@ -558,6 +626,7 @@ def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
         cfg.task, data_dir=cfg.data_dir, train_file=cfg.train_file, validation_file=cfg.validation_file,
         text_columns=cfg.text_columns, label_column=cfg.label_column, labels=cfg.labels,
         max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples,
+        problem_type=cfg.problem_type,
     )
     if cfg.task is None and not cfg.labels and not spec.is_regression:
         import logging

@@ -17,7 +17,7 @@ from kdistill.errors import DataError
 __all__ = ["TaskSpec", "TASKS", "get_task"]
 
 #: Metric names understood by :func:`kdistill.metrics.compute_metrics`.
-KNOWN_METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr")
+KNOWN_METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr", "micro_f1", "macro_f1", "exact_match")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class TaskSpec:
     hub_text_columns: tuple[str, ...] | None = None
     hub_label_column: str = "label"
     hub_validation_split: str = "validation"
+    multi_label: bool = False  # several labels per example (multi-hot targets, sigmoid outputs)
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2):
@@ -83,6 +84,14 @@ class TaskSpec:
     def is_regression(self) -> bool:
         """True when the label is a real number (``labels is None``), e.g. STS-B."""
         return self.labels is None
+
+    @property
+    def problem_type(self) -> str:
+        """The transformers ``config.problem_type``: ``regression``, ``multi_label_classification`` or
+        ``single_label_classification``."""
+        if self.is_regression:
+            return "regression"
+        return "multi_label_classification" if self.multi_label else "single_label_classification"
 
     @property
     def num_labels(self) -> int:

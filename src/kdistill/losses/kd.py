@@ -184,3 +184,47 @@ def hidden_cosine(
         return (1.0 - cos).mean()
     mask = attention_mask.to(cos.dtype)
     return ((1.0 - cos) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def multilabel_soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Multi-label soft targets: ``T² · mean_b Σ_c KL(Bern(σ(z_t/T)) ‖ Bern(σ(z_s/T)))``.
+
+    Hinton et al.'s (2015) soft targets with one independent sigmoid per label instead of a softmax over
+    classes: each label is a binary distribution, KL summed over labels and averaged over the batch, times
+    ``T²`` (which keeps the gradient scale independent of ``T``, as in the softmax case).
+
+    Args:
+        student_logits: ``[B, C]``, one logit per label.
+        teacher_logits: ``[B, C]`` (no gradient flows into them).
+        temperature: ``T > 0``.
+
+    Raises:
+        KDistillError: shapes not both ``[B, C]`` and equal, or a temperature that is not finite and positive.
+    """
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise KDistillError(f"temperature must be a finite number > 0, got {temperature}")
+    if student_logits.ndim != 2 or student_logits.shape != teacher_logits.shape:
+        raise KDistillError(f"multilabel_soft_kl: expects equal [B, C] logits, got student {tuple(student_logits.shape)} "
+                            f"and teacher {tuple(teacher_logits.shape)}")
+    t = float(temperature)
+    zs, zt = student_logits.float() / t, teacher_logits.detach().float() / t
+    p_t = torch.sigmoid(zt)
+    # log σ(z) = -softplus(-z), log(1 - σ(z)) = -softplus(z): stable for large |z|
+    kl = (p_t * (F.softplus(-zs) - F.softplus(-zt)) + (1 - p_t) * (F.softplus(zs) - F.softplus(zt)))
+    return kl.sum(dim=-1).mean() * (t * t)
+
+
+def multilabel_bce(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Gold-label loss of multi-label classification: binary cross-entropy per label, mean over labels and batch.
+
+    Args:
+        student_logits: ``[B, C]``.
+        targets: ``[B, C]`` multi-hot (0/1) floats.
+
+    Raises:
+        KDistillError: shapes not equal ``[B, C]``.
+    """
+    if student_logits.ndim != 2 or student_logits.shape != targets.shape:
+        raise KDistillError(f"multilabel_bce: expects equal [B, C] logits and targets, got {tuple(student_logits.shape)} "
+                            f"and {tuple(targets.shape)}")
+    return F.binary_cross_entropy_with_logits(student_logits.float(), targets.float())

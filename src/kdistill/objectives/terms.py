@@ -20,7 +20,8 @@ from torch import nn
 
 from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError
-from kdistill.losses import hard_label_ce, hidden_cosine, logit_mse, regression_mse, soft_target_kl
+from kdistill.losses import (hard_label_ce, hidden_cosine, logit_mse, multilabel_bce, multilabel_soft_kl, regression_mse,
+                             soft_target_kl)
 from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, embedding_loss, hidden_state_loss,
                                       prediction_loss)
 from kdistill.objectives.signals import ModelSignal
@@ -89,10 +90,15 @@ def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> tor
     Args:
         task: decides CE (classification) or MSE (regression).
         logits: ``[B, C]`` (``[B, 1]`` for regression).
-        labels: ``[B]`` class ids (``-1`` = none) or float scores (NaN = none).
+        labels: ``[B]`` class ids (``-1`` = none) or float scores (NaN = none); multi-label: ``[B, C]`` multi-hot
+            (binary cross-entropy; a row of ``-1`` = none).
     """
-    has_gold = ~torch.isnan(labels.float()) if task.is_regression else labels >= 0
-    loss = regression_mse if task.is_regression else hard_label_ce
+    if task.multi_label:  # multi-hot [B, C]; an augmented row (no gold) is all -1
+        has_gold, loss = (labels >= 0).all(dim=-1), multilabel_bce
+    elif task.is_regression:
+        has_gold, loss = ~torch.isnan(labels.float()), regression_mse
+    else:
+        has_gold, loss = labels >= 0, hard_label_ce
     if bool(has_gold.all()):
         return loss(logits, labels)
     if not bool(has_gold.any()):
@@ -116,8 +122,8 @@ class Gold(Term):
 
 @register("soft_kl")
 class SoftKL(Term):
-    """Soft targets ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))`` (Hinton et al. 2015, Sec. 2); MSE to the
-    teacher's prediction for regression tasks."""
+    """Soft targets ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))`` (Hinton et al. 2015, Sec. 2); per-label sigmoid soft
+    targets (binary KL per label) for multi-label tasks; MSE to the teacher's prediction for regression tasks."""
 
     def __init__(self, task: TaskSpec, temperature: float = 2.0):
         super().__init__()
@@ -126,6 +132,8 @@ class SoftKL(Term):
     def forward(self, student, teacher, batch):
         if self.task.is_regression:
             return regression_mse(student.logits, teacher.logits)
+        if self.task.multi_label:  # one sigmoid per label: binary KL per label
+            return multilabel_soft_kl(student.logits, teacher.logits, self.temperature)
         return soft_target_kl(student.logits, teacher.logits, self.temperature)
 
 
