@@ -52,21 +52,67 @@ def test_objective_bad_map():
                           make_tiny_bert(layers=4).config, "intermediate")
 
 
-def test_two_step_task_distillation_and_resume(tmp_path, tiny_teacher_dir, glue_dir):
-    out = tmp_path / "tb"
-    stop_after = {"n": 0}
-
-    def stop_once(state):
-        stop_after["n"] += 1
-        if stop_after["n"] == 3:
+def _stop_at(stops):
+    """A callback that stops the stage whose ``total_steps`` is a key of ``stops`` at that global step (once)."""
+    def callback(state):
+        if stops.get(state.total_steps) == state.global_step:
+            del stops[state.total_steps]
             state.stop_requested = True
 
-    common = dict(output_dir=out, num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32, method="tinybert",
-                  data_dir=str(glue_dir), intermediate_epochs=1, prediction_epochs=1, latency_runs=5, **FAST)
-    first = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", callbacks=[stop_once], **common)
-    assert first.interrupted and (out / "intermediate" / "checkpoint").exists() and not (out / "checkpoint").exists()
-    res = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", resume=True, **common)
+    return callback
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def _assert_same(a, b, what):
+    assert a.keys() == b.keys(), what
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{what}: {k}"
+
+
+def test_two_step_task_distillation_and_resume(tmp_path, tiny_teacher_dir, glue_dir, engine_spy):
+    """Interrupted once in each step and resumed twice = one uninterrupted run, bit for bit (student, projections,
+    dev metrics); a finished step 1 is not redone on the second resume."""
+    # 64 rows / batch 16: step 1 (intermediate) has 4 steps, step 2 (prediction, 2 epochs) 8; told apart by total_steps
+    common = dict(num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32, method="tinybert",
+                  data_dir=str(glue_dir), intermediate_epochs=1, prediction_epochs=2, latency_runs=5, **FAST)
+    full_dir, out = tmp_path / "full", tmp_path / "tb"
+    full = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", output_dir=full_dir, report=False, **common)
+    assert not full.interrupted
+
+    stops = {4: 2, 8: 5}  # step 1 at its step 2 (mid-epoch), step 2 at its step 5 (mid second epoch)
+    first = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", output_dir=out, report=False,
+                             callbacks=[_stop_at(stops)], **common)
+    assert first.interrupted and stops == {8: 5}
+    state = json.loads((out / "intermediate" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and not state["finished"] and not (out / "checkpoint").exists()
+    second = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", output_dir=out, report=False, resume=True,
+                              callbacks=[_stop_at(stops)], **common)
+    assert second.interrupted and stops == {}
+    step1 = (out / "intermediate" / "checkpoint" / "trainer_state.json")
+    assert json.loads(step1.read_text())["finished"]
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["global_step"] == 5
+    step1_before = (step1.read_text(), step1.stat().st_mtime_ns, (out / "intermediate" / "logs" / "train_log.csv").read_text())
+    res = kdistill.distill(str(tiny_teacher_dir), "sst2", "spec", output_dir=out, resume=True, **common)
     assert not res.interrupted
+    assert (step1.read_text(), step1.stat().st_mtime_ns,
+            (out / "intermediate" / "logs" / "train_log.csv").read_text()) == step1_before  # step 1 not redone
+
+    # engine calls: full (step 1, step 2), first (step 1 to 2), second (step 1 from 2, step 2 to 5), third (step 2 from 5)
+    full1, full2, _, part1, _, part2 = engine_spy.calls
+    assert [c["last_step"] for c in engine_spy.calls] == [4, 8, 2, 4, 5, 8]
+    for a, b, what in ((full1, part1, "step 1"), (full2, part2, "step 2")):  # the last weights, not only the best
+        _assert_same(a["last"], b["last"], f"{what} student")
+        _assert_same(a["last_objective"], b["last_objective"], f"{what} objective (projections)")
+    _assert_same(_weights(full_dir / "intermediate" / "projections.safetensors"),
+                 _weights(out / "intermediate" / "projections.safetensors"), "projections")
+    _assert_same(_weights(full_dir / "model.safetensors"), _weights(out / "model.safetensors"), "final student")
+    assert res.metrics == full.metrics
+    r_full, r_out = (json.loads((d / "train_results.json").read_text()) for d in (full_dir, out))
+    assert r_out["best_step"] == r_full["best_step"] and r_out["global_step"] == r_full["global_step"] == 8
+
     log = (out / "intermediate" / "logs" / "train_log.csv").read_text()
     assert "train/attn" in log and "train/hidden" in log and "train/emb" in log
     assert "train/pred" in (out / "logs" / "train_log.csv").read_text()
@@ -78,7 +124,8 @@ def test_two_step_task_distillation_and_resume(tmp_path, tiny_teacher_dir, glue_
     assert not any("proj" in k for k in load_file(str(out / "model.safetensors")))
 
 
-def test_general_distillation_streams_text_and_initialises_a_task_student(tmp_path, tiny_teacher_dir, glue_dir):
+def test_general_distillation_streams_text_and_initialises_a_task_student(tmp_path, tiny_teacher_dir, glue_dir, engine_spy):
+    """General distillation trains a base encoder on streamed text; a task run from it starts from exactly its weights."""
     text = tmp_path / "corpus.txt"
     rows = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[1:81]
     text.write_text("\n".join(r.split("\t")[0] for r in rows) + "\n\n")
@@ -89,9 +136,21 @@ def test_general_distillation_streams_text_and_initialises_a_task_student(tmp_pa
     assert res.train_seconds > 0 and (gen / "model.safetensors").exists()
     summary = json.loads((gen / "train_results.json").read_text())
     assert summary["global_step"] == 5 and summary["layer_map"] == [3, 4]  # 80 passages / 16
+    general = load_file(str(gen / "model.safetensors"))
+    (g_call,) = engine_spy.calls
+    _assert_same(general, g_call["end"], "saved general student vs the trained one")
+    trained = [k for k in general if not torch.equal(general[k], g_call["start"][k])]
+    assert any("encoder.layer" in k for k in trained)  # it was trained, so equal starting weights below mean "loaded"
+
     task = kdistill.distill(str(tiny_teacher_dir), "sst2", str(gen), output_dir=tmp_path / "task", method="tinybert",
                             data_dir=str(glue_dir), intermediate_epochs=0, prediction_epochs=1, report=False, **FAST)
-    assert task.metrics["accuracy"] >= 0
+    assert not task.interrupted
+    (_, t_call) = engine_spy.calls  # intermediate_epochs=0: only the prediction step
+    start = t_call["start"]
+    prefix = t_call["kw"]["student"].base_model_prefix + "."
+    for k, v in general.items():
+        assert torch.equal(start[prefix + k], v), k
+    assert set(start) - {prefix + k for k in general} == {"classifier.weight", "classifier.bias"}  # only the head is new
 
 
 def test_general_distillation_needs_text(tmp_path):

@@ -74,11 +74,23 @@ def _setup_logging() -> None:
     """kdistill's own INFO messages (e.g. inferred labels) on stderr, one line each."""
     import logging
 
+    class _Stderr(logging.StreamHandler):
+        """Writes to whatever ``sys.stderr`` is at the time of the message (it is swapped under test runners)."""
+
+        _kdistill = True
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value):
+            pass
+
     log = logging.getLogger("kdistill")
     if not any(getattr(h, "_kdistill", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("kdistill: %(message)s"))
-        handler._kdistill = True
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False

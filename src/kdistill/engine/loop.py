@@ -186,6 +186,7 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
         bar = stack.enter_context(tqdm(total=plan.total_steps, initial=state.global_step, desc=objective.name,
                                        disable=not (cfg.show_progress and main), dynamic_ncols=True))
         running, start, before = RunningMean(state), time.perf_counter(), state.train_seconds
+        early_stopped = False
         trainee.train()
         while state.global_step < plan.total_steps and not state.stop_requested:
             _set_epoch(epoch_objs, state.epoch)
@@ -209,7 +210,7 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
                     if metrics:
                         bar.set_postfix(**{task.main_metric: f"{metrics[task.main_metric]:.4f}", "best": f"{state.best_metric:.4f}"})
                     if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
-                        state.stop_requested = True
+                        state.stop_requested = early_stopped = True  # a finished run, not an interruption
                     state.train_seconds = before + time.perf_counter() - start
                     running.store(state)
                     ckpt.save(state)
@@ -220,7 +221,7 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
                     break
             if epoch_done:
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-        if not (state.stop_requested and state.global_step < plan.total_steps):
+        if early_stopped or not (state.stop_requested and state.global_step < plan.total_steps):
             state.finished = True
             evaluator.check_weights(state)  # a non-finite student is never saved as a result
             if main and (eval_ds is None or not objective.select_best):
