@@ -1,4 +1,7 @@
-"""``kdistill`` command line (typer + rich). Each command mirrors a function of :mod:`kdistill.api`."""
+"""``kdistill`` command line (typer + rich). Each command mirrors a function of :mod:`kdistill.api`.
+
+(Over 500 lines on purpose: one typer function per command, each listing its options with their help; the logic
+is in :mod:`kdistill.api` and below.)"""
 
 from __future__ import annotations
 

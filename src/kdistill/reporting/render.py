@@ -2,6 +2,9 @@
 
 Units: latencies in ms (batch 1, CPU), throughput in examples/s, sizes in MB (1 MB = 1e6
 bytes), retention and param_ratio as fractions (0.981 = 98.1 %).
+
+(Just over 500 lines: the JSON fields, their Markdown rendering and the plot are kept side by side so a new
+field is added in one file; the statistics are in :mod:`kdistill.reporting.stats`.)
 """
 
 from __future__ import annotations
