@@ -21,7 +21,7 @@ from kdistill.errors import KDistillError, ModelError
 from kdistill.objectives import make_objective
 
 runner = CliRunner()
-FAST = ["--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--latency-runs", "5", "--max-eval-samples", "64"]
+FAST = ["--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--latency-runs", "5", "--max-eval-samples", "64", "--select-on", "dev"]
 TAGS = {"the": "DT", "a": "DT", "an": "DT", "film": "NN", "movie": "NN", "story": "NN", "good": "JJ", "bad": "JJ",
         "funny": "JJ", "is": "VBZ", "was": "VBD"}
 

@@ -17,7 +17,8 @@ import kdistill
 
 from conftest import make_tiny_bert
 
-FAST = dict(epochs=1, batch_size=16, eval_batch_size=64, learning_rate=5e-4, show_progress=False, latency_runs=5)
+FAST = dict(epochs=1, batch_size=16, eval_batch_size=64, learning_rate=5e-4, show_progress=False, latency_runs=5,
+            select_on="dev")  # these tests follow dev evaluations step by step
 
 
 def _opts(glue_dir, **over):
@@ -292,7 +293,7 @@ def test_ddp_two_process_cpu_smoke(glue_dir, tiny_tokenizer, tmp_path, extra, kd
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--main_process_port", str(_free_port()), "--dynamo_backend", "no", str(script), str(dump),
            "distill", "--teacher", str(teacher), "--task", "sst2", "--data-dir", str(data), "--epochs", "1",
-           "--batch-size", "16", "--output", str(out), "--latency-runs", "5", *extra]
+           "--batch-size", "16", "--output", str(out), "--latency-runs", "5", "--select-on", "dev", *extra]
     proc = _run_launcher(cmd, env, dump)
     rank1 = "\n".join(line for line in proc.stderr.splitlines() if "[rank1]" in line)
     assert proc.returncode == 0, rank1[-4000:] + "\n---\n" + proc.stderr[-2000:]
@@ -337,7 +338,7 @@ def test_ddp_two_process_cpu_smoke(glue_dir, tiny_tokenizer, tmp_path, extra, kd
     opts = dict(TINYBERT_OPTS) if tinybert else {}
     method, student = opts.pop("method", "kd"), opts.pop("student", "layers-from-teacher")
     ref = kdistill.distill(str(teacher), "sst2", student, output_dir=one, method=method, data_dir=str(data), epochs=1,
-                           batch_size=32, show_progress=False, report=False, **opts)
+                           batch_size=32, show_progress=False, report=False, select_on="dev", **opts)
     ddp_cfg, one_cfg = (json.loads((d / "kdistill_run.json").read_text()) for d in (out, one))
     for cfg in (ddp_cfg, one_cfg):
         del cfg["output_dir"], cfg["train"]["batch_size"], cfg["train"]["show_progress"]

@@ -18,7 +18,7 @@ import kdistill
 
 from conftest import make_tiny_bert
 
-FAST = dict(batch_size=16, eval_batch_size=64, learning_rate=5e-4, show_progress=False)
+FAST = dict(batch_size=16, eval_batch_size=64, learning_rate=5e-4, show_progress=False, select_on="dev")  # dev evaluations, all train rows
 
 
 def _opts(glue_dir, **over):

@@ -259,7 +259,7 @@ def test_changed_train_texts_recompute_the_teacher_cache(tiny_teacher_dir, tmp_p
     dev.write_text("\n".join(rows[:9]) + "\n")
     cache = tmp_path / "cache.safetensors"
     opts = dict(train_file=str(train), validation_file=str(dev), text_columns=["sentence"], label_column="label",
-                epochs=1, batch_size=16, show_progress=False, report=False, teacher_cache_file=str(cache))
+                epochs=1, batch_size=16, show_progress=False, report=False, teacher_cache_file=str(cache), select_on="dev")
     kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "a", **opts)
     first = load_file(str(cache))["logits"]
     rows[5] = "an entirely different and much longer sentence about the weather today\t0"  # same path, same count

@@ -127,7 +127,7 @@ def test_mrpc_pair_distillation_uses_both_sentences(tmp_path, teacher_for, tiny_
     """MRPC end to end; every batch the student trained on holds both sentences of its rows, as segments A and B."""
     _write_mrpc(tmp_path / "glue")
     res = kdistill.distill(str(teacher_for(2)), "mrpc", output_dir=tmp_path / "run", data_dir=str(tmp_path / "glue"),
-                           epochs=1, batch_size=16, show_progress=False, latency_runs=3)
+                           epochs=1, batch_size=16, show_progress=False, latency_runs=3, select_on="dev")  # all 48 pairs
     assert set(res.metrics) == {"f1", "accuracy"}
     from kdistill.data import load_splits
 

@@ -154,7 +154,7 @@ ProblemTypeOpt = typer.Option(None, "--problem-type", help="Your own files witho
 LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
 MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
 MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
-SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: dev (the reported split: optimistic; default) | holdout (a seeded, stratified slice of full-length train rows, kept out of training) | last.")
+SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: holdout (default: a seeded, stratified slice of full-length train rows, kept out of training) | dev (the reported split: optimistic) | last.")
 SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
 SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
 MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")

@@ -29,7 +29,7 @@ class DataConfig(_Base):
     cache_dir: str | None = None  # tokenised data; default <output>/../.kdistill_cache or ~/.cache/kdistill
     # which split chooses the kept student: "dev" (the reported split: optimistic), "holdout" (a seeded, stratified
     # slice of full-length train rows, excluded from training and augmentation; or selection_file), "last" (no choice)
-    select_on: Literal["dev", "holdout", "last"] = "dev"
+    select_on: Literal["dev", "holdout", "last"] = "holdout"
     selection_size: int = Field(default=1000, ge=1)  # rows of the held-out slice (at most 10% of the train split)
     selection_file: str | None = None  # your own selection split (same columns as the train file)
 

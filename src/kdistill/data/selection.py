@@ -60,13 +60,14 @@ def holdout_slice(train: datasets.Dataset, *, size: int, seed: int, regression: 
     candidates = np.flatnonzero(words >= min_words)
     if len(candidates) < k:  # not enough full-length rows: the longest ones
         candidates = np.argsort(-words, kind="stable")[: max(k, min(n, 2 * k))]
-    labels = np.asarray(train["label"])
+    labels = list(train["label"])
     if regression:
         chosen = rng.choice(candidates, size=k, replace=False)
     else:
         groups = defaultdict(list)
         for i in candidates:
-            groups[labels[i]].append(i)
+            key = labels[i]
+            groups[tuple(key) if np.ndim(key) else key].append(i)  # multi-label: stratified by label combination
         total = len(candidates)
         chosen = []
         for lab, rows in sorted(groups.items()):
