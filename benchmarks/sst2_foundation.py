@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--eval-steps", type=int, default=300)
     ap.add_argument("--max-train-samples", type=int, default=None)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--select-on", default="dev", choices=["dev", "holdout", "last"],
+    ap.add_argument("--select-on", default="holdout", choices=["dev", "holdout", "last"],
                     help="which split chooses the kept student (holdout: a train slice, not the reported dev split)")
     ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
     ap.add_argument("--resume", action="store_true")

@@ -72,6 +72,16 @@ def architecture(net) -> dict[str, Any]:
     return out
 
 
+def _full_dev_size(data: DataConfig, n: int) -> int:
+    """Rows of the whole dev split (read again without ``max_eval_samples`` when that option cut it; dev splits are small)."""
+    if data.max_eval_samples is None or n < data.max_eval_samples:
+        return n
+    from kdistill.data.loading import load_data
+
+    full = data.model_copy(update={"max_eval_samples": None, "max_train_samples": 1})
+    return len(load_data(full)[0]["validation"])
+
+
 def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str | Path, teacher_metric: float | None = None,
                 student_metric: float | None = None, latency_runs: int = 100, extra: dict | None = None,
                 n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
@@ -158,13 +168,13 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         "flags": list(a["flags"]),
         "dev_examples": int(len(dev)),
         "max_eval_samples": data.max_eval_samples,
-        # the loader keeps no count of the rows it cut: a dev split of exactly max_eval_samples rows was cut
-        "dev_truncated": data.max_eval_samples is not None and len(dev) >= data.max_eval_samples,
+        "dev_examples_full": _full_dev_size(data, len(dev)),
         "teacher_architecture": arch["teacher"],
         "student_architecture": arch["student"],
         "versions": library_versions(),
         **source_commit(),
     }
+    fields["dev_truncated"] = fields["dev_examples_full"] > len(dev)
     if fields["dev_truncated"]:
         fields["flags"].append(f"the dev split was cut to its first {len(dev)} rows (--max-eval-samples): the metrics "
                                "are not those of the full dev set")
