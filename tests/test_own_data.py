@@ -244,3 +244,14 @@ def test_multilabel_distillation_end_to_end(tmp_path, tiny_tokenizer):
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(str(tmp_path / "run")).problem_type == "multi_label_classification"
+
+
+def test_inferred_problem_type_is_recorded(tmp_path, tiny_teacher_dir):
+    data = tmp_path / "d.csv"
+    data.write_text("text,y\n" + "".join(f"{WORDS[i % 17]} {WORDS[(i + 3) % 17]} film,{i % 2}\n" for i in range(40)))
+    res = kdistill.distill(str(tiny_teacher_dir), None, output_dir=tmp_path / "run", train_file=str(data),
+                           validation_file=str(data), text_columns=["text"], label_column="y", epochs=1, batch_size=16,
+                           latency_runs=3, show_progress=False)
+    results = json.loads((tmp_path / "run" / "train_results.json").read_text())
+    assert results["problem_type"] == res.report["problem_type"] == "single_label_classification"
+    assert results["labels"] == ["0", "1"]

@@ -127,7 +127,8 @@ def selected_on(p: Prepared) -> str:
 
 
 def task_summary(p: Prepared, result) -> dict:
-    out = {"task": p.task.name, "selected_on": selected_on(p)}
+    out = {"task": p.task.name, "problem_type": p.task.problem_type, "labels": list(p.task.labels or []) or None,
+           "selected_on": selected_on(p)}
     if "selection" in p.info:
         out["selection"] = p.info["selection"]
     if "augment" in p.info:
@@ -139,7 +140,8 @@ def student_facts(p: Prepared) -> dict:
     """What the report records about the student (layers copied, heads kept, BiLSTM shape, augmentation)."""
     from kdistill.students.build import is_bilstm
 
-    extra = {"student_layers": getattr(p.student.config, "kdistill_layers", None), "selected_on": selected_on(p)}
+    extra = {"student_layers": getattr(p.student.config, "kdistill_layers", None), "selected_on": selected_on(p),
+             "problem_type": p.task.problem_type}
     if getattr(p.cfg.student, "heads", None) is not None:
         extra["student_heads"] = p.cfg.student.heads  # teacher heads kept per copied layer (--keep-heads)
     if is_bilstm(p.student):
