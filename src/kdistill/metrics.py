@@ -70,24 +70,8 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
     if preds.shape[0] != n:
         raise ValueError(f"predictions have {preds.shape[0]} rows but references have {n}")
 
-    if task.is_regression:
-        if preds.ndim == 2 and preds.shape[1] == 1:
-            preds = preds[:, 0]
-        if preds.ndim != 1:
-            raise ValueError(f"regression predictions must have shape [N] or [N, 1], got {preds.shape}")
-        preds = preds.astype(np.float64)
-        refs = refs.astype(np.float64)
-    else:
-        if preds.ndim == 2:
-            if preds.shape[1] != task.num_labels:
-                raise ValueError(
-                    f"predictions have {preds.shape[1]} columns but task {task.name!r} has {task.num_labels} labels"
-                )
-            preds = preds.argmax(axis=-1)
-        elif preds.ndim != 1 or not np.issubdtype(preds.dtype, np.integer):
-            raise ValueError(f"classification predictions must be logits [N, C] or class ids [N], got {preds.shape}")
-        preds = preds.astype(np.int64)
-        refs = refs.astype(np.int64)
+    preds = compact_predictions(task, preds)
+    refs = refs.astype(np.float64) if task.is_regression else refs.astype(np.int64)
 
     out: dict[str, float] = {}
     for name in task.metrics:
@@ -111,6 +95,29 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
         else:
             raise ValueError(f"unknown metric {name!r} for task {task.name!r}")
     return out
+
+
+def compact_predictions(task: TaskSpec, predictions) -> np.ndarray:
+    """Predictions in the form the metrics use: float64 scores ``[N]`` for regression (``[N, 1]`` accepted),
+    int64 class ids ``[N]`` for classification (logits ``[N, C]`` are reduced by argmax).
+
+    Raises:
+        ValueError: a shape that fits neither, or logits with another number of columns than the task's labels.
+    """
+    preds = np.asarray(predictions)
+    if task.is_regression:
+        if preds.ndim == 2 and preds.shape[1] == 1:
+            preds = preds[:, 0]
+        if preds.ndim != 1:
+            raise ValueError(f"regression predictions must have shape [N] or [N, 1], got {preds.shape}")
+        return preds.astype(np.float64)
+    if preds.ndim == 2:
+        if preds.shape[1] != task.num_labels:
+            raise ValueError(f"predictions have {preds.shape[1]} columns but task {task.name!r} has {task.num_labels} labels")
+        return preds.argmax(axis=-1).astype(np.int64)
+    if preds.ndim != 1 or not np.issubdtype(preds.dtype, np.integer):
+        raise ValueError(f"classification predictions must be logits [N, C] or class ids [N], got {preds.shape}")
+    return preds.astype(np.int64)
 
 
 def _multilabel_metrics(task: TaskSpec, preds: np.ndarray, refs: np.ndarray) -> dict[str, float]:

@@ -46,7 +46,8 @@ def dataset_key(ds: datasets.Dataset, tokenizer, max_length: int) -> str:
 
 
 def tokenize(
-    ds: datasets.Dataset, tokenizer, *, max_length: int = 128, cache_dir: str | Path | None = None, desc: str = "tokenize"
+    ds: datasets.Dataset, tokenizer, *, max_length: int = 128, cache_dir: str | Path | None = None, desc: str = "tokenize",
+    key: str | None = None,
 ) -> datasets.Dataset:
     """Tokenise a split produced by :func:`kdistill.data.load_splits`, caching the result on disk.
 
@@ -58,6 +59,7 @@ def tokenize(
         tokenizer: a Hugging Face tokenizer.
         max_length: truncation length in tokens.
         cache_dir: where the Arrow cache lives (default :func:`default_cache_dir`).
+        key: :func:`dataset_key` of ``ds`` when the caller already has it (it hashes every text).
 
     Returns:
         Dataset with ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``,
@@ -73,7 +75,7 @@ def tokenize(
 
         raise DataError(f"cannot write the data cache in '{cache_root}' ({err.strerror or err}); make it writable or "
                         "set KDISTILL_CACHE (or --cache-dir) to a writable folder") from None
-    cache_file = cache_root / f"tok-{dataset_key(ds, tokenizer, max_length)}.arrow"
+    cache_file = cache_root / f"tok-{key or dataset_key(ds, tokenizer, max_length)}.arrow"
     pair = "text_b" in ds.column_names
 
     def encode(batch):

@@ -120,12 +120,14 @@ class Gold(Term):
         return gold_loss(self.task, student.logits, batch["labels"])
 
 
-@register("soft_kl")
-class SoftKL(Term):
-    """Soft targets ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))`` (Hinton et al. 2015, Sec. 2); per-label sigmoid soft
-    targets (binary KL per label) for multi-label tasks; MSE to the teacher's prediction for regression tasks."""
+class _SoftTargets(Term):
+    """Soft targets from the teacher's logits at temperature T: ``soft(z_s, z_t, T)`` for single-label tasks,
+    per-label sigmoid soft targets (binary KL per label, :func:`kdistill.losses.multilabel_soft_kl`) for
+    multi-label tasks, MSE to the teacher's prediction for regression tasks."""
 
-    def __init__(self, task: TaskSpec, temperature: float = 2.0):
+    soft = staticmethod(soft_target_kl)
+
+    def __init__(self, task: TaskSpec, temperature: float):
         super().__init__()
         self.task, self.temperature = task, temperature
 
@@ -134,7 +136,18 @@ class SoftKL(Term):
             return regression_mse(student.logits, teacher.logits)
         if self.task.multi_label:  # one sigmoid per label: binary KL per label
             return multilabel_soft_kl(student.logits, teacher.logits, self.temperature)
-        return soft_target_kl(student.logits, teacher.logits, self.temperature)
+        return self.soft(student.logits, teacher.logits, self.temperature)
+
+
+@register("soft_kl")
+class SoftKL(_SoftTargets):
+    """Soft targets ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))`` (Hinton et al. 2015, Sec. 2); per-label sigmoid soft
+    targets (binary KL per label) for multi-label tasks; MSE to the teacher's prediction for regression tasks."""
+
+    soft = staticmethod(soft_target_kl)
+
+    def __init__(self, task: TaskSpec, temperature: float = 2.0):
+        super().__init__(task, temperature)
 
 
 @register("logit_mse")
@@ -242,15 +255,11 @@ class EmbMSE(Term):
 
 
 @register("pred_ce")
-class PredCE(Term):
-    """TinyBERT's prediction-layer loss (Eq. 10): soft CE ``−softmax(z_T/t)·log_softmax(z_S/t)``; MSE to the
-    teacher's prediction for regression tasks."""
+class PredCE(_SoftTargets):
+    """TinyBERT's prediction-layer loss (Eq. 10): soft CE ``−softmax(z_T/t)·log_softmax(z_S/t)``; per-label
+    sigmoid soft targets for multi-label tasks; MSE to the teacher's prediction for regression tasks."""
+
+    soft = staticmethod(prediction_loss)
 
     def __init__(self, task: TaskSpec, temperature: float = 1.0):
-        super().__init__()
-        self.task, self.temperature = task, temperature
-
-    def forward(self, student, teacher, batch):
-        if self.task.is_regression:
-            return regression_mse(student.logits, teacher.logits)
-        return prediction_loss(student.logits, teacher.logits, self.temperature)
+        super().__init__(task, temperature)

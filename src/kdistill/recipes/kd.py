@@ -88,12 +88,14 @@ def prepare_task_data(p: Prepared, procs) -> None:
             train_split, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]", seed=cfg.train.seed,
             pos_tagger=p.info.get("pos_tagger"), cache_dir=cache,
             show_progress=cfg.train.show_progress and procs.is_main_process)
-    p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train")
+    train_key = dataset_key(train_split, tok, cfg.data.max_length)  # hashes every text: computed once, used twice
+    p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train",
+                          key=train_key)
     p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
     p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length,
                                                                cache_dir=cache, desc="tokenize selection slice")
     # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
-    p.fingerprint = fingerprint(teacher_key(cfg.teacher), dataset_key(train_split, tok, cfg.data.max_length))
+    p.fingerprint = fingerprint(teacher_key(cfg.teacher), train_key)
     if aug_info is not None:
         p.info["augment"] = aug_info
 

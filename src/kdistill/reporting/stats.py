@@ -34,7 +34,7 @@ import numpy as np
 from scipy import stats as _sstats
 
 from kdistill.data.tasks import TaskSpec
-from kdistill.metrics import compute_metrics
+from kdistill.metrics import compact_predictions, compute_metrics
 
 __all__ = ["assess", "baseline_metric", "bootstrap_ci", "mcnemar", "paired_bootstrap_diff"]
 
@@ -64,21 +64,9 @@ def _predictions(task: TaskSpec, preds: Any, n: int, multilabel: bool) -> np.nda
     p = np.asarray(preds)
     if p.ndim == 0 or p.shape[0] != n:
         raise ValueError(f"predictions have shape {p.shape} but there are {n} labels")
-    if task.is_regression:
-        if p.ndim == 2 and p.shape[1] == 1:
-            p = p[:, 0]
-        if p.ndim != 1:
-            raise ValueError(f"regression predictions must have shape [N] or [N, 1], got {p.shape}")
-        return p.astype(np.float64)
     if multilabel:
         return p
-    if p.ndim == 2:
-        if p.shape[1] != task.num_labels:
-            raise ValueError(f"predictions have {p.shape[1]} columns but task {task.name!r} has {task.num_labels} labels")
-        return p.argmax(axis=-1).astype(np.int64)
-    if p.ndim != 1 or not np.issubdtype(p.dtype, np.integer):
-        raise ValueError(f"classification predictions must be logits [N, C] or class ids [N], got {p.shape} {p.dtype}")
-    return p.astype(np.int64)
+    return compact_predictions(task, p)
 
 
 def _check_options(n_resamples: int, level: float) -> None:
