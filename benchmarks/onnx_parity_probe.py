@@ -44,7 +44,7 @@ def main() -> None:
         mask = torch.ones(2, 7, dtype=torch.long)
         mask[1, 4:] = 0
         path = Path(tempfile.mkdtemp()) / "m.onnx"
-        torch.onnx.export(_Logits(m), (ids, mask, torch.zeros_like(ids)), str(path), input_names=names,
+        torch.onnx.export(_Logits(m).eval(), (ids, mask, torch.zeros_like(ids)), str(path), input_names=names,
                           output_names=["logits"], opset_version=17, dynamo=False,
                           dynamic_axes={**{k: {0: "batch", 1: "seq"} for k in names}, "logits": {0: "batch"}})
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -370,7 +370,9 @@ def test_a_real_run_writes_every_report_field(tiny_teacher_dir, glue_dir, tmp_pa
     res = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=out, epochs=1, batch_size=16, show_progress=False,
                            latency_runs=5, **data)
     rep = json.loads((out / "report.json").read_text())
-    assert timed == [(2, {"n_runs": 5})]  # teacher and student measured together, interleaved
+    # teacher and student, each in eager PyTorch, ONNX Runtime fp32 and int8: all six timed together, interleaved
+    assert timed == [(6, {"n_runs": 5})]
+    assert list(rep["runtimes"]["student"]) == ["eager_fp32", "ort_fp32", "ort_int8"]
     assert rep == res.report
     teacher_acc = kdistill.evaluate(str(tiny_teacher_dir), "sst2", **data)["accuracy"]
     assert rep["task"] == "sst2" and rep["metric_name"] == "accuracy" and rep["method"] == "kd"

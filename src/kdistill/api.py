@@ -21,7 +21,7 @@ from kdistill.errors import KDistillError
 from kdistill.recipes import RunResult, run_chain, run_compress, run_recipe
 
 __all__ = ["RunResult", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
-           "export_onnx", "make_report"]
+           "export", "export_onnx", "make_report"]
 
 
 def distill(teacher: str, task: str | None = "sst2", student: str = "layers-from-teacher", *, output_dir: str | Path,
@@ -200,6 +200,36 @@ def report(teacher: str, student: str, task: str | None = "sst2", *, output_dir:
                 output_dir=output_dir or student, latency_runs=latency_runs)
     rep.pop("_files", None)
     return rep
+
+
+def export(model: str, output: str | Path, task: str | None = "sst2", *, quantize: str = "none", optimize: bool = False,
+           max_drop: float = 1.0, calibration_size: int = 300, seed: int = 42, overwrite: bool = False,
+           push_to_hub: str | None = None, **data_options: Any) -> dict[str, Any]:
+    """Export a saved classifier to ONNX Runtime, verified, optionally int8 behind an accuracy gate (``kdistill export``).
+
+    ``data_options`` are :class:`~kdistill.config.DataConfig` fields (``data_dir``, ``validation_file`` ...): the dev
+    split checks parity and measures the metric; the train split (needed for ``static``/``auto``) gives calibration
+    rows and the selection slice. ``push_to_hub``: a hub repository id to upload the verified folder to (needs the
+    hub; a failed upload is one line and keeps the export). See :func:`kdistill.deploy.export.export_model` for the
+    rest and the errors.
+    """
+    from kdistill.deploy.export import export_model
+
+    if data_options.get("validation_file") and not data_options.get("train_file"):
+        if quantize in ("static", "auto"):
+            raise KDistillError(f"--quantize {quantize} needs the train split (calibration rows / the selection slice): "
+                                "pass --train-file too")
+        data_options = {**data_options, "train_file": data_options["validation_file"]}
+        if task is None and not data_options.get("labels"):
+            data_options["labels"] = _model_labels(model)
+    dcfg = DataConfig(task=task, **data_options)
+    meta = export_model(model, output, data=dcfg, quantize=quantize, optimize=optimize, max_drop=max_drop,
+                        calibration_size=calibration_size, seed=seed, overwrite=overwrite)
+    if push_to_hub:
+        from kdistill.deploy.export import push_folder
+
+        meta["pushed_to"] = push_folder(output, push_to_hub)
+    return meta
 
 
 def export_onnx(model: str | Path, output: str | Path, *, check: bool = True) -> dict[str, Any]:

@@ -135,6 +135,13 @@ def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> No
         table.add_row("params (teacher → student)", f"{r['teacher_params'] / 1e6:.1f}M → {r['student_params'] / 1e6:.1f}M")
         table.add_row("latency bs1 ms (teacher → student)", f"{r['teacher_latency_ms']:.2f} → {r['student_latency_ms']:.2f}")
         table.add_row("speedup", f"{r['speedup']:.2f}×")
+        if r.get("deployment_speedup"):
+            table.add_row("ORT speedup fp32 / deployment (student int8 vs teacher fp32)",
+                          f"{r['ort_speedup']:.2f}× / {r['deployment_speedup']:.2f}×")
+    d = getattr(res, "deployment", None)
+    if d:
+        q = f", int8 {d['quantization']['mode']} {d['int8_metric']:.4f} ({-d['int8_drop_points']:+.2f} pt)" if "int8" in d["files"] else ""
+        table.add_row("deployed (ONNX Runtime)", f"{d['output']}: fp32 {d['fp32_metric']:.4f}{q}")
     if res.interrupted:
         table.add_row("status", "[yellow]stopped; continue with --resume[/]")
     Console().print(table)
@@ -158,6 +165,9 @@ SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the ke
 SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
 SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
 MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")
+DeployOpt = typer.Option(None, "--deploy", help="Output stage: none (default) | fp32 | int8 — the kept student exported to ONNX Runtime in OUTPUT/onnx (parity-checked; int8 behind the --max-drop gate), with predict.py and a model card.")
+DeployQuantOpt = typer.Option(None, "--quantize", help="--deploy int8: auto (default: dynamic and static, the better on the selection slice) | dynamic | static.")
+MaxDropOpt = typer.Option(None, "--max-drop", help="--deploy int8: refuse an int8 student more than this many points below its fp32 self (default 1.0).")
 
 
 def _train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping, seed,
@@ -236,6 +246,9 @@ def distill(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     latency_runs: int = typer.Option(100, "--latency-runs", help="Timed batch-1 runs per model in the report."),
     report: bool = typer.Option(True, "--report/--no-report"),
+    deploy: Optional[str] = DeployOpt,
+    quantize: Optional[str] = DeployQuantOpt,
+    max_drop: Optional[float] = MaxDropOpt,
 ) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
     _setup_logging()
@@ -259,6 +272,7 @@ def distill(
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum, cache_teacher),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
+            **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
                          max_eval_samples, max_length, problem_type=problem_type),
         )
@@ -391,14 +405,67 @@ def report(
     Console().print(render_markdown(rep))
 
 
-@app.command("export-onnx")
+@app.command()
+def export(
+    num_threads: Optional[int] = ThreadsOpt,
+    model: str = typer.Option(..., "--model", help="Saved classifier folder (teacher, any student, pruned/factorised/vocabulary-pruned, BiLSTM) or hub id."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write: model.onnx [+ model_quantized.onnx], tokenizer, predict.py, README.md."),
+    quantize: str = typer.Option("none", "--quantize", help="none | dynamic (int8 weights per channel) | static (QDQ, calibrated on train rows) | auto (both; the better on the selection slice)."),
+    optimize: bool = typer.Option(False, "--optimize", help="ONNX Runtime's transformer fusions (attention, LayerNorm, GELU) on the fp32 graph."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Refuse an int8 model whose dev metric falls more than this many points below the fp32 graph's."),
+    calibration_size: int = typer.Option(300, "--calibration-size", help="--quantize static/auto: train rows that calibrate the activation ranges."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the selection slice (the training run's --seed)."),
+    task: Optional[str] = TaskOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    train_file: Optional[str] = TrainFileOpt,
+    validation_file: Optional[str] = ValFileOpt,
+    text_columns: Optional[str] = TextColsOpt,
+    label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
+    selection_size: Optional[int] = SelectionSizeOpt,
+    selection_file: Optional[str] = SelectionFileOpt,
+    max_eval_samples: Optional[int] = MaxEvalOpt,
+    max_length: Optional[int] = MaxLenOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the verified folder to this Hugging Face Hub repository (needs the hub and a token)."),
+) -> None:
+    """Export to ONNX Runtime: parity-checked fp32, optionally int8 behind an accuracy gate, with a torch-free predictor."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task(task, train_file, validation_file)
+    from kdistill import api
+
+    try:
+        info = api.export(model, output, task, quantize=quantize, optimize=optimize, max_drop=max_drop,
+                          calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,
+                          **_given(selection_size=selection_size, selection_file=selection_file),
+                          **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
+                                       max_eval_samples, max_length, problem_type=problem_type))
+    except USER_ERRORS as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
+    table = Table(title=f"kdistill export: {info['output']}")
+    table.add_column("graph")
+    table.add_column(f"dev {info['metric_name']}", justify="right")
+    table.add_column("MB", justify="right")
+    table.add_row("PyTorch (source)", f"{info['pytorch_metric']:.4f}", "")
+    table.add_row(f"ORT fp32 (|Δlogit| ≤ {info['parity']['max_abs_diff']:.1e})", f"{info['fp32_metric']:.4f}", f"{info['sizes_mb']['fp32']:.1f}")
+    if "int8" in info["files"]:
+        table.add_row(f"ORT int8 {info['quantization']['mode']} ({-info['int8_drop_points']:+.2f} pt)", f"{info['int8_metric']:.4f}",
+                      f"{info['sizes_mb']['int8']:.1f}")
+    Console().print(table)
+
+
+@app.command("export-onnx", hidden=True)
 def export_onnx(
     num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved BiLSTM student directory (from distill --student bilstm)."),
     output: Path = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime's logits with PyTorch's (when onnxruntime is installed)."),
 ) -> None:
-    """Export a BiLSTM student to ONNX (inputs input_ids, attention_mask [, token_type_ids]; output logits)."""
+    """(Superseded by ``kdistill export``.) Export a BiLSTM student to one .onnx file, unchecked for accuracy."""
     _setup_logging()
     _threads(num_threads)
     from kdistill import api
@@ -445,8 +512,11 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
     latency_runs: int = typer.Option(100, "--latency-runs"),
+    deploy: Optional[str] = DeployOpt,
+    quantize: Optional[str] = DeployQuantOpt,
+    max_drop: Optional[float] = MaxDropOpt,
 ) -> None:
-    """Fine-tune the teacher if needed, then distil, evaluate and report."""
+    """Fine-tune the teacher if needed, then distil, evaluate and report (and with --deploy int8: a verified int8 ONNX student)."""
     _setup_logging()
     _threads(num_threads)
     task = _task(task, train_file, validation_file)
@@ -459,6 +529,7 @@ def run(
                       alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       eval_steps=eval_steps, seed=seed,
                       **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
+                      **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                    max_train_samples, max_eval_samples, None, problem_type=problem_type))
     except USER_ERRORS as err:

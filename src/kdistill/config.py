@@ -213,6 +213,17 @@ class TrainConfig(_Base):
     show_progress: bool = True
 
 
+class ExportConfig(_Base):
+    """The output stage of a run (``--deploy``): the kept student exported to ONNX Runtime into ``<run>/onnx``
+    (:func:`kdistill.deploy.export.export_model`: parity-checked fp32, ``int8`` behind the accuracy gate)."""
+
+    deploy: Literal["none", "fp32", "int8"] = "none"
+    quantize: Literal["dynamic", "static", "auto"] = "auto"  # for deploy="int8"; auto chooses on the selection slice
+    optimize: bool = True  # ONNX Runtime's transformer fusions, kept only where parity holds
+    max_drop: float = Field(default=1.0, ge=0)  # points of the main metric the int8 model may lose against fp32
+    calibration_size: int = Field(default=300, ge=1)
+
+
 class RunConfig(_Base):
     """One run: data, teacher, student, objective, engine settings and where the results go.
 
@@ -227,6 +238,7 @@ class RunConfig(_Base):
     tinybert: TinyBertConfig = TinyBertConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig()
     output_dir: str
     overwrite: bool = False
     resume: bool = False
@@ -310,7 +322,7 @@ class ChainConfig(_Base):
 #: Where each flat keyword option goes (the first section that has the field wins, except that
 #: ``temperature`` / ``alpha`` go to ``tinybert`` for the tinybert method).
 SECTIONS = {"data": DataConfig, "distill": DistillConfig, "tinybert": TinyBertConfig, "augment": AugmentConfig,
-            "train": TrainConfig}
+            "train": TrainConfig, "export": ExportConfig}
 STUDENT_OPTIONS = sorted({f for cls in STUDENT_KINDS.values() for f in cls.model_fields} - {"kind", "path"})
 
 
@@ -371,5 +383,6 @@ def from_flat(*, method: str = "kd", teacher: str | None = None, task: str | Non
     fields: dict[str, Any] = {"method": method, "teacher": teacher, "output_dir": str(output_dir),
                               "overwrite": overwrite, "resume": resume,
                               "data": DataConfig(task=task, **parts["data"]),
-                              **{name: SECTIONS[name](**parts[name]) for name in ("distill", "tinybert", "augment", "train")}}
+                              **{name: SECTIONS[name](**parts[name]) for name in ("distill", "tinybert", "augment", "train",
+                                                                                   "export")}}
     return RunConfig(student=sc, **fields)

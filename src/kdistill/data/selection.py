@@ -80,3 +80,23 @@ def holdout_slice(train: datasets.Dataset, *, size: int, seed: int, regression: 
             "stratified": not regression,
             "note": "full-length train rows held out of training and augmentation; related phrases stay in training"}
     return _renumber(rest), _renumber(selection), info
+
+
+def selection_split(data, train_split: datasets.Dataset, task, *, seed: int):
+    """``(train rest, selection slice, info)`` of a run: ``data.selection_file`` when given, else
+    :func:`holdout_slice` of ``data.selection_size`` rows drawn with ``seed`` (a run's ``--seed``), so a later
+    step (an export choosing its quantization) draws the very slice that training held out.
+
+    Args:
+        data: the run's :class:`~kdistill.config.DataConfig`; ``task``: its :class:`~kdistill.data.tasks.TaskSpec`.
+    """
+    from kdistill.data.loading import load_splits
+
+    if data.selection_file:
+        labels = None if task.is_regression else list(task.labels)
+        sel = load_splits(None if data.train_file else task, train_file=data.selection_file,
+                          validation_file=data.selection_file, text_columns=list(task.text_columns),
+                          label_column=task.label_column, labels=labels)[0]["validation"]
+        return train_split, sel, {"selection_file": data.selection_file, "selection_rows": len(sel)}
+    return holdout_slice(train_split, size=data.selection_size, seed=seed, regression=task.is_regression)
+

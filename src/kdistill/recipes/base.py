@@ -38,6 +38,7 @@ class RunResult:
     report: dict[str, Any] | None = None
     files: dict[str, str] = field(default_factory=dict)
     teacher_cache_seconds: float = 0.0
+    deployment: dict[str, Any] | None = None  # the ONNX export's record (``--deploy``)
 
 
 @dataclass
@@ -265,6 +266,32 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
                           student_metric=metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
                           extra=extra)
         files = {k: str(v) for k, v in rep.pop("_files", {}).items()}
+    deployed = deploy_stage(cfg, run.path)
+    if deployed is not None:
+        files["onnx"] = deployed["output"]
     files.update(run.files())
     return RunResult(run.path, metrics, seconds, report=rep, files=files,
-                     teacher_cache_seconds=result.teacher_cache_seconds)
+                     teacher_cache_seconds=result.teacher_cache_seconds, deployment=deployed)
+
+
+def deploy_stage(cfg, student_dir: Path) -> dict | None:
+    """The output stage (``--deploy fp32|int8``): the kept student exported to ONNX Runtime into ``<run>/onnx`` with
+    :func:`kdistill.deploy.export.export_model` (parity-checked; int8 behind the ``max_drop`` gate, the mode chosen on
+    the selection slice with ``quantize="auto"``). Returns the export's record, or None when not asked for.
+
+    Raises:
+        ModelError: the export was refused (the trained student is kept; export it later with ``kdistill export``).
+    """
+    ex = getattr(cfg, "export", None)
+    if ex is None or ex.deploy == "none":
+        return None
+    from kdistill.deploy.export import export_model
+    from kdistill.errors import ModelError
+
+    out = Path(student_dir) / "onnx"
+    try:
+        return export_model(str(student_dir), out, data=cfg.data, quantize=ex.quantize if ex.deploy == "int8" else "none",
+                            optimize=ex.optimize, max_drop=ex.max_drop, calibration_size=ex.calibration_size,
+                            seed=cfg.train.seed, overwrite=True)
+    except ModelError as err:
+        raise ModelError(f"{err} (the trained student in {student_dir} is kept; export it with `kdistill export`)") from err

@@ -101,17 +101,10 @@ def prepare_task_data(p: Prepared, procs) -> None:
 
 
 def selection_split(cfg, train_split, task):
-    """``(train rest, selection slice, info)`` from ``--selection-file`` or :func:`kdistill.data.selection.holdout_slice`."""
-    from kdistill.data.loading import load_splits
-    from kdistill.data.selection import holdout_slice
+    """``(train rest, selection slice, info)``: see :func:`kdistill.data.selection.selection_split`."""
+    from kdistill.data.selection import selection_split as split
 
-    d = cfg.data
-    if d.selection_file:
-        labels = None if task.is_regression else list(task.labels)
-        sel = load_splits(None if d.train_file else task, train_file=d.selection_file, validation_file=d.selection_file,
-                          text_columns=list(task.text_columns), label_column=task.label_column, labels=labels)[0]["validation"]
-        return train_split, sel, {"selection_file": d.selection_file, "selection_rows": len(sel)}
-    return holdout_slice(train_split, size=d.selection_size, seed=cfg.train.seed, regression=task.is_regression)
+    return split(cfg.data, train_split, task, seed=cfg.train.seed)
 
 
 def selected_on(p: Prepared) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,72 @@ def _full_dev_size(data: DataConfig, n: int) -> int:
     return len(load_data(full)[0]["validation"])
 
 
+#: Whether reports add the ONNX Runtime rows by default (when onnxruntime is installed).
+ORT_ROWS = True
+ORT_TIMING = ("interleaved with the eager models in one process; ONNX Runtime's intra-op thread spinning off "
+              "(session.intra_op.allow_spinning = 0), intra-op threads = torch's")
+
+
+def _ort_variants(nets, toks, dev_sets, work: Path):
+    """``({role: [Variant, ...]}, {role: error})``: each model's ORT fp32 + int8, parity-checked on 8 dev rows."""
+    from kdistill.data.batching import eval_loader, model_inputs
+    from kdistill.deploy.variants import ort_variants
+    from kdistill.errors import KDistillError
+
+    out, errors = {}, {}
+    for role, net, tok in zip(("teacher", "student"), nets, toks):
+        batch = model_inputs(next(iter(eval_loader(dev_sets[role], tok, batch_size=8))))
+        try:
+            out[role] = ort_variants(net, tok, work / role, parity_inputs=batch)
+        except KDistillError as err:
+            errors[role] = str(err)
+    return out, errors
+
+
+def _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) -> dict:
+    """``{role: {runtime: {metric, latency_ms, latency_p90_ms, throughput, disk_mb, ...facts}}}``."""
+    from kdistill.data.batching import eval_loader
+    from kdistill.engine.evaluation import predict
+    from kdistill.metrics import compute_metrics
+
+    rows: dict[str, dict[str, Any]] = {}
+    facts = {(role, v.runtime): v for role, vs in variants.items() for v in vs}
+    sizes = {name: size.disk_mb for name, _, _, size in entries}
+    for (role, runtime, module, _), lat in zip(timed, stats):
+        if role not in variants:
+            continue
+        if runtime == "eager_fp32":
+            logits, disk, extra = preds[role], sizes.get(role), {}
+        else:
+            tok = toks[0 if role == "teacher" else 1]
+            logits, _ = predict(module, eval_loader(dev_sets[role], tok, batch_size=64), desc=f"{role} {runtime}",
+                                show_progress=False)
+            v = facts[(role, runtime)]
+            disk, extra = v.disk_mb, dict(v.facts)
+        rows.setdefault(role, {})[runtime] = {
+            "metric": float(compute_metrics(spec, logits, labels)[spec.main_metric]), "latency_ms": lat.batch1_median_ms,
+            "latency_p90_ms": lat.batch1_p90_ms, "throughput": lat.throughput_bs32, "disk_mb": disk, **extra}
+    return rows
+
+
+def _runtime_fields(rows: dict, errors: dict) -> dict[str, Any]:
+    def ratio(a, b):
+        return None if a is None or b is None or b <= 0 else a / b
+
+    t, s = rows.get("teacher", {}), rows.get("student", {})
+    lat = lambda r, k: (r.get(k) or {}).get("latency_ms")  # noqa: E731
+    out: dict[str, Any] = {"runtimes": rows, "ort_timing": ORT_TIMING,
+                           "ort_speedup": ratio(lat(t, "ort_fp32"), lat(s, "ort_fp32")),
+                           "ort_int8_speedup": ratio(lat(t, "ort_int8"), lat(s, "ort_int8")),
+                           "deployment_speedup": ratio(lat(t, "ort_fp32"), lat(s, "ort_int8"))}
+    if errors:
+        out["runtimes_errors"] = errors
+    return out
+
+
 def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str | Path, teacher_metric: float | None = None,
                 student_metric: float | None = None, latency_runs: int = 100, extra: dict | None = None,
-                n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+                n_resamples: int = 1000, seed: int = 0, level: float = 0.95, runtimes: bool | None = None) -> dict[str, Any]:
     """Compare ``teacher`` and ``student``: metric, retention, size, latency, speedup, and whether the
     difference is real.
 
@@ -99,6 +163,13 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     interleaved (:func:`kdistill.reporting.measure_latency_interleaved`), so both see the same machine
     conditions. Writes ``report.json``, ``report.md`` and ``report.png`` into ``output_dir``.
 
+    With ``runtimes`` (default: whenever onnx and onnxruntime are installed, :data:`ORT_ROWS`), teacher and student
+    are each also exported to ONNX Runtime fp32 (fused where parity holds) and dynamic int8
+    (:func:`kdistill.deploy.variants.ort_variants`): dev metric, batch-1 latency, throughput and size of all six
+    variants, timed interleaved in this process with ORT's thread spinning off, go to ``runtimes``, with
+    ``ort_speedup`` (ORT fp32 / ORT fp32), ``ort_int8_speedup`` (int8 / int8) and ``deployment_speedup`` (teacher ORT
+    fp32 / student ORT int8). A model that does not export gets its error in ``runtimes_errors`` instead.
+
     Args:
         teacher, student: saved model directories (or hub ids).
         data: where the dev split comes from; ``max_eval_samples`` cuts it (recorded as ``dev_truncated``).
@@ -107,6 +178,7 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         latency_runs: timed batch-1 passes per model.
         extra: JSON-able keys merged into the report last.
         n_resamples, seed, level: of the bootstrap (see :func:`kdistill.reporting.stats.bootstrap_ci`).
+        runtimes: add the ONNX Runtime rows (None: :data:`ORT_ROWS` and onnxruntime installed).
 
     Returns:
         The report dict (see :func:`kdistill.reporting.render.build_report`; the added keys are listed
@@ -127,13 +199,14 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     splits, spec = load_data(data)
     dev = splits["validation"]
     texts = list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
-    entries, nets, toks, preds, labels, given, arch = [], [], [], {}, None, {}, {}
+    entries, nets, toks, preds, labels, given, arch, dev_sets = [], [], [], {}, None, {}, {}, {}
     for name, path, metric in (("teacher", teacher, teacher_metric), ("student", student, student_metric)):
         net = load_classifier(path, spec, require_trained_head=True, what=name)
         tok = load_tokenizer(path)
         ds = tokenize(dev, tok, max_length=data.max_length, cache_dir=data.cache_dir, desc=f"tokenize dev ({name})")
         logits, gold = predict(net, eval_loader(ds, tok, batch_size=64), desc=f"predict dev ({name})")
         preds[name] = logits
+        dev_sets[name] = ds
         labels = gold if labels is None else labels
         recomputed = compute_metrics(spec, logits, gold)[spec.main_metric]
         given[name] = metric
@@ -144,7 +217,17 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         entries.append((name, path, float(metric), SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk)))
         arch[name] = architecture(net)
         nets.append(net), toks.append(tok)
-    stats = measure_latency_interleaved(nets, toks, texts, n_runs=latency_runs)
+    if runtimes is None:
+        from kdistill.deploy.variants import onnxruntime_available
+
+        runtimes = ORT_ROWS and onnxruntime_available()
+    with tempfile.TemporaryDirectory(prefix="kdistill-ort-") as work:
+        variants, ort_errors = (_ort_variants(nets, toks, dev_sets, Path(work)) if runtimes else ({}, {}))
+        timed = [(role, "eager_fp32", net, tok) for role, net, tok in zip(("teacher", "student"), nets, toks)]
+        timed += [(role, v.runtime, v.module, toks[i]) for i, role in enumerate(("teacher", "student"))
+                  for v in variants.get(role, [])]
+        stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs)
+        runtime_rows = _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) if variants else {}
     entries = [ModelEntry(name=n, path=str(p), metric=m, size=s, latency=lat) for (n, p, m, s), lat in zip(entries, stats)]
 
     train_labels = splits["train"]["label"] if "train" in splits else None
@@ -174,6 +257,8 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         "versions": library_versions(),
         **source_commit(),
     }
+    if runtimes:
+        fields.update(_runtime_fields(runtime_rows, ort_errors))
     fields["dev_truncated"] = fields["dev_examples_full"] > len(dev)
     if fields["dev_truncated"]:
         fields["flags"].append(f"the dev split was cut to its first {len(dev)} rows (--max-eval-samples): the metrics "

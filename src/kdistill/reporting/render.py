@@ -288,6 +288,34 @@ def _provenance_lines(report: dict) -> list[str]:
     return [f"- {x}" for x in lines] + [""] if lines else []
 
 
+RUNTIME_NAMES = {"eager_fp32": "PyTorch eager fp32", "ort_fp32": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8"}
+
+
+def _runtime_lines(report: dict) -> list[str]:
+    """The "Runtimes" table: teacher and student in eager PyTorch, ORT fp32 and ORT int8 (when the report has them)."""
+    rows = report.get("runtimes") or {}
+    lines = []
+    if rows:
+        metric = report.get("metric_name", "metric")
+        bs = report.get("throughput_batch_size", 32)
+        lines += ["", "## Runtimes", "",
+                  f"| model | runtime | dev {metric} | latency bs1 median (ms) | p90 (ms) | throughput bs{bs} (ex/s) | size (MB) |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for role in ("teacher", "student"):
+            for runtime, row in (rows.get(role) or {}).items():
+                lines.append(f"| {role} | {RUNTIME_NAMES.get(runtime, runtime)} | {_fmt_num(row.get('metric'), '.4f')} | "
+                             f"{_fmt_num(row.get('latency_ms'), '.2f')} | {_fmt_num(row.get('latency_p90_ms'), '.2f')} | "
+                             f"{_fmt_num(row.get('throughput'), '.1f')} | {_fmt_num(row.get('disk_mb'), '.1f')} |")
+        lines += ["", f"Speedups: eager/eager {_fmt_num(report.get('speedup'), '.2f', 'x')}, ORT fp32/ORT fp32 "
+                  f"{_fmt_num(report.get('ort_speedup'), '.2f', 'x')}, ORT int8/ORT int8 "
+                  f"{_fmt_num(report.get('ort_int8_speedup'), '.2f', 'x')}; **deployment speedup** (student ORT int8 vs "
+                  f"teacher ORT fp32) {_fmt_num(report.get('deployment_speedup'), '.2f', 'x')}. ORT timing: "
+                  f"{report.get('ort_timing', 'n/a')}. int8: ONNX Runtime dynamic quantization (weights int8 per channel)."]
+    for role, err in (report.get("runtimes_errors") or {}).items():
+        lines.append(f"- no ONNX Runtime rows for the {role}: {err}")
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     """Render a report dict (from :func:`build_report`) as Markdown.
 
@@ -356,6 +384,7 @@ def render_markdown(report: dict) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines += _runtime_lines(report)
     lines += _evidence_lines(report)
     machine = r("machine") or {}
     cpu = machine.get("processor") or machine.get("machine") or "CPU"
@@ -431,6 +460,20 @@ def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> tuple[float
             xytext=(8, 6),
             fontsize=9,
         )
+    for role, color in (("teacher", "tab:red"), ("student", "tab:blue")):
+        for runtime, marker in (("ort_fp32", "D"), ("ort_int8", "v")):
+            row = ((report.get("runtimes") or {}).get(role) or {}).get(runtime)
+            if not row or row.get("latency_ms") is None or row.get("metric") is None:
+                continue
+            x, y = float(row["latency_ms"]), float(row["metric"])
+            xs.append(x), ys.append(y)
+            key = f"ort-{runtime}"
+            label = {"ort_fp32": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8"}[runtime]
+            ax.scatter([x], [y], zorder=3, marker=marker, s=70, facecolors="none", edgecolors=color, linewidths=1.6,
+                       label=None if key in labelled else f"{label} (hollow)")
+            labelled.add(key)
+            ax.annotate(f"{role} {runtime.split('_')[1]}", (x, y), textcoords="offset points", xytext=(6, -12),
+                        fontsize=8, color=color)
     t_metric = report.get("teacher_metric")
     metric_name = report.get("metric_name", "metric")
     if t_metric is not None:

@@ -1,0 +1,110 @@
+"""Serving an exported model with ONNX Runtime alone: no torch, no transformers.
+
+This module imports only ``onnxruntime``, ``tokenizers`` and ``numpy`` (and the standard library), so a
+served model needs nothing else::
+
+    pip install onnxruntime tokenizers numpy        # ~200 MB installed; torch alone is ~750 MB
+
+``kdistill export`` copies this file into every exported folder as ``predict.py``; use it from there
+without installing kdistill at all::
+
+    import sys; sys.path.insert(0, "students/sst2-int8")
+    from predict import Predictor
+    labels, probabilities = Predictor("students/sst2-int8").predict(["a gorgeous, witty film"])
+
+(or ``from kdistill.serve import Predictor`` where kdistill is installed; ``pip install --no-deps kdistill``
+installs it without its training dependencies).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+#: The export's description of the graph and its labels, written by ``kdistill export``.
+EXPORT_FILE = "kdistill_export.json"
+
+
+class Predictor:
+    """Labels and probabilities of an exported classifier, computed by ONNX Runtime.
+
+    Args:
+        folder: a folder written by ``kdistill export`` (``model.onnx`` [+ ``model_quantized.onnx``],
+            ``tokenizer.json``, ``kdistill_export.json``).
+        quantized: use the int8 graph (``model_quantized.onnx``); default: it when the folder has one.
+        threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice, all cores).
+
+    Raises:
+        FileNotFoundError: the folder lacks one of those files (the message names it).
+        ValueError: ``quantized=True`` for a folder without an int8 graph.
+    """
+
+    def __init__(self, folder: str | Path, *, quantized: bool | None = None, threads: int | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.folder = Path(folder)
+        meta_path = self.folder / EXPORT_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path} not found: pass a folder written by `kdistill export`")
+        self.meta = json.loads(meta_path.read_text())
+        graphs = self.meta["files"]
+        if quantized is None:
+            quantized = "int8" in graphs
+        if quantized and "int8" not in graphs:
+            raise ValueError(f"{self.folder} has no int8 graph; export it with --quantize dynamic|static|auto")
+        graph = self.folder / graphs["int8" if quantized else "fp32"]
+        tok_path = self.folder / "tokenizer.json"
+        for path in (graph, tok_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found; re-run `kdistill export`")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = Tokenizer.from_file(str(tok_path))
+        self.tokenizer.enable_truncation(max_length=int(self.meta["max_length"]))
+        self.tokenizer.enable_padding(pad_id=int(self.meta["pad_id"]), pad_token=str(self.meta["pad_token"]))
+        self.labels = [str(x) for x in self.meta["labels"]]
+        self.problem_type = self.meta.get("problem_type") or "single_label_classification"
+
+    def logits(self, texts: Sequence[str] | Sequence[tuple[str, str]], *, batch_size: int = 32) -> np.ndarray:
+        """Raw logits ``[N, C]`` (float32) of ``texts`` (strings, or ``(text_a, text_b)`` pairs for pair tasks)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        items = list(texts)
+        out = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            enc = self.tokenizer.encode_batch([tuple(t) if isinstance(t, (tuple, list)) else t for t in chunk])
+            columns = {"input_ids": [e.ids for e in enc], "attention_mask": [e.attention_mask for e in enc],
+                       "token_type_ids": [e.type_ids for e in enc]}
+            feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.input_names}
+            out.append(self.session.run(None, feed)[0])
+        n_out = len(self.labels) or 1
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, n_out), np.float32)
+
+    def predict(self, texts: Sequence[str] | Sequence[tuple[str, str]], *, batch_size: int = 32
+                ) -> tuple[list, np.ndarray | None]:
+        """``(labels, probabilities)`` of ``texts``.
+
+        Single-label: each label is the name of the arg-max class, ``probabilities`` the softmax ``[N, C]``.
+        Multi-label: each label is the list of names whose sigmoid is at least 0.5, ``probabilities`` the
+        sigmoids ``[N, C]``. Regression: the predicted scores (floats) and ``None``.
+        """
+        z = self.logits(texts, batch_size=batch_size)
+        if self.problem_type == "regression":
+            return [float(v) for v in z[:, 0]], None
+        if self.problem_type == "multi_label_classification":
+            p = 1.0 / (1.0 + np.exp(-z))
+            return [[self.labels[j] for j in np.flatnonzero(row >= 0.5)] for row in p], p
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        return [self.labels[j] for j in p.argmax(axis=1)], p
+
+
+__all__ = ["Predictor", "EXPORT_FILE"]
