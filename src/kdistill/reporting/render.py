@@ -511,6 +511,9 @@ def _plot(report: dict, others: Sequence[ModelEntry], path: Path) -> tuple[float
         if isinstance(p, (int, float)):
             verdict = "significant" if p < 1 - level else "not significant"
             text += f"\nteacher−student difference {verdict} ({_fmt_p(p)})"
+        if isinstance(report.get("deployment_speedup"), (int, float)):
+            text += (f"\nONNX Runtime: {report.get('ort_speedup') or float('nan'):.2f}x fp32 vs fp32; deployment "
+                     f"(student int8 vs teacher fp32) {report['deployment_speedup']:.2f}x")
         if any(str(f).startswith(("the teacher is", "the student is")) for f in report.get("flags") or []):
             text += "\nretention not meaningful: a model is at chance level"
         ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=9, color="tab:blue")
