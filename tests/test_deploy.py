@@ -30,8 +30,10 @@ def _data(glue_dir, **over):
 
 def _family(name: str, tok):
     """A tiny random classifier of each layout kdistill exports (BERT-uncased vocabulary of the real tokenizer)."""
-    from transformers import (DistilBertConfig, DistilBertForSequenceClassification, ElectraConfig,
-                              ElectraForSequenceClassification, RobertaConfig, RobertaForSequenceClassification)
+    from transformers import (DebertaV2Config, DebertaV2ForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification, ElectraConfig, ElectraForSequenceClassification,
+                              ModernBertConfig, ModernBertForSequenceClassification, MPNetConfig,
+                              MPNetForSequenceClassification, RobertaConfig, RobertaForSequenceClassification)
 
     torch.manual_seed(0)
     common = dict(vocab_size=len(tok), max_position_embeddings=160, num_labels=2, initializer_range=0.2,
@@ -41,6 +43,17 @@ def _family(name: str, tok):
     if name == "roberta":
         return RobertaForSequenceClassification(RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                                               intermediate_size=48, pad_token_id=1, **common))
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
+    if name == "mpnet":  # all-mpnet-base-v2's layout (relative position bias shared by the layers)
+        return MPNetForSequenceClassification(MPNetConfig(**small, **common))
+    if name == "deberta-v2":
+        return DebertaV2ForSequenceClassification(DebertaV2Config(**small, relative_attention=True, position_buckets=32,
+                                                                  pos_att_type=["p2c", "c2p"], **common))
+    if name == "modernbert":  # global attention every 2nd layer, local (sliding window) otherwise
+        return ModernBertForSequenceClassification(ModernBertConfig(**{**small, "num_hidden_layers": 3}, pad_token_id=0,
+                                                                    cls_token_id=101, sep_token_id=102, bos_token_id=None,
+                                                                    eos_token_id=None, global_attn_every_n_layers=2,
+                                                                    local_attention=16, **common))
     if name == "electra":
         return ElectraForSequenceClassification(ElectraConfig(embedding_size=16, hidden_size=32, num_hidden_layers=2,
                                                               num_attention_heads=4, intermediate_size=48, **common))
@@ -87,7 +100,8 @@ def _torch_logits(folder: Path, texts):
         return net(**model_inputs(enc, forward_keys(net))).logits.numpy()
 
 
-KINDS = ["bert", "roberta", "distilbert", "electra", "pruned", "lowrank", "vocab", "bilstm"]
+KINDS = ["bert", "roberta", "distilbert", "electra", "mpnet", "deberta-v2", "modernbert", "pruned", "lowrank", "vocab",
+         "bilstm"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -106,7 +120,8 @@ def test_export_parity_and_predictor_round_trip(kind, tiny_tokenizer, glue_dir, 
                  "kdistill_export.json"):
         assert (out / name).is_file(), name
     assert not list(tmp_path.glob(".onnx.partial*"))
-    assert ("token_type_ids" in meta["inputs"]) == (kind in ("bert", "roberta", "electra", "pruned", "lowrank", "vocab"))
+    takes_types = ("bert", "roberta", "electra", "deberta-v2", "pruned", "lowrank", "vocab")
+    assert ("token_type_ids" in meta["inputs"]) == (kind in takes_types)
     if kind in ("bert", "pruned", "lowrank", "vocab", "roberta"):
         assert meta["optimize"]["applied"] in (True, False) and "fusions" in meta["optimize"]
     if kind == "bert":  # uniform heads: ORT's attention fusion applies, and parity still holds
