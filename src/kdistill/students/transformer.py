@@ -38,7 +38,16 @@ LAYOUTS: dict[str, EncoderLayout] = {
     "camembert": EncoderLayout("roberta.encoder.layer", "num_hidden_layers"),
     "electra": EncoderLayout("electra.encoder.layer", "num_hidden_layers"),
     "distilbert": EncoderLayout("distilbert.transformer.layer", "n_layers"),
+    # the encoders users fine-tune today: layer copy, spec students, KD on logits and hidden states, export
+    # (MPNet's relative-position bias and DeBERTa's relative embeddings sit outside the layers and are copied whole)
+    "mpnet": EncoderLayout("mpnet.encoder.layer", "num_hidden_layers"),
+    "deberta-v2": EncoderLayout("deberta.encoder.layer", "num_hidden_layers"),
+    "modernbert": EncoderLayout("model.layers", "num_hidden_layers"),
 }
+
+
+#: Layouts whose attention cannot be captured (own attention code, not transformers' AttentionInterface).
+NO_CAPTURE = frozenset({"mpnet", "deberta-v2", "modernbert"})
 
 
 def layout_for(config: PretrainedConfig) -> EncoderLayout:
@@ -106,6 +115,8 @@ def layers_from_teacher(teacher: PreTrainedModel, layers: list[int] | None = Non
         )
     config = copy.deepcopy(teacher.config)
     setattr(config, layout.num_layers_attr, len(layers))
+    if isinstance(getattr(config, "layer_types", None), list):  # ModernBERT: each copied layer keeps its attention type
+        config.layer_types = [teacher.config.layer_types[i] for i in layers]
     student = type(teacher)(config)
     prefix = layout.layers_path + "."
     pattern = re.compile(re.escape(prefix) + r"(\d+)\.(.*)")
@@ -157,6 +168,9 @@ def from_spec(
         )
     config = copy.deepcopy(base_config)
     setattr(config, layout.num_layers_attr, num_layers)
+    if isinstance(getattr(config, "layer_types", None), list):  # ModernBERT: the teacher's global/local pattern
+        every = int(getattr(config, "global_attn_every_n_layers", 1) or 1)
+        config.layer_types = ["full_attention" if i % every == 0 else "sliding_attention" for i in range(num_layers)]
     ffn = intermediate_size or 4 * hidden_size
     if config.model_type == "distilbert":
         config.dim, config.n_heads, config.hidden_dim = hidden_size, num_heads, ffn
@@ -164,6 +178,8 @@ def from_spec(
         config.hidden_size, config.num_attention_heads, config.intermediate_size = hidden_size, num_heads, ffn
         if hasattr(config, "embedding_size"):  # ELECTRA
             config.embedding_size = hidden_size
+        if hasattr(config, "pooler_hidden_size"):  # DeBERTa's pooler
+            config.pooler_hidden_size = hidden_size
     if seed is not None:
         torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(config).train()
@@ -181,6 +197,10 @@ def check_layerwise_pair(student, teacher) -> None:
         layout_for(model.config)  # raises for unsupported architectures
         if not hasattr(model, "set_attn_implementation"):
             raise ModelError(f"TinyBERT needs a transformers encoder {what}; got {type(model).__name__}")
+        if model.config.model_type in NO_CAPTURE:
+            raise ModelError(f"layer-wise distillation captures attention, which {model.config.model_type} models ({what}) do "
+                             "not route through transformers' AttentionInterface; use --method kd (with --cos-weight for "
+                             "hidden states)")
     m, n = num_layers(student.config), num_layers(teacher.config)
     if m > n:
         raise ModelError(f"the student has {m} layers, the teacher {n}: a TinyBERT student must not be deeper than its teacher")

@@ -1,0 +1,92 @@
+"""MPNet (all-mpnet-base-v2's layout), DeBERTa-v2 and ModernBERT: layer copy, spec students, KD on logits and hidden
+states end to end, and a one-line refusal of what needs attention capture (issue 15, part 2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+LABELS = dict(num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+
+
+def tiny(kind: str, vocab: int = 30522, layers: int = 3):
+    from transformers import (DebertaV2Config, DebertaV2ForSequenceClassification, ModernBertConfig,
+                              ModernBertForSequenceClassification, MPNetConfig, MPNetForSequenceClassification)
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=48,
+                  max_position_embeddings=160, initializer_range=0.2, **LABELS)
+    if kind == "mpnet":
+        return MPNetForSequenceClassification(MPNetConfig(**common)).eval()
+    if kind == "deberta-v2":
+        return DebertaV2ForSequenceClassification(DebertaV2Config(**common, relative_attention=True, position_buckets=32,
+                                                                  pos_att_type=["p2c", "c2p"])).eval()
+    return ModernBertForSequenceClassification(ModernBertConfig(**common, pad_token_id=0, cls_token_id=101, sep_token_id=102,
+                                                                bos_token_id=None, eos_token_id=None,
+                                                                global_attn_every_n_layers=2, local_attention=16)).eval()
+
+
+KINDS = ["mpnet", "deberta-v2", "modernbert"]
+SHARED = {"mpnet": "mpnet.encoder.relative_attention_bias.weight", "deberta-v2": "deberta.encoder.rel_embeddings.weight",
+          "modernbert": "model.embeddings.tok_embeddings.weight"}
+
+
+def _batch():
+    ids = torch.randint(5, 1000, (3, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_copy(kind):
+    from kdistill.students import from_spec, layers_from_teacher
+
+    teacher = tiny(kind)
+    whole = layers_from_teacher(teacher, [0, 1, 2]).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(whole(**_batch()).logits, teacher(**_batch()).logits)
+    student = layers_from_teacher(teacher, [0, 2]).eval()
+    t_state, s_state = teacher.state_dict(), student.state_dict()
+    layers = {"mpnet": "mpnet.encoder.layer", "deberta-v2": "deberta.encoder.layer", "modernbert": "model.layers"}[kind]
+    for key, value in s_state.items():
+        if key.startswith(layers + ".1."):  # student layer 1 is teacher layer 2
+            torch.testing.assert_close(value, t_state[key.replace(layers + ".1.", layers + ".2.")])
+    torch.testing.assert_close(s_state[SHARED[kind]], t_state[SHARED[kind]])
+    if kind == "modernbert":  # each copied layer keeps its global / sliding attention
+        assert student.config.layer_types == [teacher.config.layer_types[0], teacher.config.layer_types[2]]
+    spec = from_spec(teacher.config, num_layers=2, hidden_size=16, num_heads=2, intermediate_size=24, seed=0).eval()
+    with torch.no_grad():
+        assert spec(**_batch()).logits.shape == (3, 2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kd_with_hidden_states_end_to_end(kind, tiny_tokenizer, glue_dir, tmp_path):
+    """A 3-layer teacher of each layout distilled into its 2-layer copy: soft targets + DistilBERT's cosine on the last
+    hidden states; the student saves, reloads with AutoModelForSequenceClassification and matches the report."""
+    import kdistill
+    from transformers import AutoModelForSequenceClassification
+
+    teacher_dir = tmp_path / "teacher"
+    tiny(kind, vocab=len(tiny_tokenizer)).save_pretrained(teacher_dir)
+    tiny_tokenizer.save_pretrained(teacher_dir)
+    res = kdistill.distill(str(teacher_dir), "sst2", output_dir=tmp_path / "run", data_dir=str(glue_dir),
+                           max_train_samples=64, max_eval_samples=32, selection_size=6, epochs=1, batch_size=16,
+                           layers=[0, 2], cos_weight=1.0, latency_runs=3)
+    assert res.report["student_params"] < res.report["teacher_params"]
+    assert {"soft_kl", "hidden_cos"} <= {t["term"] for t in res.report["loss_terms"].values()}
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
+    assert type(reloaded).__name__ == type(tiny(kind)).__name__ and reloaded.config.num_hidden_layers == 2
+
+
+def test_layerwise_distillation_refused_in_one_line(tiny_tokenizer, glue_dir, tmp_path):
+    import kdistill
+    from kdistill.errors import ModelError
+
+    teacher_dir = tmp_path / "teacher"
+    tiny("mpnet", vocab=len(tiny_tokenizer)).save_pretrained(teacher_dir)
+    tiny_tokenizer.save_pretrained(teacher_dir)
+    with pytest.raises(ModelError, match=r"mpnet models \(student\) do not route .* use --method kd"):
+        kdistill.distill(str(teacher_dir), "sst2", output_dir=tmp_path / "run", method="tinybert", data_dir=str(glue_dir),
+                         max_train_samples=32, max_eval_samples=16, layers=[0, 2])
+    assert not (tmp_path / "run").exists()
