@@ -150,7 +150,8 @@ def test_teacher_with_untrained_head(tmp_path, glue_dir, tiny_tokenizer):
     assert not (tmp_path / "o").exists()
 
 
-def test_student_vocabulary_differs(tiny_teacher_dir, tmp_path, glue_dir):
+def test_student_vocabulary_differs_and_tokens_cannot_pair(tiny_teacher_dir, tmp_path, glue_dir):
+    """A student with its own tokenizer is distilled on logits (and L_cos by words); token-by-token pairing is refused."""
     from transformers import BertTokenizer
 
     vocab = tmp_path / "vocab.txt"
@@ -160,8 +161,9 @@ def test_student_vocabulary_differs(tiny_teacher_dir, tmp_path, glue_dir):
     BertTokenizer(vocab=str(vocab)).save_pretrained(student)
     with Untouched(tmp_path, tiny_teacher_dir, glue_dir):
         r = _distill("--teacher", str(tiny_teacher_dir), "--student", str(student), "--data-dir", str(glue_dir),
-                     "--max-train-samples", "32", "--output", str(tmp_path / "o"))
-    _assert_one_line_error(r, "vocabularies differ (30522 vs 8 tokens)")
+                     "--max-train-samples", "32", "--cos-weight", "1", "--hidden-align", "tokens", "--output",
+                     str(tmp_path / "o"))
+    _assert_one_line_error(r, "tokenizer (8 tokens) differs from the teacher's (30522)", "--hidden-align words")
     assert not (tmp_path / "o").exists()
 
 

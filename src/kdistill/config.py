@@ -132,6 +132,9 @@ class DistillConfig(_Base):
     alpha: float = Field(default=0.5, ge=0, le=1)
     kd_loss: Literal["kl", "mse"] = "kl"
     cos_weight: float = Field(default=0.0, ge=0)
+    # how L_cos pairs hidden states: auto = token by token with one tokenizer, word by word when the student's
+    # tokenizer differs from the teacher's; tokens / words force one
+    hidden_align: Literal["auto", "tokens", "words"] = "auto"
 
 
 class AugmentConfig(_Base):

@@ -45,9 +45,51 @@ def dataset_key(ds: datasets.Dataset, tokenizer, max_length: int) -> str:
     return h.hexdigest()[:16]
 
 
+def word_index(text_a: str, text_b: str | None, offsets: list[tuple[int, int]], sequence_ids: list[int | None]) -> list[int]:
+    """For each token, the index of the whitespace-separated word of the raw text it starts in, or -1.
+
+    Words are numbered over ``text_a`` and then ``text_b`` (pairs), so two tokenizers that split the same words into
+    different pieces give the same word numbers: the key of word-level alignment across tokenizers. Special tokens
+    (``sequence_ids`` None) and pieces that start in whitespace get -1.
+
+    Args:
+        text_a, text_b: the raw texts; offsets: ``(start, end)`` character span of each token in its own text
+            (a fast tokenizer's ``offset_mapping``); sequence_ids: 0 / 1 / None per token (which text it is from).
+
+    Returns:
+        ``[L]`` word indices (int), -1 for tokens outside any word.
+    """
+    starts: list[list[int]] = []
+    for text in (text_a, text_b or ""):
+        spans, pos = [], 0
+        for word in text.split():
+            pos = text.index(word, pos)
+            spans.append(pos)
+            pos += len(word)
+        starts.append(spans)
+    first_b = len(starts[0])
+    out = []
+    for (start, end), seq in zip(offsets, sequence_ids):
+        if seq is None or end <= start:
+            out.append(-1)
+            continue
+        spans = starts[seq]
+        # the last word starting at or before the token's first character
+        lo, hi = 0, len(spans)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if spans[mid] <= start:
+                lo = mid + 1
+            else:
+                hi = mid
+        w = lo - 1
+        out.append(-1 if w < 0 else w + (first_b if seq == 1 else 0))
+    return out
+
+
 def tokenize(
     ds: datasets.Dataset, tokenizer, *, max_length: int = 128, cache_dir: str | Path | None = None, desc: str = "tokenize",
-    key: str | None = None,
+    key: str | None = None, word_ids: bool = False,
 ) -> datasets.Dataset:
     """Tokenise a split produced by :func:`kdistill.data.load_splits`, caching the result on disk.
 
@@ -60,10 +102,15 @@ def tokenize(
         max_length: truncation length in tokens.
         cache_dir: where the Arrow cache lives (default :func:`default_cache_dir`).
         key: :func:`dataset_key` of ``ds`` when the caller already has it (it hashes every text).
+        word_ids: also add ``word_ids`` (:func:`word_index` per token; needs a fast tokenizer) for word-level
+            alignment of hidden states across tokenizers.
 
     Returns:
         Dataset with ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``,
-        ``idx`` and ``length`` (tokens, for length grouping), formatted as torch tensors.
+        ``idx`` and ``length`` (tokens, for length grouping) [, ``word_ids``], formatted as torch tensors.
+
+    Raises:
+        DataError: the cache folder is not writable; ``word_ids`` with a tokenizer that gives no offsets.
     """
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
@@ -75,12 +122,22 @@ def tokenize(
 
         raise DataError(f"cannot write the data cache in '{cache_root}' ({err.strerror or err}); make it writable or "
                         "set KDISTILL_CACHE (or --cache-dir) to a writable folder") from None
-    cache_file = cache_root / f"tok-{key or dataset_key(ds, tokenizer, max_length)}.arrow"
+    cache_file = cache_root / f"tok-{key or dataset_key(ds, tokenizer, max_length)}{'-w' if word_ids else ''}.arrow"
     pair = "text_b" in ds.column_names
+    if word_ids and not getattr(tokenizer, "is_fast", False):
+        from kdistill.errors import DataError
+
+        raise DataError(f"word-level alignment needs a fast tokenizer (character offsets); {type(tokenizer).__name__} "
+                        "is not one: save the model with its tokenizer.json")
 
     def encode(batch):
-        enc = tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True, max_length=max_length)
+        enc = tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True, max_length=max_length,
+                        return_offsets_mapping=word_ids)
         enc["length"] = [len(x) for x in enc["input_ids"]]
+        if word_ids:
+            offsets = enc.pop("offset_mapping")
+            enc["word_ids"] = [word_index(batch["text_a"][i], batch["text_b"][i] if pair else None, offsets[i],
+                                          enc.sequence_ids(i)) for i in range(len(offsets))]
         return enc
 
     drop = [c for c in ds.column_names if c not in ("label", "idx")]
@@ -124,6 +181,12 @@ class Collator:
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         model_part = [{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features]
         batch = dict(self.pad(model_part))
+        if "word_ids" in features[0]:  # padded with -1 (no word), on the tokenizer's padding side
+            width = batch["input_ids"].shape[1]
+            left = getattr(self.pad.tokenizer, "padding_side", "right") == "left"
+            rows = [torch.as_tensor(f["word_ids"], dtype=torch.long) for f in features]
+            fill = [torch.full((width - len(r),), -1, dtype=torch.long) for r in rows]
+            batch["word_ids"] = torch.stack([torch.cat([f, r] if left else [r, f]) for r, f in zip(rows, fill)])
         if "labels" in features[0]:  # unlabeled text (general distillation) has none
             batch["labels"] = torch.stack([torch.as_tensor(f["labels"]) for f in features])
         if "idx" in features[0]:

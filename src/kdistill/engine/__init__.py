@@ -16,8 +16,9 @@ from kdistill.engine.logger import plot_training_curves
 from kdistill.engine.loop import Trainee, train
 from kdistill.engine.setup import check_train_config
 from kdistill.engine.state import TrainResult, TrainState
-from kdistill.engine.teacher import CachedLogits, LiveTeacher, NoTeacher, teacher_logits_cache, teacher_source_for
+from kdistill.engine.teacher import (CachedLogits, LiveTeacher, NoTeacher, TeacherView, teacher_logits_cache,
+                                     teacher_source_for)
 
 __all__ = ["train", "Trainee", "TrainState", "TrainResult", "Evaluator", "evaluate_model", "predict",
            "plot_training_curves", "check_train_config", "teacher_logits_cache", "teacher_source_for",
-           "NoTeacher", "CachedLogits", "LiveTeacher"]
+           "NoTeacher", "CachedLogits", "LiveTeacher", "TeacherView"]

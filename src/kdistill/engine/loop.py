@@ -128,7 +128,8 @@ def _step(trainee, batch, source, acc, optimizer, cfg: TrainConfig, state: Train
 
 def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: TaskSpec | None, cfg: TrainConfig,
           output_dir: str | Path | RunDir, teacher=None, teacher_fingerprint: str = "", resume: bool = False,
-          callbacks: Sequence[Callable[[TrainState], None]] = (), loader=None, teacher_source=None) -> TrainResult:
+          callbacks: Sequence[Callable[[TrainState], None]] = (), loader=None, teacher_source=None,
+          teacher_view=None) -> TrainResult:
     """Train ``student`` on ``objective``; keep the best model by ``task.main_metric``.
 
     Args:
@@ -165,7 +166,8 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
     epoch_objs = (getattr(loader, "sampler", None),)
     source = teacher_source or teacher_source_for(
         objective, teacher, train_ds=train_ds, tokenizer=tokenizer, cfg=cfg, fingerprint=teacher_fingerprint,
-        cache_path=Path(cfg.teacher_cache_file) if cfg.teacher_cache_file else run.teacher_logits, accelerator=acc)
+        cache_path=Path(cfg.teacher_cache_file) if cfg.teacher_cache_file else run.teacher_logits, accelerator=acc,
+        view=teacher_view)
     trainee = Trainee(student, objective)
     with contextlib.ExitStack() as stack:
         stack.enter_context(trainee.capture())

@@ -5,6 +5,9 @@
 * :class:`LiveTeacher` — the frozen teacher runs on every batch (hidden states and, when the
   objective asks, attention recorded by hooks for its lifetime as a context manager).
 
+A :class:`TeacherView` is the teacher's own tokenisation of the train split when its tokenizer differs from the
+student's: the cache is computed from it, and the live teacher looks its inputs up by the batch's ``idx``.
+
 :func:`teacher_source_for` picks one from what the objective needs; the training loop only calls
 ``source(batch)``. Every source is a context manager (entered once for the whole run).
 """
@@ -78,6 +81,28 @@ def teacher_key(name: str | Path | None) -> str:
     return "|".join(parts)
 
 
+class TeacherView:
+    """The train split as the teacher tokenizes it (another tokenizer than the student's), rows aligned by ``idx``.
+
+    Args:
+        ds: :func:`kdistill.data.batching.tokenize` of the same split with the teacher's tokenizer (``idx`` 0..N-1, as
+            the student's); with ``word_ids`` when hidden states are aligned by words.
+        tokenizer: the teacher's tokenizer (pads the teacher's batches).
+    """
+
+    def __init__(self, ds, tokenizer):
+        from kdistill.data.batching import Collator
+
+        self.ds, self.tokenizer, self._collate = ds, tokenizer, Collator(tokenizer)
+        self._row = {int(i): n for n, i in enumerate(ds.with_format(None)["idx"])}
+
+    def batch(self, idx: torch.Tensor, device) -> dict[str, torch.Tensor]:
+        """The teacher's padded inputs (and ``word_ids``) for the examples ``idx`` ``[B]``, in that order."""
+        rows = self.ds.with_format(None).select([self._row[int(i)] for i in idx.tolist()])
+        feats = [dict(zip(rows.column_names, values)) for values in zip(*(rows[c] for c in rows.column_names))]
+        return {k: v.to(device) for k, v in self._collate(feats).items()}
+
+
 class NoTeacher:
     """For objectives that need no teacher: ``source(batch)`` is ``None``."""
 
@@ -113,9 +138,11 @@ class LiveTeacher(NoTeacher):
             source is entered, or ``False`` for no recording.
     """
 
-    def __init__(self, teacher, accelerator: Accelerator, *, want_hidden: bool, attention_layers=False):
+    def __init__(self, teacher, accelerator: Accelerator, *, want_hidden: bool, attention_layers=False,
+                 view: TeacherView | None = None):
         self.teacher, self.accelerator, self.want_hidden = teacher, accelerator, want_hidden
         self.attention_layers, self.recorder, self._capture = attention_layers, None, None
+        self.view = view
 
     def __enter__(self):
         if self.attention_layers is not False:
@@ -131,11 +158,13 @@ class LiveTeacher(NoTeacher):
             self._capture = self.recorder = None
 
     def __call__(self, batch) -> TeacherSignal:
+        inputs = batch if self.view is None else self.view.batch(batch["idx"], self.accelerator.device)
         with torch.no_grad(), self.accelerator.autocast():
-            out = self.teacher(**model_inputs(batch), output_hidden_states=self.want_hidden)
+            out = self.teacher(**model_inputs(inputs), output_hidden_states=self.want_hidden)
         logits = getattr(out, "logits", None)  # a bare encoder (general distillation) has none
         signal = TeacherSignal(logits=None if logits is None else logits.float(),
-                               hidden_states=getattr(out, "hidden_states", None))
+                               hidden_states=getattr(out, "hidden_states", None),
+                               word_ids=inputs.get("word_ids") if self.view is not None else None)
         if self.recorder is not None:
             signal.attention_scores, signal.attention_probs = list(self.recorder.scores), list(self.recorder.probs)
             self.recorder.clear()
@@ -143,12 +172,13 @@ class LiveTeacher(NoTeacher):
 
 
 def teacher_source_for(objective: Objective, teacher, *, train_ds, tokenizer, cfg: TrainConfig, cache_path: Path,
-                       fingerprint: str, accelerator: Accelerator):
+                       fingerprint: str, accelerator: Accelerator, view: TeacherView | None = None):
     """The cheapest source that gives ``objective`` what it needs.
 
     Cached logits when the objective needs only the teacher's logits, ``cfg.cache_teacher`` is on
     and the train split is a dataset (not a stream); else the live teacher (with attention capture
-    when the objective asks); :class:`NoTeacher` when no teacher is needed.
+    when the objective asks); :class:`NoTeacher` when no teacher is needed. With a ``view`` (the teacher tokenizes
+    the text itself), the cache is computed from the view and the live teacher reads its inputs from it.
 
     Raises:
         KDistillError: the objective needs a teacher and none is given.
@@ -163,9 +193,10 @@ def teacher_source_for(objective: Objective, teacher, *, train_ds, tokenizer, cf
     internals = objective.needs_hidden_states or objective.needs_attentions
     if cfg.cache_teacher and not internals and train_ds is not None:
         t0 = time.perf_counter()
-        logits = teacher_logits_cache(teacher, train_ds, tokenizer, path=cache_path, fingerprint=fingerprint or "unnamed",
+        t_ds, t_tok = (train_ds, tokenizer) if view is None else (view.ds, view.tokenizer)
+        logits = teacher_logits_cache(teacher, t_ds, t_tok, path=cache_path, fingerprint=fingerprint or "unnamed",
                                       batch_size=cfg.eval_batch_size, accelerator=accelerator,
                                       show_progress=cfg.show_progress)
         return CachedLogits(logits, accelerator.device, time.perf_counter() - t0)
     layers = objective.teacher_attention_layers if objective.needs_attentions else False
-    return LiveTeacher(teacher, accelerator, want_hidden=internals, attention_layers=layers)
+    return LiveTeacher(teacher, accelerator, want_hidden=internals, attention_layers=layers, view=view)

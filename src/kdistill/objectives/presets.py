@@ -34,14 +34,15 @@ def finetune_objective(task: TaskSpec, cfg: DistillConfig | None = None) -> Obje
     return Objective("finetune", task, [("hard", 1.0, make_term("gold", task=task))])
 
 
-def kd_objective(task: TaskSpec, cfg: DistillConfig | None = None) -> Objective:
+def kd_objective(task: TaskSpec, cfg: DistillConfig | None = None, *, hidden_align: str = "tokens") -> Objective:
     """Task-specific logit distillation (Hinton et al. 2015), with DistilBERT's optional L_cos.
 
     ``loss = α·L_hard + (1 − α)·L_soft + w_cos·L_cos`` where ``L_hard`` = CE(student, gold) (MSE for
     regression); ``L_soft`` = ``T²·KL`` of the soft targets (``kd_loss='kl'``, Hinton et al. 2015) or
     ``MSE(z_s, z_t)`` (``kd_loss='mse'``, Tang et al. 2019, Eq. 2), always the MSE to the teacher's
     prediction for regression tasks; ``L_cos`` = mean ``1 − cos`` of the last hidden states (Sanh et
-    al. 2019), only when ``cos_weight > 0`` (equal widths; the teacher then runs on every batch).
+    al. 2019), only when ``cos_weight > 0`` (equal widths; the teacher then runs on every batch), paired token by
+    token or, with ``hidden_align="words"`` (teacher and student tokenizers differ), word by word.
     """
     cfg = cfg or DistillConfig()
     terms = []
@@ -52,7 +53,7 @@ def kd_objective(task: TaskSpec, cfg: DistillConfig | None = None) -> Objective:
                 else make_term("soft_kl", task=task, temperature=cfg.temperature))
         terms.append(("soft", 1 - cfg.alpha, soft))
     if cfg.cos_weight > 0:
-        terms.append(("cos", cfg.cos_weight, make_term("hidden_cos")))
+        terms.append(("cos", cfg.cos_weight, make_term("hidden_cos", align=hidden_align)))
     return Objective("kd", task, terms)
 
 

@@ -20,12 +20,15 @@ class ModelSignal:
             before the padding mask; see :func:`kdistill.students.capture.capture_attention`) or
             ``None`` for layers not recorded; ``None`` when not asked for.
         attention_probs: same layout, post-softmax attention probabilities.
+        word_ids: ``[B, L]`` the word of each of this model's tokens (-1 = none), when the teacher tokenizes the text
+            itself (another tokenizer than the student's) and the objective aligns hidden states by words.
     """
 
     logits: torch.Tensor | None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attention_scores: list[torch.Tensor | None] | None = None
     attention_probs: list[torch.Tensor | None] | None = None
+    word_ids: torch.Tensor | None = None
 
 
 TeacherSignal = ModelSignal  # the name used for the teacher's side

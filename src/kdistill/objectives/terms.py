@@ -22,6 +22,7 @@ from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError
 from kdistill.losses import (hard_label_ce, hidden_cosine, logit_mse, multilabel_bce, multilabel_soft_kl, regression_mse,
                              soft_target_kl)
+from kdistill.losses.align import word_aligned_cosine
 from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, embedding_loss, hidden_state_loss,
                                       prediction_loss)
 from kdistill.objectives.signals import ModelSignal
@@ -166,12 +167,29 @@ class LogitMSE(Term):
 
 @register("hidden_cos")
 class HiddenCos(Term):
-    """DistilBERT's L_cos (Sanh et al. 2019): ``1 − cos`` of the last hidden states over real tokens."""
+    """DistilBERT's L_cos (Sanh et al. 2019): ``1 − cos`` of the last hidden states over real tokens (or words).
+
+    ``align="tokens"``: token by token (one tokenizer). ``align="words"``: each model's token states mean-pooled per
+    whitespace word of the raw text and paired word by word (:func:`kdistill.losses.align.word_aligned_cosine`):
+    works across tokenizers; needs ``word_ids`` in the batch (the student's) and in the teacher's signal (or the
+    batch's, when both share one tokenization).
+    """
 
     needs_hidden_states = True
 
+    def __init__(self, align: str = "tokens"):
+        super().__init__()
+        if align not in ("tokens", "words"):
+            raise KDistillError(f"hidden_cos align must be 'tokens' or 'words', got '{align}'")
+        self.align = align
+
     def forward(self, student, teacher, batch):
-        return hidden_cosine(student.hidden_states[-1], teacher.hidden_states[-1], batch.get("attention_mask"))
+        if self.align == "tokens":
+            return hidden_cosine(student.hidden_states[-1], teacher.hidden_states[-1], batch.get("attention_mask"))
+        if "word_ids" not in batch:
+            raise KDistillError("word-aligned L_cos needs word_ids in the batch (tokenize(..., word_ids=True))")
+        teacher_words = teacher.word_ids if teacher.word_ids is not None else batch["word_ids"]
+        return word_aligned_cosine(student.hidden_states[-1], batch["word_ids"], teacher.hidden_states[-1], teacher_words)
 
 
 class _LayerMapped(Term):

@@ -60,6 +60,7 @@ class Prepared:
     report_ds: Any = None  # the reported split (dev), when it differs from eval_ds
     loader: Any = None
     fingerprint: str = ""
+    teacher_view: Any = None  # the teacher's own tokenisation of the train split, when its tokenizer differs
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -131,7 +132,7 @@ def _train_stage(stage: Stage, prepared: Prepared, sdir, *, resume: bool, callba
     result = train(student=prepared.student, objective=objective, train_ds=prepared.train_ds, eval_ds=prepared.eval_ds,
                    tokenizer=prepared.tokenizer, task=prepared.task, cfg=stage.train(prepared), output_dir=sdir,
                    teacher=prepared.teacher, loader=prepared.loader, resume=resume, callbacks=callbacks,
-                   teacher_fingerprint=prepared.fingerprint)
+                   teacher_fingerprint=prepared.fingerprint, teacher_view=prepared.teacher_view)
     return objective, result
 
 

@@ -62,14 +62,46 @@ def load_task(cfg) -> Prepared:
         if student.config.vocab_size < len(tokenizer):
             raise ModelError(f"the BiLSTM student's vocabulary ({student.config.vocab_size}) is smaller than the "
                              f"teacher tokenizer's ({len(tokenizer)}); build it on the teacher's tokenizer")
-    else:
+    info: dict = {"pos_tagger": pos_tagger}
+    if sc.kind == "pretrained" and not same_tokenizer(tokenizer, student_tok := load_tokenizer(sc.path)):
+        check_cross_tokenizer(cfg, tokenizer, student_tok)
+        info["teacher_tokenizer"] = tokenizer  # the student reads its own tokens; the teacher gets a TeacherView
+        tokenizer = student_tok
+    elif not is_bilstm(student):
         if sc.kind == "pretrained":
-            check_same_vocab(tokenizer, load_tokenizer(sc.path))
+            check_same_vocab(tokenizer, student_tok)
         if student.config.vocab_size != teacher.config.vocab_size:
             raise ModelError(f"student vocabulary ({student.config.vocab_size}) differs from the teacher's "
                              f"({teacher.config.vocab_size}); build the student on the teacher's tokenizer")
-    return Prepared(cfg=cfg, task=task, tokenizer=tokenizer, student=student, teacher=teacher, splits=splits,
-                    info={"pos_tagger": pos_tagger})
+    return Prepared(cfg=cfg, task=task, tokenizer=tokenizer, student=student, teacher=teacher, splits=splits, info=info)
+
+
+def same_tokenizer(a, b) -> bool:
+    """True when both tokenizers map text to the same ids (same vocabulary)."""
+    return a is b or a.get_vocab() == b.get_vocab()
+
+
+def check_cross_tokenizer(cfg, teacher_tok, student_tok) -> None:
+    """What works when teacher and student tokenize differently: logit KD (per example, cached or live) and L_cos
+    aligned by words; layer-wise (token by token) losses do not. Raises a one-line :class:`ModelError` otherwise."""
+    what = (f"the student's tokenizer ({len(student_tok)} tokens) differs from the teacher's ({len(teacher_tok)})")
+    if cfg.method == "tinybert":
+        raise ModelError(f"{what}: TinyBERT's attention and hidden-state losses pair tokens one to one; use --method kd "
+                         "(soft targets, and --cos-weight for hidden states aligned by words)")
+    if cfg.distill.cos_weight > 0 and cfg.distill.hidden_align == "tokens":
+        raise ModelError(f"{what}: --hidden-align tokens pairs tokens one to one, which different tokenizers do not "
+                         "have; use --hidden-align words (or auto)")
+    for name, tok in (("teacher", teacher_tok), ("student", student_tok)):
+        if cfg.distill.cos_weight > 0 and not getattr(tok, "is_fast", False):
+            raise ModelError(f"{what}: word alignment needs character offsets, which the {name}'s "
+                             f"{type(tok).__name__} does not give; save it with a tokenizer.json (fast tokenizer)")
+
+
+def hidden_align(p: Prepared) -> str:
+    """``tokens`` or ``words``: how this run's L_cos pairs hidden states (``--hidden-align``; auto = words across
+    tokenizers)."""
+    how = p.cfg.distill.hidden_align
+    return ("words" if "teacher_tokenizer" in p.info else "tokens") if how == "auto" else how
 
 
 def prepare_task_data(p: Prepared, procs) -> None:
@@ -78,19 +110,27 @@ def prepare_task_data(p: Prepared, procs) -> None:
     from kdistill.data.batching import dataset_key, tokenize
     from kdistill.engine.teacher import teacher_key
 
+    from kdistill.engine.teacher import TeacherView
+
     cfg, tok, cache = p.cfg, p.tokenizer, p.cfg.data.cache_dir
+    teacher_tok = p.info.get("teacher_tokenizer", tok)  # the teacher's own, when the student's differs
+    words = cfg.method == "kd" and cfg.distill.cos_weight > 0 and hidden_align(p) == "words"
     train_split, aug_info = p.splits["train"], None
     selection = None
     if cfg.data.select_on == "holdout":  # chosen off the reported split, before any augmentation sees the rows
         train_split, selection, p.info["selection"] = selection_split(cfg, train_split, p.task)
     if cfg.augment.augment != "none":  # Tang et al. (2019) transfer set: originals + unlabeled perturbations
         train_split, aug_info = augment_train_split(
-            train_split, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]", seed=cfg.train.seed,
+            train_split, cfg.augment, mask_token=teacher_tok.mask_token or teacher_tok.unk_token or "[MASK]", seed=cfg.train.seed,
             pos_tagger=p.info.get("pos_tagger"), cache_dir=cache,
             show_progress=cfg.train.show_progress and procs.is_main_process)
     train_key = dataset_key(train_split, tok, cfg.data.max_length)  # hashes every text: computed once, used twice
     p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train",
-                          key=train_key)
+                          key=train_key, word_ids=words)
+    if teacher_tok is not tok:  # the teacher reads the same rows in its own tokens (same idx)
+        train_key = dataset_key(train_split, teacher_tok, cfg.data.max_length)
+        p.teacher_view = TeacherView(tokenize(train_split, teacher_tok, max_length=cfg.data.max_length, cache_dir=cache,
+                                              desc="tokenize train (teacher)", key=train_key, word_ids=words), teacher_tok)
     p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
     p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length,
                                                                cache_dir=cache, desc="tokenize selection slice")
@@ -156,13 +196,18 @@ def kd_report_extra(p: Prepared, objective) -> dict:
         kd = {"temperature": None, "kd_loss": "mse to the teacher's prediction (regression)"}
     else:
         kd = {"temperature": d.temperature if d.kd_loss == "kl" else None, "kd_loss": d.kd_loss}
-    return {**kd, "alpha": d.alpha, "cos_weight": d.cos_weight, **student_facts(p)}
+    extra = {**kd, "alpha": d.alpha, "cos_weight": d.cos_weight, **student_facts(p)}
+    if "teacher_tokenizer" in p.info:
+        extra["cross_tokenizer"] = {"teacher_vocab": len(p.info["teacher_tokenizer"]), "student_vocab": len(p.tokenizer),
+                                    "hidden_align": hidden_align(p) if d.cos_weight > 0 else None,
+                                    "note": "each model reads its own tokenization; soft targets per example"}
+    return extra
 
 
 def _kd_objective(p: Prepared):
     from kdistill.objectives import kd_objective
 
-    return kd_objective(p.task, p.cfg.distill)
+    return kd_objective(p.task, p.cfg.distill, hidden_align=hidden_align(p))
 
 
 KD = register(Recipe(
