@@ -32,11 +32,10 @@ PY = sys.executable
 STUDENTS = {
     "kd_l3": (RUNS / "sst2_l3_kd_holdout", "kd (T=2, alpha=0.5), 3 teacher layers 0,2,5, selected on the holdout slice",
               [f"{PY} benchmarks/sst2_foundation.py --name sst2_l3_kd_holdout --alpha 0.5 --temperature 2 --select-on holdout"]),
-    "tinybert_3x192": (RUNS / "sst2_tinybert3_deploy", "tinybert: general distillation (1 epoch of SST-2 sentences) + "
-                       "task distillation (1 + 1 epochs, not augmented), 3 layers x 192, 12 heads, FFN 768",
-                       [f"{PY} benchmarks/sst2_tinybert.py general --epochs 1",
-                        f"{PY} benchmarks/sst2_tinybert.py task --name sst2_tinybert3_deploy --intermediate-epochs 1 "
-                        "--prediction-epochs 1 --eval-steps 1000"]),
+    "tinybert_3x192": (RUNS / "sst2_tinybert3_deploy", "tinybert task distillation (1 intermediate + 1 prediction epoch) "
+                       "of a random 3 x 192 student (12 heads, FFN 768): no general distillation, no augmentation",
+                       [f"{PY} benchmarks/sst2_tinybert.py task --name sst2_tinybert3_deploy --no-general "
+                        "--intermediate-epochs 1 --prediction-epochs 1 --eval-steps 1000"]),
     "pruned_teacher": (RUNS / "sst2_compress_prune_v2", "compress: iterative head/FFN/layer pruning of the teacher + KD recovery",
                        [f"{PY} benchmarks/sst2_compress.py prune --name sst2_compress_prune_v2 --final-steps 2105"]),
     "lowrank_l3": (RUNS / "sst2_lowrank128_l3", "low-rank (SVD rank 128) of kd_l3 + KD recovery",
