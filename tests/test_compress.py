@@ -229,6 +229,11 @@ def _family(name: str):
     if name == "distilbert":
         return DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_layers=3, n_heads=4, hidden_dim=48,
                                                                     **common)).eval()
+    if name == "mpnet":  # one relative-position bias table shared by all layers, sliced per layer after pruning
+        from transformers import MPNetConfig, MPNetForSequenceClassification
+
+        return MPNetForSequenceClassification(MPNetConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                          intermediate_size=48, **common)).eval()
     if name == "roberta":
         return RobertaForSequenceClassification(RobertaConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
                                                               intermediate_size=48, pad_token_id=1, **common)).eval()
@@ -236,7 +241,7 @@ def _family(name: str):
                                                           num_attention_heads=4, intermediate_size=48, **common)).eval()
 
 
-@pytest.mark.parametrize("family", ["distilbert", "roberta", "electra"])
+@pytest.mark.parametrize("family", ["distilbert", "roberta", "electra", "mpnet"])
 def test_pruned_families_save_and_load_with_the_same_logits(family, tmp_path):
     """Heads, FFN neurons and a whole layer pruned from DistilBERT / RoBERTa / ELECTRA: the pruned model equals the
     gated original, and save_pretrained -> AutoModelForSequenceClassification.from_pretrained gives the same logits."""

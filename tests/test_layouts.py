@@ -90,3 +90,28 @@ def test_layerwise_distillation_refused_in_one_line(tiny_tokenizer, glue_dir, tm
         kdistill.distill(str(teacher_dir), "sst2", output_dir=tmp_path / "run", method="tinybert", data_dir=str(glue_dir),
                          max_train_samples=32, max_eval_samples=16, layers=[0, 2])
     assert not (tmp_path / "run").exists()
+
+
+def test_mpnet_importance_pruning_and_export(tmp_path):
+    """MPNet through the compression path: head importance (gates on the attention output), pruning to unequal head
+    counts (each layer then reads its own rows of the shared position bias), ONNX export with fp32 parity."""
+    import numpy as np
+
+    import kdistill.compress as kc
+    from kdistill.deploy.graph import export_graph
+    from kdistill.deploy.runtime import OrtModel
+    from transformers import AutoTokenizer
+
+    model = tiny("mpnet")
+    batch = {**_batch(), "labels": torch.tensor([0, 1, 1])}
+    imp = kc.compute_importance(model, [batch])
+    assert tuple(imp.head_importance.shape) == (3, 4) and torch.isfinite(imp.head_importance).all() and float(imp.head_importance.abs().sum()) > 0
+    pruned = kc.prune_heads(model, kc.lowest_heads(imp.head_importance, 5)).eval()
+    assert sorted(kc.heads_per_layer(pruned)) != [4, 4, 4] and sum(kc.heads_per_layer(pruned)) == 7
+    tok = AutoTokenizer.from_pretrained(str(__import__("conftest").SHARED / "teachers" / "minilm-l6-sst2"))
+    path = tmp_path / "pruned.onnx"
+    export_graph(pruned, tok, path)
+    with torch.no_grad():
+        ref = pruned(**_batch()).logits.numpy()
+    got = OrtModel(path, pruned.config)(**_batch()).logits.numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)

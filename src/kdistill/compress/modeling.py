@@ -10,6 +10,9 @@ config plus these fields:
 * ``kdistill_heads_per_layer``: ``list[int]``, heads kept in each layer;
 * ``kdistill_intermediate_per_layer``: ``list[int]``, FFN neurons kept in each layer;
 * ``kdistill_lowrank``: ``{module path: rank}`` of factorised linears;
+* ``kdistill_head_ids``: ``list[list[int]]``, the original ids of the heads each layer kept — needed where a per-head
+  table is shared by all layers (MPNet's relative-position bias ``[B, heads, L, L]``, computed once by the encoder:
+  each pruned layer's self-attention gets the rows of its own heads, by a forward pre-hook);
 * ``kdistill_pruned``: a list of records, one per pruning step (what was removed, in the
   indices of the model at that step).
 
@@ -40,6 +43,7 @@ HEADS_KEY = "kdistill_heads_per_layer"
 FFN_KEY = "kdistill_intermediate_per_layer"
 LOWRANK_KEY = "kdistill_lowrank"
 RECORD_KEY = "kdistill_pruned"
+HEAD_IDS_KEY = "kdistill_head_ids"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class LayerParts:
 _BERT_PARTS = LayerParts("attention.self", "attention.self.query", "attention.self.key", "attention.self.value",
                          "attention.output.dense", "intermediate.dense", "output.dense",
                          ("num_attention_heads",), "all_head_size", "num_attention_heads", "intermediate_size")
+_MPNET_PARTS = LayerParts("attention.attn", "attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
+                          "intermediate.dense", "output.dense", ("num_attention_heads",), "all_head_size",
+                          "num_attention_heads", "intermediate_size")
 _DISTILBERT_PARTS = LayerParts("attention", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
                                "ffn.lin1", "ffn.lin2", ("n_heads",), None, "n_heads", "hidden_dim")
 
@@ -83,7 +90,10 @@ FAMILIES: dict[str, tuple[LayerParts, str, tuple[str, ...]]] = {
     "camembert": (_BERT_PARTS, "CamembertConfig", ("CamembertModel", "CamembertForSequenceClassification")),
     "electra": (_BERT_PARTS, "ElectraConfig", ("ElectraModel", "ElectraForSequenceClassification")),
     "distilbert": (_DISTILBERT_PARTS, "DistilBertConfig", ("DistilBertModel", "DistilBertForSequenceClassification")),
+    "mpnet": (_MPNET_PARTS, "MPNetConfig", ("MPNetModel", "MPNetForSequenceClassification")),
 }
+#: Families whose encoder hands every layer one per-head table (argument name, its index in the self-attention call).
+SHARED_HEAD_BIAS: dict[str, tuple[str, int]] = {"mpnet": ("position_bias", 2)}
 
 _CONFIG_CLASSES: dict[str, type] = {}  # base model_type -> compressed config class
 _MODEL_CLASSES: dict[type, type] = {}  # stock model class -> compressed model class
@@ -258,6 +268,8 @@ def apply_layout(model: PreTrainedModel) -> PreTrainedModel:
     for layer, h, i in zip(layers, heads, ffn):
         if out_features(layer.get_submodule(parts.query)) != h * d or out_features(layer.get_submodule(parts.ffn_in)) != i:
             shape_layer(layer, parts, heads=int(h), intermediate=int(i), head_size=d)
+    if base_type(config) in SHARED_HEAD_BIAS:
+        _slice_shared_bias(model, layers, parts)
     for path, rank in (getattr(config, LOWRANK_KEY, None) or {}).items():
         path = _local_path(model, path)
         old = model.get_submodule(path)
@@ -266,6 +278,34 @@ def apply_layout(model: PreTrainedModel) -> PreTrainedModel:
                 raise ModelError(f"config lists '{path}' as factorised but it is a {type(old).__name__}, not a Linear")
             set_submodule(model, path, factorised_module(old, int(rank)))
     return model
+
+
+def _slice_shared_bias(model: PreTrainedModel, layers: nn.ModuleList, parts: LayerParts) -> None:
+    """Give each layer's self-attention the rows of the shared per-head table that belong to its kept heads."""
+    name, position = SHARED_HEAD_BIAS[base_type(model.config)]
+    total = int(getattr(model.config, parts.heads_config))
+    ids = getattr(model.config, HEAD_IDS_KEY, None) or [list(range(total))] * len(layers)
+    for layer, kept in zip(layers, ids):
+        attention = layer.get_submodule(parts.attention)
+        old = getattr(attention, "_kdistill_bias_hook", None)
+        if old is not None:
+            old.remove()
+            attention._kdistill_bias_hook = None
+        if len(kept) == total:
+            continue
+        index = [int(h) for h in kept]  # a tensor is made at call time, on the bias's device (models load on meta)
+
+        def pick(bias: torch.Tensor, index=index) -> torch.Tensor:
+            return bias.index_select(1, torch.as_tensor(index, dtype=torch.long, device=bias.device))
+
+        def hook(module, args, kwargs, pick=pick):
+            if kwargs.get(name) is not None:
+                kwargs[name] = pick(kwargs[name])
+            elif len(args) > position and args[position] is not None:
+                args = (*args[:position], pick(args[position]), *args[position + 1:])
+            return args, kwargs
+
+        attention._kdistill_bias_hook = attention.register_forward_pre_hook(hook, with_kwargs=True)
 
 
 # --------------------------------------------------------------------------- classes and registration
@@ -344,7 +384,8 @@ def compressed_config(config: PretrainedConfig, **updates) -> PretrainedConfig:
     new = compressed_config_class(base)(**d)
     n = int(getattr(config, LAYOUTS[base].num_layers_attr))
     defaults = {HEADS_KEY: [int(getattr(config, parts.heads_config))] * n,
-                FFN_KEY: [int(getattr(config, parts.ffn_config))] * n, LOWRANK_KEY: {}, RECORD_KEY: []}
+                FFN_KEY: [int(getattr(config, parts.ffn_config))] * n, LOWRANK_KEY: {}, RECORD_KEY: [],
+                HEAD_IDS_KEY: [list(range(int(getattr(config, parts.heads_config))))] * n}
     for key, value in defaults.items():
         setattr(new, key, copy.deepcopy(getattr(config, key, None) or value))
     for key, value in updates.items():

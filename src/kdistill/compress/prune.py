@@ -28,6 +28,7 @@ from transformers import PreTrainedModel
 
 from kdistill.compress.modeling import (
     FFN_KEY,
+    HEAD_IDS_KEY,
     HEADS_KEY,
     LOWRANK_KEY,
     RECORD_KEY,
@@ -103,6 +104,7 @@ def _remove_units(model: PreTrainedModel, request: dict[int, list[int]], sizes: 
     prefix = layers_path(model)
     state = dict(model.state_dict())
     new_sizes = list(sizes)
+    head_ids = [list(ids) for ids in getattr(config, HEAD_IDS_KEY)]
     for layer, removed in request.items():
         keep = [u for u in range(sizes[layer]) if u not in set(removed)]
         index = head_index(keep, unit_size)
@@ -110,7 +112,10 @@ def _remove_units(model: PreTrainedModel, request: dict[int, list[int]], sizes: 
             _slice_rows(state, f"{prefix}.{layer}.{path}", index, lowrank)
         _slice_cols(state, f"{prefix}.{layer}.{col_path}", index, lowrank)
         new_sizes[layer] = len(keep)
+        if size_key == HEADS_KEY:  # the original ids of the kept heads (MPNet's shared position bias is indexed by them)
+            head_ids[layer] = [head_ids[layer][u] for u in keep]
     setattr(config, size_key, new_sizes)
+    setattr(config, HEAD_IDS_KEY, head_ids)
     setattr(config, RECORD_KEY, [*getattr(config, RECORD_KEY), record])
     return rebuild(model, config, state)
 
@@ -206,6 +211,7 @@ def prune_layers(model: PreTrainedModel, layers: Iterable[int]) -> PreTrainedMod
     if is_compressed(config):
         setattr(config, HEADS_KEY, [getattr(config, HEADS_KEY)[i] for i in keep])
         setattr(config, FFN_KEY, [getattr(config, FFN_KEY)[i] for i in keep])
+        setattr(config, HEAD_IDS_KEY, [getattr(config, HEAD_IDS_KEY)[i] for i in keep])
         lowrank = {renumber(p): r for p, r in getattr(config, LOWRANK_KEY).items()}
         setattr(config, LOWRANK_KEY, {p: r for p, r in lowrank.items() if p is not None})
         setattr(config, RECORD_KEY, [*getattr(config, RECORD_KEY), {"layers_removed": remove}])

@@ -197,7 +197,7 @@ def check_layerwise_pair(student, teacher) -> None:
         layout_for(model.config)  # raises for unsupported architectures
         if not hasattr(model, "set_attn_implementation"):
             raise ModelError(f"TinyBERT needs a transformers encoder {what}; got {type(model).__name__}")
-        if model.config.model_type in NO_CAPTURE:
+        if str(model.config.model_type).removeprefix("kdistill-compressed-") in NO_CAPTURE:
             raise ModelError(f"layer-wise distillation captures attention, which {model.config.model_type} models ({what}) do "
                              "not route through transformers' AttentionInterface; use --method kd (with --cos-weight for "
                              "hidden states)")
