@@ -84,9 +84,9 @@ def test_layerwise_distillation_refused_in_one_line(tiny_tokenizer, glue_dir, tm
     from kdistill.errors import ModelError
 
     teacher_dir = tmp_path / "teacher"
-    tiny("mpnet", vocab=len(tiny_tokenizer)).save_pretrained(teacher_dir)
+    tiny("deberta-v2", vocab=len(tiny_tokenizer)).save_pretrained(teacher_dir)
     tiny_tokenizer.save_pretrained(teacher_dir)
-    with pytest.raises(ModelError, match=r"mpnet models \(student\) do not route .* use --method kd"):
+    with pytest.raises(ModelError, match=r"deberta-v2 models \(student\) do not route .* use --method kd"):
         kdistill.distill(str(teacher_dir), "sst2", output_dir=tmp_path / "run", method="tinybert", data_dir=str(glue_dir),
                          max_train_samples=32, max_eval_samples=16, layers=[0, 2])
     assert not (tmp_path / "run").exists()
@@ -115,3 +115,43 @@ def test_mpnet_importance_pruning_and_export(tmp_path):
         ref = pruned(**_batch()).logits.numpy()
     got = OrtModel(path, pruned.config)(**_batch()).logits.numpy()
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+
+
+def test_mpnet_attention_capture_matches_its_own_attention_probs():
+    """Hook capture of MPNet (its attention is not an AttentionInterface call): the recorded probabilities are the ones
+    MPNet returns with output_attentions, the scores their pre-mask logits (Q·Kᵀ/√d + the shared position bias), also
+    after head pruning (each layer's own bias rows)."""
+    import kdistill.compress as kc
+    from kdistill.students.capture import capture_attention
+
+    for model in (tiny("mpnet"), kc.prune_heads(tiny("mpnet"), {0: [1, 2], 2: [0]}).eval()):
+        b = _batch()
+        with torch.no_grad():
+            want = model(**b, output_attentions=True).attentions
+            with capture_attention(model) as rec:
+                model(**b)
+        assert len(rec.probs) == 3
+        for i, (got, ref) in enumerate(zip(rec.probs, want)):
+            torch.testing.assert_close(got, ref)
+            assert rec.scores[i].shape == ref.shape
+            masked = rec.scores[i] + (1.0 - b["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+            torch.testing.assert_close(torch.softmax(masked, -1), ref)
+        assert [p.shape[1] for p in rec.probs] == kc.heads_per_layer(model)
+
+
+def test_tinybert_on_mpnet_end_to_end(tiny_tokenizer, glue_dir, tmp_path):
+    import kdistill
+
+    teacher_dir = tmp_path / "teacher"
+    tiny("mpnet", vocab=len(tiny_tokenizer)).save_pretrained(teacher_dir)
+    tiny_tokenizer.save_pretrained(teacher_dir)
+    res = kdistill.distill(str(teacher_dir), "sst2", "spec", output_dir=tmp_path / "tb", method="tinybert",
+                           data_dir=str(glue_dir), max_train_samples=48, max_eval_samples=16, selection_size=4,
+                           num_layers=2, hidden_size=16, num_heads=4, intermediate_size=24, intermediate_epochs=1,
+                           prediction_epochs=1, batch_size=16, report=False)
+    assert not res.interrupted and 0.0 <= res.metrics["accuracy"] <= 1.0
+    import csv
+
+    with (tmp_path / "tb" / "intermediate" / "logs" / "train_log.csv").open() as f:
+        keys = {r["key"] for r in csv.DictReader(f)}
+    assert {"train/attn", "train/hidden"} <= keys

@@ -37,6 +37,7 @@ its query/key weights; run the teacher under ``torch.no_grad()``.
 
 from __future__ import annotations
 
+import math
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -139,6 +140,67 @@ AttentionInterface.register(CAPTURE_IMPLEMENTATION, capture_attention_forward)
 AttentionMaskInterface.register(CAPTURE_IMPLEMENTATION, eager_mask)
 
 
+def _mpnet_attention(module: nn.Module, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """MPNet's self-attention recomputed from its inputs: ``(scores, probs)``, ``[B, heads, L, L]``.
+
+    MPNet (Song et al. 2020) adds a relative-position bias, shared by all layers, to ``Q·Kᵀ/√d``: the recorded scores
+    are ``Q·Kᵀ/√d + bias`` (the attention logits before the padding mask), the probabilities the softmax of the
+    masked logits — the same operations as ``MPNetSelfAttention.forward``.
+    """
+    def arg(i, name):
+        return args[i] if len(args) > i else kwargs.get(name)
+
+    hidden, mask, bias = arg(0, "hidden_states"), arg(1, "attention_mask"), arg(2, "position_bias")
+    shape = (*hidden.shape[:-1], -1, module.attention_head_size)
+    q = module.q(hidden).view(shape).transpose(1, 2)
+    k = module.k(hidden).view(shape).transpose(1, 2)
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(module.attention_head_size)
+    if bias is not None:
+        scores = scores + bias
+    logits = scores if mask is None else scores + mask
+    return scores, nn.functional.softmax(logits, dim=-1)
+
+
+#: Layouts whose attention is not a transformers AttentionInterface call: recorded by forward hooks on the
+#: self-attention module (``module path in a layer``, recompute function).
+HOOK_CAPTURE = {"mpnet": ("attention.attn", _mpnet_attention)}
+
+
+@contextmanager
+def _capture_by_hooks(model: nn.Module, layers: Sequence[int] | None, how) -> Iterator[AttentionRecorder]:
+    """:func:`capture_attention` for :data:`HOOK_CAPTURE` layouts: a forward hook per layer recomputes the scores from
+    the self-attention's inputs (two extra projections per layer) and records them."""
+    path, compute = how
+    layer_modules = _layer_list(model)
+    n = len(layer_modules)
+    chosen = list(range(n)) if layers is None else [int(i) for i in layers]
+    if any(not 0 <= i < n for i in chosen):
+        raise ModelError(f"attention capture layers must be 0-based indices in 0..{n - 1}, got {chosen}")
+    recorder = AttentionRecorder(num_layers=n, layers=frozenset(chosen))
+    handles = []
+    for index, layer in enumerate(layer_modules):
+        if index not in recorder.layers:
+            continue
+        attention = layer.get_submodule(path)
+        if attention in _SLOTS:
+            for h in handles:
+                h.remove()
+            raise ModelError(f"{type(model).__name__} is already inside a capture_attention block; do not nest captures")
+
+        def hook(module, args, kwargs, output, index=index):
+            recorder._record(index, *compute(module, args, kwargs))
+
+        _SLOTS[attention] = (recorder, index)
+        handles.append(attention.register_forward_hook(hook, with_kwargs=True))
+    try:
+        yield recorder
+    finally:
+        for h in handles:
+            h.remove()
+        for layer in layer_modules:
+            _SLOTS.pop(layer.get_submodule(path), None)
+
+
 def _layer_list(model: PreTrainedModel) -> nn.ModuleList:
     path = layout_for(model.config).layers_path
     candidates = [path]
@@ -181,6 +243,11 @@ def capture_attention(model: PreTrainedModel, layers: Sequence[int] | None = Non
             transformers' attention interface, a model already being captured, or layer
             indices out of range.
     """
+    base = str(getattr(getattr(model, "config", None), "model_type", "")).removeprefix("kdistill-compressed-")
+    if base in HOOK_CAPTURE:
+        with _capture_by_hooks(model, layers, HOOK_CAPTURE[base]) as recorder:
+            yield recorder
+        return
     if not isinstance(model, PreTrainedModel) or not model._can_set_attn_implementation():
         raise ModelError(
             f"{type(model).__name__} does not route attention through transformers' AttentionInterface; "

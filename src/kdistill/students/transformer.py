@@ -47,7 +47,7 @@ LAYOUTS: dict[str, EncoderLayout] = {
 
 
 #: Layouts whose attention cannot be captured (own attention code, not transformers' AttentionInterface).
-NO_CAPTURE = frozenset({"mpnet", "deberta-v2", "modernbert"})
+NO_CAPTURE = frozenset({"deberta-v2", "modernbert"})  # MPNet is captured by hooks (kdistill.students.capture)
 
 
 def layout_for(config: PretrainedConfig) -> EncoderLayout:
