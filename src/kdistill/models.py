@@ -50,6 +50,41 @@ def load_encoder(name: str, what: str = "teacher") -> PreTrainedModel:
         raise ModelError(f"cannot load the {what} encoder '{name}' ({type(err).__name__})") from err
 
 
+#: Parameter-name fragments of masked-LM heads (BERT ``cls.predictions``, RoBERTa/MPNet ``lm_head``, DistilBERT ``vocab_*``).
+MLM_HEAD_KEYS = ("cls.predictions", "lm_head", "vocab_transform", "vocab_layer_norm", "vocab_projector",
+                 "generator_predictions", "generator_lm_head")
+
+
+def load_mlm(name: str, what: str = "teacher", *, require_head: bool = True):
+    """The masked-LM model (``AutoModelForMaskedLM``) saved at ``name``.
+
+    Args:
+        require_head: a model whose masked-LM head transformers had to initialise (all-MiniLM-L6-v2 and
+            all-mpnet-base-v2 ship none) is an error naming ``kdistill fit-mlm-head``; ``False`` returns it with the fresh
+            head (decoder tied to the input embeddings), e.g. to fit one.
+
+    Raises:
+        ModelError: missing path, unloadable model, or (``require_head``) no trained masked-LM head.
+    """
+    from transformers import AutoModelForMaskedLM
+
+    _check_exists(name, what)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True)
+    except Exception as err:  # noqa: BLE001
+        raise ModelError(f"cannot load the {what} '{name}' as a masked-LM model ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:160]})") from err
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    fresh = [k for k in info.get("missing_keys", []) if any(h in k for h in MLM_HEAD_KEYS) and not k.endswith("decoder.weight")]
+    if require_head and fresh:
+        raise ModelError(f"{what} '{name}' has no trained masked-LM head (transformers initialised {fresh[0]}); fit one "
+                         f"with `kdistill fit-mlm-head --model {name} --text-file FILE --output DIR` and use DIR")
+    return model
+
+
 def load_tokenizer(name: str):
     """``AutoTokenizer.from_pretrained`` with a clear error."""
     _check_exists(name, "tokenizer")

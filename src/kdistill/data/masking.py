@@ -59,4 +59,41 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_t
     return masked, labels
 
 
-__all__ = ["mask_tokens"]
+class Masker:
+    """A batch transform (``Objective.prepare_batch``): BERT's dynamic masking of a collated batch.
+
+    ``masker(batch, generator)`` replaces ``input_ids`` by their masked copy and adds ``labels`` (the original ids at
+    the target positions, -100 elsewhere); special tokens (the tokenizer's ``all_special_ids``) and padding are never
+    targets. With ``whole_words`` the batch must hold ``word_ids``.
+
+    Args:
+        tokenizer: gives ``mask_token_id``, ``all_special_ids`` and the vocabulary size (random replacements).
+        mlm_probability, mask_share, random_share, whole_words: see :func:`mask_tokens`.
+
+    Raises:
+        KDistillError: a tokenizer without a mask token.
+    """
+
+    def __init__(self, tokenizer, *, mlm_probability: float = 0.15, mask_share: float = 0.8, random_share: float = 0.1,
+                 whole_words: bool = False):
+        if getattr(tokenizer, "mask_token_id", None) is None:
+            raise KDistillError(f"masked-LM distillation needs a tokenizer with a mask token; {type(tokenizer).__name__} "
+                                "has none")
+        self.mask_token_id, self.vocab_size = int(tokenizer.mask_token_id), len(tokenizer)
+        self.special = torch.tensor(sorted(set(int(i) for i in tokenizer.all_special_ids)), dtype=torch.long)
+        self.p, self.mask_share, self.random_share, self.whole_words = mlm_probability, mask_share, random_share, whole_words
+
+    def __call__(self, batch: dict, generator: torch.Generator) -> dict:
+        ids = batch["input_ids"]
+        special = torch.isin(ids, self.special.to(ids.device)).long()
+        words = batch.get("word_ids") if self.whole_words else None
+        if self.whole_words and words is None:
+            raise KDistillError("whole-word masking needs word_ids in the batch")
+        masked, labels = mask_tokens(ids.cpu(), batch["attention_mask"].cpu(), special.cpu(),
+                                     mask_token_id=self.mask_token_id, vocab_size=self.vocab_size, generator=generator,
+                                     mlm_probability=self.p, mask_share=self.mask_share, random_share=self.random_share,
+                                     word_ids=None if words is None else words.cpu())
+        return {**batch, "input_ids": masked.to(ids.device), "labels": labels.to(ids.device)}
+
+
+__all__ = ["Masker", "mask_tokens"]

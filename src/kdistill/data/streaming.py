@@ -52,6 +52,21 @@ def count_passages(files: Sequence[str | Path]) -> int:
     return n
 
 
+def first_passages(files: Sequence[str | Path], n: int) -> list[str]:
+    """The first ``n`` non-empty lines of ``files`` (in order): the passages :func:`text_stream` leaves out with
+    ``skip=n``."""
+    out: list[str] = []
+    for f in _check_files(files):
+        opener = _OPENERS.get(Path(f).suffix, open)
+        with opener(f, "rt", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.strip():
+                    out.append(line.rstrip("\n"))
+                    if len(out) == n:
+                        return out
+    return out
+
+
 def text_stream(
     tokenizer,
     *,
@@ -63,6 +78,8 @@ def text_stream(
     max_length: int = 128,
     seed: int = 42,
     shuffle_buffer: int = 10_000,
+    word_ids: bool = False,
+    skip: int = 0,
 ) -> datasets.IterableDataset:
     """A streamed, shuffled, tokenised ``datasets.IterableDataset`` of passages.
 
@@ -72,6 +89,9 @@ def text_stream(
         dataset, dataset_config, split, text_column: a ``datasets`` dataset to stream instead.
         max_length: truncation length in tokens (TinyBERT: 128).
         seed, shuffle_buffer: seeded buffer shuffle (call ``set_epoch`` to reshuffle a pass).
+        skip: leave out the first ``skip`` non-empty passages (held out, e.g. to measure a fitted head on).
+        word_ids: also give each token's whitespace word (:func:`kdistill.data.batching.word_index`), for whole-word
+            masking; needs a fast tokenizer.
 
     Returns:
         Rows with ``input_ids``, ``attention_mask`` (and ``token_type_ids``), no labels.
@@ -89,15 +109,28 @@ def text_stream(
     else:
         ds = datasets.load_dataset("text", data_files={"train": _check_files(files)}, split="train", streaming=True)
     ds = ds.filter(lambda row: bool(row[text_column] and row[text_column].strip()))
+    if skip:
+        ds = ds.skip(skip)
     ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer)
 
     def encode(rows):
-        return tokenizer(rows[text_column], truncation=True, max_length=max_length)
+        enc = tokenizer(rows[text_column], truncation=True, max_length=max_length, return_offsets_mapping=word_ids)
+        if word_ids:
+            from kdistill.data.batching import word_index
+
+            offsets = enc.pop("offset_mapping")
+            enc["word_ids"] = [word_index(t, None, o, enc.sequence_ids(i)) for i, (t, o) in
+                               enumerate(zip(rows[text_column], offsets))]
+        return enc
 
     columns = ds.column_names or [text_column]
     return ds.map(encode, batched=True, batch_size=256, remove_columns=list(columns))
 
 
 def stream_loader(stream: datasets.IterableDataset, tokenizer, *, batch_size: int) -> DataLoader:
-    """A DataLoader of dynamically padded batches over :func:`text_stream` (no length: use ``max_steps``)."""
+    """A DataLoader of dynamically padded batches over :func:`text_stream` (no length: use ``max_steps``).
+
+    (accelerate's loader over it draws from the global RNG when an iterator starts; the engine fetches batches
+    RNG-neutrally, :func:`kdistill.engine.loop.rng_neutral`, so a resumed run's dropout matches an uninterrupted one.)
+    """
     return DataLoader(stream, batch_size=batch_size, collate_fn=Collator(tokenizer))

@@ -71,6 +71,31 @@ class Trainee(nn.Module):
         return obj(sig, batch, teacher)
 
 
+def rng_neutral(batches):
+    """Iterate ``batches`` leaving torch's global RNG as it was before each fetch.
+
+    accelerate's loader over a stream (``IterableDataset``) draws a seed from the global RNG when an iterator starts;
+    a resumed run starts one after restoring the RNG states, an uninterrupted run did so before its first step, so the
+    dropout masks after a resume would differ. Fetching batches never moves the RNG here, in both cases.
+    """
+    it = iter(batches)
+    while True:
+        saved = torch.get_rng_state()
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        finally:
+            torch.set_rng_state(saved)
+        yield batch
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """A CPU generator seeded by where a batch is in the run (seed, epoch, batch of the epoch): what
+    ``Objective.prepare_batch`` draws from, so a resumed run redraws exactly what an uninterrupted one drew."""
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch) * 998_244_353 + int(batch)) % (2 ** 62))
+
+
 class StopOnSignals:
     """First Ctrl-C (SIGINT) or SIGTERM: ``state.stop_requested`` (the loop checkpoints and stops); a second: quit at once."""
 
@@ -194,7 +219,9 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
             _set_epoch(epoch_objs, state.epoch)
             batches = acc.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
             epoch_done = True
-            for batch in batches:
+            for batch in rng_neutral(batches):
+                if objective.prepare_batch is not None:  # e.g. masking: reproducible from where the batch is
+                    batch = objective.prepare_batch(batch, batch_generator(cfg.seed, state.epoch, state.batches_in_epoch))
                 running.add(_step(trainee, batch, source, acc, optimizer, cfg, state, run))
                 state.batches_in_epoch += 1
                 if not acc.sync_gradients:

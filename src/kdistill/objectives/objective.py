@@ -35,6 +35,9 @@ class Objective(nn.Module):
             (stages whose loss does not train the task head, or general distillation).
         uses_all_parameters: every student parameter receives a gradient (``False`` tells DDP to
             look for unused ones).
+        prepare_batch: ``(batch, generator) -> batch``, applied by the engine to every batch before teacher and
+            student see it, with a generator seeded by (seed, epoch, batch of the epoch) — the same on a resume
+            (e.g. DistilBERT's dynamic masking, :class:`kdistill.data.masking.Masker`).
 
     Attributes derived from the terms: ``needs_teacher``, ``needs_hidden_states``,
     ``needs_attentions``, ``student_attention_layers``, ``teacher_attention_layers``.
@@ -44,7 +47,7 @@ class Objective(nn.Module):
     """
 
     def __init__(self, name: str, task: TaskSpec | None, terms: Sequence[tuple[str, float, Term]], *,
-                 select_best: bool = True, uses_all_parameters: bool = True):
+                 select_best: bool = True, uses_all_parameters: bool = True, prepare_batch=None):
         super().__init__()
         names = [n for n, _, _ in terms]
         if len(set(names)) != len(names):
@@ -53,6 +56,7 @@ class Objective(nn.Module):
         self.terms = nn.ModuleDict({n: t for n, _, t in terms})
         self.weights = {n: float(w) for n, w, _ in terms}
         self.select_best, self.uses_all_parameters = select_best, uses_all_parameters
+        self.prepare_batch = prepare_batch
         ts = list(self.terms.values())
         self.needs_teacher = any(t.needs_teacher for t in ts)
         self.needs_hidden_states = any(t.needs_hidden_states for t in ts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kdistill.config import DistillConfig, TinyBertConfig
+from kdistill.config import DistilBertGeneralConfig, DistillConfig, TinyBertConfig
 from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError, ModelError
 from kdistill.objectives.layer_map import layer_map as make_layer_map
@@ -113,3 +113,30 @@ def make_objective(method: str, task: TaskSpec, distill_cfg: DistillConfig | Non
     if method not in PRESETS:
         raise KDistillError(f"unknown method '{method}'; choose one of: {', '.join(PRESETS)}")
     return PRESETS[method](task, distill_cfg)
+
+
+def distilbert_general_objective(cfg: DistilBertGeneralConfig, tokenizer) -> Objective:
+    """DistilBERT's triple loss (Sanh et al. 2019, Sec. 3) on dynamically masked text.
+
+    ``loss = w_ce·L_ce + w_mlm·L_mlm + w_cos·L_cos``: ``L_ce`` = ``T²·KL`` of the teacher's masked-LM distribution from
+    the student's over the masked positions, ``L_mlm`` = the student's masked-LM CE, ``L_cos`` = ``1 − cos`` of the last
+    hidden states over the real tokens. Each batch is masked by :class:`kdistill.data.masking.Masker` (15 %;
+    80 / 10 / 10), from a generator seeded by the batch's place in the run; teacher and student see the same masked text.
+    Terms with weight 0 are left out (the paper's ablations).
+
+    Raises:
+        KDistillError: every weight 0, or a tokenizer without a mask token.
+    """
+    from kdistill.data.masking import Masker
+
+    terms = []
+    if cfg.ce_weight > 0:
+        terms.append(("ce", cfg.ce_weight, make_term("mlm_kl", temperature=cfg.temperature)))
+    if cfg.mlm_weight > 0:
+        terms.append(("mlm", cfg.mlm_weight, make_term("mlm")))
+    if cfg.cos_weight > 0:
+        terms.append(("cos", cfg.cos_weight, make_term("hidden_cos")))
+    if not terms:
+        raise KDistillError("DistilBERT's loss needs at least one of --ce-weight, --mlm-weight, --cos-weight above 0")
+    masker = Masker(tokenizer, mlm_probability=cfg.mlm_probability, whole_words=cfg.whole_word_mask)
+    return Objective("distilbert-general", None, terms, select_best=False, prepare_batch=masker)

@@ -7,7 +7,7 @@ is a weighted list of terms and derives its needs from theirs. Terms with traina
 checkpointed with the student and never exported with it.
 
 Registry keys (:data:`TERMS`): ``gold``, ``soft_kl``, ``logit_mse``, ``hidden_cos``, ``attn_mse``,
-``attn_kl``, ``hidden_mse``, ``emb_mse``, ``pred_ce``. A new term is a class here decorated with
+``attn_kl``, ``hidden_mse``, ``emb_mse``, ``pred_ce``, ``mlm_kl``, ``mlm``. A new term is a class here decorated with
 :func:`register` (plus its place in a preset of :mod:`kdistill.objectives.presets`).
 """
 
@@ -23,6 +23,7 @@ from kdistill.errors import KDistillError
 from kdistill.losses import (hard_label_ce, hidden_cosine, logit_mse, multilabel_bce, multilabel_soft_kl, regression_mse,
                              soft_target_kl)
 from kdistill.losses.align import word_aligned_cosine
+from kdistill.losses.general import mlm_ce, mlm_soft_kl
 from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, embedding_loss, hidden_state_loss,
                                       prediction_loss)
 from kdistill.objectives.signals import ModelSignal
@@ -190,6 +191,29 @@ class HiddenCos(Term):
             raise KDistillError("word-aligned L_cos needs word_ids in the batch (tokenize(..., word_ids=True))")
         teacher_words = teacher.word_ids if teacher.word_ids is not None else batch["word_ids"]
         return word_aligned_cosine(student.hidden_states[-1], batch["word_ids"], teacher.hidden_states[-1], teacher_words)
+
+
+@register("mlm_kl")
+class MlmKL(Term):
+    """DistilBERT's L_ce (Sanh et al. 2019): ``T²·KL`` of the teacher's masked-LM distribution from the student's, over
+    the masked positions (``batch["labels"]`` != -100)."""
+
+    def __init__(self, temperature: float = 2.0):
+        super().__init__()
+        self.temperature = float(temperature)
+
+    def forward(self, student, teacher, batch):
+        return mlm_soft_kl(student.logits, teacher.logits, batch["labels"], self.temperature)
+
+
+@register("mlm")
+class Mlm(Term):
+    """The student's own masked-LM loss L_mlm (Devlin et al. 2019): CE with the original tokens at the masked positions."""
+
+    needs_teacher = False
+
+    def forward(self, student, teacher, batch):
+        return mlm_ce(student.logits, batch["labels"])
 
 
 class _LayerMapped(Term):

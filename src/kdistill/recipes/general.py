@@ -1,9 +1,11 @@
-"""Recipe ``general``: TinyBERT's general distillation (Jiao et al. 2020, Sec. 3.2, stage 1).
+"""Recipe ``general``: general (task-agnostic) distillation on a stream of unlabeled passages.
 
-The teacher is the pretrained (not fine-tuned) encoder, the data a stream of unlabeled passages,
-the loss attention + hidden-state + embedding (no prediction layer). The result, a base encoder
-plus tokenizer, initialises task students (``kdistill distill --method tinybert --student DIR``);
-the projections are saved beside it in ``projections.safetensors``.
+``objective="tinybert"`` — TinyBERT's stage 1 (Jiao et al. 2020, Sec. 3.2): the pretrained (not fine-tuned) encoder
+teaches attention + hidden-state + embedding (no prediction layer); the projections are saved beside the result in
+``projections.safetensors``. ``objective="distilbert"`` — DistilBERT (Sanh et al. 2019, Sec. 3): teacher and student
+are masked-LM models (the student's decoder tied to its input embeddings), every batch is masked dynamically, the loss
+is ``w_ce·L_ce + w_mlm·L_mlm + w_cos·L_cos``. Either result (an encoder + tokenizer; DistilBERT's keeps its MLM head)
+initialises task students (``kdistill distill --student DIR``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ def load_general(cfg) -> Prepared:
         ModelError: an unloadable teacher/student, an unsupported layout, a student deeper than the
             teacher, a bad layer map, different vocabularies.
     """
-    from kdistill.data.streaming import count_passages, stream_loader, text_stream
+    from kdistill.data.streaming import stream_loader, text_stream
     from kdistill.models import check_same_vocab, default_pretrained_model, load_encoder, load_tokenizer
     from kdistill.objectives import tinybert_objective
     from kdistill.students.transformer import check_layerwise_pair, from_spec, layers_from_teacher
 
+    if cfg.objective == "distilbert":
+        return _load_distilbert(cfg)
     teacher_name = cfg.teacher or default_pretrained_model()
     teacher = load_encoder(teacher_name, "teacher")
     tokenizer = load_tokenizer(teacher_name)
@@ -49,11 +53,7 @@ def load_general(cfg) -> Prepared:
         student = layers_from_teacher(AutoModelForSequenceClassification.from_pretrained(teacher_name), sc.layers).base_model
     check_layerwise_pair(student, teacher)
     objective = tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
-    tcfg = cfg.train
-    if not tcfg.max_steps:
-        n = count_passages(cfg.text_files)
-        steps = max(1, int(-(-n * tcfg.epochs // (tcfg.batch_size * tcfg.gradient_accumulation_steps))))
-        tcfg = tcfg.model_copy(update={"max_steps": steps})
+    tcfg = _steps(cfg, cfg.train)
     stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
                          text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed)
     loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
@@ -61,7 +61,55 @@ def load_general(cfg) -> Prepared:
                     info={"objective": objective, "train": tcfg, "teacher_name": teacher_name})
 
 
+def _steps(cfg, tcfg):
+    from kdistill.data.streaming import count_passages
+
+    if tcfg.max_steps:
+        return tcfg
+    n = count_passages(cfg.text_files)
+    steps = max(1, int(-(-n * tcfg.epochs // (tcfg.batch_size * tcfg.gradient_accumulation_steps))))
+    return tcfg.model_copy(update={"max_steps": steps})
+
+
+def _load_distilbert(cfg) -> Prepared:
+    """Masked-LM teacher and student (every other teacher layer, a spec, or a path), DistilBERT's objective, a masked
+    stream. Raises ModelError: no masked-LM head on the teacher, different vocabularies, L_cos across widths."""
+    from kdistill.data.streaming import stream_loader, text_stream
+    from kdistill.errors import ModelError
+    from kdistill.models import check_same_vocab, default_pretrained_model, load_mlm, load_tokenizer
+    from kdistill.objectives import distilbert_general_objective
+    from kdistill.students.transformer import from_spec, layers_from_teacher
+
+    teacher_name = cfg.teacher or default_pretrained_model()
+    teacher = load_mlm(teacher_name, "teacher")
+    tokenizer = load_tokenizer(teacher_name)
+    sc = cfg.student
+    if sc.kind == "spec":
+        student = from_spec(teacher.config, num_layers=sc.num_layers, hidden_size=sc.hidden_size, num_heads=sc.num_heads,
+                            intermediate_size=sc.intermediate_size, seed=cfg.train.seed, head="mlm")
+    elif sc.kind == "pretrained":
+        student = load_mlm(sc.path, "student", require_head=False)
+        check_same_vocab(tokenizer, load_tokenizer(sc.path))
+    else:  # DistilBERT's initialisation: every other teacher layer, embeddings and the masked-LM head copied
+        student = layers_from_teacher(teacher, sc.layers)
+    d = cfg.distilbert
+    if d.cos_weight > 0 and student.config.hidden_size != teacher.config.hidden_size:
+        raise ModelError(f"L_cos compares hidden states of equal width; the student is {student.config.hidden_size} wide, "
+                         f"the teacher {teacher.config.hidden_size}: pass --cos-weight 0 or a student of the teacher's width")
+    objective = distilbert_general_objective(d, tokenizer)
+    tcfg = _steps(cfg, cfg.train)
+    stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
+                         text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed,
+                         word_ids=d.whole_word_mask)
+    loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
+    return Prepared(cfg=cfg, task=None, tokenizer=tokenizer, student=student, teacher=teacher, loader=loader,
+                    info={"objective": objective, "train": tcfg, "teacher_name": teacher_name})
+
+
 def general_summary(p: Prepared, result) -> dict:
+    if p.cfg.objective == "distilbert":
+        return {"method": "distilbert-general", "loss": p.cfg.distilbert.model_dump(),
+                "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
     return {"method": "tinybert-general", "layer_map": p.info["objective"].layer_map,
             "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
 

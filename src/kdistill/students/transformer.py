@@ -145,6 +145,7 @@ def from_spec(
     num_heads: int,
     intermediate_size: int | None = None,
     seed: int | None = None,
+    head: str = "classifier",
 ) -> PreTrainedModel:
     """A randomly initialised student of the teacher's architecture family with a new shape.
 
@@ -156,6 +157,8 @@ def from_spec(
         num_layers, hidden_size, num_heads: student shape; ``hidden_size % num_heads == 0``.
         intermediate_size: FFN width; default ``4 * hidden_size``.
         seed: seed for the random initialisation.
+        head: ``classifier`` (``AutoModelForSequenceClassification``) or ``mlm`` (``AutoModelForMaskedLM``, decoder tied
+            to the input embeddings: a student for DistilBERT's general distillation).
 
     Raises:
         ModelError: unsupported architecture or an inconsistent shape.
@@ -182,6 +185,10 @@ def from_spec(
             config.pooler_hidden_size = hidden_size
     if seed is not None:
         torch.manual_seed(seed)
+    if head == "mlm":
+        from transformers import AutoModelForMaskedLM
+
+        return AutoModelForMaskedLM.from_config(config).train()
     return AutoModelForSequenceClassification.from_config(config).train()
 
 
