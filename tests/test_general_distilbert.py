@@ -95,3 +95,24 @@ def test_distilbert_general_resumes_to_the_same_weights(encoder_dir, corpus, tmp
     assert full.keys() == resumed.keys()
     for k in full:
         torch.testing.assert_close(resumed[k], full[k], rtol=0, atol=0)
+
+
+def test_cli_fit_head_then_general_distill(encoder_dir, corpus, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "kdistill.cli", *args], capture_output=True, text=True, timeout=300)
+
+    r = cli("fit-mlm-head", "--model", str(encoder_dir), "--text-file", str(corpus), "--eval-passages", "20",
+            "--max-steps", "3", "--batch-size", "16", "--output", str(tmp_path / "head"))
+    assert r.returncode == 0, r.stderr
+    assert 0.0 <= json.loads(r.stdout)["masked_token_accuracy"] <= 1.0
+    r = cli("general-distill", "--method", "distilbert", "--teacher", str(tmp_path / "head"), "--text-file", str(corpus),
+            "--student", "layers-from-teacher", "--layers", "0,3", "--max-steps", "3", "--batch-size", "16",
+            "--mlm-weight", "0", "--output", str(tmp_path / "gen"))
+    assert r.returncode == 0, r.stderr
+    assert {"train/ce", "train/cos"} <= _keys(tmp_path / "gen") and "train/mlm" not in _keys(tmp_path / "gen")
+    r = cli("general-distill", "--method", "distilbert", "--teacher", str(encoder_dir), "--text-file", str(corpus),
+            "--max-steps", "3", "--output", str(tmp_path / "bad"))
+    assert r.returncode == 2 and "no trained masked-LM head" in r.stderr and "Traceback" not in r.stderr

@@ -568,11 +568,18 @@ def general_distill(
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
+    method: str = typer.Option("tinybert", "--method", help="tinybert (attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head)."),
+    ce_weight: Optional[float] = typer.Option(None, "--ce-weight", help="distilbert: weight of T²·KL of the teacher's masked-LM distribution (default 5)."),
+    mlm_weight: Optional[float] = typer.Option(None, "--mlm-weight", help="distilbert: weight of the student's masked-LM loss (default 2)."),
+    cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="distilbert: weight of L_cos on the last hidden states (default 1; equal widths)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="distilbert: soft-target temperature (default 2)."),
+    mlm_probability: Optional[float] = typer.Option(None, "--mlm-probability", help="distilbert: share of tokens masked (default 0.15; 80/10/10)."),
+    whole_word_mask: bool = typer.Option(False, "--whole-word-mask", help="distilbert: mask whole words (all their pieces)."),
     output: Path = typer.Option(..., "--output", "-o"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
-    """TinyBERT stage 1: distil a pretrained encoder into a small one on unlabeled text (attention + hidden + embedding losses)."""
+    """General distillation on unlabeled text: TinyBERT's stage 1, or DistilBERT's triple loss (--method distilbert)."""
     _setup_logging()
     _threads(num_threads)
     from kdistill import api
@@ -584,14 +591,50 @@ def general_distill(
             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, layers=_ints(layers),
             max_length=max_length, overwrite=overwrite, resume=resume, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed, mixed_precision=mixed_precision,
+            method=method,
             **_given(max_steps=max_steps, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
-                     attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight),
+                     attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight, ce_weight=ce_weight,
+                     mlm_weight=mlm_weight, cos_weight=cos_weight, temperature=temperature,
+                     mlm_probability=mlm_probability, whole_word_mask=whole_word_mask or None),
         )
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
         _interrupted()
     _print_result(res)
+
+
+@app.command("fit-mlm-head")
+def fit_mlm_head(
+    num_threads: Optional[int] = ThreadsOpt,
+    model: str = typer.Option(..., "--model", help="Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2)."),
+    text_file: list[str] = typer.Option(..., "--text-file", help="Unlabeled text, one passage per line (repeatable)."),
+    eval_passages: int = typer.Option(200, "--eval-passages", help="First N passages held out to measure the head."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (default 300)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Default 1e-3 (only the head trains)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    output: Path = typer.Option(..., "--output", "-o"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    resume: bool = typer.Option(False, "--resume"),
+) -> None:
+    """Fit a masked-LM head (decoder tied to the embeddings) onto a frozen encoder, to teach DistilBERT's general distillation."""
+    _setup_logging()
+    _threads(num_threads)
+    from kdistill import api
+
+    try:
+        res = api.fit_mlm_head(model, text_files=text_file, output_dir=output, eval_passages=eval_passages,
+                               max_length=max_length, overwrite=overwrite, resume=resume,
+                               **_given(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
+    except USER_ERRORS as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        _interrupted()
+    if res.interrupted:
+        raise typer.Exit(EXIT_STOPPED)
+    sys.stdout.write(Path(res.files["mlm_head"]).read_text())
 
 
 @app.command()
