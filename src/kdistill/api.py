@@ -112,14 +112,15 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_
             ``"layers-from-teacher"`` (option ``layers``) or a path.
         options: :class:`~kdistill.config.TinyBertConfig` fields (``layer_map``, ``attention_loss``, weights) or, for
             ``distilbert``, :class:`~kdistill.config.DistilBertGeneralConfig` fields (``ce_weight``, ``mlm_weight``,
-            ``cos_weight``, ``temperature``, ``mlm_probability``, ``whole_word_mask``),
+            ``cos_weight``, ``temperature``, ``mlm_probability``, ``whole_word_mask``), for ``minilm``
+            :class:`~kdistill.config.MiniLMConfig` fields (``version``, ``relation_heads``, ``teacher_layer``),
             :class:`~kdistill.config.TrainConfig` fields (``epochs``, ``max_steps``, ``batch_size`` ...) and
             the student's shape.
     """
-    from kdistill.config import GENERAL_STUDENT, DistilBertGeneralConfig
+    from kdistill.config import GENERAL_STUDENT, DistilBertGeneralConfig, MiniLMConfig
 
-    if method not in ("tinybert", "distilbert"):
-        raise KDistillError(f"general distillation --method must be tinybert or distilbert, got '{method}'")
+    if method not in ("tinybert", "distilbert", "minilm"):
+        raise KDistillError(f"general distillation --method must be tinybert, distilbert or minilm, got '{method}'")
     parts = split_options(options, method=method, sections=(method, "train"))
     sopts = parts["student"]
     if student == "spec":
@@ -130,8 +131,8 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_
     given = {k: v for k, v in dict(text_column=text_column, max_length=max_length, text_dataset=text_dataset,
                                    text_dataset_config=text_dataset_config).items() if v is not None}
     train = TrainConfig(**{"epochs": GeneralDistillConfig.model_fields["train"].default.epochs, **parts["train"]})
-    losses = ({"tinybert": TinyBertConfig(**parts["tinybert"])} if method == "tinybert"
-              else {"distilbert": DistilBertGeneralConfig(**parts["distilbert"])})
+    section = {"tinybert": TinyBertConfig, "distilbert": DistilBertGeneralConfig, "minilm": MiniLMConfig}[method]
+    losses = {method: section(**parts[method])}
     cfg = GeneralDistillConfig(teacher=teacher, text_files=[str(f) for f in text_files], student=sc, objective=method,
                                train=train, output_dir=str(output_dir), overwrite=overwrite, resume=resume,
                                **losses, **given)

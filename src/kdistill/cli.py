@@ -568,13 +568,16 @@ def general_distill(
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
-    method: str = typer.Option("tinybert", "--method", help="tinybert (attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head)."),
+    method: str = typer.Option("tinybert", "--method", help="tinybert (attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one layer, Wang et al. 2020/2021)."),
     ce_weight: Optional[float] = typer.Option(None, "--ce-weight", help="distilbert: weight of T²·KL of the teacher's masked-LM distribution (default 5)."),
     mlm_weight: Optional[float] = typer.Option(None, "--mlm-weight", help="distilbert: weight of the student's masked-LM loss (default 2)."),
     cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="distilbert: weight of L_cos on the last hidden states (default 1; equal widths)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="distilbert: soft-target temperature (default 2)."),
     mlm_probability: Optional[float] = typer.Option(None, "--mlm-probability", help="distilbert: share of tokens masked (default 0.15; 80/10/10)."),
     whole_word_mask: bool = typer.Option(False, "--whole-word-mask", help="distilbert: mask whole words (all their pieces)."),
+    minilm_version: Optional[int] = typer.Option(None, "--minilm-version", help="minilm: 1 (attention + value relation, equal head counts) | 2 (Q-Q, K-K, V-V relations; default)."),
+    relation_heads: Optional[int] = typer.Option(None, "--relation-heads", help="minilm v2: relation heads (default 12; must divide both widths)."),
+    teacher_layer: Optional[int] = typer.Option(None, "--teacher-layer", help="minilm: 1-based teacher layer to learn from (default the last)."),
     output: Path = typer.Option(..., "--output", "-o"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
@@ -595,7 +598,8 @@ def general_distill(
             **_given(max_steps=max_steps, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
                      attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight, ce_weight=ce_weight,
                      mlm_weight=mlm_weight, cos_weight=cos_weight, temperature=temperature,
-                     mlm_probability=mlm_probability, whole_word_mask=whole_word_mask or None),
+                     mlm_probability=mlm_probability, whole_word_mask=whole_word_mask or None, version=minilm_version,
+                     relation_heads=relation_heads, teacher_layer=teacher_layer),
         )
     except USER_ERRORS as err:
         _fail(err)

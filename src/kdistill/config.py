@@ -263,6 +263,22 @@ class DistilBertGeneralConfig(_Base):
     whole_word_mask: bool = False
 
 
+class MiniLMConfig(_Base):
+    """MiniLM (Wang et al. 2020, deep self-attention distillation) and MiniLMv2 (Wang et al. 2021, multi-head
+    self-attention relation distillation) on one layer of each model.
+
+    ``version=1``: KL of the attention distributions (Q-K relation) + KL of the value relation (V-V), per attention head
+    (teacher and student need the same head count). ``version=2``: Q-Q, K-K and V-V relations over ``relation_heads``
+    slices of the concatenated projections, independent of either model's width and head count. ``teacher_layer`` is
+    1-based (default: the last; the v2 paper takes an upper-middle one for large teachers); the student's last layer
+    learns from it.
+    """
+
+    version: Literal[1, 2] = 2
+    relation_heads: int = Field(default=12, ge=1)
+    teacher_layer: int | None = Field(default=None, ge=1)
+
+
 class GeneralDistillConfig(_Base):
     """TinyBERT stage 1, general distillation (Jiao et al. 2020, Sec. 3.2): unlabeled text, pretrained teacher.
 
@@ -282,9 +298,10 @@ class GeneralDistillConfig(_Base):
     max_length: int = Field(default=128, ge=8, le=4096)
     student: StudentConfig = GENERAL_STUDENT
     # the loss: TinyBERT's stage 1 (attention + hidden + embedding) or DistilBERT's triple loss (needs masked-LM heads)
-    objective: Literal["tinybert", "distilbert"] = "tinybert"
+    objective: Literal["tinybert", "distilbert", "minilm"] = "tinybert"
     tinybert: TinyBertConfig = TinyBertConfig()
     distilbert: DistilBertGeneralConfig = DistilBertGeneralConfig()
+    minilm: MiniLMConfig = MiniLMConfig()
     train: TrainConfig = TrainConfig(epochs=1.0)
     output_dir: str
     overwrite: bool = False
@@ -356,7 +373,7 @@ class ChainConfig(_Base):
 #: Where each flat keyword option goes (the first section that has the field wins, except that
 #: ``temperature`` / ``alpha`` go to ``tinybert`` for the tinybert method).
 SECTIONS = {"data": DataConfig, "distill": DistillConfig, "tinybert": TinyBertConfig, "augment": AugmentConfig,
-            "train": TrainConfig, "export": ExportConfig, "distilbert": DistilBertGeneralConfig}
+            "train": TrainConfig, "export": ExportConfig, "distilbert": DistilBertGeneralConfig, "minilm": MiniLMConfig}
 #: The sections of a task run (:func:`from_flat`); ``distilbert`` belongs to general distillation only.
 RUN_SECTIONS = ("data", "distill", "tinybert", "augment", "train", "export")
 STUDENT_OPTIONS = sorted({f for cls in STUDENT_KINDS.values() for f in cls.model_fields} - {"kind", "path"})

@@ -45,26 +45,36 @@ class Trainee(nn.Module):
     def __init__(self, student: nn.Module, objective: Objective):
         super().__init__()
         self.student, self.objective = student, objective
-        self.recorder = None
+        self.recorder = self.qkv = None
 
     @contextlib.contextmanager
     def capture(self):
-        if not self.objective.needs_attentions:
-            yield None
-            return
-        from kdistill.students.capture import capture_attention
+        with contextlib.ExitStack() as stack:
+            if self.objective.student_qkv_layer is not None:
+                from kdistill.students.relations import capture_qkv
 
-        with capture_attention(self.student, self.objective.student_attention_layers) as rec:
-            self.recorder = rec
-            try:
-                yield rec
-            finally:
-                self.recorder = None
+                self.qkv = stack.enter_context(capture_qkv(self.student, self.objective.student_qkv_layer))
+            if not self.objective.needs_attentions:
+                try:
+                    yield None
+                finally:
+                    self.qkv = None
+                return
+            from kdistill.students.capture import capture_attention
+
+            with capture_attention(self.student, self.objective.student_attention_layers) as rec:
+                self.recorder = rec
+                try:
+                    yield rec
+                finally:
+                    self.recorder = self.qkv = None
 
     def forward(self, batch: dict[str, torch.Tensor], teacher: ModelSignal | None) -> dict[str, torch.Tensor]:
         obj = self.objective
         out = self.student(**model_inputs(batch), output_hidden_states=obj.needs_hidden_states or obj.needs_attentions)
         sig = ModelSignal(logits=getattr(out, "logits", None), hidden_states=getattr(out, "hidden_states", None))
+        if self.qkv is not None:
+            sig.qkv = dict(self.qkv)
         if self.recorder is not None:
             sig.attention_scores, sig.attention_probs = list(self.recorder.scores), list(self.recorder.probs)
             self.recorder.clear()

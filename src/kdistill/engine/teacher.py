@@ -139,10 +139,10 @@ class LiveTeacher(NoTeacher):
     """
 
     def __init__(self, teacher, accelerator: Accelerator, *, want_hidden: bool, attention_layers=False,
-                 view: TeacherView | None = None):
+                 view: TeacherView | None = None, qkv_layer: int | None = None):
         self.teacher, self.accelerator, self.want_hidden = teacher, accelerator, want_hidden
         self.attention_layers, self.recorder, self._capture = attention_layers, None, None
-        self.view = view
+        self.view, self.qkv_layer, self.qkv, self._qkv_capture = view, qkv_layer, None, None
 
     def __enter__(self):
         if self.attention_layers is not False:
@@ -150,12 +150,20 @@ class LiveTeacher(NoTeacher):
 
             self._capture = capture_attention(self.teacher, self.attention_layers)
             self.recorder = self._capture.__enter__()
+        if self.qkv_layer is not None:
+            from kdistill.students.relations import capture_qkv
+
+            self._qkv_capture = capture_qkv(self.teacher, self.qkv_layer)
+            self.qkv = self._qkv_capture.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self._capture is not None:
             self._capture.__exit__(*exc)
             self._capture = self.recorder = None
+        if self._qkv_capture is not None:
+            self._qkv_capture.__exit__(*exc)
+            self._qkv_capture = self.qkv = None
 
     def __call__(self, batch) -> TeacherSignal:
         inputs = batch if self.view is None else self.view.batch(batch["idx"], self.accelerator.device)
@@ -164,7 +172,8 @@ class LiveTeacher(NoTeacher):
         logits = getattr(out, "logits", None)  # a bare encoder (general distillation) has none
         signal = TeacherSignal(logits=None if logits is None else logits.float(),
                                hidden_states=getattr(out, "hidden_states", None),
-                               word_ids=inputs.get("word_ids") if self.view is not None else None)
+                               word_ids=inputs.get("word_ids") if self.view is not None else None,
+                               qkv=dict(self.qkv) if self.qkv is not None else None)
         if self.recorder is not None:
             signal.attention_scores, signal.attention_probs = list(self.recorder.scores), list(self.recorder.probs)
             self.recorder.clear()
@@ -190,7 +199,7 @@ def teacher_source_for(objective: Objective, teacher, *, train_ds, tokenizer, cf
     if teacher is None:
         raise KDistillError(f"method '{objective.name}' needs a teacher; pass --teacher")
     teacher.eval().requires_grad_(False).to(accelerator.device)
-    internals = objective.needs_hidden_states or objective.needs_attentions
+    internals = objective.needs_hidden_states or objective.needs_attentions or objective.teacher_qkv_layer is not None
     if cfg.cache_teacher and not internals and train_ds is not None:
         t0 = time.perf_counter()
         t_ds, t_tok = (train_ds, tokenizer) if view is None else (view.ds, view.tokenizer)
@@ -199,4 +208,5 @@ def teacher_source_for(objective: Objective, teacher, *, train_ds, tokenizer, cf
                                       show_progress=cfg.show_progress)
         return CachedLogits(logits, accelerator.device, time.perf_counter() - t0)
     layers = objective.teacher_attention_layers if objective.needs_attentions else False
-    return LiveTeacher(teacher, accelerator, want_hidden=internals, attention_layers=layers, view=view)
+    return LiveTeacher(teacher, accelerator, want_hidden=objective.needs_hidden_states or objective.needs_attentions,
+                       attention_layers=layers, view=view, qkv_layer=objective.teacher_qkv_layer)

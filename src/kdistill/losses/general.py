@@ -61,8 +61,12 @@ def mlm_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(student_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
 
 
-def relations(x: torch.Tensor, num_heads: int, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Self-relation log-distributions ``log softmax(X_r·X_rᵀ/√d_r)`` of ``num_heads`` relation heads.
+def relations(x: torch.Tensor, num_heads: int, attention_mask: torch.Tensor | None = None,
+              other: torch.Tensor | None = None) -> torch.Tensor:
+    """Relation log-distributions ``log softmax(X_r·Y_rᵀ/√d_r)`` of ``num_heads`` relation heads (``Y = X`` by default).
+
+    With ``other`` = the keys and ``x`` = the queries this is the attention distribution (MiniLM's L_AT, without a
+    position bias); with ``x`` alone, a self-relation (MiniLM's value relation, MiniLMv2's Q-Q / K-K / V-V).
 
     ``x`` ``[B, L, H]`` (all heads' queries, keys or values concatenated, as a projection outputs them) is split into
     ``num_heads`` slices of ``d_r = H / num_heads`` (MiniLMv2); with ``num_heads`` = the model's attention heads this is
@@ -79,8 +83,11 @@ def relations(x: torch.Tensor, num_heads: int, attention_mask: torch.Tensor | No
                             f"{num_heads} relation heads evenly; choose --relation-heads dividing both models' widths")
     b, n, h = x.shape
     d = h // num_heads
+    if other is not None and tuple(other.shape) != tuple(x.shape):
+        raise KDistillError(f"relations: the two sides differ in shape, {tuple(x.shape)} vs {tuple(other.shape)}")
     xr = x.float().view(b, n, num_heads, d).transpose(1, 2)  # [B, R, L, d]
-    scores = torch.matmul(xr, xr.transpose(-1, -2)) / math.sqrt(d)
+    yr = xr if other is None else other.float().view(b, n, num_heads, d).transpose(1, 2)
+    scores = torch.matmul(xr, yr.transpose(-1, -2)) / math.sqrt(d)
     if attention_mask is not None:
         if tuple(attention_mask.shape) != (b, n):
             raise KDistillError(f"relations: attention_mask {tuple(attention_mask.shape)} is not [B, L] = {(b, n)}")

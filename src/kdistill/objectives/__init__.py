@@ -10,9 +10,10 @@
 
 from kdistill.objectives.objective import Objective
 from kdistill.objectives.presets import (PRESETS, distilbert_general_objective, finetune_objective, kd_objective,
-                                         make_objective, tinybert_objective)
+                                         make_objective, minilm_objective, tinybert_objective)
 from kdistill.objectives.signals import ModelSignal, TeacherSignal
 from kdistill.objectives.terms import TERMS, Term, make_term, register
 
 __all__ = ["Objective", "PRESETS", "TERMS", "Term", "ModelSignal", "TeacherSignal", "finetune_objective",
-           "kd_objective", "make_objective", "make_term", "register", "tinybert_objective", "distilbert_general_objective"]
+           "kd_objective", "make_objective", "make_term", "register", "tinybert_objective", "distilbert_general_objective",
+           "minilm_objective"]

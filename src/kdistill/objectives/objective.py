@@ -40,7 +40,8 @@ class Objective(nn.Module):
             (e.g. DistilBERT's dynamic masking, :class:`kdistill.data.masking.Masker`).
 
     Attributes derived from the terms: ``needs_teacher``, ``needs_hidden_states``,
-    ``needs_attentions``, ``student_attention_layers``, ``teacher_attention_layers``.
+    ``needs_attentions``, ``student_attention_layers``, ``teacher_attention_layers``, ``student_qkv_layer``,
+    ``teacher_qkv_layer`` (the layer whose query/key/value projections relation terms read, or None).
 
     Raises:
         KDistillError: duplicate log names.
@@ -64,6 +65,11 @@ class Objective(nn.Module):
         attn = [t for t in ts if t.needs_attentions]
         self.student_attention_layers = _merge_layers([t.student_attention_layers for t in attn]) if attn else None
         self.teacher_attention_layers = _merge_layers([t.teacher_attention_layers for t in attn]) if attn else None
+        qkv = [t for t in ts if getattr(t, "qkv_layers", None)]  # MiniLM relations: one layer's Q, K, V per model
+        layers = {t.qkv_layers for t in qkv}
+        if len(layers) > 1:
+            raise KDistillError(f"objective '{name}': relation terms must read the same layers, got {sorted(layers)}")
+        self.student_qkv_layer, self.teacher_qkv_layer = next(iter(layers)) if layers else (None, None)
 
     def gold_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """See :func:`kdistill.objectives.terms.gold_loss` (with this objective's task)."""

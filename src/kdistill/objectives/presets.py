@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kdistill.config import DistilBertGeneralConfig, DistillConfig, TinyBertConfig
+from kdistill.config import DistilBertGeneralConfig, DistillConfig, MiniLMConfig, TinyBertConfig
 from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError, ModelError
 from kdistill.objectives.layer_map import layer_map as make_layer_map
@@ -140,3 +140,36 @@ def distilbert_general_objective(cfg: DistilBertGeneralConfig, tokenizer) -> Obj
         raise KDistillError("DistilBERT's loss needs at least one of --ce-weight, --mlm-weight, --cos-weight above 0")
     masker = Masker(tokenizer, mlm_probability=cfg.mlm_probability, whole_words=cfg.whole_word_mask)
     return Objective("distilbert-general", None, terms, select_best=False, prepare_batch=masker)
+
+
+def minilm_objective(cfg: MiniLMConfig, student_config, teacher_config) -> Objective:
+    """MiniLM / MiniLMv2 relation transfer from one teacher layer to the student's last layer (see
+    :class:`kdistill.config.MiniLMConfig`): v1 = attention (Q-K) + value relation per attention head (Wang et al. 2020,
+    Eq. 5-8); v2 = Q-Q + K-K + V-V relations over ``relation_heads`` (Wang et al. 2021, Eq. 2-4). Equal weights.
+
+    Raises:
+        ModelError: v1 with different head counts (use v2), a teacher layer beyond the teacher's depth, or relation
+            heads that do not divide both widths.
+    """
+    t_layers, heads_t, heads_s = depth(teacher_config), _heads(teacher_config), _heads(student_config)
+    layer = cfg.teacher_layer or t_layers
+    if layer > t_layers:
+        raise ModelError(f"--teacher-layer {layer} is beyond the teacher's {t_layers} layers")
+    if cfg.version == 1:
+        if heads_s != heads_t:
+            raise ModelError(f"MiniLM (v1) transfers attention head by head: the student has {heads_s} heads, the teacher "
+                             f"{heads_t}; use --minilm-version 2 (relation heads free the head count)")
+        heads, kinds = heads_t, ("qk", "vv")
+    else:
+        heads, kinds = cfg.relation_heads, ("qq", "kk", "vv")
+        for what, c in (("student", student_config), ("teacher", teacher_config)):
+            if width(c) % heads:
+                raise ModelError(f"--relation-heads {heads} does not divide the {what}'s width {width(c)}; choose a "
+                                 "common divisor of both widths")
+    terms = [(k, 1.0, make_term("relation", kind=k, relation_heads=heads, student_layer=-1, teacher_layer=layer - 1))
+             for k in kinds]
+    return Objective(f"minilm-v{cfg.version}", None, terms, select_best=False, uses_all_parameters=False)
+
+
+def _heads(config) -> int:
+    return int(getattr(config, "num_attention_heads", None) or getattr(config, "n_heads"))

@@ -29,6 +29,7 @@ class ModelSignal:
     attention_scores: list[torch.Tensor | None] | None = None
     attention_probs: list[torch.Tensor | None] | None = None
     word_ids: torch.Tensor | None = None
+    qkv: dict[str, torch.Tensor] | None = None  # {"query", "key", "value"} [B, L, H] of one layer (MiniLM relations)
 
 
 TeacherSignal = ModelSignal  # the name used for the teacher's side

@@ -7,7 +7,7 @@ is a weighted list of terms and derives its needs from theirs. Terms with traina
 checkpointed with the student and never exported with it.
 
 Registry keys (:data:`TERMS`): ``gold``, ``soft_kl``, ``logit_mse``, ``hidden_cos``, ``attn_mse``,
-``attn_kl``, ``hidden_mse``, ``emb_mse``, ``pred_ce``, ``mlm_kl``, ``mlm``. A new term is a class here decorated with
+``attn_kl``, ``hidden_mse``, ``emb_mse``, ``pred_ce``, ``mlm_kl``, ``mlm``, ``relation``. A new term is a class here decorated with
 :func:`register` (plus its place in a preset of :mod:`kdistill.objectives.presets`).
 """
 
@@ -23,7 +23,7 @@ from kdistill.errors import KDistillError
 from kdistill.losses import (hard_label_ce, hidden_cosine, logit_mse, multilabel_bce, multilabel_soft_kl, regression_mse,
                              soft_target_kl)
 from kdistill.losses.align import word_aligned_cosine
-from kdistill.losses.general import mlm_ce, mlm_soft_kl
+from kdistill.losses.general import mlm_ce, mlm_soft_kl, relation_kl, relations
 from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, embedding_loss, hidden_state_loss,
                                       prediction_loss)
 from kdistill.objectives.signals import ModelSignal
@@ -214,6 +214,31 @@ class Mlm(Term):
 
     def forward(self, student, teacher, batch):
         return mlm_ce(student.logits, batch["labels"])
+
+
+@register("relation")
+class Relation(Term):
+    """MiniLM (Wang et al. 2020) / MiniLMv2 (Wang et al. 2021) relation transfer: KL of the teacher's relation
+    distributions from the student's, ``softmax(X_r·Y_rᵀ/√d_r)`` over ``relation_heads`` slices of one layer's
+    projections (``kind``: ``qk`` = attention, ``qq``, ``kk``, ``vv``), over real tokens."""
+
+    KINDS = {"qk": ("query", "key"), "qq": ("query", None), "kk": ("key", None), "vv": ("value", None)}
+
+    def __init__(self, kind: str, relation_heads: int, student_layer: int = -1, teacher_layer: int = -1):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise KDistillError(f"relation kind must be one of {', '.join(self.KINDS)}, got '{kind}'")
+        self.kind, self.relation_heads = kind, int(relation_heads)
+        self.qkv_layers = (int(student_layer), int(teacher_layer))
+
+    def forward(self, student, teacher, batch):
+        a, b = self.KINDS[self.kind]
+        mask = batch.get("attention_mask")
+
+        def rel(sig):
+            return relations(sig.qkv[a], self.relation_heads, mask, other=None if b is None else sig.qkv[b])
+
+        return relation_kl(rel(student), rel(teacher), mask)
 
 
 class _LayerMapped(Term):

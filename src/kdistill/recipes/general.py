@@ -37,6 +37,7 @@ def load_general(cfg) -> Prepared:
 
     if cfg.objective == "distilbert":
         return _load_distilbert(cfg)
+    from kdistill.objectives import minilm_objective
     teacher_name = cfg.teacher or default_pretrained_model()
     teacher = load_encoder(teacher_name, "teacher")
     tokenizer = load_tokenizer(teacher_name)
@@ -51,8 +52,11 @@ def load_general(cfg) -> Prepared:
         from transformers import AutoModelForSequenceClassification
 
         student = layers_from_teacher(AutoModelForSequenceClassification.from_pretrained(teacher_name), sc.layers).base_model
-    check_layerwise_pair(student, teacher)
-    objective = tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
+    if cfg.objective == "minilm":  # relations of one layer's projections: any widths (v2), no attention capture
+        objective = minilm_objective(cfg.minilm, student.config, teacher.config)
+    else:
+        check_layerwise_pair(student, teacher)
+        objective = tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
     tcfg = _steps(cfg, cfg.train)
     stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
                          text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed)
@@ -107,6 +111,9 @@ def _load_distilbert(cfg) -> Prepared:
 
 
 def general_summary(p: Prepared, result) -> dict:
+    if p.cfg.objective == "minilm":
+        return {"method": f"minilm-v{p.cfg.minilm.version}", "loss": p.cfg.minilm.model_dump(),
+                "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
     if p.cfg.objective == "distilbert":
         return {"method": "distilbert-general", "loss": p.cfg.distilbert.model_dump(),
                 "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
