@@ -10,8 +10,6 @@ encoder's last layer: it is a weaker teacher signal than a head pretrained with 
 
 from __future__ import annotations
 
-import torch
-
 from kdistill.recipes.base import Prepared, Recipe, Stage, register
 
 
@@ -42,6 +40,8 @@ def masked_token_accuracy(model, tokenizer, passages: list[str], *, max_length: 
                           batch_size: int = 32) -> float:
     """Share of masked positions whose arg-max prediction is the original token (BERT's masking, seeded), over
     ``passages``."""
+    import torch
+
     from kdistill.data.masking import Masker
 
     masker, hits, total = Masker(tokenizer), 0, 0

