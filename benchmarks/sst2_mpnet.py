@@ -1,0 +1,92 @@
+"""Students of the base-size MPNet teacher on SST-2 (issue 15 benchmark), each in eager and ONNX Runtime.
+
+    python benchmarks/sst2_mpnet_teacher.py             # first: the teacher (fetch + fine-tune, resumable)
+    python benchmarks/sst2_mpnet.py [--only l6_of_12,minilm_cross,tinybert4,bilstm]
+
+Students (every run resumable; models under ~/.cache/kdistill/mpnet/, reports beside them):
+* ``l6_of_12`` — DistilBERT-style: 6 of the teacher's 12 layers (0,2,4,7,9,11), KD (T = 2, alpha = 0.5) + L_cos.
+  Paper (DistilBERT, SST-2): 91.3 vs 92.7 = 98.5 % at 1.6x. Target >= 99 % at >= 1.9x.
+* ``minilm_cross`` — the pretrained all-MiniLM-L6-v2 (BERT-uncased tokenizer: a cross-tokenizer pair), KD on logits.
+  Paper (MiniLM-L6 from BERT-base): 91.5 vs 93.2 at 5.3x. Target >= 97 % at >= 5x.
+* ``tinybert4`` — 4 x 312, FFN 1200, 12 heads: TinyBERT general distillation from the MPNet base on the Wikipedia
+  corpus (benchmarks/fetch_corpus.py), then task distillation (intermediate + prediction). Paper (TinyBERT4): 96.8 % at
+  9.4x. Target >= 96 % at >= 9x.
+* ``bilstm`` — Tang et al. (2019), logit MSE, Tang augmentation. Target >= 95 % at >= 20x.
+Every report has eager, ORT fp32 and ORT int8 rows (kdistill's report). Writes benchmarks/results/sst2_mpnet_<name>.*.
+The teacher's logits over the train split are computed once and shared (fingerprint-checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sst2_foundation import GLUE, write_result  # noqa: E402
+from sst2_mpnet_teacher import OUT as TEACHER  # noqa: E402
+
+CACHE = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill")) / "mpnet"
+LOGITS = CACHE / "teacher_logits_train.safetensors"
+TB4 = dict(num_layers=4, hidden_size=312, num_heads=12, intermediate_size=1200)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="l6_of_12,minilm_cross,tinybert4,bilstm")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if not (TEACHER / "train_results.json").exists():
+        raise SystemExit("the MPNet teacher is not fine-tuned yet: run python benchmarks/sst2_mpnet_teacher.py")
+    import kdistill
+    from kdistill.models import default_pretrained_model
+
+    command = "python benchmarks/" + Path(__file__).name + " " + shlex.join(sys.argv[1:])
+    common = dict(data_dir=str(GLUE), epochs=args.epochs, batch_size=32, learning_rate=1e-4, eval_steps=500,
+                  teacher_cache_file=str(LOGITS), latency_runs=300)
+    for name in args.only.split(","):
+        out = CACHE / name
+        resume = (out / "checkpoint").exists()
+        if name == "l6_of_12":
+            res = kdistill.distill(str(TEACHER), "sst2", output_dir=out, layers=[0, 2, 4, 7, 9, 11], cos_weight=1.0,
+                                   temperature=2.0, alpha=0.5, resume=resume, overwrite=not resume,
+                                   **{k: v for k, v in common.items() if k != "teacher_cache_file"})
+        elif name == "minilm_cross":
+            res = kdistill.distill(str(TEACHER), "sst2", default_pretrained_model(), output_dir=out, temperature=2.0,
+                                   alpha=0.5, resume=resume, overwrite=not resume, **common)
+        elif name == "tinybert4":
+            from fetch_corpus import fetch
+
+            from fetch_mpnet import CACHE as MODELS
+
+            general = CACHE / "tinybert4_general"
+            if not (general / "train_results.json").exists():
+                kdistill.general_distill(str(MODELS / "all-mpnet-base-v2"), output_dir=general, text_files=[str(fetch())],
+                                         **TB4, epochs=1.0, batch_size=32, learning_rate=2e-4, max_length=128,
+                                         resume=(general / "checkpoint").exists(),
+                                         overwrite=not (general / "checkpoint").exists())
+            res = kdistill.distill(str(TEACHER), "sst2", str(general), output_dir=out, method="tinybert",
+                                   intermediate_epochs=args.epochs, prediction_epochs=args.epochs, resume=resume,
+                                   overwrite=not resume, **{k: v for k, v in common.items() if k != "epochs"})
+        elif name == "bilstm":
+            res = kdistill.distill(str(TEACHER), "sst2", "bilstm", output_dir=out, alpha=0.0, kd_loss="mse",
+                                   augment="tang", max_augmented=40_000, learning_rate=1e-3, batch_size=64,
+                                   resume=resume, overwrite=not resume,
+                                   **{k: v for k, v in common.items() if k not in ("learning_rate", "batch_size",
+                                                                                    "teacher_cache_file")})
+        else:
+            raise SystemExit(f"unknown student '{name}'")
+        if res.interrupted:
+            print(f"{name}: stopped; run the same command to resume")
+            return
+        write_result(f"sst2_mpnet_{name}", dict(res.report), {
+            "method": res.report.get("method"), "train_seconds": round(res.train_seconds, 1), "command": command,
+            "teacher": f"all-mpnet-base-v2 fine-tuned on SST-2 ({TEACHER})", "student": name})
+
+
+if __name__ == "__main__":
+    main()
