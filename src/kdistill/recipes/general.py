@@ -4,7 +4,8 @@
 teaches attention + hidden-state + embedding (no prediction layer); the projections are saved beside the result in
 ``projections.safetensors``. ``objective="distilbert"`` — DistilBERT (Sanh et al. 2019, Sec. 3): teacher and student
 are masked-LM models (the student's decoder tied to its input embeddings), every batch is masked dynamically, the loss
-is ``w_ce·L_ce + w_mlm·L_mlm + w_cos·L_cos``. Either result (an encoder + tokenizer; DistilBERT's keeps its MLM head)
+is ``w_ce·L_ce + w_mlm·L_mlm + w_cos·L_cos``. ``objective="minilm"`` — MiniLM / MiniLMv2 (Wang et al. 2020 / 2021):
+self-attention relations of one teacher layer. Each result (an encoder + tokenizer; DistilBERT's keeps its MLM head)
 initialises task students (``kdistill distill --student DIR``).
 """
 
@@ -24,45 +25,70 @@ def check_general(cfg) -> None:
 
 
 def load_general(cfg) -> Prepared:
-    """Pretrained teacher encoder, student encoder, objective (its projections initialised here) and text stream.
+    """Pretrained teacher, student, objective (its projections initialised here) and text stream.
+
+    DistilBERT's objective takes masked-LM models on both sides (:func:`_models`); TinyBERT's and MiniLM's bare encoders.
 
     Raises:
-        ModelError: an unloadable teacher/student, an unsupported layout, a student deeper than the
-            teacher, a bad layer map, different vocabularies.
+        ModelError: an unloadable teacher/student, no masked-LM head on a DistilBERT teacher, an unsupported layout, a
+            student deeper than the teacher, a bad layer map, different vocabularies, L_cos across widths.
     """
     from kdistill.data.streaming import stream_loader, text_stream
-    from kdistill.models import check_same_vocab, default_pretrained_model, load_encoder, load_tokenizer
-    from kdistill.objectives import tinybert_objective
-    from kdistill.students.transformer import check_layerwise_pair, from_spec, layers_from_teacher
 
-    if cfg.objective == "distilbert":
-        return _load_distilbert(cfg)
-    from kdistill.objectives import minilm_objective
+    teacher_name, teacher, tokenizer, student = _models(cfg)
+    objective = _objective(cfg, student, teacher, tokenizer)
+    tcfg = _steps(cfg, cfg.train)
+    whole_words = cfg.objective == "distilbert" and cfg.distilbert.whole_word_mask
+    stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
+                         text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed, word_ids=whole_words)
+    loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
+    return Prepared(cfg=cfg, task=None, tokenizer=tokenizer, student=student, teacher=teacher, loader=loader,
+                    info={"objective": objective, "train": tcfg, "teacher_name": teacher_name})
+
+
+def _models(cfg):
+    """``(teacher name, teacher, tokenizer, student)``. The student: ``spec`` (fresh), a path, or the teacher's layers
+    (DistilBERT's initialisation: embeddings, chosen layers and, for masked-LM models, the head copied)."""
+    from kdistill.models import check_same_vocab, default_pretrained_model, load_encoder, load_mlm, load_tokenizer
+    from kdistill.students.transformer import from_spec, layers_from_teacher
+
+    mlm = cfg.objective == "distilbert"
     teacher_name = cfg.teacher or default_pretrained_model()
-    teacher = load_encoder(teacher_name, "teacher")
+    teacher = load_mlm(teacher_name, "teacher") if mlm else load_encoder(teacher_name, "teacher")
     tokenizer = load_tokenizer(teacher_name)
     sc = cfg.student
     if sc.kind == "spec":
         student = from_spec(teacher.config, num_layers=sc.num_layers, hidden_size=sc.hidden_size, num_heads=sc.num_heads,
-                            intermediate_size=sc.intermediate_size, seed=cfg.train.seed).base_model
+                            intermediate_size=sc.intermediate_size, seed=cfg.train.seed, head="mlm" if mlm else "classifier")
+        student = student if mlm else student.base_model
     elif sc.kind == "pretrained":
-        student = load_encoder(sc.path, "student")
+        student = load_mlm(sc.path, "student", require_head=False) if mlm else load_encoder(sc.path, "student")
         check_same_vocab(tokenizer, load_tokenizer(sc.path))
+    elif mlm:
+        student = layers_from_teacher(teacher, sc.layers)
     else:
         from transformers import AutoModelForSequenceClassification
 
         student = layers_from_teacher(AutoModelForSequenceClassification.from_pretrained(teacher_name), sc.layers).base_model
+    return teacher_name, teacher, tokenizer, student
+
+
+def _objective(cfg, student, teacher, tokenizer):
+    from kdistill.errors import ModelError
+    from kdistill.objectives import distilbert_general_objective, minilm_objective, tinybert_objective
+    from kdistill.students.transformer import check_layerwise_pair
+
+    if cfg.objective == "distilbert":
+        d = cfg.distilbert
+        if d.cos_weight > 0 and student.config.hidden_size != teacher.config.hidden_size:
+            raise ModelError(f"L_cos compares hidden states of equal width; the student is {student.config.hidden_size} "
+                             f"wide, the teacher {teacher.config.hidden_size}: pass --cos-weight 0 or a student of the "
+                             "teacher's width")
+        return distilbert_general_objective(d, tokenizer)
     if cfg.objective == "minilm":  # relations of one layer's projections: any widths (v2), no attention capture
-        objective = minilm_objective(cfg.minilm, student.config, teacher.config)
-    else:
-        check_layerwise_pair(student, teacher)
-        objective = tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
-    tcfg = _steps(cfg, cfg.train)
-    stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
-                         text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed)
-    loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
-    return Prepared(cfg=cfg, task=None, tokenizer=tokenizer, student=student, teacher=teacher, loader=loader,
-                    info={"objective": objective, "train": tcfg, "teacher_name": teacher_name})
+        return minilm_objective(cfg.minilm, student.config, teacher.config)
+    check_layerwise_pair(student, teacher)
+    return tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
 
 
 def _steps(cfg, tcfg):
@@ -73,41 +99,6 @@ def _steps(cfg, tcfg):
     n = count_passages(cfg.text_files)
     steps = max(1, int(-(-n * tcfg.epochs // (tcfg.batch_size * tcfg.gradient_accumulation_steps))))
     return tcfg.model_copy(update={"max_steps": steps})
-
-
-def _load_distilbert(cfg) -> Prepared:
-    """Masked-LM teacher and student (every other teacher layer, a spec, or a path), DistilBERT's objective, a masked
-    stream. Raises ModelError: no masked-LM head on the teacher, different vocabularies, L_cos across widths."""
-    from kdistill.data.streaming import stream_loader, text_stream
-    from kdistill.errors import ModelError
-    from kdistill.models import check_same_vocab, default_pretrained_model, load_mlm, load_tokenizer
-    from kdistill.objectives import distilbert_general_objective
-    from kdistill.students.transformer import from_spec, layers_from_teacher
-
-    teacher_name = cfg.teacher or default_pretrained_model()
-    teacher = load_mlm(teacher_name, "teacher")
-    tokenizer = load_tokenizer(teacher_name)
-    sc = cfg.student
-    if sc.kind == "spec":
-        student = from_spec(teacher.config, num_layers=sc.num_layers, hidden_size=sc.hidden_size, num_heads=sc.num_heads,
-                            intermediate_size=sc.intermediate_size, seed=cfg.train.seed, head="mlm")
-    elif sc.kind == "pretrained":
-        student = load_mlm(sc.path, "student", require_head=False)
-        check_same_vocab(tokenizer, load_tokenizer(sc.path))
-    else:  # DistilBERT's initialisation: every other teacher layer, embeddings and the masked-LM head copied
-        student = layers_from_teacher(teacher, sc.layers)
-    d = cfg.distilbert
-    if d.cos_weight > 0 and student.config.hidden_size != teacher.config.hidden_size:
-        raise ModelError(f"L_cos compares hidden states of equal width; the student is {student.config.hidden_size} wide, "
-                         f"the teacher {teacher.config.hidden_size}: pass --cos-weight 0 or a student of the teacher's width")
-    objective = distilbert_general_objective(d, tokenizer)
-    tcfg = _steps(cfg, cfg.train)
-    stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
-                         text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed,
-                         word_ids=d.whole_word_mask)
-    loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
-    return Prepared(cfg=cfg, task=None, tokenizer=tokenizer, student=student, teacher=teacher, loader=loader,
-                    info={"objective": objective, "train": tcfg, "teacher_name": teacher_name})
 
 
 def general_summary(p: Prepared, result) -> dict:

@@ -131,6 +131,23 @@ def _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, e
     return rows
 
 
+def _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries, *, runtimes: bool, latency_runs: int):
+    """Teacher and student (eager, and with ``runtimes`` also ORT fp32 / int8) timed interleaved in one process.
+
+    Returns ``(stats, rows, errors)``: latency stats with the two eager models first, the ``runtimes`` rows and the
+    export errors per model (both empty without ``runtimes``)."""
+    from kdistill.reporting.measure import measure_latency_interleaved
+
+    with tempfile.TemporaryDirectory(prefix="kdistill-ort-") as work:
+        variants, errors = _ort_variants(nets, toks, dev_sets, Path(work)) if runtimes else ({}, {})
+        timed = [(role, "eager_fp32", net, tok) for role, net, tok in zip(("teacher", "student"), nets, toks)]
+        timed += [(role, v.runtime, v.module, toks[i]) for i, role in enumerate(("teacher", "student"))
+                  for v in variants.get(role, [])]
+        stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs)
+        rows = _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) if variants else {}
+    return stats, rows, errors
+
+
 def _runtime_fields(rows: dict, errors: dict) -> dict[str, Any]:
     def ratio(a, b):
         return None if a is None or b is None or b <= 0 else a / b
@@ -192,7 +209,7 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     from kdistill.engine.evaluation import predict
     from kdistill.metrics import compute_metrics
     from kdistill.models import load_classifier, load_tokenizer
-    from kdistill.reporting.measure import SizeStats, count_parameters, disk_size_mb, measure_latency_interleaved
+    from kdistill.reporting.measure import SizeStats, count_parameters, disk_size_mb
     from kdistill.reporting.render import ModelEntry, build_report, write_report
     from kdistill.reporting.stats import assess
 
@@ -221,13 +238,8 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         from kdistill.deploy.variants import onnxruntime_available
 
         runtimes = ORT_ROWS and onnxruntime_available()
-    with tempfile.TemporaryDirectory(prefix="kdistill-ort-") as work:
-        variants, ort_errors = (_ort_variants(nets, toks, dev_sets, Path(work)) if runtimes else ({}, {}))
-        timed = [(role, "eager_fp32", net, tok) for role, net, tok in zip(("teacher", "student"), nets, toks)]
-        timed += [(role, v.runtime, v.module, toks[i]) for i, role in enumerate(("teacher", "student"))
-                  for v in variants.get(role, [])]
-        stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs)
-        runtime_rows = _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) if variants else {}
+    stats, runtime_rows, ort_errors = _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries,
+                                                     runtimes=runtimes, latency_runs=latency_runs)
     entries = [ModelEntry(name=n, path=str(p), metric=m, size=s, latency=lat) for (n, p, m, s), lat in zip(entries, stats)]
 
     train_labels = splits["train"]["label"] if "train" in splits else None
