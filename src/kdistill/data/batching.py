@@ -172,6 +172,49 @@ class EpochLengthGroupedSampler(Sampler[int]):
         return iter(torch.randperm(len(self.lengths), generator=g).tolist())
 
 
+class TokenBudgetBatchSampler(Sampler[list[int]]):
+    """Batches of at most ``max_tokens`` padded tokens (dynamic batch size), fixed membership, order reshuffled per epoch.
+
+    As fairseq's ``batch_by_size``: rows are sorted by length (ties broken by a seeded shuffle) and cut greedily so
+    that ``rows × longest length ≤ max_tokens`` (and at most ``max_batch_size`` rows); each epoch visits the batches in
+    an order that depends only on ``(seed, epoch)``, so the number of batches per epoch is fixed (the run plan and the
+    learning-rate schedule stay exact) and a resumed run sees the order an uninterrupted one would.
+
+    Args:
+        lengths: tokens per row (``length`` column of :func:`tokenize`).
+        max_tokens: padded-token budget per batch; a row longer than it is a batch of its own.
+        seed: order seed. max_batch_size: cap on rows per batch (None: no cap).
+    """
+
+    def __init__(self, lengths: list[int], max_tokens: int, seed: int, max_batch_size: int | None = None):
+        self.max_tokens, self.seed, self.epoch = int(max_tokens), int(seed), 0
+        g = torch.Generator().manual_seed(self.seed)
+        tie = torch.randperm(len(lengths), generator=g).tolist()
+        order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), tie[i]))
+        self.batches: list[list[int]] = []
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            n = max(longest, int(lengths[i]))
+            if batch and (n * (len(batch) + 1) > self.max_tokens or (max_batch_size and len(batch) >= max_batch_size)):
+                self.batches.append(batch)
+                batch, n = [], int(lengths[i])
+            batch.append(i)
+            longest = n
+        if batch:
+            self.batches.append(batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        return iter([self.batches[j] for j in torch.randperm(len(self.batches), generator=g).tolist()])
+
+
 class Collator:
     """Dynamic padding of model inputs; passes ``labels`` and ``idx`` through as tensors."""
 
@@ -194,12 +237,18 @@ class Collator:
         return batch
 
 
-def train_loader(ds: datasets.Dataset, tokenizer, *, batch_size: int, seed: int, group_by_length: bool = True) -> DataLoader:
-    """DataLoader over a tokenised train split with :class:`EpochLengthGroupedSampler`.
+def train_loader(ds: datasets.Dataset, tokenizer, *, batch_size: int, seed: int, group_by_length: bool = True,
+                 max_tokens: int | None = None) -> DataLoader:
+    """DataLoader over a tokenised train split with :class:`EpochLengthGroupedSampler`, or with ``max_tokens`` batches
+    of a padded-token budget (:class:`TokenBudgetBatchSampler`, at most ``4 × batch_size`` rows each).
 
     The loader owns its generator so that creating an iterator never draws from the global
     RNG (which would change dropout masks after a resume).
     """
+    if max_tokens:
+        batches = TokenBudgetBatchSampler(list(ds.with_format(None)["length"]), max_tokens, seed, 4 * batch_size)
+        return DataLoader(ds, batch_sampler=batches, collate_fn=Collator(tokenizer),
+                          generator=torch.Generator().manual_seed(seed))
     sampler = EpochLengthGroupedSampler(list(ds.with_format(None)["length"]), batch_size, seed, group_by_length)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer),
                       generator=torch.Generator().manual_seed(seed), drop_last=False)

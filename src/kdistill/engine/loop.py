@@ -32,6 +32,7 @@ from kdistill.engine.state import TrainResult, TrainState, diverged_message
 from kdistill.engine.teacher import teacher_source_for
 from kdistill.errors import KDistillError, TrainingDiverged
 from kdistill.objectives import ModelSignal, Objective
+from kdistill.objectives.schedules import ObjectiveSchedules
 from kdistill.rundir import RunDir
 
 
@@ -161,6 +162,24 @@ def _step(trainee, batch, source, acc, optimizer, cfg: TrainConfig, state: Train
     return terms
 
 
+def _before_step(batch, knobs, optimizer, scheduler, cfg: TrainConfig, state: TrainState) -> dict[str, torch.Tensor]:
+    """Scheduled knobs (temperature, alpha, term weights) for this step, and the learning rate scaled with the batch's
+    rows (``lr_scaling``: ``lr · (rows / batch_size)`` linear, or its square root); what it set, for the log."""
+    out = {}
+    if knobs:
+        progress = state.global_step / max(1, state.total_steps - 1)
+        out = {f"sched_{k}": torch.tensor(v) for k, v in knobs.apply(progress).items()}
+    if cfg.lr_scaling != "none":
+        rows = int(batch["input_ids"].shape[0])
+        factor = (rows / cfg.batch_size) ** (1.0 if cfg.lr_scaling == "linear" else 0.5)
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+            group["lr"] = lr * factor  # the scheduler recomputes from its base rates at every step: nothing accumulates
+        out["lr_scale"] = torch.tensor(factor)
+    if cfg.max_tokens:
+        out["batch_rows"] = torch.tensor(float(batch["input_ids"].shape[0]))
+    return out
+
+
 def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: TaskSpec | None, cfg: TrainConfig,
           output_dir: str | Path | RunDir, teacher=None, teacher_fingerprint: str = "", resume: bool = False,
           callbacks: Sequence[Callable[[TrainState], None]] = (), loader=None, teacher_source=None,
@@ -197,13 +216,15 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
     set_seed(cfg.seed)
     main = acc.is_main_process
     if loader is None:
-        loader = train_loader(train_ds, tokenizer, batch_size=cfg.batch_size, seed=cfg.seed, group_by_length=cfg.group_by_length)
-    epoch_objs = (getattr(loader, "sampler", None),)
+        loader = train_loader(train_ds, tokenizer, batch_size=cfg.batch_size, seed=cfg.seed,
+                              group_by_length=cfg.group_by_length, max_tokens=cfg.max_tokens)
+    epoch_objs = (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None))
     source = teacher_source or teacher_source_for(
         objective, teacher, train_ds=train_ds, tokenizer=tokenizer, cfg=cfg, fingerprint=teacher_fingerprint,
         cache_path=Path(cfg.teacher_cache_file) if cfg.teacher_cache_file else run.teacher_logits, accelerator=acc,
         view=teacher_view)
     trainee = Trainee(student, objective)
+    knobs = ObjectiveSchedules(objective, cfg.schedules) if cfg.schedules else None
     with contextlib.ExitStack() as stack:
         stack.enter_context(trainee.capture())
         stack.enter_context(source)
@@ -232,7 +253,8 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
             for batch in rng_neutral(batches):
                 if objective.prepare_batch is not None:  # e.g. masking: reproducible from where the batch is
                     batch = objective.prepare_batch(batch, batch_generator(cfg.seed, state.epoch, state.batches_in_epoch))
-                running.add(_step(trainee, batch, source, acc, optimizer, cfg, state, run))
+                extra = _before_step(batch, knobs, optimizer, scheduler, cfg, state)
+                running.add({**_step(trainee, batch, source, acc, optimizer, cfg, state, run), **extra})
                 state.batches_in_epoch += 1
                 if not acc.sync_gradients:
                     continue
