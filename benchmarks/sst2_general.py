@@ -10,8 +10,8 @@ sentences (recorded). Student: 3 layers of the teacher's width (384, 12 heads, F
 (a) DistilBERT general distillation from every other teacher layer (teacher MLM head fitted by `fit-mlm-head`),
 (b) TinyBERT general distillation, (c) MiniLM, (d) MiniLMv2 (random 3 x 384 students), (e) the pretrained base's layers
 0, 2, 5 with no general distillation, (f) random; every one then gets a fresh classification head; then DistilBERT's ablation (without L_ce / L_cos / L_mlm). Each initialisation is
-then task-distilled on SST-2 from the shared fine-tuned teacher with identical settings (KD T = 2, alpha = 0.5, 1 epoch,
-batch 32, lr 1e-4, kept student chosen on the held-out slice). Everything lives under ~/.cache/kdistill/general/.
+then task-distilled on SST-2 from the shared fine-tuned teacher with identical settings (KD T = 2, alpha = 0.5, 1 epoch
+over the first 20,000 train rows, batch 32, lr 1e-4, kept student chosen on the held-out slice). Everything lives under ~/.cache/kdistill/general/.
 Writes benchmarks/results/sst2_general.{json,md}: dev accuracy of each, and its paired difference from (e).
 """
 
@@ -42,6 +42,10 @@ VARIANTS = {  # name -> (general method or None, general options, task student)
 }
 
 
+#: Sanh et al. (2019), Table 4: GLUE macro-score change of each ablation against the full triple loss.
+PAPER_ABLATION = {"distilbert_no_ce": -2.96, "distilbert_no_cos": -1.46, "distilbert_no_mlm": -0.31}
+
+
 def corpus(smoke: bool) -> tuple[Path, str]:
     from fetch_corpus import fetch
 
@@ -68,6 +72,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated variants")
     ap.add_argument("--general-epochs", type=float, default=1.0)
     ap.add_argument("--task-epochs", type=float, default=1.0)
+    ap.add_argument("--task-train-samples", type=int, default=20_000,
+                    help="first N SST-2 train rows for the task distillation (identical for every initialisation)")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -83,7 +89,9 @@ def main() -> None:
     general_opts = dict(max_steps=3, batch_size=8) if args.smoke else dict(epochs=args.general_epochs, batch_size=32,
                                                                          learning_rate=2e-4)
     task_opts = (dict(max_train_samples=200, max_eval_samples=64, selection_size=16, epochs=1, batch_size=16)
-                 if args.smoke else dict(epochs=args.task_epochs, batch_size=32, learning_rate=1e-4, eval_steps=500))
+                 if args.smoke else dict(epochs=args.task_epochs, batch_size=32, learning_rate=1e-4, eval_steps=500,
+                                         max_train_samples=args.task_train_samples,
+                                         teacher_cache_file=str(CACHE / "teacher_logits_train.safetensors")))
     head = root / "teacher_mlm"
     if any(VARIANTS[n][0] == "distilbert" for n in names) and not (head / "mlm_head.json").exists():
         api.fit_mlm_head(base, text_files=[str(text)], output_dir=head, overwrite=True,
@@ -110,11 +118,11 @@ def main() -> None:
                 load_tokenizer(base).save_pretrained(init)
             task_student = str(init)
         tdir = root / f"task_{name}"
-        if not (tdir / "report.json").exists():
+        if not (tdir / "train_results.json").exists():
             extra = SPEC if task_student == "spec" else ({"layers": [0, 2, 5]} if task_student == "layers-from-teacher" else {})
             api.distill(str(TEACHER), "sst2", task_student, output_dir=tdir, data_dir=str(GLUE), overwrite=True,
-                        temperature=2.0, alpha=0.5, latency_runs=20 if args.smoke else 100, **extra, **task_opts)
-        rows[name] = json.loads((tdir / "report.json").read_text())
+                        temperature=2.0, alpha=0.5, report=False, **extra, **task_opts)  # same student size: no timing
+        rows[name] = json.loads((tdir / "train_results.json").read_text())
     _write(rows, root, command, text_what, args)
 
 
@@ -124,25 +132,35 @@ def _write(rows: dict, root: Path, command: str, text_what: str, args) -> None:
     from kdistill.data.loading import load_data
     from kdistill.data.tasks import get_task
     from kdistill.engine.evaluation import predict
+    from kdistill.metrics import compute_metrics
     from kdistill.models import load_classifier, load_tokenizer
     from kdistill.reporting.stats import paired_bootstrap_diff
 
     data = DataConfig(task="sst2", data_dir=str(GLUE), max_eval_samples=64 if args.smoke else None)
     splits, spec = load_data(data)
     preds, gold = {}, None
-    for name in rows:
-        path = root / f"task_{name}"
+    for name, path in [("teacher", TEACHER), *[(n, root / f"task_{n}") for n in rows]]:
         net, tok = load_classifier(str(path), spec, require_trained_head=True), load_tokenizer(str(path))
         preds[name], gold = predict(net, eval_loader(tokenize(splits["validation"], tok), tok, batch_size=64),
                                     show_progress=False)
+    task = get_task("sst2")
+    acc = {name: float(compute_metrics(task, p, gold)["accuracy"]) for name, p in preds.items()}
     ref = "teacher_layers" if "teacher_layers" in preds else None
     out = []
-    for name, rep in rows.items():
-        row = {"variant": name, "student_metric": rep["student_metric"], "teacher_metric": rep["teacher_metric"],
-               "retention": rep["retention"], "student_params": rep["student_params"], "speedup": rep["speedup"]}
+    for name, rep in rows.items():  # rep: the task run's train_results.json
+        general = root / f"general_{name}" / "train_results.json"
+        row = {"variant": name, "student_metric": acc[name], "teacher_metric": acc["teacher"],
+               "retention": acc[name] / acc["teacher"], "selection_metric": rep.get("selection_eval", {}).get("accuracy"),
+               "task_train_seconds": rep.get("train_seconds"),
+               "general_train_seconds": json.loads(general.read_text()).get("train_seconds") if general.exists() else None,
+               "general_steps": json.loads(general.read_text()).get("global_step") if general.exists() else None}
         if ref and name != ref:
             d = paired_bootstrap_diff(get_task("sst2"), preds[name], preds[ref], gold)
             row["minus_teacher_layers"] = {"difference": d["difference"], "ci": d["ci"], "p_value": d["p_value"]}
+        if name.startswith("distilbert_no_") and "distilbert" in preds:  # the ablation, against the full triple loss
+            d = paired_bootstrap_diff(get_task("sst2"), preds[name], preds["distilbert"], gold)
+            row["minus_distilbert"] = {"difference": d["difference"], "ci": d["ci"], "p_value": d["p_value"],
+                                       "paper_glue_points": PAPER_ABLATION.get(name)}
         out.append(row)
     result = {"benchmark": "sst2_general", "command": command, "machine": machine(), "corpus": text_what,
               "smoke": bool(args.smoke), "rows": out, "settings": {"student": SPEC, "variants": {
@@ -150,12 +168,19 @@ def _write(rows: dict, root: Path, command: str, text_what: str, args) -> None:
     name = "sst2_general_smoke" if args.smoke else "sst2_general"
     target = (root if args.smoke else RESULTS) / f"{name}.json"
     target.write_text(json.dumps(result, indent=1, default=str))
-    md = [f"# {name}", "", f"`{command}`", "", f"Machine: {result['machine']}. Corpus: {text_what}.", "",
-          "| initialisation | dev acc | retention | vs teacher layers (95% CI, points) |", "|---|---:|---:|---:|"]
+    md = [f"# {name}", "", f"`{command}`", "", f"Machine: {result['machine']}. Corpus: {text_what}. Teacher (dev): "
+          f"{acc['teacher']:.4f}.", "",
+          "| initialisation | general steps | dev acc | retention | vs teacher layers (95% CI, points) | "
+          "vs full DistilBERT loss (95% CI) | paper (GLUE macro) |", "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def ci(d):
+        return f"{100 * d['difference']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" if d else "—"
+
     for r in out:
-        d = r.get("minus_teacher_layers")
-        md.append(f"| {r['variant']} | {r['student_metric']:.4f} | {100 * r['retention']:.1f} % | "
-                  + (f"{100 * d['difference']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" if d else "—") + " |")
+        paper = (r.get("minus_distilbert") or {}).get("paper_glue_points")
+        md.append(f"| {r['variant']} | {r['general_steps'] or '—'} | {r['student_metric']:.4f} | "
+                  f"{100 * r['retention']:.1f} % | {ci(r.get('minus_teacher_layers'))} | {ci(r.get('minus_distilbert'))} | "
+                  + (f"{paper:+.2f}" if paper is not None else "—") + " |")
     target.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
