@@ -104,3 +104,21 @@ def test_config_of_another_kind_is_refused(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(KDistillError, match="expected a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_general_and_compress_files(tmp_path):
+    from kdistill.config import CompressConfig, GeneralDistillConfig
+
+    g = tmp_path / "g.json"
+    g.write_text(GeneralDistillConfig(text_files=["a.txt"], output_dir="g", overwrite=True).model_dump_json())
+    cfg = load_config(g)
+    assert isinstance(cfg, GeneralDistillConfig) and cfg.overwrite is False
+    cfg = override_config(cfg, objective="distilbert", temperature=3.0, max_steps=7)
+    assert cfg.distilbert.temperature == 3.0 and cfg.tinybert.temperature == 1.0 and cfg.train.max_steps == 7
+    c = tmp_path / "c.yaml"
+    run = RunConfig(teacher="t", output_dir="r", resume=True).model_dump()
+    c.write_text(yaml.safe_dump({"run": run, "head_fraction": 0.5}))
+    cc = load_config(c)
+    assert isinstance(cc, CompressConfig) and cc.head_fraction == 0.5 and cc.run.resume is False
+    with pytest.raises(KDistillError, match="cannot configure"):
+        kdistill.distill(config=c, output_dir=tmp_path / "x")

@@ -29,10 +29,15 @@ def _from_file(config, cls, *, output_dir, **given: Any):
     Raises KDistillError: see :func:`kdistill.config.load_config` / :func:`~kdistill.config.override_config`; no
     output folder in the file nor given.
     """
+    return _override(load_config(config, cls), config, output_dir=output_dir, **given)
+
+
+def _override(cfg, config, *, output_dir, **given: Any):
+    """:func:`_from_file` on a loaded config (``config``: its file, for messages)."""
     given = {k: (None if isinstance(v, _Default) or (k in ("overwrite", "resume") and v is False) else v)
              for k, v in given.items()}
     task = given.pop("task", None)
-    cfg = override_config(load_config(config, cls), output_dir=None if output_dir is None else str(output_dir),
+    cfg = override_config(cfg, output_dir=None if output_dir is None else str(output_dir),
                           **({"task": task} if task is not None else {}), **given)
     if getattr(cfg, "output_dir", None) in (None, "."):
         raise KDistillError(f"--config {config} names no output folder: give one (-o / output_dir)")
@@ -197,25 +202,34 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path | None
     return run_recipe(cfg, callbacks=callbacks, report=False)
 
 
-def fit_mlm_head(model: str, *, text_files: Sequence[str], output_dir: str | Path, eval_passages: int = 200,
-                 max_length: int | None = None, overwrite: bool = False, resume: bool = False, **train_options: Any
-                 ) -> RunResult:
+def fit_mlm_head(model: str | None = None, *, text_files: Sequence[str] = (), output_dir: str | Path | None = None,
+                 eval_passages: int | None = None, max_length: int | None = None, config: str | Path | None = None,
+                 overwrite: bool = False, resume: bool = False, **train_options: Any) -> RunResult:
     """Fit a masked-LM head onto the frozen encoder ``model`` (``kdistill fit-mlm-head``; :mod:`kdistill.recipes.mlm_head`).
 
     The result (``AutoModelForMaskedLM`` + tokenizer in ``output_dir``) can teach DistilBERT's general distillation;
     its masked-token accuracy on the held-out first ``eval_passages`` passages is in ``res.files["mlm_head"]``
     (``mlm_head.json``) and ``train_results.json``. ``train_options``: :class:`~kdistill.config.TrainConfig` fields
-    (default 300 steps, batch 32, learning rate 1e-3).
+    (default 300 steps, batch 32, learning rate 1e-3). ``config``: a YAML/JSON file of this command's config (its
+    ``kdistill_run.json``); arguments given replace its values.
     """
     import json
 
-    from kdistill.config import MlmHeadConfig, PretrainedStudent
+    from kdistill.config import PretrainedStudent
 
-    base = MlmHeadConfig.model_fields["train"].default
-    cfg = MlmHeadConfig(student=PretrainedStudent(path=str(model)), text_files=[str(f) for f in text_files],
-                        eval_passages=eval_passages, train=TrainConfig(**{**base.model_dump(), **train_options}),
-                        output_dir=str(output_dir), overwrite=overwrite, resume=resume,
-                        **({"max_length": max_length} if max_length else {}))
+    if config is not None:
+        cfg = _from_file(config, MlmHeadConfig, output_dir=output_dir, student=model,
+                         text_files=[str(f) for f in text_files] or None, eval_passages=eval_passages,
+                         max_length=max_length, overwrite=overwrite, resume=resume, **train_options)
+    elif model is None or output_dir is None or not text_files:
+        raise KDistillError("fit-mlm-head needs --model, --text-file and an output folder (or a config file)")
+    else:
+        base = MlmHeadConfig.model_fields["train"].default
+        cfg = MlmHeadConfig(student=PretrainedStudent(path=str(model)), text_files=[str(f) for f in text_files],
+                            eval_passages=eval_passages or 200, train=TrainConfig(**{**base.model_dump(), **train_options}),
+                            output_dir=str(output_dir), overwrite=overwrite, resume=resume,
+                            **({"max_length": max_length} if max_length else {}))
+    output_dir = cfg.output_dir
     res = run_recipe(cfg, report=False)
     if not res.interrupted:
         results = json.loads((Path(output_dir) / "train_results.json").read_text())
@@ -227,20 +241,29 @@ def fit_mlm_head(model: str, *, text_files: Sequence[str], output_dir: str | Pat
     return res
 
 
-def compress(teacher: str, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,
-             resume: bool = False, **options: Any) -> dict[str, Any]:
+def compress(teacher: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+             config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+             **options: Any) -> dict[str, Any]:
     """Iterative prune → distil of ``teacher`` (``kdistill compress``; :mod:`kdistill.recipes.compress`).
 
     Args:
         options: fields of :class:`~kdistill.config.CompressConfig` (``head_fraction``, ``ffn_fraction``,
             ``layers_per_round``, ``steps_per_round``, targets, ``final_steps``, ``lowrank_rank`` ...) and the
             distillation options of :func:`distill` (``temperature``, ``alpha``, ``batch_size``, ``data_dir`` ...).
+        config: a YAML/JSON compress config (a compress run's ``kdistill_run.json``); arguments given replace its values.
 
     Returns:
         The final report dict, with ``rounds`` and ``targets_met``.
     """
     cfields = set(CompressConfig.model_fields) - {"run"}
     copts = {k: options.pop(k) for k in list(options) if k in cfields and options[k] is not None}
+    if config is not None:
+        base = load_config(config, CompressConfig)
+        run_cfg = _override(base.run, config, output_dir=output_dir, teacher=teacher, student=teacher, task=task,
+                            overwrite=overwrite, resume=resume, **options)
+        return run_compress(CompressConfig(**{**base.model_dump(exclude={"run"}), **copts}, run=run_cfg))
+    if teacher is None or output_dir is None:
+        raise KDistillError("compress needs a teacher and an output folder (or a config file that names them)")
     run_cfg = from_flat(method="kd", teacher=teacher, task=task, student=teacher, output_dir=output_dir,
                         overwrite=overwrite, resume=resume, **options)
     return run_compress(CompressConfig(run=run_cfg, **copts))

@@ -641,15 +641,16 @@ def general_distill(
 @app.command("fit-mlm-head")
 def fit_mlm_head(
     num_threads: Optional[int] = ThreadsOpt,
-    model: str = typer.Option(..., "--model", help="Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2)."),
-    text_file: list[str] = typer.Option(..., "--text-file", help="Unlabeled text, one passage per line (repeatable)."),
-    eval_passages: int = typer.Option(200, "--eval-passages", help="First N passages held out to measure the head."),
+    config: Optional[Path] = ConfigOpt,
+    model: Optional[str] = typer.Option(None, "--model", help="Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2); required unless --config names it."),
+    text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeatable); required unless --config names it."),
+    eval_passages: Optional[int] = typer.Option(None, "--eval-passages", help="First N passages held out to measure the head (default 200)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (default 300)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Default 1e-3 (only the head trains)."),
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    output: Path = typer.Option(..., "--output", "-o"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
@@ -659,7 +660,7 @@ def fit_mlm_head(
     from kdistill import api
 
     try:
-        res = api.fit_mlm_head(model, text_files=text_file, output_dir=output, eval_passages=eval_passages,
+        res = api.fit_mlm_head(model, text_files=text_file or [], output_dir=output, eval_passages=eval_passages, config=config,
                                max_length=max_length, overwrite=overwrite, resume=resume,
                                **_given(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
     except USER_ERRORS as err:
@@ -713,7 +714,8 @@ def augment(
 @app.command()
 def compress(
     num_threads: Optional[int] = ThreadsOpt,
-    teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery."),
+    config: Optional[Path] = ConfigOpt,
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
     train_file: Optional[str] = TrainFileOpt,
@@ -745,7 +747,7 @@ def compress(
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     latency_runs: int = typer.Option(100, "--latency-runs"),
-    output: Path = typer.Option(..., "--output", "-o"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
 ) -> None:
@@ -756,12 +758,12 @@ def compress(
     from kdistill import api
 
     try:
-        rep = api.compress(teacher, task, output_dir=output, head_fraction=head_fraction, ffn_fraction=ffn_fraction,
+        rep = api.compress(teacher, task, output_dir=output, config=config, head_fraction=head_fraction, ffn_fraction=ffn_fraction,
                            layers_per_round=layers_per_round, min_layers=min_layers, steps_per_round=steps_per_round,
                            importance_batches=importance_batches, importance_loss=importance_loss,
                            target_speedup=target_speedup, target_params=target_params, target_heads=target_heads,
                            max_rounds=max_rounds, final_steps=final_steps, lowrank_rank=lowrank_rank,
-                           lowrank_energy=lowrank_energy, prune_vocab=prune_vocab, latency_runs=latency_runs,
+                           lowrank_energy=lowrank_energy, prune_vocab=prune_vocab or None, latency_runs=latency_runs,
                            overwrite=overwrite, resume=resume,
                            temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
                            seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,

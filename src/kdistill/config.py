@@ -525,6 +525,8 @@ def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool 
     ``overwrite`` and ``resume`` are actions, not settings: they are reset to False (a recorded run was often made
     with ``--overwrite``; re-running its file must not delete anything unless asked again), unless ``keep_actions``.
 
+    A :class:`CompressConfig` file (``kdistill compress``'s record) is told apart by its ``run`` section.
+
     Raises:
         KDistillError: unreadable file; an unknown key (named with its path, e.g. ``distill.temprature``); an invalid
             value; a file of another kind of run than ``cls``.
@@ -534,7 +536,7 @@ def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool 
     from kdistill.errors import KDistillError
 
     data = read_config_file(path)
-    kind = FILE_KINDS.get(str(data.get("method", "kd")))
+    kind = CompressConfig if "run" in data else FILE_KINDS.get(str(data.get("method", "kd")))  # compress: a run inside
     if kind is None:
         raise KDistillError(f"--config {path}: unknown method '{data.get('method')}'; one of {', '.join(FILE_KINDS)}")
     cls = cls or kind
@@ -542,8 +544,14 @@ def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool 
         raise KDistillError(f"--config {path}: a '{data.get('method')}' config cannot configure this command "
                             f"(it takes a {cls.__name__})")
     if not keep_actions:
-        data = {**data, "overwrite": False, "resume": False}
-    data.setdefault("output_dir", ".")  # given on the command line (-o) in the usual case
+        if "overwrite" in cls.model_fields:
+            data = {**data, "overwrite": False, "resume": False}
+        if isinstance(data.get("run"), dict):
+            data["run"] = {**data["run"], "overwrite": False, "resume": False}
+    if "run" in data and isinstance(data["run"], dict):
+        data["run"].setdefault("output_dir", ".")
+    else:
+        data.setdefault("output_dir", ".")  # given on the command line (-o) in the usual case
     try:
         return cls.model_validate(data)
     except ValidationError as err:
