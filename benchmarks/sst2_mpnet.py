@@ -37,6 +37,13 @@ CACHE = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill
 LOGITS = CACHE / "teacher_logits_train.safetensors"
 METHODS = {"l6_of_12": "kd+cos", "minilm_cross": "kd (cross-tokenizer)", "tinybert4": "tinybert",
            "bilstm": "kd-mse+tang"}
+#: (retention, speedup) targets of issue 15, and the paper's figure for the same kind of student (SST-2 dev, BERT-base
+#: teacher): student/teacher accuracy, speedup.
+TARGETS = {"l6_of_12": (0.99, 1.9), "minilm_cross": (0.97, 5.0), "tinybert4": (0.96, 9.0), "bilstm": (0.95, 20.0)}
+PAPER = {"l6_of_12": "DistilBERT 91.3 / 92.7 = 98.5 % at 1.6x (Sanh et al. 2019)",
+         "minilm_cross": "MiniLM-L6 91.5 / 93.2 = 98.2 % at 5.3x (Wang et al. 2020; same tokenizer)",
+         "tinybert4": "TinyBERT4 92.6 / 93.4 = 99.1 % (GLUE avg 96.8 %) at 9.4x (Jiao et al. 2020)",
+         "bilstm": "BiLSTM_SOFT 90.7 / 94.9 (BERT-large) = 95.6 %, ~100x fewer parameters, ~15x faster (Tang et al. 2019)"}
 TB4 = dict(num_layers=4, hidden_size=312, num_heads=12, intermediate_size=1200)
 
 
@@ -75,6 +82,47 @@ def main() -> None:
                 "method": rep.get("method") or METHODS[name], "train_seconds": round(seconds, 1), "command": command,
                 "teacher": f"all-mpnet-base-v2 fine-tuned on SST-2 ({TEACHER})", "student": name,
                 "settings": json.loads((out / "kdistill_run.json").read_text())})
+    if args.stage in ("report", "all"):
+        summarize(command)
+
+
+def summarize(command: str) -> None:
+    """benchmarks/results/sst2_mpnet.{json,md}: every student's figures beside its target and the paper's."""
+    from sst2_foundation import RESULTS
+
+    rows = []
+    for name, (ret_t, speed_t) in TARGETS.items():
+        path = RESULTS / f"sst2_mpnet_{name}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        rows.append({"student": name, "student_metric": r["student_metric"], "teacher_metric": r["teacher_metric"],
+                     "retention": r["retention"], "student_params": r["student_params"], "speedup": r["speedup"],
+                     "ort_speedup": r.get("ort_speedup"), "ort_int8_speedup": r.get("ort_int8_speedup"),
+                     "deployment_speedup": r.get("deployment_speedup"), "student_ci": r.get("student_ci"),
+                     "target": {"retention": ret_t, "speedup": speed_t},
+                     "met": bool(r["retention"] >= ret_t and r["speedup"] >= speed_t), "paper": PAPER[name]})
+    (RESULTS / "sst2_mpnet.json").write_text(json.dumps({"benchmark": "sst2_mpnet", "command": command, "rows": rows},
+                                                        indent=1, default=str))
+
+    def x(v):
+        return f"{v:.2f}x" if isinstance(v, (int, float)) else "—"
+
+    md = ["# sst2_mpnet: students of the all-mpnet-base-v2 SST-2 teacher", "", f"`{command}`", "",
+          "Speedup = teacher / student batch-1 CPU latency in PyTorch eager (the target's measure); ORT columns: each "
+          "in ONNX Runtime fp32 vs the teacher in ORT fp32, and the student's int8 vs the teacher's fp32 "
+          "(deployment). Per-student details: sst2_mpnet_<name>.md / report files.", "",
+          "| student | dev acc (95% CI) | retention | params | speedup (eager) | ORT fp32 | ORT int8 vs fp32 teacher | "
+          "target | met | paper |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        ci = r["student_ci"]
+        acc = f"{r['student_metric']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, (list, tuple)) else "")
+        md.append(f"| {r['student']} | {acc} | {100 * r['retention']:.1f} % | {r['student_params'] / 1e6:.1f} M | "
+                  f"{x(r['speedup'])} | {x(r['ort_speedup'])} | {x(r['deployment_speedup'])} | "
+                  f">= {100 * r['target']['retention']:.0f} % at >= {r['target']['speedup']:.1f}x | "
+                  f"{'met' if r['met'] else 'missed'} | {r['paper']} |")
+    (RESULTS / "sst2_mpnet.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
 
 
 def train(name: str, out: Path, args, common: dict):
