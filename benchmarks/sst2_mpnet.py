@@ -46,10 +46,10 @@ PAPER = {"l6_of_12": "DistilBERT 91.3 / 92.7 = 98.5 % at 1.6x (Sanh et al. 2019)
          "tinybert4": "TinyBERT4 92.6 / 93.4 = 99.1 % (GLUE avg 96.8 %) at 9.4x (Jiao et al. 2020)",
          "bilstm": "BiLSTM_SOFT 90.7 / 94.9 (BERT-large) = 95.6 %, ~100x fewer parameters, ~15x faster "
                    "(Tang et al. 2019)"}
-#: TinyBERT general distillation from MPNet-base: 150 steps of 32 passages cut to 64 tokens (~300k tokens). MPNet-base
+#: TinyBERT general distillation from MPNet-base: 100 steps of 32 passages cut to 64 tokens (~200k tokens). MPNet-base
 #: runs ~18 s per batch of 32 x 128 tokens on 2 CPU cores, so one pass over the 10k-passage corpus (324 steps) would
 #: take ~1.5 h; the paper's general distillation saw 2.5B tokens.
-GD_STEPS = 150
+GD_STEPS = 100
 TB4 = dict(num_layers=4, hidden_size=312, num_heads=12, intermediate_size=1200)
 
 
