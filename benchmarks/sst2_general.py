@@ -70,7 +70,10 @@ def corpus(smoke: bool) -> tuple[Path, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=None, help="comma-separated variants")
-    ap.add_argument("--general-epochs", type=float, default=1.0)
+    ap.add_argument("--general-steps", type=int, default=100,
+                    help="optimizer steps of each general distillation (batch 32; 2 CPU cores: ~2-5 s a step)")
+    ap.add_argument("--head-steps", type=int, default=100, help="steps fitting the teacher's masked-LM head")
+    ap.add_argument("--max-length", type=int, default=64, help="tokens per passage in general distillation")
     ap.add_argument("--task-epochs", type=float, default=1.0)
     ap.add_argument("--task-train-samples", type=int, default=20_000,
                     help="first N SST-2 train rows for the task distillation (identical for every initialisation)")
@@ -86,8 +89,8 @@ def main() -> None:
     text, text_what = corpus(args.smoke)
     base = default_pretrained_model()
     names = args.only.split(",") if args.only else list(VARIANTS)
-    general_opts = dict(max_steps=3, batch_size=8) if args.smoke else dict(epochs=args.general_epochs, batch_size=32,
-                                                                         learning_rate=2e-4)
+    general_opts = dict(max_steps=3, batch_size=8) if args.smoke else dict(max_steps=args.general_steps, batch_size=32,
+                                                                         learning_rate=2e-4, max_length=args.max_length)
     task_opts = (dict(max_train_samples=200, max_eval_samples=64, selection_size=16, epochs=1, batch_size=16)
                  if args.smoke else dict(epochs=args.task_epochs, batch_size=32, learning_rate=1e-4, eval_steps=500,
                                          max_train_samples=args.task_train_samples,
@@ -95,7 +98,9 @@ def main() -> None:
     head = root / "teacher_mlm"
     if any(VARIANTS[n][0] == "distilbert" for n in names) and not (head / "mlm_head.json").exists():
         api.fit_mlm_head(base, text_files=[str(text)], output_dir=head, overwrite=True,
-                         **(dict(max_steps=3, batch_size=8) if args.smoke else {}), eval_passages=50 if args.smoke else 200)
+                         **(dict(max_steps=3, batch_size=8) if args.smoke else
+                            dict(max_steps=args.head_steps, max_length=args.max_length)),
+                         eval_passages=50 if args.smoke else 200)
     rows = {}
     for name in names:
         method, gopts, task_student = VARIANTS[name]

@@ -9,7 +9,8 @@ from kdistill.errors import DataError, KDistillError, ModelError, TrainingDiverg
 
 __version__ = "0.1.0"
 
-_API = ("distill", "finetune", "evaluate", "report", "run", "general_distill", "RunResult")
+_API = ("distill", "finetune", "evaluate", "report", "run", "general_distill", "search", "provision", "export",
+        "compress", "fit_mlm_head", "RunResult")
 
 
 def __getattr__(name):

@@ -44,7 +44,7 @@ def _override(cfg, config, *, output_dir, **given: Any):
     return cfg
 
 
-__all__ = ["RunResult", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
+__all__ = ["RunResult", "search", "provision", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
@@ -358,3 +358,17 @@ def export_onnx(model: str | Path, output: str | Path, *, check: bool = True) ->
 
     return export_bilstm(model, output, check=check)
 
+
+def search(*args: Any, **kwargs: Any):
+    """Hyper-parameter search of a distillation run (``kdistill search``): see :func:`kdistill.search.study.search`."""
+    from kdistill.search import search as _search
+
+    return _search(*args, **kwargs)
+
+
+def provision(*args: Any, **kwargs: Any):
+    """A student chosen to fit a latency / size budget measured on this machine (``kdistill provision``): see
+    :func:`kdistill.provision.run.provision`."""
+    from kdistill.provision import provision as _provision
+
+    return _provision(*args, **kwargs)

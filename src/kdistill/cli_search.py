@@ -1,3 +1,300 @@
-"""``kdistill search`` and ``kdistill provision`` (registered on :data:`kdistill.cli.app`)."""
+"""``kdistill search`` and ``kdistill provision`` (registered on :data:`kdistill.cli.app`).
+
+Both build their base run as ``kdistill distill`` does (flat options, or ``--config FILE`` with the options over it);
+the logic is in :mod:`kdistill.search` and :mod:`kdistill.provision`.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kdistill.cli import (EXIT_STOPPED, USER_ERRORS, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt,
+                          MaxTrainOpt, ProblemTypeOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt,
+                          ThreadsOpt, TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _ints, _print_result,
+                          _setup_logging, _strs, _threads, app, console)
+
+ConfigFileOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its values; unknown keys are an error.")
+
+
+def _task_or_none(task: Optional[str], train_file: Optional[str], validation_file: Optional[str],
+                  config: Optional[Path]) -> Optional[str]:
+    """``--task`` as given; none given: the config file's, or none for your own files, else sst2."""
+    if task is not None or config is not None:
+        return task
+    return None if (train_file or validation_file) else "sst2"
+
+
+def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
+    if not text:
+        return None
+    from kdistill.errors import KDistillError
+
+    try:
+        return [float(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise KDistillError(f"{what} takes comma-separated numbers such as 0.5,0.25; got '{text}'") from None
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else ""
+    if isinstance(v, float):
+        return f"{v:.3e}" if v != 0 and abs(v) < 1e-3 else f"{v:.4g}"
+    return str(v)
+
+
+def _trials_table(rows: list[dict], metric: str, params: list[str], multi: bool) -> Table:
+    table = Table(title=f"kdistill search: {metric} on the held-out selection slice (never dev)")
+    cols = ["trial", "state", metric] + (["latency_ms"] if multi else []) + params + ["steps", "seconds"]
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for r in rows:
+        style = "bold green" if r.get("best") or r.get("pareto") else ("dim" if r["state"] != "complete" else None)
+        table.add_row(*[_fmt(r.get(c)) for c in cols], style=style)
+    return table
+
+
+@app.command()
+def search(
+    num_threads: Optional[int] = ThreadsOpt,
+    config: Optional[Path] = ConfigFileOpt,
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
+    task: Optional[str] = TaskOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    train_file: Optional[str] = TrainFileOpt,
+    validation_file: Optional[str] = ValFileOpt,
+    text_columns: Optional[str] = TextColsOpt,
+    label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
+    max_train_samples: Optional[int] = MaxTrainOpt,
+    max_eval_samples: Optional[int] = MaxEvalOpt,
+    max_length: Optional[int] = MaxLenOpt,
+    selection_size: Optional[int] = SelectionSizeOpt,
+    selection_file: Optional[str] = SelectionFileOpt,
+    method: Optional[str] = typer.Option(None, "--method", help="kd (default) | tinybert | finetune: the recipe every trial runs."),
+    student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (searched instead with --param num_layers=LOW:HIGH)."),
+    num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers."),
+    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", help="spec student: hidden size."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", help="spec student: heads."),
+    intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size", help="spec student: FFN size."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="T of the base run (used when T is not searched)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="alpha of the base run (used when it is not searched)."),
+    kd_loss: Optional[str] = typer.Option(None, "--kd-loss", help="kl | mse (mse: T is not searched)."),
+    cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="L_cos weight of the base run."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Length of the base run = the final run (trials: --trial-epochs / --trial-steps)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Base run length in optimizer steps (overrides --epochs)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Base learning rate (used when it is not searched)."),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Evaluate every N steps: the intermediate values pruning needs (default once per epoch)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Training seed of every trial (see --trial-seed) and of the final run."),
+    trials: int = typer.Option(20, "--trials", "-n", help="Trials to finish (complete, pruned or diverged)."),
+    param: Optional[list[str]] = typer.Option(None, "--param", help="A searched setting and its range, repeatable: NAME=LOW:HIGH, NAME=LOW:HIGH:log, NAME=A|B|C or NAME=off. Names: temperature (T), alpha, learning_rate (lr), warmup_ratio, weight_decay, cos_weight, attn_weight, hidden_weight, emb_weight, num_layers, keep_heads, hidden_size, num_heads, intermediate_size, bilstm_hidden, bilstm_fc, schedule.<knob> (e.g. schedule.temperature=none|linear:4:1)."),
+    params: Optional[str] = typer.Option(None, "--params", help="Comma-separated settings to search with their default ranges (default: kd: T, alpha, lr, warm-up, and the L_cos weight for layers-from-teacher; tinybert: + attention/hidden weights)."),
+    space: Optional[Path] = typer.Option(None, "--space", help="A YAML/JSON search space {params: {name: {low, high, log} | {choices: [...]}}} (--param entries override it)."),
+    objective: str = typer.Option("metric", "--objective", help="metric (the task's main metric on the selection slice) | metric-latency (and the measured latency of the trained student: Pareto front)."),
+    runtime: str = typer.Option("eager", "--runtime", help="metric-latency: eager | ort | ort-int8, on this machine."),
+    latency_budget: Optional[float] = typer.Option(None, "--latency-budget", help="metric-latency: choose the Pareto trial with the best metric within this many ms."),
+    latency_runs: int = typer.Option(30, "--latency-runs", help="metric-latency: timed forward passes per trial."),
+    trial_epochs: Optional[float] = typer.Option(None, "--trial-epochs", help="Shorter trials: epochs per trial (the final run keeps --epochs)."),
+    trial_steps: Optional[int] = typer.Option(None, "--trial-steps", help="Shorter trials: optimizer steps per trial."),
+    trial_seed: str = typer.Option("same", "--trial-seed", help="same (every trial trains with --seed: trials differ only by their settings) | per-trial (--seed + trial number)."),
+    pruner: str = typer.Option("median", "--pruner", help="median (stop a trial below the median of earlier ones at the same step) | halving (successive halving) | none."),
+    prune_startup: int = typer.Option(2, "--prune-startup", help="median pruner: trials that finish before any is pruned."),
+    sampler_seed: int = typer.Option(0, "--sampler-seed", help="Seed of the TPE sampler."),
+    startup_trials: Optional[int] = typer.Option(None, "--startup-trials", help="Random trials before TPE takes over (default min(10, max(1, trials/3)))."),
+    final: bool = typer.Option(True, "--final/--no-final", help="Train the best settings at the base length into OUTPUT/final and report dev (once)."),
+    report_latency_runs: int = typer.Option(100, "--report-latency-runs", help="Timed batch-1 runs per model in the final report."),
+    output: Path = typer.Option(..., "--output", "-o", help="Search folder (study.db, trials/, trials.csv, search.png, best_config.json, final/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier search in OUTPUT."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the search in OUTPUT: finished trials are kept, an interrupted one continues from its checkpoint."),
+) -> None:
+    """Search T, alpha, learning rate, warm-up, loss weights, schedules (and the student's shape) with Optuna's TPE;
+    trials are scored on the held-out selection slice of the train split, never on dev."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task_or_none(task, train_file, validation_file, config)
+    from rich.live import Live
+
+    from kdistill.search import search as run
+
+    live: dict = {}
+
+    def on_trial(rows: list[dict]) -> None:
+        if not rows:
+            return
+        metric = [k for k in rows[0] if k not in ("trial", "state")][0]
+        names = [k for k in rows[0] if k not in ("trial", "state", metric, "latency_ms", "seed", "steps",
+                                                  "pruned_at_step", "seconds", "retry_of", "run_dir", "best", "pareto",
+                                                  "error")]
+        table = _trials_table(rows, metric, names, objective == "metric-latency")
+        if "live" not in live:
+            live["live"] = Live(table, console=Console(), refresh_per_second=2, transient=False)
+            live["live"].start()
+        else:
+            live["live"].update(table, refresh=True)
+
+    try:
+        from kdistill.search.space import SearchSpace
+
+        sp = None
+        if space is not None:
+            from kdistill.config import read_config_file
+
+            sp = SearchSpace.model_validate(read_config_file(space))
+        ranges = {}
+        if param:
+            from kdistill.search.space import parse_param
+
+            ranges = dict(parse_param(p) for p in param)
+        res = run(teacher, task, student, output_dir=output, config=config, method=method, n_trials=trials,
+                  params=_strs(params), ranges=ranges, space=sp, objective=objective, sampler_seed=sampler_seed,
+                  startup_trials=startup_trials, pruner=pruner, prune_startup_trials=prune_startup,
+                  trial_epochs=trial_epochs, trial_max_steps=trial_steps, trial_seed=trial_seed, runtime=runtime,
+                  latency_runs=latency_runs, latency_budget_ms=latency_budget, final=final, overwrite=overwrite,
+                  resume=resume, on_trial=on_trial, report_latency_runs=report_latency_runs,
+                  **_given(layers=_ints(layers), num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads,
+                           intermediate_size=intermediate_size, temperature=temperature, alpha=alpha, kd_loss=kd_loss,
+                           cos_weight=cos_weight, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                           learning_rate=learning_rate, warmup_ratio=warmup_ratio, eval_steps=eval_steps, seed=seed,
+                           selection_size=selection_size, selection_file=selection_file),
+                  **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
+                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type))
+    except USER_ERRORS as err:
+        _stop_live(live)
+        _fail(err)
+    except KeyboardInterrupt:
+        _stop_live(live)
+        console.print(f"[bold yellow]interrupted[/]; continue with --resume -o {output}", markup=True)
+        raise typer.Exit(EXIT_STOPPED)
+    _stop_live(live)
+    if res.interrupted and res.final is None:
+        console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
+        raise typer.Exit(EXIT_STOPPED)
+    best = Table(title=f"kdistill search: best of {len(res.rows)} trials")
+    best.add_column("what")
+    best.add_column("value", justify="right")
+    best.add_row("best trial", str(res.best_trial))
+    best.add_row("selection-slice metric", f"{res.best_value:.4f}")
+    if res.best_latency_ms is not None:
+        best.add_row("latency ms", f"{res.best_latency_ms:.3f}")
+    for k, v in res.best_params.items():
+        best.add_row(k, _fmt(v))
+    best.add_row("best config (kdistill distill --config)", res.files.get("best_config", ""))
+    best.add_row("trials table / plot", f"{res.files.get('trials_csv', '')} / {res.files.get('plot', '')}")
+    Console().print(best)
+    if res.final is not None:
+        _print_result(res.final, title="kdistill search: final run (dev, reported once)")
+
+
+def _stop_live(live: dict) -> None:
+    if "live" in live:
+        live.pop("live").stop()
+
+
+@app.command()
+def provision(
+    num_threads: Optional[int] = ThreadsOpt,
+    config: Optional[Path] = ConfigFileOpt,
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
+    task: Optional[str] = TaskOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    train_file: Optional[str] = TrainFileOpt,
+    validation_file: Optional[str] = ValFileOpt,
+    text_columns: Optional[str] = TextColsOpt,
+    label_column: Optional[str] = LabelColOpt,
+    labels: Optional[str] = LabelsOpt,
+    problem_type: Optional[str] = ProblemTypeOpt,
+    max_train_samples: Optional[int] = MaxTrainOpt,
+    max_eval_samples: Optional[int] = MaxEvalOpt,
+    max_length: Optional[int] = MaxLenOpt,
+    selection_size: Optional[int] = SelectionSizeOpt,
+    latency_budget: float = typer.Option(..., "--latency-budget", help="Budget in ms: each candidate's median latency at --batch-size in --runtime, measured on this machine."),
+    runtime: str = typer.Option("ort-int8", "--runtime", help="eager (PyTorch fp32) | ort (ONNX Runtime fp32) | ort-int8 (ONNX Runtime dynamic int8)."),
+    size_budget: Optional[float] = typer.Option(None, "--size-budget", help="Size budget in MB (1e6 bytes) in that runtime."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Inputs per timed call (the deployment's batch size; the training batch is --train-batch-size)."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens of the timed input (default: median length of the full-length train rows)."),
+    rank: str = typer.Option("short-run", "--rank", help="short-run (distil the --top-k best by capacity for --short-steps, keep the best on the selection slice) | capacity (teacher weights first, then most parameters)."),
+    top_k: int = typer.Option(3, "--top-k", help="short-run: candidates distilled briefly (the best of each kind first)."),
+    short_steps: int = typer.Option(200, "--short-steps", help="short-run: optimizer steps per short distillation."),
+    kinds: Optional[str] = typer.Option(None, "--kinds", help="Candidate kinds, comma-separated: layers,pruned,spec,bilstm (default all)."),
+    layer_counts: Optional[str] = typer.Option(None, "--layer-counts", help="Depths of layers/pruned candidates, e.g. 1,2,3 (default 1..teacher layers)."),
+    spec_widths: Optional[str] = typer.Option(None, "--spec-widths", help="spec candidates: hidden sizes as shares of the teacher's (default 0.75,0.5,0.25)."),
+    bilstm_hidden: Optional[str] = typer.Option(None, "--bilstm-hidden", help="bilstm candidates: LSTM sizes (default 64,150,300)."),
+    latency_runs: int = typer.Option(50, "--latency-runs", help="Timed forward passes per candidate (median)."),
+    cache_file: Optional[Path] = typer.Option(None, "--latency-cache", help="Measurement cache (default $KDISTILL_CACHE/latency_cache.json; keyed by machine, runtime, batch, length, threads and shape)."),
+    distill: bool = typer.Option(True, "--distill/--no-distill", help="Distil the chosen student fully (OUTPUT/student, with the usual report)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
+    alpha: Optional[float] = typer.Option(None, "--alpha"),
+    kd_loss: Optional[str] = typer.Option(None, "--kd-loss"),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Length of the final distillation."),
+    train_batch_size: Optional[int] = typer.Option(None, "--train-batch-size", help="Training batch size (default 32)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    report_latency_runs: int = typer.Option(100, "--report-latency-runs", help="Timed batch-1 runs per model in the final report."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder: candidates.{json,csv,md}, provision.png, short/, student/."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    resume: bool = typer.Option(False, "--resume", help="Reuse finished short runs and continue the final run."),
+) -> None:
+    """Choose the student for a latency (and size) budget measured on this machine, then distil it: candidates over
+    teacher-layer subsets, pruned teacher layers, spec shapes and BiLSTMs."""
+    _setup_logging()
+    _threads(num_threads)
+    task = _task_or_none(task, train_file, validation_file, config)
+    from kdistill.provision import provision as run
+
+    out = Console()
+
+    def on_candidate(c) -> None:
+        if c.latency_ms is None:
+            out.print(f"  {c.name}: {c.note}", highlight=False)
+            return
+        short = "" if c.short_metric is None else f", short run {c.short_metric:.4f}"
+        mark = "[green]in[/]" if c.fits else "[red]out[/]"
+        out.print(f"  {c.name}: {c.latency_ms:.3f} ms{' (cached)' if c.cached else ''}, "
+                  f"{(c.size_mb or 0):.2f} MB, {c.params or 0:,} params — {mark}{short}", highlight=False)
+
+    try:
+        res = run(teacher, task, output_dir=output, config=config, latency_budget_ms=latency_budget, runtime=runtime,
+                  size_budget_mb=size_budget, latency_batch_size=batch_size, seq_len=seq_len, rank=rank, top_k=top_k,
+                  short_steps=short_steps, kinds=_strs(kinds), layer_counts=_ints(layer_counts),
+                  spec_widths=_floats(spec_widths, "--spec-widths"),
+                  bilstm_hidden=_ints(bilstm_hidden), latency_runs=latency_runs, cache_file=cache_file,
+                  distill=distill, overwrite=overwrite, resume=resume, on_candidate=on_candidate,
+                  report_latency_runs=report_latency_runs,
+                  **_given(temperature=temperature, alpha=alpha, kd_loss=kd_loss, epochs=epochs,
+                           batch_size=train_batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
+                           selection_size=selection_size),
+                  **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
+                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type))
+    except USER_ERRORS as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        console.print(f"[bold yellow]interrupted[/]; continue with --resume -o {output}", markup=True)
+        raise typer.Exit(EXIT_STOPPED)
+    table = Table(title=f"kdistill provision: budget {latency_budget:g} ms ({runtime}, batch {batch_size}); "
+                        f"teacher {res.teacher_latency_ms:.3f} ms")
+    for col in ("candidate", "params", "latency ms", "size MB", "in budget", "short run", "chosen"):
+        table.add_column(col, justify="right")
+    for c in sorted(res.candidates, key=lambda c: (c["latency_ms"] is None, c["latency_ms"] or 0)):
+        table.add_row(c["name"], f"{(c['params'] or 0):,}", _fmt(c["latency_ms"]), _fmt(c["size_mb"]),
+                      "yes" if c["fits"] else "no", _fmt(c["short_metric"]), "★" if c["chosen"] else "",
+                      style="bold green" if c["chosen"] else None)
+    Console().print(table)
+    if res.final is not None:
+        _print_result(res.final, title=f"kdistill provision: {res.chosen['name']}")
+        if res.trained_latency_ms is not None:
+            Console().print(f"trained student re-measured: {res.trained_latency_ms:.3f} ms ({runtime}, budget "
+                            f"{latency_budget:g} ms)", highlight=False)
+    elif res.interrupted:
+        raise typer.Exit(EXIT_STOPPED)
