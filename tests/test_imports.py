@@ -11,7 +11,8 @@ Rules:
 
 (a) no import cycle between kdistill modules;
 (b) no edge ``a -> b`` with ``tier(b) < tier(a)``, tiers (prefix match, so a module may become a package):
-    0 ``kdistill.cli``; 1 ``kdistill.api`` and the ``kdistill`` package ``__init__``; 2 ``kdistill.recipes``;
+    0 ``kdistill.cli``; 1 ``kdistill.api`` and the ``kdistill`` package ``__init__``; 2 ``kdistill.recipes``,
+    ``kdistill.search``, ``kdistill.provision`` (they run whole runs);
     4 ``kdistill.config``, ``kdistill.errors``; 3 everything else (engine, students, data, losses, compress ...);
 (c) no import of a private name (``_x``, not ``__dunder__``) -- an imported name or a module path component --
     of ``kdistill.P`` from outside the first-level package ``kdistill.P`` (a top-level module such as
@@ -32,6 +33,8 @@ TIERS: tuple[tuple[str, int], ...] = (
     ("kdistill.cli", 0),
     ("kdistill.api", 1),
     ("kdistill.recipes", 2),
+    ("kdistill.search", 2),  # search and provisioning orchestrate whole runs, as recipes do
+    ("kdistill.provision", 2),
     ("kdistill.config", 4),
     ("kdistill.errors", 4),
 )

@@ -21,6 +21,7 @@ from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDis
                              student_config)
 from kdistill.errors import KDistillError
 from kdistill.recipes import RunResult, run_chain, run_compress, run_recipe
+from kdistill.recipes.self_distill_api import born_again, early_exit, exit_pipeline, exit_sweep, export_early_exit
 
 def _from_file(config, cls, *, output_dir, **given: Any):
     """``config`` (YAML/JSON, e.g. a run's ``kdistill_run.json``) as ``cls``, the given options over its values.
@@ -44,7 +45,8 @@ def _override(cfg, config, *, output_dir, **given: Any):
     return cfg
 
 
-__all__ = ["RunResult", "search", "provision", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
+__all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit_sweep", "export_early_exit",
+           "exit_pipeline", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 

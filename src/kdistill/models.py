@@ -115,6 +115,9 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
     from kdistill.compress.modeling import register_auto_classes
 
     register_auto_classes()  # pruned / factorised models (model_type kdistill-compressed-*) load like stock ones
+    from kdistill.selfdistill.modeling import register_early_exit_classes
+
+    register_early_exit_classes()  # early-exit models (kdistill-early-exit-*) too
     try:
         config = AutoConfig.from_pretrained(name)
     except Exception as err:  # noqa: BLE001

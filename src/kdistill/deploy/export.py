@@ -51,6 +51,9 @@ def _check_model(model: str) -> None:
     if path.is_dir() and not (path / "config.json").exists():
         raise ModelError(f"'{model}' holds no saved model (no config.json); pass a folder written by kdistill or "
                          "save_pretrained")
+    if path.is_dir() and '"kdistill-early-exit' in (path / "config.json").read_text():
+        raise ModelError(f"'{model}' is an early-exit model: one graph cannot keep exiting; export it with "
+                         "`kdistill export-early-exit` (one graph per segment)")
 
 
 def _batches(ds, tok, names: list[str], batch_size: int):

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli import (EXIT_STOPPED, USER_ERRORS, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt,
+from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt,
                           MaxTrainOpt, ProblemTypeOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt,
                           ThreadsOpt, TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _ints, _print_result,
                           _setup_logging, _strs, _threads, app, console)

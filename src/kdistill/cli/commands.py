@@ -1,4 +1,4 @@
-"""``kdistill`` command line (typer + rich). Each command mirrors a function of :mod:`kdistill.api`.
+"""The core ``kdistill`` commands (typer + rich). Each command mirrors a function of :mod:`kdistill.api`.
 
 (Over 500 lines on purpose: one typer function per command, each listing its options with their help; the logic
 is in :mod:`kdistill.api` and below.)"""
@@ -14,187 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pydantic import ValidationError
-
-from kdistill.errors import KDistillError
-
-#: What the CLI prints as one line (exit 2): the project's own errors and invalid options. Anything else is a bug
-#: and keeps its traceback.
-USER_ERRORS = (KDistillError, ValidationError)
-EXIT_BAD_INPUT = 2  # one-line error, nothing trained
-EXIT_STOPPED = 3  # stopped early (Ctrl-C, SIGTERM, a callback): resumable with --resume
-EXIT_INTERRUPTED = 130  # Ctrl-C before training started (nothing to resume)
-
-app = typer.Typer(help="Knowledge distillation for BERT-family models: teacher -> small student, measured.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-console = Console(stderr=True, soft_wrap=True)  # errors stay on one line
-
-
-def _ints(text: Optional[str]):
-    if not text:
-        return None
-    if text.strip() == "importance":  # --layers importance: chosen by head importance
-        return "importance"
-    try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise KDistillError(f"--layers takes comma-separated integers such as 0,2,5; got '{text}'") from None
-
-
-def _strs(text: Optional[str]) -> Optional[list[str]]:
-    return [x.strip() for x in text.split(",") if x.strip()] if text else None
-
-
-def _given(**opts):
-    """The options the user set (``None`` = keep the config's default)."""
-    return {k: v for k, v in opts.items() if v is not None}
-
-
-def _layer_map(text: Optional[str]):
-    if text is None:
-        return None
-    from kdistill.objectives.layer_map import parse_layer_map
-
-    return parse_layer_map(text)
-
-
-def _task(task: Optional[str], train_file: Optional[str], validation_file: Optional[str]) -> Optional[str]:
-    """``--task`` as given; without it: your own files have no task (labels inferred), GLUE data means sst2."""
-    from kdistill.config import SST2
-
-    if task is not None:
-        return task
-    return None if (train_file or validation_file) else SST2  # (a --config file's task replaces this default)
-
-
-def _threads(n: Optional[int]) -> None:
-    if n is None:
-        return
-    import torch
-
-    torch.set_num_threads(n)
-
-
-def _setup_logging() -> None:
-    """kdistill's own INFO messages (e.g. inferred labels) on stderr, one line each."""
-    import logging
-
-    class _Stderr(logging.StreamHandler):
-        """Writes to whatever ``sys.stderr`` is at the time of the message (it is swapped under test runners)."""
-
-        _kdistill = True
-
-        @property
-        def stream(self):
-            return sys.stderr
-
-        @stream.setter
-        def stream(self, value):
-            pass
-
-    log = logging.getLogger("kdistill")
-    if not any(getattr(h, "_kdistill", False) for h in log.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("kdistill: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-
-
-def _interrupted() -> None:
-    console.print("[bold yellow]interrupted[/] before a checkpoint was written; nothing to resume", markup=True)
-    raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def _fail(err: Exception) -> None:
-    if isinstance(err, ValidationError):  # one line: the option and what it accepts
-        first = err.errors()[0]
-        option = "--" + str(first["loc"][-1]).replace("_", "-") if first.get("loc") else "an option"
-        err = f"{option}: {first['msg']} (got {first.get('input')!r}); see --help"
-    console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
-    raise typer.Exit(EXIT_BAD_INPUT)
-
-
-def _data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples, max_eval_samples,
-               max_length, problem_type=None):
-    opts = dict(data_dir=data_dir, train_file=train_file, validation_file=validation_file, problem_type=problem_type,
-                text_columns=_strs(text_columns), label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
-                max_eval_samples=max_eval_samples, max_length=max_length)
-    return {k: v for k, v in opts.items() if v is not None}
-
-
-def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> None:
-    table = Table(title=f"{title}: {res.output_dir}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for k, v in res.metrics.items():
-        table.add_row(f"dev {k}", f"{v:.4f}")
-    table.add_row("train seconds", f"{res.train_seconds:.0f}")
-    if res.report:
-        r = res.report
-        table.add_row("teacher metric", f"{r['teacher_metric']:.4f}")
-        table.add_row("retention", f"{100 * r['retention']:.1f}%")
-        table.add_row("params (teacher → student)", f"{r['teacher_params'] / 1e6:.1f}M → {r['student_params'] / 1e6:.1f}M")
-        table.add_row("latency bs1 ms (teacher → student)", f"{r['teacher_latency_ms']:.2f} → {r['student_latency_ms']:.2f}")
-        table.add_row("speedup", f"{r['speedup']:.2f}×")
-        if r.get("deployment_speedup"):
-            table.add_row("ORT speedup fp32 / deployment (student int8 vs teacher fp32)",
-                          f"{r['ort_speedup']:.2f}× / {r['deployment_speedup']:.2f}×")
-    d = getattr(res, "deployment", None)
-    if d:
-        q = f", int8 {d['quantization']['mode']} {d['int8_metric']:.4f} ({-d['int8_drop_points']:+.2f} pt)" if "int8" in d["files"] else ""
-        table.add_row("deployed (ONNX Runtime)", f"{d['output']}: fp32 {d['fp32_metric']:.4f}{q}")
-    if res.interrupted:
-        table.add_row("status", "[yellow]stopped; continue with --resume[/]")
-    Console().print(table)
-    if res.interrupted and exit_on_stop:
-        raise typer.Exit(EXIT_STOPPED)
-
-
-# Shared option declarations --------------------------------------------------------------
-TaskOpt = typer.Option(None, "--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli); default sst2, or none with --train-file/--validation-file (labels inferred from train, or --labels).")
-ThreadsOpt = typer.Option(None, "--num-threads", min=1, help="torch CPU threads (default: torch's choice, i.e. OMP_NUM_THREADS or the cores); recorded in the report.")
-DataDirOpt = typer.Option(None, "--data-dir", help="Folder in the GLUE layout, e.g. glue/ holding SST-2/train.tsv. Default: the hub.")
-TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL train file.")
-ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
-TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
-LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
-ProblemTypeOpt = typer.Option(None, "--problem-type", help="Your own files without --task: single_label | multi_label (cells: JSON list or a|b) | regression; default: inferred where unambiguous.")
-LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
-MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
-MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
-SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: holdout (default: a seeded, stratified slice of full-length train rows, kept out of training) | dev (the reported split: optimistic) | last.")
-SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
-SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
-MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")
-DeployOpt = typer.Option(None, "--deploy", help="Output stage: none (default) | fp32 | int8 — the kept student exported to ONNX Runtime in OUTPUT/onnx (parity-checked; int8 behind the --max-drop gate), with predict.py and a model card.")
-DeployQuantOpt = typer.Option(None, "--quantize", help="--deploy int8: auto (default: dynamic and static, the better on the selection slice) | dynamic | static.")
-ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")
-MaxTokensOpt = typer.Option(None, "--max-tokens", help="Dynamic batch size: batches of at most N padded tokens (lengths grouped); --batch-size is then the reference size of --lr-scaling.")
-LrScalingOpt = typer.Option(None, "--lr-scaling", help="With --max-tokens: scale the learning rate per step by rows/batch-size: none (default) | linear | sqrt.")
-ConfigOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best config of `kdistill search`); options given here replace its values; unknown keys are an error.")
-MaxDropOpt = typer.Option(None, "--max-drop", help="--deploy int8: refuse an int8 student more than this many points below its fp32 self (default 1.0).")
-
-
-def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:
-    """``["temperature=linear:4:1", ...]`` → ``{"temperature": "linear:4:1"}`` (None when none given)."""
-    if not items:
-        return None
-    out = {}
-    for item in items:
-        key, sep, spec = item.partition("=")
-        if not sep or not key.strip() or not spec.strip():
-            raise typer.BadParameter(f"'{item}': write KEY=KIND:START[:END], e.g. temperature=linear:4:1",
-                                     param_hint="--schedule")
-        out[key.strip()] = spec.strip()
-    return out
-
-
-def _train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping, seed,
-                mixed_precision, grad_accum, cache_teacher=None, schedule=None, max_tokens=None, lr_scaling=None):
-    return _given(schedules=_schedules(schedule), max_tokens=max_tokens, lr_scaling=lr_scaling,epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                warmup_ratio=warmup_ratio, eval_steps=eval_steps, early_stopping_patience=early_stopping, seed=seed,
-                mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, cache_teacher=cache_teacher)
+from kdistill.cli.common import (ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, EXIT_STOPPED, LabelColOpt,
+                                 LabelsOpt, LrScalingOpt, MaxDropOpt, MaxEvalOpt, MaxLenOpt, MaxTokensOpt, MaxTrainOpt,
+                                 ProblemTypeOpt, ScheduleOpt, SelectOnOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt,
+                                 TextColsOpt, ThreadsOpt, TrainFileOpt, USER_ERRORS, ValFileOpt, _data_opts, _fail,
+                                 _given, _interrupted, _ints, _layer_map, _print_result, _setup_logging, _strs, _task,
+                                 _threads, _train_opts, app)
 
 
 @app.command()
@@ -779,16 +604,3 @@ def compress(
         table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), f"{r['params'] / 1e6:.1f}M", f"{r['metric']:.4f}",
                       f"{r['speedup']:.2f}×")
     Console().print(table)
-
-
-# Commands defined in their own modules (they register on `app` when imported).
-from kdistill import cli_search as _cli_search  # noqa: E402,F401  (search, provision)
-from kdistill import cli_self as _cli_self  # noqa: E402,F401  (self-distillation, early exits)
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

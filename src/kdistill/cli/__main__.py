@@ -1,0 +1,5 @@
+"""``python -m kdistill.cli``: the ``kdistill`` command line."""
+
+from kdistill.cli import main
+
+main()

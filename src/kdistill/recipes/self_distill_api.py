@@ -1,0 +1,215 @@
+"""Python API of self-distillation (flat keyword options → typed config → recipe), to be re-exported by
+:mod:`kdistill.api` (it calls the recipes, so it lives with them: the import tiers put recipes above the library).
+
+>>> from kdistill.recipes import self_distill_api as api
+>>> res = api.early_exit("../shared/teachers/minilm-l6-sst2", "sst2", output_dir="runs/minilm-exits",
+...                      data_dir="../shared/data/glue")                                  # doctest: +SKIP
+>>> res.report["chosen"]["describe"], res.report["chosen"]["speedup_bs1"]               # doctest: +SKIP
+>>> rec = api.born_again("../shared/teachers/minilm-l6-sst2", "sst2", base=BASE, generations=2,
+...                      output_dir="runs/ban", data_dir="../shared/data/glue")         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from kdistill.errors import KDistillError
+
+#: Flat option → ExitConfig field (names that would clash with TrainConfig's are prefixed).
+EXIT_OPTIONS = {"exit_every": "every", "exit_layers": "layers", "pooling": "pooling", "exit_dropout": "dropout",
+                "schedule": "schedule", "temperature": "temperature", "gold_weight": "gold_weight",
+                "weighting": "weighting", "final_weight": "final_weight"}
+#: Flat option → SweepConfig field.
+SWEEP_OPTIONS = {"rules": "rules", "entropy_thresholds": "entropy_thresholds", "max_prob_thresholds": "max_prob_thresholds",
+                 "patiences": "patiences", "max_drop": "max_drop", "latency_examples": "latency_examples",
+                 "latency_rounds": "latency_rounds", "sweep_batch_size": "batch_size", "timed_points": "timed_points"}
+#: Default learning rate per schedule when none is given: only the small heads train (frozen), or the whole model.
+DEFAULT_LR = {"frozen": 5e-4, "joint": 5e-5}
+
+
+def _take(options: dict, names: dict) -> dict:
+    return {field: options.pop(flat) for flat, field in names.items() if flat in options and options[flat] is not None}
+
+
+def _sections(options: dict, sections: tuple[str, ...]) -> dict:
+    from kdistill.config import split_options
+
+    parts = split_options(options, sections=sections)
+    student = parts.pop("student")
+    if student:
+        raise KDistillError(f"unknown option(s) here: {', '.join(sorted(student))}")
+    return parts
+
+
+def early_exit_config(model: str, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,
+                      resume: bool = False, run_sweep: bool = True, **options: Any):
+    """The :class:`~kdistill.selfdistill.config.EarlyExitRunConfig` of :func:`early_exit` (raises on unknown options)."""
+    from kdistill.config import DataConfig, PretrainedStudent, TrainConfig
+    from kdistill.selfdistill.config import EarlyExitRunConfig, ExitConfig, SweepConfig
+
+    options = {k: v for k, v in options.items() if v is not None}
+    exits = ExitConfig(**_take(options, EXIT_OPTIONS))
+    sweep = SweepConfig(**_take(options, SWEEP_OPTIONS))
+    parts = _sections(options, ("data", "train"))
+    train = {"epochs": 2.0, "learning_rate": DEFAULT_LR[exits.schedule], **parts["train"]}
+    return EarlyExitRunConfig(student=PretrainedStudent(path=str(model)), data=DataConfig(task=task, **parts["data"]),
+                              exits=exits, sweep=sweep, run_sweep=run_sweep, train=TrainConfig(**train),
+                              output_dir=str(output_dir), overwrite=overwrite, resume=resume)
+
+
+def early_exit(model: str, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,
+               resume: bool = False, run_sweep: bool = True, callbacks: Sequence[Callable] = (), **options: Any):
+    """Early exits on ``model`` (the teacher itself or any student), trained by self-distillation, then swept.
+
+    Each exit learns ``T²·KL`` to the final layer's detached soft targets (FastBERT, Liu et al. 2020), optionally with
+    gold CE; ``schedule="frozen"`` trains only the exits (FastBERT's two-step), ``"joint"`` the whole model (DeeBERT /
+    PABEE). Then the threshold sweep (:func:`kdistill.selfdistill.sweep.exit_sweep`): entropy, max-probability and
+    patience rules, the fastest setting within ``max_drop`` points chosen on the held-out selection slice.
+
+    Args:
+        model: a saved classifier fine-tuned on ``task`` (any supported layout, pruned too).
+        output_dir: the run folder (the early-exit model, ``train_results.json``, ``sweep.{json,md,png}``).
+        run_sweep: sweep after training.
+        options: ``exit_every``, ``exit_layers`` (1-based), ``pooling``, ``exit_dropout``, ``schedule``,
+            ``temperature``, ``gold_weight``, ``weighting``, ``final_weight`` (:class:`ExitConfig`); ``rules``,
+            ``entropy_thresholds``, ``max_prob_thresholds``, ``patiences``, ``max_drop``, ``latency_examples``,
+            ``latency_rounds``, ``sweep_batch_size``, ``timed_points`` (:class:`SweepConfig`); any
+            :class:`~kdistill.config.DataConfig` / :class:`~kdistill.config.TrainConfig` field (learning rate default:
+            5e-4 frozen, 5e-5 joint; 2 epochs).
+
+    Returns:
+        :class:`kdistill.recipes.RunResult`: full-depth dev metrics; ``report`` = the sweep record.
+
+    Raises:
+        KDistillError / ModelError / DataError: unknown options, a model without layers (BiLSTM) or trained head, a
+            regression / multi-label task, an output folder that cannot be used.
+    """
+    from kdistill.recipes.self_distill import run_early_exit
+
+    cfg = early_exit_config(model, task, output_dir=output_dir, overwrite=overwrite, resume=resume, run_sweep=run_sweep,
+                            **options)
+    return run_early_exit(cfg, callbacks=callbacks)
+
+
+def born_again_config(teacher: str, task: str | None = "sst2", *, base: str | None, output_dir: str | Path,
+                      generations: int = 2, ensemble_teacher: bool = False, overwrite: bool = False, resume: bool = False,
+                      **options: Any):
+    """The :class:`~kdistill.selfdistill.config.BornAgainConfig` of :func:`born_again`."""
+    from kdistill.config import AugmentConfig, DataConfig, DistillConfig, PretrainedStudent, TrainConfig
+    from kdistill.selfdistill.config import BornAgainConfig
+
+    if not base:
+        raise KDistillError("born-again needs --base: the pretrained model the teacher was fine-tuned from (same "
+                            "architecture), e.g. all-MiniLM-L6-v2 for the shared teacher")
+    options = {k: v for k, v in options.items() if v is not None}
+    parts = _sections(options, ("data", "distill", "augment", "train"))
+    distill = {"alpha": 0.0, "temperature": 1.0, **parts["distill"]}
+    return BornAgainConfig(teacher=str(teacher), student=PretrainedStudent(path=str(base)), generations=generations,
+                           ensemble_teacher=ensemble_teacher, data=DataConfig(task=task, **parts["data"]),
+                           distill=DistillConfig(**distill), augment=AugmentConfig(**parts["augment"]),
+                           train=TrainConfig(**parts["train"]), output_dir=str(output_dir), overwrite=overwrite,
+                           resume=resume)
+
+
+def born_again(teacher: str, task: str | None = "sst2", *, base: str | None, output_dir: str | Path, generations: int = 2,
+               ensemble_teacher: bool = False, overwrite: bool = False, resume: bool = False, report: bool = False,
+               latency_runs: int = 20, callbacks: Sequence[Callable] = (), **options: Any) -> dict[str, Any]:
+    """Born-again networks (Furlanello et al. 2018): ``generations`` same-size students from the teacher's pretrained
+    ``base``, each distilled from the one before (``ensemble_teacher``: from the mean logits of all before).
+
+    Args:
+        teacher: the fine-tuned teacher; base: the pretrained model it was fine-tuned from (checked: same
+            architecture).
+        output_dir: ``gen<g>/`` run folders and ``born_again.{json,md}``.
+        report: each generation's teacher-vs-student report too (slow; the sizes are equal).
+        options: :class:`~kdistill.config.DistillConfig` (default the paper's ``alpha=0``, ``temperature=1``),
+            :class:`~kdistill.config.DataConfig`, :class:`~kdistill.config.AugmentConfig`,
+            :class:`~kdistill.config.TrainConfig` fields.
+
+    Returns:
+        The ``born_again.json`` record (see :func:`kdistill.recipes.self_distill.run_born_again`).
+
+    Raises:
+        KDistillError / ModelError / DataError: no base, different architectures, unknown options, bad data, an output
+            folder that cannot be used.
+    """
+    from kdistill.recipes.self_distill import run_born_again
+
+    cfg = born_again_config(teacher, task, base=base, output_dir=output_dir, generations=generations,
+                            ensemble_teacher=ensemble_teacher, overwrite=overwrite, resume=resume, **options)
+    return run_born_again(cfg, report=report, latency_runs=latency_runs, callbacks=callbacks)
+
+
+def exit_sweep(model: str, task: str | None = None, *, output_dir: str | Path | None = None, seed: int | None = None,
+               **options: Any) -> dict[str, Any]:
+    """The threshold sweep of a saved early-exit model (:func:`kdistill.selfdistill.sweep.exit_sweep`).
+
+    A run folder of ``kdistill early-exit`` supplies its data settings and seed (so the selection slice is the one the
+    run held out); options given here replace them: sweep options as in :func:`early_exit` and
+    :class:`~kdistill.config.DataConfig` fields. ``task`` defaults to the run's (else sst2).
+    """
+    from kdistill.config import DataConfig
+    from kdistill.selfdistill.config import SweepConfig
+    from kdistill.selfdistill.sweep import exit_sweep as sweep_fn
+
+    options = {k: v for k, v in options.items() if v is not None}
+    sweep = _take(options, SWEEP_OPTIONS)
+    parts = _sections(options, ("data",))
+    run_file = Path(model) / "kdistill_run.json"
+    recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
+    data = dict(recorded.get("data") or {})
+    data.update(parts["data"])
+    if task is not None:
+        data["task"] = task
+    base_sweep = dict(recorded.get("sweep") or {})
+    base_sweep.update(sweep)
+    if seed is None:
+        seed = int((recorded.get("train") or {}).get("seed", 42))
+    return sweep_fn(str(model), data=DataConfig(**data), seed=seed, sweep=SweepConfig(**base_sweep), output_dir=output_dir)
+
+
+def export_early_exit(model: str, output: str | Path, *, rule: str | None = None, threshold: float | None = None,
+                      patience: int | None = None, overwrite: bool = False, texts: list | None = None) -> dict[str, Any]:
+    """Per-segment ONNX export of a saved early-exit model with its ORT driver, parity-checked
+    (:func:`kdistill.selfdistill.export.export_early_exit`). ``rule`` default: a run folder's chosen sweep setting,
+    else the model config's."""
+    from kdistill.selfdistill.export import export_early_exit as export_fn
+
+    if rule is None:
+        sweep_file = Path(model) / "sweep.json"
+        chosen = json.loads(sweep_file.read_text()).get("chosen") if sweep_file.exists() else None
+        if chosen:
+            rule, threshold, patience = chosen["rule"], chosen.get("threshold"), chosen.get("patience")
+    return export_fn(model, output, rule=rule, threshold=threshold, patience=patience, overwrite=overwrite,
+                     check_texts=texts)
+
+
+def exit_pipeline(model, tokenizer=None, *, rule: str = "entropy", threshold: float | None = None,
+                  patience: int | None = None, **kwargs):
+    """A transformers ``text-classification`` pipeline over an early-exit model (a path or a loaded model) with the
+    exit rule switched on; ``kwargs`` go to ``transformers.pipeline`` (e.g. ``batch_size=32``). The same as
+    ``pipeline("text-classification", model=path, model_kwargs={"kdistill_exit_rule": rule,
+    "kdistill_exit_threshold": threshold})`` after ``import kdistill.selfdistill``.
+
+    Raises:
+        ModelError: the model has no exits. KDistillError: a bad rule.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from kdistill.errors import ModelError
+    from kdistill.selfdistill.modeling import is_early_exit, register_early_exit_classes
+
+    register_early_exit_classes()
+    if isinstance(model, (str, Path)):
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
+        model = AutoModelForSequenceClassification.from_pretrained(str(model))
+    if not is_early_exit(model):
+        raise ModelError("exit_pipeline needs an early-exit model (kdistill early-exit)")
+    model.set_exit_rule(rule, threshold, patience)
+    return pipeline("text-classification", model=model.eval(), tokenizer=tokenizer, **kwargs)
+
+
+__all__ = ["born_again", "born_again_config", "early_exit", "early_exit_config", "exit_pipeline", "exit_sweep",
+           "export_early_exit"]
