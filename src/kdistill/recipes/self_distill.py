@@ -20,11 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Sequence
-
-import torch
-from torch import nn
 
 from kdistill.errors import KDistillError, ModelError
 from kdistill.recipes.base import Prepared, Recipe, RunResult, Stage, fingerprint, register, run_inputs, run_recipe
@@ -116,22 +112,6 @@ def run_early_exit(cfg, *, callbacks: Sequence[Callable] = ()) -> RunResult:
 # --------------------------------------------------------------------------- born-again
 
 
-class EnsembleTeacher(nn.Module):
-    """Several classifiers as one teacher: ``logits = (1/M) Σ_m z_m`` (the born-again ensemble, Furlanello et al. 2018,
-    Sec. 3.2). ``forward`` takes the members' inputs and returns an object with ``logits`` ``[B, C]`` float32."""
-
-    def __init__(self, members: Sequence[nn.Module]):
-        super().__init__()
-        if not members:
-            raise KDistillError("an ensemble teacher needs at least one member")
-        self.members = nn.ModuleList(members)
-        self.config = members[-1].config
-
-    def forward(self, output_hidden_states: bool = False, **inputs):
-        logits = torch.stack([m(**inputs).logits.float() for m in self.members]).mean(0)
-        return SimpleNamespace(logits=logits, hidden_states=None)
-
-
 def architecture_key(config) -> tuple:
     """What "the same architecture" means for born-again: family, layers, width, heads, FFN width, vocabulary."""
     from kdistill.selfdistill.modeling import family
@@ -156,6 +136,10 @@ def check_same_architecture(teacher_config, student_config, base: str) -> None:
 
 def _born_again_recipe(members: list[str], generation: int) -> Recipe:
     def load(cfg) -> Prepared:
+        import torch
+
+        from kdistill.selfdistill.modeling import EnsembleTeacher
+
         torch.manual_seed(cfg.train.seed + generation - 1)  # the fresh head of this generation's student
         p = load_task(cfg)
         check_same_architecture(p.teacher.config, p.student.config, cfg.student.path)
@@ -353,5 +337,5 @@ def render_born_again(rec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["BORN_AGAIN", "EARLY_EXIT", "EnsembleTeacher", "architecture_key", "check_same_architecture", "render_born_again",
+__all__ = ["BORN_AGAIN", "EARLY_EXIT", "architecture_key", "check_same_architecture", "render_born_again",
            "run_born_again", "run_early_exit"]

@@ -35,7 +35,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from kdistill.errors import ModelError
+from kdistill.errors import KDistillError, ModelError
 from kdistill.selfdistill.layout import (COMPRESSED_PREFIX as _COMPRESSED, PREFIX, base_type, encoder_layers, family,
                                          hidden_width, is_early_exit, layers_path, num_layers)
 
@@ -430,6 +430,24 @@ def strip_exits(model: PreTrainedModel) -> PreTrainedModel:
     return plain.train(model.training)
 
 
-__all__ = ["PREFIX", "EarlyExitMixin", "EarlyExitOutput", "ExitHead", "add_exits", "base_type", "early_exit_config_class",
+__all__ = ["PREFIX", "EarlyExitMixin", "EnsembleTeacher", "EarlyExitOutput", "ExitHead", "add_exits", "base_type", "early_exit_config_class",
            "early_exit_model_class", "encoder_layers", "exit_layers_for", "family", "hidden_width", "is_early_exit",
            "layers_path", "num_layers", "register_early_exit_classes", "strip_exits"]
+
+
+class EnsembleTeacher(nn.Module):
+    """Several classifiers as one teacher: ``logits = (1/M) Σ_m z_m`` (the born-again ensemble, Furlanello et al. 2018,
+    Sec. 3.2). ``forward`` takes the members' inputs and returns an object with ``logits`` ``[B, C]`` float32."""
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        if not members:
+            raise KDistillError("an ensemble teacher needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config = members[-1].config
+
+    def forward(self, output_hidden_states: bool = False, **inputs):
+        logits = torch.stack([m(**inputs).logits.float() for m in self.members]).mean(0)
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=logits, hidden_states=None)
