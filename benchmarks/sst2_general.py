@@ -167,7 +167,13 @@ def _write(rows: dict, root: Path, command: str, text_what: str, args) -> None:
             row["minus_distilbert"] = {"difference": d["difference"], "ci": d["ci"], "p_value": d["p_value"],
                                        "paper_glue_points": PAPER_ABLATION.get(name)}
         out.append(row)
-    result = {"benchmark": "sst2_general", "command": command, "machine": machine(), "corpus": text_what,
+    import datetime as dt
+
+    result = {"benchmark": "sst2_general", "task": "sst2", "teacher": str(TEACHER), "method": "general distillation + kd",
+              "student": "3 x 384, 12 heads, FFN 1536", "metric_name": "accuracy", "teacher_metric": acc["teacher"],
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "latency": "not timed: every row is the same student shape",
+              "command": command, "machine": machine(), "corpus": text_what,
               "smoke": bool(args.smoke), "rows": out, "settings": {"student": SPEC, "variants": {
                   k: {"general": v[0], **{kk: vv for kk, vv in v[1].items()}} for k, v in VARIANTS.items()}}}
     name = "sst2_general_smoke" if args.smoke else "sst2_general"
