@@ -112,6 +112,12 @@ def _prepare_for_export(model: nn.Module):
         before = model.pack_sequences
         model.pack_sequences = False
         return lambda: setattr(model, "pack_sequences", before)
+    return eager_attention(model)
+
+
+def eager_attention(model: nn.Module):
+    """Switch a transformers model to eager attention (its MatMul/Softmax pattern exports and fuses best in ONNX
+    Runtime); returns the function that switches it back (a no-op where there is nothing to switch)."""
     before = getattr(getattr(model, "config", None), "_attn_implementation", None)
     if before and before != "eager" and hasattr(model, "set_attn_implementation"):
         try:

@@ -140,6 +140,54 @@ def _prepare(out: Path, pcfg: ProvisionConfig, *, overwrite: bool, resume: bool,
     marker.write_text(pcfg.model_dump_json(indent=1) + "\n")
 
 
+def _measure_candidates(cands, teacher, task, tokenizer, texts, pcfg: ProvisionConfig, kw: dict, on_candidate) -> None:
+    """Build each candidate (random weights suffice for latency), count its parameters, measure it with ``kw`` and
+    mark whether it fits the budget(s); a kind this teacher cannot build or measure is noted and left out."""
+    from kdistill.provision.candidates import build
+    from kdistill.provision.latency import measure
+    from kdistill.reporting.measure import count_parameters
+
+    base = pcfg.base
+    for c in cands:
+        try:
+            net = build(c, teacher, task, tokenizer, seed=base.train.seed)
+        except KDistillError as err:  # this teacher's architecture does not support the kind
+            c.note = f"not built: {err}"
+            c.fits_latency = False
+            continue
+        c.params, c.params_non_embedding = count_parameters(net)
+        try:
+            m = measure(net, tokenizer, texts, **kw)
+        except KDistillError as err:
+            c.note = f"not measured: {err}"
+            c.fits_latency = False
+            continue
+        finally:
+            del net
+        c.latency_ms, c.p90_ms, c.size_mb, c.cached = m.latency_ms, m.p90_ms, m.size_mb, m.cached
+        c.fits_latency = m.latency_ms <= pcfg.latency_budget_ms
+        if pcfg.size_budget_mb is not None:
+            c.fits_size = m.size_mb is not None and m.size_mb <= pcfg.size_budget_mb
+        if on_candidate is not None:
+            on_candidate(c)
+
+
+def _no_fit(cands, pcfg: ProvisionConfig, seq_len: int, teacher_ms: float) -> KDistillError:
+    """The one-line error when no candidate fits: it names the fastest (and, with a size budget, the smallest)."""
+    measured = [c for c in cands if c.latency_ms is not None]
+    if not measured:
+        return KDistillError("no candidate student could be built for this teacher; see candidates.md")
+    fastest = min(measured, key=lambda c: c.latency_ms)
+    size = "" if pcfg.size_budget_mb is None else f" and --size-budget {pcfg.size_budget_mb:g} MB"
+    smallest = "" if pcfg.size_budget_mb is None else (
+        f"; the smallest, {min(measured, key=lambda c: c.size_mb or 1e18).name}, is "
+        f"{min(c.size_mb or 1e18 for c in measured):.2f} MB")
+    return KDistillError(f"no candidate student fits --latency-budget {pcfg.latency_budget_ms:g} ms{size} "
+                         f"({pcfg.runtime}, batch {pcfg.latency_batch_size}, {seq_len} tokens, on this machine): the "
+                         f"fastest, {fastest.name}, measures {fastest.latency_ms:.3f} ms{smallest} (the teacher "
+                         f"{teacher_ms:.3f} ms); raise the budget")
+
+
 def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: bool = False,
                   on_candidate: Callable[[Candidate], None] | None = None, callbacks: Sequence[Callable] = (),
                   report_latency_runs: int = 100) -> ProvisionResult:
@@ -156,7 +204,7 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
     """
     from kdistill.data.loading import load_data
     from kdistill.models import load_classifier, load_tokenizer
-    from kdistill.provision.candidates import build, teacher_shape
+    from kdistill.provision.candidates import teacher_shape
     from kdistill.provision.latency import LatencyCache, check_runtime, default_cache_file, length_texts, measure
     from kdistill.reporting.measure import count_parameters
     from kdistill.rundir import RunDir
@@ -189,28 +237,7 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
         cands = enumerate_candidates(tshape, kinds=pcfg.kinds, layer_counts=pcfg.layer_counts,
                                      prune_shares=[tuple(p) for p in pcfg.prune_shares], spec_widths=pcfg.spec_widths,
                                      spec_layers=pcfg.spec_layers, bilstm_hidden=pcfg.bilstm_hidden)
-        for c in cands:
-            try:
-                net = build(c, teacher, task, tokenizer, seed=base.train.seed)
-            except KDistillError as err:  # this teacher's architecture does not support the kind
-                c.note = f"not built: {err}"
-                c.fits_latency = False
-                continue
-            c.params, c.params_non_embedding = count_parameters(net)
-            try:
-                m = measure(net, tokenizer, texts, **kw)
-            except KDistillError as err:
-                c.note = f"not measured: {err}"
-                c.fits_latency = False
-                continue
-            finally:
-                del net
-            c.latency_ms, c.p90_ms, c.size_mb, c.cached = m.latency_ms, m.p90_ms, m.size_mb, m.cached
-            c.fits_latency = m.latency_ms <= pcfg.latency_budget_ms
-            if pcfg.size_budget_mb is not None:
-                c.fits_size = m.size_mb is not None and m.size_mb <= pcfg.size_budget_mb
-            if on_candidate is not None:
-                on_candidate(c)
+        _measure_candidates(cands, teacher, task, tokenizer, texts, pcfg, kw, on_candidate)
         meta = {"output_dir": str(out), "runtime": pcfg.runtime, "batch_size": pcfg.latency_batch_size, "seq_len": seq_len,
                 "threads": t_meas.threads, "latency_budget_ms": pcfg.latency_budget_ms,
                 "size_budget_mb": pcfg.size_budget_mb, "machine": cache.machine["description"],
@@ -221,18 +248,7 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
         fitting = [c for c in cands if c.fits]
         if not fitting:
             plot_candidates(cands, out / "provision.png", meta=meta)
-            measured = [c for c in cands if c.latency_ms is not None]
-            if not measured:
-                raise KDistillError("no candidate student could be built for this teacher; see candidates.md")
-            fastest = min(measured, key=lambda c: c.latency_ms)
-            size = "" if pcfg.size_budget_mb is None else f" and --size-budget {pcfg.size_budget_mb:g} MB"
-            smallest = "" if pcfg.size_budget_mb is None else (
-                f"; the smallest, {min(measured, key=lambda c: c.size_mb or 1e18).name}, is "
-                f"{min(c.size_mb or 1e18 for c in measured):.2f} MB")
-            raise KDistillError(f"no candidate student fits --latency-budget {pcfg.latency_budget_ms:g} ms{size} "
-                                f"({pcfg.runtime}, batch {pcfg.latency_batch_size}, {seq_len} tokens, on this machine): the "
-                                f"fastest, {fastest.name}, measures {fastest.latency_ms:.3f} ms{smallest} (the teacher "
-                                f"{t_meas.latency_ms:.3f} ms); raise the budget")
+            raise _no_fit(cands, pcfg, seq_len, t_meas.latency_ms)
         ranked = sorted(fitting, key=capacity_key, reverse=True)
         prepared = _Materializer(teacher, tokenizer, base, splits, out)
         if pcfg.rank == "short-run" and len(ranked) > 1:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdistill.deploy.graph import eager_attention
 from kdistill.errors import KDistillError, ModelError
 from kdistill.selfdistill.rules import ExitRule, RuleState
 
@@ -143,19 +144,6 @@ def _n_layers(model) -> int:
     from kdistill.selfdistill.layout import num_layers
 
     return num_layers(model.config)
-
-
-def eager_attention(model):
-    """Switch a transformers model to eager attention (its MatMul/Softmax pattern exports and fuses best in ONNX
-    Runtime; see :mod:`kdistill.deploy.graph`); returns the function that switches it back."""
-    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
-    if before and before != "eager" and hasattr(model, "set_attn_implementation"):
-        try:
-            model.set_attn_implementation("eager")
-            return lambda: model.set_attn_implementation(before)
-        except Exception:  # noqa: BLE001 - a model without the eager path exports with its own
-            pass
-    return lambda: None
 
 
 def _export_segments(model, tok, names: list[str], folder: Path, opset: int) -> list[dict]:
@@ -320,4 +308,4 @@ def check_parity(model, tok, folder: Path, rule: ExitRule, *, texts: list | None
     return out
 
 
-__all__ = ["MANIFEST", "OrtEarlyExit", "check_parity", "eager_attention", "export_early_exit"]
+__all__ = ["MANIFEST", "OrtEarlyExit", "check_parity", "export_early_exit"]
