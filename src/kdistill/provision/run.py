@@ -205,7 +205,8 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
     from kdistill.data.loading import load_data
     from kdistill.models import load_classifier, load_tokenizer
     from kdistill.provision.candidates import teacher_shape
-    from kdistill.provision.latency import LatencyCache, check_runtime, default_cache_file, length_texts, measure
+    from kdistill.provision.latency import (LatencyCache, check_runtime, default_cache_file, length_texts, measure,
+                                            seq_len_for)
     from kdistill.reporting.measure import count_parameters
     from kdistill.rundir import RunDir
     from kdistill.search.trial import check_scorable
@@ -226,8 +227,6 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
         teacher = load_classifier(base.teacher, task, require_trained_head=True, what="teacher")
         tokenizer = load_tokenizer(base.teacher)
         texts = length_texts(splits)
-        from kdistill.provision.latency import seq_len_for
-
         seq_len = pcfg.seq_len or seq_len_for(tokenizer, texts)
         cache = LatencyCache(pcfg.cache_file or default_cache_file())
         kw = dict(runtime=pcfg.runtime, batch_size=pcfg.latency_batch_size, seq_len=seq_len, n_runs=pcfg.latency_runs,
