@@ -176,6 +176,9 @@ def _write(rows: dict, root: Path, command: str, text_what: str, args) -> None:
               "command": command, "machine": machine(), "corpus": text_what,
               "smoke": bool(args.smoke), "rows": out, "settings": {"student": SPEC, "variants": {
                   k: {"general": v[0], **{kk: vv for kk, vv in v[1].items()}} for k, v in VARIANTS.items()}}}
+    head = root / "teacher_mlm" / "mlm_head.json"
+    if head.exists():
+        result["teacher_mlm_head"] = json.loads(head.read_text())
     name = "sst2_general_smoke" if args.smoke else "sst2_general"
     target = (root if args.smoke else RESULTS) / f"{name}.json"
     target.write_text(json.dumps(result, indent=1, default=str))
