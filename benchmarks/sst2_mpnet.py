@@ -83,9 +83,11 @@ def main() -> None:
             if not (out / "train_results.json").exists():
                 raise SystemExit(f"{name} is not trained yet: run with --stage train first")
             rep = kdistill.report(str(TEACHER), str(out), "sst2", data_dir=str(GLUE), latency_runs=300)
-            seconds = json.loads((out / "train_results.json").read_text()).get("train_seconds", float("nan"))
+            results = json.loads((out / "train_results.json").read_text())
+            seconds = results.get("train_seconds", float("nan"))
             write_result(f"sst2_mpnet_{name}", rep, {
                 "method": rep.get("method") or METHODS[name], "train_seconds": round(seconds, 1), "command": command,
+                "teacher_cache_seconds": round(results.get("teacher_cache_seconds", 0.0), 1),
                 "teacher": f"all-mpnet-base-v2 fine-tuned on SST-2 ({TEACHER})", "student": name,
                 "settings": json.loads((out / "kdistill_run.json").read_text())})
     if args.stage in ("report", "all"):
