@@ -1,8 +1,8 @@
 """Calibration and provisioning on SST-2 (issue 17): searched distillation settings, students chosen for latency
-budgets measured on this machine, and (hook) dynamic batch size.
+budgets measured on this machine.
 
     python benchmarks/sst2_calibrate.py                       # every part (hours on 2 cores; resumable)
-    python benchmarks/sst2_calibrate.py --only search         # search | provision | dynamic (comma-separated)
+    python benchmarks/sst2_calibrate.py --only search         # search | provision (comma-separated)
     python benchmarks/sst2_calibrate.py --smoke               # ~1-2 minutes: tiny slices, checks the pipeline only
 
 Teacher: the base-size MPNet teacher of benchmarks/sst2_mpnet_teacher.py ($KDISTILL_CACHE/teachers/mpnet-sst2) when
@@ -20,10 +20,10 @@ it is there, else the shared MiniLM-L6 teacher (recorded); ``--teacher`` chooses
    layers, spec shapes and BiLSTMs; each chosen student's measured latency must be within its budget, and its
    retention is set against the hand-picked students of the earlier issues (``benchmarks/results/*.json``) at the same
    or lower share of their teacher's latency. One plot: all candidates, the budgets, the chosen students.
-3. **dynamic** batch size vs fixed batch 32 (epoch time, dev accuracy): a hook for issue 17 part 1 (``--max-tokens``),
-   run with ``--dynamic-batch`` once the engine supports it (TODO below).
+Dynamic batch size vs fixed batch 32 (epoch time, dev accuracy), the issue's third measurement, is
+benchmarks/sst2_dynamic_batch.py (results sst2_dynamic_batch.{json,md}).
 
-Writes benchmarks/results/sst2_calibrate_{search,provision,dynamic}.{json,md} and .png plots; ``--smoke`` writes
+Writes benchmarks/results/sst2_calibrate_{search,provision}.{json,md} and .png plots; ``--smoke`` writes
 sst2_calibrate_smoke_* into its run folder instead (not results). Runs live under $KDISTILL_CACHE/calibrate/.
 """
 
@@ -278,56 +278,14 @@ def plot_budgets(cands: list[dict], rows: list[dict], teacher_ms: float, path: P
     plt.close(fig)
 
 
-# --------------------------------------------------------------------------- 3. dynamic batch (hook)
-def part_dynamic(args, root: Path, teacher: Path, teacher_what: str, s: dict, command: str) -> dict:
-    """Dynamic batch size (token budget) vs fixed batch 32: epoch time and dev accuracy.
-
-    TODO(issue 17 part 1): the engine's token-budget batches (``TrainConfig.max_tokens``, ``lr_scaling``) are being
-    built; run this part with ``--dynamic-batch`` once they land. Until then it records that it is pending.
-    """
-    from kdistill.config import TrainConfig
-
-    name = "sst2_calibrate_smoke_dynamic" if args.smoke else "sst2_calibrate_dynamic"
-    target = (root if args.smoke else RESULTS) / name
-    if not args.dynamic_batch or "max_tokens" not in TrainConfig.model_fields:
-        result = {"benchmark": name, "status": "pending: dynamic batch size (issue 17 part 1) not run; use "
-                                               "--dynamic-batch once the engine's --max-tokens has landed",
-                  "command": command, "machine": machine()}
-        target.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-        return result
-    import kdistill
-
-    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
-    common = dict(**s["data"], **{k: v for k, v in s["train"].items() if k != "batch_size"},
-                  **({"layers": layers} if layers else {}), alpha=0.5, temperature=2.0)
-    rows = {}
-    for label, opts in (("fixed_32", dict(batch_size=32)),
-                        ("max_tokens", dict(batch_size=32, max_tokens=args.max_tokens, lr_scaling="sqrt"))):
-        out = root / f"dynamic_{label}"
-        res = kdistill.distill(str(teacher), "sst2", output_dir=out, overwrite=True,
-                               latency_runs=s["report_latency_runs"], **opts, **common)
-        results = json.loads((out / "train_results.json").read_text())
-        rows[label] = {"dev_accuracy": res.metrics.get("accuracy"), "train_seconds": res.train_seconds,
-                       "global_step": results.get("global_step"), **opts}
-    result = {"benchmark": name, "command": command, "machine": machine(), "teacher": teacher_what, "rows": rows}
-    target.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    md = [f"# {name}", "", f"`{command}`", "", "| batches | steps | train s | dev acc |", "|---|---:|---:|---:|"]
-    md += [f"| {k} | {r['global_step']} | {r['train_seconds']:.0f} | {r['dev_accuracy']:.4f} |" for k, r in rows.items()]
-    target.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
-    return result
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="search,provision,dynamic")
+    ap.add_argument("--only", default="search,provision")
     ap.add_argument("--teacher", default=None)
     ap.add_argument("--layers", default=None, help="teacher layers of the student (default 0,2,5 for a 6-layer teacher)")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--trial-steps", type=int, default=600, help="optimizer steps per search trial")
     ap.add_argument("--epochs", type=float, default=2.0, help="length of the full runs (the best, gold only, default KD)")
-    ap.add_argument("--dynamic-batch", action="store_true", help="run part 3 (needs the engine's --max-tokens)")
-    ap.add_argument("--max-tokens", type=int, default=1024)
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -344,7 +302,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     s = settings(args)
-    parts = {"search": part_search, "provision": part_provision, "dynamic": part_dynamic}
+    parts = {"search": part_search, "provision": part_provision}
     for name in args.only.split(","):
         parts[name.strip()](args, root, teacher, what, s, command)
     if args.smoke:

@@ -354,6 +354,50 @@ def test_born_again_two_generations_runs_and_records_both(tmp_path, tiny_tokeniz
     assert not (tmp_path / "never").exists()
 
 
+def test_config_file_reruns_early_exit_and_born_again_with_command_line_over_it(tmp_path, tiny_tokenizer, glue_dir):
+    from typer.testing import CliRunner
+
+    from kdistill.cli import app
+    from kdistill.recipes import self_distill_api as api
+
+    runner = CliRunner()
+    teacher = _teacher(tmp_path, tiny_tokenizer, layers=4)
+    tiny = dict(data_dir=str(glue_dir), max_train_samples=48, max_eval_samples=16, selection_size=4, batch_size=16,
+                max_steps=2, show_progress=False)
+    first = tmp_path / "ee"
+    api.early_exit(teacher, "sst2", output_dir=first, run_sweep=False, exit_every=2, gold_weight=0.25, **tiny)
+    r = runner.invoke(app, ["early-exit", "--config", str(first / "kdistill_run.json"), "-o", str(tmp_path / "ee2"),
+                            "--no-sweep", "--exit-layers", "1,3"])
+    assert r.exit_code == 0, r.output
+    a, b = (json.loads((d / "kdistill_run.json").read_text()) for d in (first, tmp_path / "ee2"))
+    assert b["exits"]["layers"] == [1, 3] and b["exits"]["gold_weight"] == 0.25  # given / kept from the file
+    a["exits"]["layers"] = [1, 3]
+    assert {k: v for k, v in b.items() if k != "output_dir"} == {k: v for k, v in a.items() if k != "output_dir"}
+    assert json.loads((tmp_path / "ee2" / "train_results.json").read_text())["exit_layers"] == [1, 3]
+
+    base = tmp_path / "base"
+    make_tiny_bert(vocab_size=len(tiny_tokenizer), layers=4, seed=1).bert.save_pretrained(base)
+    tiny_tokenizer.save_pretrained(base)
+    cfg = api.born_again_config(teacher, "sst2", base=str(base), output_dir=tmp_path / "ban", generations=1,
+                                temperature=3.0, **tiny)
+    (tmp_path / "ban.json").write_text(cfg.model_dump_json())
+    r = runner.invoke(app, ["born-again", "--config", str(tmp_path / "ban.json"), "--alpha", "0.5"])
+    assert r.exit_code == 0, r.output
+    ran = json.loads((tmp_path / "ban" / "kdistill_run.json").read_text())
+    assert ran["distill"]["alpha"] == 0.5 and ran["distill"]["temperature"] == 3.0 and ran["generations"] == 1
+    assert json.loads((tmp_path / "ban" / "born_again.json").read_text())["generations"][0]["generation"] == 1
+
+    bad = json.loads((first / "kdistill_run.json").read_text())
+    bad["exits"]["pooling_mode"] = "mean"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    r = runner.invoke(app, ["early-exit", "--config", str(tmp_path / "bad.json"), "-o", str(tmp_path / "never")])
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "exits.pooling_mode" in lines[0], r.output
+    r = runner.invoke(app, ["born-again", "--config", str(first / "kdistill_run.json"), "-o", str(tmp_path / "never")])
+    assert r.exit_code == 2 and "early-exit" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "never").exists()
+
+
 # --------------------------------------------------------------------------- export
 
 

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt,
+from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, ConfigOpt, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt,
                           ProblemTypeOpt, SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
                           TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _interrupted, _setup_logging, _strs, _task,
                           _threads, app)
@@ -82,7 +82,8 @@ def _print_sweep(rep: dict, title: str) -> None:
 @app.command("early-exit")
 def early_exit(
     num_threads: Optional[int] = ThreadsOpt,
-    model: str = typer.Option(..., "--model", help="A classifier fine-tuned on the task (the teacher itself or any student, pruned ones too) that gets the exits."),
+    config: Optional[Path] = ConfigOpt,
+    model: Optional[str] = typer.Option(None, "--model", help="A classifier fine-tuned on the task (the teacher itself or any student, pruned ones too) that gets the exits; required unless --config names it."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
     train_file: Optional[str] = TrainFileOpt,
@@ -121,7 +122,7 @@ def early_exit(
     latency_rounds: Optional[int] = LatencyRoundsOpt,
     sweep_batch_size: Optional[int] = SweepBatchOpt,
     timed_points: Optional[int] = TimedPointsOpt,
-    output: Path = typer.Option(..., "--output", "-o", help="Run directory (the early-exit model, sweep.{json,md,png})."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the early-exit model, sweep.{json,md,png}); required unless --config names one."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory made by kdistill."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
 ) -> None:
@@ -133,7 +134,7 @@ def early_exit(
 
     try:
         res = api.early_exit(
-            model, task, output_dir=output, overwrite=overwrite, resume=resume, run_sweep=sweep,
+            model, task, output_dir=output, overwrite=overwrite, resume=resume, run_sweep=sweep, config=config,
             **_given(exit_every=exit_every, exit_layers=_int_list(exit_layers, "--exit-layers"), pooling=pooling,
                      schedule=schedule, temperature=temperature, gold_weight=gold_weight, weighting=weighting,
                      final_weight=final_weight, exit_dropout=exit_dropout, epochs=epochs, batch_size=batch_size,
@@ -206,9 +207,10 @@ def exit_sweep(
 @app.command("born-again")
 def born_again(
     num_threads: Optional[int] = ThreadsOpt,
-    teacher: str = typer.Option(..., "--teacher", help="Teacher fine-tuned on the task."),
+    config: Optional[Path] = ConfigOpt,
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task; required unless --config names it."),
     base: Optional[str] = typer.Option(None, "--base", help="The pretrained model the teacher was fine-tuned from (same architecture): every generation starts from it."),
-    generations: int = typer.Option(2, "--generations", min=1, help="Generations; each learns from the one before."),
+    generations: Optional[int] = typer.Option(None, "--generations", min=1, help="Generations; each learns from the one before (default 2, or the config file's)."),
     ensemble_teacher: bool = typer.Option(False, "--ensemble-teacher", help="Generation k >= 2 learns from the mean logits of the teacher and all earlier generations."),
     task: Optional[str] = TaskOpt,
     data_dir: Optional[str] = DataDirOpt,
@@ -234,7 +236,7 @@ def born_again(
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
     report: bool = typer.Option(False, "--report/--no-report", help="Each generation's full teacher-vs-student report too (slow)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder of gen1/, gen2/ ... and born_again.{json,md}."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder of gen1/, gen2/ ... and born_again.{json,md}; required unless --config names one."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Reuse finished generations, resume an interrupted one (more --generations may be added)."),
 ) -> None:
@@ -247,7 +249,7 @@ def born_again(
     try:
         rec = api.born_again(
             teacher, task, base=base, output_dir=output, generations=generations, ensemble_teacher=ensemble_teacher,
-            overwrite=overwrite, resume=resume, report=report,
+            overwrite=overwrite, resume=resume, report=report, config=config,
             **_given(temperature=temperature, alpha=alpha, kd_loss=kd_loss, cos_weight=cos_weight, epochs=epochs,
                      batch_size=batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
                      select_on=select_on, selection_size=selection_size, selection_file=selection_file),
@@ -259,7 +261,7 @@ def born_again(
     except KeyboardInterrupt:
         _interrupted()
     m = rec["metric_name"]
-    table = Table(title=f"kdistill born-again: {output}")
+    table = Table(title=f"kdistill born-again: {rec['output_dir']}")
     for col in ("model", f"dev {m}", "− teacher (points, 95% CI)", "p"):
         table.add_column(col, justify="right" if col != "model" else "left")
     table.add_row("teacher", f"{rec['teacher_metric']:.4f}", "", "")

@@ -309,7 +309,8 @@ def _compare_generations(cfg, records: list[dict], interrupted: bool) -> dict[st
                     "minus_teacher": {k: d[k] for k in ("difference", "ci", "p_value")}}
     best = max(gens, key=lambda g: g["dev_metric"], default=None)
     return {"method": "born-again", "paper": "Furlanello et al. 2018, Born-Again Neural Networks", "task": task.name,
-            "metric_name": main, "teacher": cfg.teacher, "base": cfg.student.path, "teacher_metric": teacher_metric,
+            "metric_name": main, "output_dir": cfg.output_dir, "teacher": cfg.teacher, "base": cfg.student.path,
+            "teacher_metric": teacher_metric,
             "dev_examples": len(dev), "ensemble_teacher": cfg.ensemble_teacher, "distill": cfg.distill.model_dump(),
             "generations": gens, "ensemble": ensemble, "interrupted": interrupted,
             "beats_teacher": None if best is None else bool(best["dev_metric"] > teacher_metric),

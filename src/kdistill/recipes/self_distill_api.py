@@ -43,12 +43,59 @@ def _sections(options: dict, sections: tuple[str, ...]) -> dict:
     return parts
 
 
-def early_exit_config(model: str, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,
-                      resume: bool = False, run_sweep: bool = True, **options: Any):
-    """The :class:`~kdistill.selfdistill.config.EarlyExitRunConfig` of :func:`early_exit` (raises on unknown options)."""
+def _file_config(config: str | Path, cls: type, *, task: str | None, top: dict[str, Any], options: dict[str, Any],
+                 named: dict[str, dict[str, str]]):
+    """``config`` (YAML/JSON, e.g. the run's own ``kdistill_run.json``) as ``cls``, the given options over its values.
+
+    ``top``: top-level fields (``None``, a :class:`~kdistill.config.Default` or a False ``overwrite``/``resume`` = not
+    given); ``named``: section → {flat option: field} (``exits`` / ``sweep``); every other option goes to its section as
+    :func:`kdistill.config.split_options` routes it; ``task`` (when given) to ``data.task``.
+
+    Raises:
+        KDistillError: see :func:`kdistill.config.load_config`; an option no section takes; an invalid value; no output
+            folder in the file nor given (one line each).
+    """
+    from pydantic import ValidationError
+
+    from kdistill.config import Default, load_config
+
+    data = load_config(config, cls).model_dump()
+    options = {k: v for k, v in options.items() if v is not None}
+    for section, names in named.items():
+        data[section].update(_take(options, names))
+    for section, values in _sections(options, tuple(n for n in ("data", "distill", "augment", "train") if n in data)).items():
+        data[section].update(values)
+    if task is not None and not isinstance(task, Default):
+        data["data"]["task"] = task
+    data.update({k: v for k, v in top.items() if v is not None and v is not False and not isinstance(v, Default)})
+    try:
+        cfg = cls.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise KDistillError(f"--config {config}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if cfg.output_dir in ("", "."):
+        raise KDistillError(f"--config {config} names no output folder: give one (-o / output_dir)")
+    return cfg
+
+
+def early_exit_config(model: str | None, task: str | None = "sst2", *, output_dir: str | Path | None,
+                      overwrite: bool = False, resume: bool = False, run_sweep: bool = True,
+                      config: str | Path | None = None, **options: Any):
+    """The :class:`~kdistill.selfdistill.config.EarlyExitRunConfig` of :func:`early_exit` (raises on unknown options;
+    ``config``: a YAML/JSON early-exit config, e.g. a run's ``kdistill_run.json``, the given arguments over it)."""
     from kdistill.config import DataConfig, PretrainedStudent, TrainConfig
     from kdistill.selfdistill.config import EarlyExitRunConfig, ExitConfig, SweepConfig
 
+    if config is not None:
+        top = {"output_dir": None if output_dir is None else str(output_dir), "overwrite": overwrite, "resume": resume,
+               "student": None if model is None else {"kind": "pretrained", "path": str(model)}}
+        cfg = _file_config(config, EarlyExitRunConfig, task=task, top=top, options=options,
+                           named={"exits": EXIT_OPTIONS, "sweep": SWEEP_OPTIONS})
+        if not run_sweep:  # --no-sweep is given; the default (on) leaves the file's choice
+            cfg.run_sweep = False
+        return cfg
+    if model is None or output_dir is None:
+        raise KDistillError("early-exit needs a model and an output folder (or a config file that names them)")
     options = {k: v for k, v in options.items() if v is not None}
     exits = ExitConfig(**_take(options, EXIT_OPTIONS))
     sweep = SweepConfig(**_take(options, SWEEP_OPTIONS))
@@ -59,8 +106,9 @@ def early_exit_config(model: str, task: str | None = "sst2", *, output_dir: str 
                               output_dir=str(output_dir), overwrite=overwrite, resume=resume)
 
 
-def early_exit(model: str, task: str | None = "sst2", *, output_dir: str | Path, overwrite: bool = False,
-               resume: bool = False, run_sweep: bool = True, callbacks: Sequence[Callable] = (), **options: Any):
+def early_exit(model: str | None = None, task: str | None = "sst2", *, output_dir: str | Path | None = None,
+               overwrite: bool = False, resume: bool = False, run_sweep: bool = True, config: str | Path | None = None,
+               callbacks: Sequence[Callable] = (), **options: Any):
     """Early exits on ``model`` (the teacher itself or any student), trained by self-distillation, then swept.
 
     Each exit learns ``T²·KL`` to the final layer's detached soft targets (FastBERT, Liu et al. 2020), optionally with
@@ -71,7 +119,9 @@ def early_exit(model: str, task: str | None = "sst2", *, output_dir: str | Path,
     Args:
         model: a saved classifier fine-tuned on ``task`` (any supported layout, pruned too).
         output_dir: the run folder (the early-exit model, ``train_results.json``, ``sweep.{json,md,png}``).
-        run_sweep: sweep after training.
+        run_sweep: sweep after training (False: no sweep, also over a config file's choice).
+        config: a YAML/JSON early-exit config (e.g. a run's ``kdistill_run.json``); the arguments given replace its
+            values (``overwrite``/``resume`` are never taken from a file); ``model``/``output_dir`` may come from it.
         options: ``exit_every``, ``exit_layers`` (1-based), ``pooling``, ``exit_dropout``, ``schedule``,
             ``temperature``, ``gold_weight``, ``weighting``, ``final_weight`` (:class:`ExitConfig`); ``rules``,
             ``entropy_thresholds``, ``max_prob_thresholds``, ``patiences``, ``max_drop``, ``latency_examples``,
@@ -89,17 +139,27 @@ def early_exit(model: str, task: str | None = "sst2", *, output_dir: str | Path,
     from kdistill.recipes.self_distill import run_early_exit
 
     cfg = early_exit_config(model, task, output_dir=output_dir, overwrite=overwrite, resume=resume, run_sweep=run_sweep,
-                            **options)
+                            config=config, **options)
     return run_early_exit(cfg, callbacks=callbacks)
 
 
-def born_again_config(teacher: str, task: str | None = "sst2", *, base: str | None, output_dir: str | Path,
-                      generations: int = 2, ensemble_teacher: bool = False, overwrite: bool = False, resume: bool = False,
+def born_again_config(teacher: str | None, task: str | None = "sst2", *, base: str | None,
+                      output_dir: str | Path | None, generations: int | None = 2, ensemble_teacher: bool = False,
+                      overwrite: bool = False, resume: bool = False, config: str | Path | None = None,
                       **options: Any):
-    """The :class:`~kdistill.selfdistill.config.BornAgainConfig` of :func:`born_again`."""
+    """The :class:`~kdistill.selfdistill.config.BornAgainConfig` of :func:`born_again` (``config``: a YAML/JSON
+    born-again config, e.g. its ``kdistill_run.json``, the given arguments over it; ``generations`` None: the file's)."""
     from kdistill.config import AugmentConfig, DataConfig, DistillConfig, PretrainedStudent, TrainConfig
     from kdistill.selfdistill.config import BornAgainConfig
 
+    if config is not None:
+        top = {"teacher": teacher, "output_dir": None if output_dir is None else str(output_dir),
+               "generations": generations, "ensemble_teacher": ensemble_teacher, "overwrite": overwrite,
+               "resume": resume, "student": None if base is None else {"kind": "pretrained", "path": str(base)}}
+        return _file_config(config, BornAgainConfig, task=task, top=top, options=options, named={})
+    if teacher is None or output_dir is None:
+        raise KDistillError("born-again needs a teacher and an output folder (or a config file that names them)")
+    generations = 2 if generations is None else generations
     if not base:
         raise KDistillError("born-again needs --base: the pretrained model the teacher was fine-tuned from (same "
                             "architecture), e.g. all-MiniLM-L6-v2 for the shared teacher")
@@ -113,9 +173,10 @@ def born_again_config(teacher: str, task: str | None = "sst2", *, base: str | No
                            resume=resume)
 
 
-def born_again(teacher: str, task: str | None = "sst2", *, base: str | None, output_dir: str | Path, generations: int = 2,
-               ensemble_teacher: bool = False, overwrite: bool = False, resume: bool = False, report: bool = False,
-               latency_runs: int = 20, callbacks: Sequence[Callable] = (), **options: Any) -> dict[str, Any]:
+def born_again(teacher: str | None = None, task: str | None = "sst2", *, base: str | None = None,
+               output_dir: str | Path | None = None, generations: int | None = 2, ensemble_teacher: bool = False,
+               overwrite: bool = False, resume: bool = False, report: bool = False, latency_runs: int = 20,
+               config: str | Path | None = None, callbacks: Sequence[Callable] = (), **options: Any) -> dict[str, Any]:
     """Born-again networks (Furlanello et al. 2018): ``generations`` same-size students from the teacher's pretrained
     ``base``, each distilled from the one before (``ensemble_teacher``: from the mean logits of all before).
 
@@ -124,6 +185,8 @@ def born_again(teacher: str, task: str | None = "sst2", *, base: str | None, out
             architecture).
         output_dir: ``gen<g>/`` run folders and ``born_again.{json,md}``.
         report: each generation's teacher-vs-student report too (slow; the sizes are equal).
+        config: a YAML/JSON born-again config (e.g. its ``kdistill_run.json``); the arguments given replace its values;
+            ``teacher``/``base``/``output_dir`` may come from it (``generations`` None: the file's).
         options: :class:`~kdistill.config.DistillConfig` (default the paper's ``alpha=0``, ``temperature=1``),
             :class:`~kdistill.config.DataConfig`, :class:`~kdistill.config.AugmentConfig`,
             :class:`~kdistill.config.TrainConfig` fields.
@@ -138,7 +201,8 @@ def born_again(teacher: str, task: str | None = "sst2", *, base: str | None, out
     from kdistill.recipes.self_distill import run_born_again
 
     cfg = born_again_config(teacher, task, base=base, output_dir=output_dir, generations=generations,
-                            ensemble_teacher=ensemble_teacher, overwrite=overwrite, resume=resume, **options)
+                            ensemble_teacher=ensemble_teacher, overwrite=overwrite, resume=resume, config=config,
+                            **options)
     return run_born_again(cfg, report=report, latency_runs=latency_runs, callbacks=callbacks)
 
 
