@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from kdistill.config import SST2  # a Default: a config file's task replaces it
 from kdistill.errors import KDistillError
 
 #: Flat option → ExitConfig field (names that would clash with TrainConfig's are prefixed).
@@ -78,7 +79,7 @@ def _file_config(config: str | Path, cls: type, *, task: str | None, top: dict[s
     return cfg
 
 
-def early_exit_config(model: str | None, task: str | None = "sst2", *, output_dir: str | Path | None,
+def early_exit_config(model: str | None, task: str | None = SST2, *, output_dir: str | Path | None,
                       overwrite: bool = False, resume: bool = False, run_sweep: bool = True,
                       config: str | Path | None = None, **options: Any):
     """The :class:`~kdistill.selfdistill.config.EarlyExitRunConfig` of :func:`early_exit` (raises on unknown options;
@@ -106,7 +107,7 @@ def early_exit_config(model: str | None, task: str | None = "sst2", *, output_di
                               output_dir=str(output_dir), overwrite=overwrite, resume=resume)
 
 
-def early_exit(model: str | None = None, task: str | None = "sst2", *, output_dir: str | Path | None = None,
+def early_exit(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
                overwrite: bool = False, resume: bool = False, run_sweep: bool = True, config: str | Path | None = None,
                callbacks: Sequence[Callable] = (), **options: Any):
     """Early exits on ``model`` (the teacher itself or any student), trained by self-distillation, then swept.
@@ -143,7 +144,7 @@ def early_exit(model: str | None = None, task: str | None = "sst2", *, output_di
     return run_early_exit(cfg, callbacks=callbacks)
 
 
-def born_again_config(teacher: str | None, task: str | None = "sst2", *, base: str | None,
+def born_again_config(teacher: str | None, task: str | None = SST2, *, base: str | None,
                       output_dir: str | Path | None, generations: int | None = 2, ensemble_teacher: bool = False,
                       overwrite: bool = False, resume: bool = False, config: str | Path | None = None,
                       **options: Any):
@@ -173,7 +174,7 @@ def born_again_config(teacher: str | None, task: str | None = "sst2", *, base: s
                            resume=resume)
 
 
-def born_again(teacher: str | None = None, task: str | None = "sst2", *, base: str | None = None,
+def born_again(teacher: str | None = None, task: str | None = SST2, *, base: str | None = None,
                output_dir: str | Path | None = None, generations: int | None = 2, ensemble_teacher: bool = False,
                overwrite: bool = False, resume: bool = False, report: bool = False, latency_runs: int = 20,
                config: str | Path | None = None, callbacks: Sequence[Callable] = (), **options: Any) -> dict[str, Any]:
