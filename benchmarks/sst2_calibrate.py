@@ -167,7 +167,7 @@ def part_search(args, root: Path, teacher: Path, teacher_what: str, s: dict, com
           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for k, r in result["rows"].items():
         t = "—" if r["temperature"] is None or r["alpha"] == 1.0 else f"{r['temperature']:.3g}"  # alpha 1: no teacher
-        md.append(f"| {k} | {t} | {r['alpha']:.3g} | {r['cos_weight']:.3g} | {lr_of(runs[k]):.3g} | "
+        md.append(f"| {k} | {t} | {r['alpha']:.3g} | {r['cos_weight']:.3g} | {r['learning_rate']:.3g} | "
                   f"{r['dev_accuracy']:.4f} [{r['dev_ci'][0]:.4f}, {r['dev_ci'][1]:.4f}] | {100 * r['retention']:.1f} % | "
                   f"{r['train_seconds']:.0f} |")
     md += ["", f"searched − gold only: {ci(diffs['searched_minus_gold_only'])} points (target ≥ +0.5: "
