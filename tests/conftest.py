@@ -69,6 +69,16 @@ def make_tiny_bert(vocab_size: int = 30522, layers: int = 4, hidden: int = 32, h
     return BertForSequenceClassification(cfg)
 
 
+def save_classifier(model, path, tokenizer, names=None) -> Path:
+    """Give ``model`` the label ``names`` (``id2label``/``label2id``, class id = position) and save it with ``tokenizer``."""
+    if names is not None:
+        model.config.id2label = dict(enumerate(names))
+        model.config.label2id = {n: i for i, n in enumerate(names)}
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)
+
+
 @pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     """A tiny random 4-layer BERT teacher with a 'trained' (explicitly saved) head, saved with the tokenizer."""

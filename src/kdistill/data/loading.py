@@ -106,6 +106,10 @@ def _read_delimited(
                     f"{path} is missing column(s) {missing}: found {_short(header, 120)}, expected text column(s) "
                     f"{list(text_columns)} and label column {label_column!r}; {advice}"
                 )
+            dupes = sorted({c for c in wanted if header.count(c) > 1})
+            if dupes:
+                raise DataError(f"{path}: the header names column(s) {dupes} more than once ({_short(header, 120)}); "
+                                "rename the duplicates so that each column has its own name")
             text_idx = [header.index(c) for c in text_columns]
             label_idx = header.index(label_column)
             width = len(header)
@@ -128,24 +132,44 @@ def _read_delimited(
     return rows
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise _DuplicateKey(f"key(s) {dupes} appear more than once in one object")
+    return dict(pairs)
+
+
 def _json_records(path: Path, fmt: str) -> tuple[str, list[tuple[int, Any]]]:
-    """Parse a JSON Lines file (or, for ``.json``, a JSON array) into ``(unit, [(number, object)])``."""
+    """Parse a JSON Lines file (or, for ``.json``, a JSON array) into ``(unit, [(number, object)])``.
+
+    Raises:
+        DataError: invalid JSON, or an object with a duplicate key (JSON keeps the last silently), naming the line.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
     if fmt == "json" and text.lstrip().startswith("["):
         try:
-            records = json.loads(text)
+            records = json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg}); fix the file") from exc
+        except _DuplicateKey as exc:
+            raise DataError(f"{path}: {exc}; give each key once") from exc
         return "record", list(enumerate(records, start=1))
     out = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            out.append((number, json.loads(line)))
+            out.append((number, json.loads(line, object_pairs_hook=_no_duplicate_keys)))
+        except _DuplicateKey as exc:
+            raise DataError(f"{path} line {number}: {exc}; give each key once") from exc
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"{path} line {number}: invalid JSON ({exc.msg}); write one JSON object per line"
@@ -218,12 +242,36 @@ def _read_file(
 
 
 MULTI_LABEL_SEPARATORS = ("|", ";")
+#: Label cells that mean "no label" (compared stripped and lower-cased); also JSON ``null`` and a float NaN.
+MISSING_LABELS = ("", "nan", "null", "none", "n/a")
 
 
-def split_multi_label(value: Any) -> list[str]:
-    """The labels of one multi-label cell: a JSON list, or values separated by ``|`` or ``;`` (empty: none)."""
+def is_missing_label(value: Any) -> bool:
+    """True for a label cell that holds no label: empty, ``NaN``/``null``/``None``/``n/a`` (any case), JSON null."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip().lower() in MISSING_LABELS
+
+
+def cut_list(values: Sequence[Any], limit: int = 10) -> str:
+    """``values`` as a list for a one-line message: the first ``limit`` and "… and N more" for the rest."""
+    values = list(values)
+    if len(values) <= limit:
+        return str(values)
+    return f"{values[:limit]} … and {len(values) - limit} more"
+
+
+def split_multi_label(value: Any, separator: str | None = None) -> list[str]:
+    """The labels of one multi-label cell (empty or missing: none).
+
+    A JSON list; else values separated by ``separator`` when given, or by ``|`` or ``;``.
+    """
     if isinstance(value, (list, tuple)):
         items = list(value)
+    elif is_missing_label(value):
+        items = []
     else:
         text = str(value).strip()
         if text.startswith("[") and text.endswith("]"):
@@ -231,10 +279,53 @@ def split_multi_label(value: Any) -> list[str]:
                 items = json.loads(text)
             except ValueError:
                 items = [text]
+            if not isinstance(items, list):
+                items = [text]
         else:
-            sep = next((c for c in MULTI_LABEL_SEPARATORS if c in text), None)
+            sep = separator or next((c for c in MULTI_LABEL_SEPARATORS if c in text), None)
             items = text.split(sep) if sep else ([text] if text else [])
     return [_label_key(v) for v in items if str(v).strip()]
+
+
+def _comma_list_cells(raw: Sequence[Any]) -> list[str]:
+    """Cells that look like comma-separated label lists (``"8,20"``): two or more parts, each an integer id or a
+    value that is a whole cell elsewhere in the column."""
+    whole = {_label_key(v) for v in raw if not isinstance(v, (list, tuple))}
+    out = []
+    for v in raw:
+        if isinstance(v, (list, tuple)) or "," not in str(v):
+            continue
+        parts = [p.strip() for p in str(v).split(",")]
+        if len(parts) >= 2 and all(p and (p.isdigit() or p in whole) for p in parts):
+            out.append(str(v).strip())
+    return out
+
+
+def read_label_names(path: str | Path) -> tuple[str, ...]:
+    """The label names of a ``--label-names`` file: one name per line, class id = line number (0-based).
+
+    Raises:
+        DataError: a missing or non-UTF-8 file, an empty line among the names, a duplicate name, fewer than two names.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"--label-names file {path} not found; pass a text file with one label name per line")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names = [line.strip() for line in lines]
+    empty = [i + 1 for i, n in enumerate(names) if not n]
+    if empty:
+        raise DataError(f"{path} line {empty[0]} is empty; write one label name per line (class id = line number - 1)")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(f"{path} names {cut_list(dupes)} more than once; each label name once")
+    if len(names) < 2:
+        raise DataError(f"{path} holds {len(names)} label name(s); a classifier needs at least two")
+    return tuple(names)
 
 
 def _looks_multi_label(value: Any) -> bool:
@@ -266,8 +357,13 @@ def _build_split(
     unit: str,
     max_samples: int | None,
     fix_hint: str,
+    drop_unlabeled: bool = False,
 ) -> datasets.Dataset:
-    """Validate every row (texts, labels) then keep the first ``max_samples`` rows."""
+    """Validate every row (texts, labels) then keep the first ``max_samples`` rows.
+
+    A row whose label cell is missing (:func:`is_missing_label`) is refused, or dropped with ``drop_unlabeled``;
+    in multi-label data it is an example with no labels.
+    """
     if not rows:
         raise DataError(f"the {split} split from {source} has no rows; {fix_hint}")
     text_names = list(spec.text_columns)
@@ -275,6 +371,36 @@ def _build_split(
     labels: list[Any] = []
     if spec.labels is not None:
         label_ids = {str(v).strip(): i for i, v in enumerate(spec.labels)}
+    if not spec.multi_label:  # a row without a label: refused (naming the rows) or, with drop_unlabeled, dropped
+        missing = [r for r in rows if is_missing_label(r[2])]
+        unlabeled = [r[0] for r in missing]
+        if unlabeled and not drop_unlabeled:
+            raise DataError(
+                f"{source}: {len(unlabeled)} row(s) have no label in column {spec.label_column!r} (empty or NaN, e.g. "
+                f"{_short(missing[0][2])} on {unit} {unlabeled[0]}; {unit}s {cut_list(unlabeled, 5)}); fill them in, "
+                "remove them, or pass --drop-unlabeled")
+        if unlabeled:
+            rows = [r for r in rows if not is_missing_label(r[2])]
+            import logging
+
+            logging.getLogger("kdistill").info("%s: dropped %d unlabeled row(s) (--drop-unlabeled)", source, len(unlabeled))
+            if not rows:
+                raise DataError(f"the {split} split from {source} has no labeled rows; {fix_hint}")
+
+    def class_id(key: str, number: int) -> int:
+        """A label key's class id: its position in ``spec.labels``, or (``label_ids``) an id given as a number."""
+        if key in label_ids:
+            return label_ids[key]
+        if spec.label_ids and key.lstrip("-").isdigit():
+            raise DataError(f"{source} {unit} {number}: label id {key} in column {spec.label_column!r} is out of range: "
+                            f"the --label-names file has {len(spec.labels)} names (ids 0..{len(spec.labels) - 1}); "
+                            "fix the id or the names file")
+        raise DataError(
+            f"{source} {unit} {number}: label {_short(key)} in column {spec.label_column!r} is not one of the "
+            f"{spec.name} labels {cut_list(spec.labels)}; fix the label or pass --labels with the full label set")
+
+    if spec.label_ids:
+        label_ids = {**{str(i): i for i in range(len(spec.labels))}, **label_ids}  # names win over ids
     for number, values, raw_label in rows:
         for j, value in enumerate(values):
             if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
@@ -284,10 +410,6 @@ def _build_split(
                     "fill it in or remove that row"
                 )
             texts[j].append(value if isinstance(value, str) else str(value))
-        if raw_label is None:
-            raise DataError(
-                f"{source} {unit} {number}: label column {spec.label_column!r} is empty; fill it in or remove that row"
-            )
         if spec.labels is None:
             try:
                 number_value = float(raw_label) if not isinstance(raw_label, bool) else math.nan
@@ -300,25 +422,12 @@ def _build_split(
                 )
             labels.append(number_value)
         elif spec.multi_label:
-            keys = split_multi_label(raw_label)
-            bad = [k for k in keys if k not in label_ids]
-            if bad:
-                raise DataError(
-                    f"{source} {unit} {number}: label {_short(bad[0])} in column {spec.label_column!r} is not one of "
-                    f"the labels {list(spec.labels)}; fix the label or pass --labels with the full label set"
-                )
             hot = [0.0] * len(spec.labels)
-            for k in keys:
-                hot[label_ids[k]] = 1.0
+            for k in split_multi_label(raw_label, spec.label_separator):
+                hot[class_id(k, number)] = 1.0
             labels.append(hot)
         else:
-            key = _label_key(raw_label)
-            if key not in label_ids:
-                raise DataError(
-                    f"{source} {unit} {number}: label {_short(raw_label)} in column {spec.label_column!r} is not "
-                    f"one of the {spec.name} labels {list(spec.labels)}; fix the label or pass --labels with the full label set"
-                )
-            labels.append(label_ids[key])
+            labels.append(class_id(_label_key(raw_label), number))
     n = len(labels) if max_samples is None else min(max_samples, len(labels))
     data: dict[str, list[Any]] = {"text_a": texts[0][:n]}
     features: dict[str, Any] = {"text_a": datasets.Value("string")}
@@ -352,7 +461,8 @@ def _task_dir(data_dir: Path, spec: TaskSpec) -> Path:
     return candidate
 
 
-def _load_glue_dir(data_dir: Path, spec: TaskSpec, max_train: int | None, max_eval: int | None) -> datasets.DatasetDict:
+def _load_glue_dir(data_dir: Path, spec: TaskSpec, max_train: int | None, max_eval: int | None,
+                   drop_unlabeled: bool = False) -> datasets.DatasetDict:
     if not data_dir.is_dir():
         raise DataError(
             f"data directory {data_dir} does not exist; pass --data-dir pointing at the GLUE folder "
@@ -375,7 +485,7 @@ def _load_glue_dir(data_dir: Path, spec: TaskSpec, max_train: int | None, max_ev
         )
         splits[split] = _build_split(
             rows, spec, split=split, source=str(path), unit=unit, max_samples=max_samples,
-            fix_hint=f"check that {path} is the GLUE {spec.glue_dir} {split} file",
+            fix_hint=f"check that {path} is the GLUE {spec.glue_dir} {split} file", drop_unlabeled=drop_unlabeled,
         )
     return datasets.DatasetDict(splits)
 
@@ -388,41 +498,86 @@ def _sorted_labels(values: set[str]) -> tuple[str, ...]:
         return tuple(sorted(values))
 
 
-def _custom_spec(rows: list[_Row], train_file: Path, text_columns, label_column, labels, problem_type) -> TaskSpec:
+def _custom_spec(rows: list[_Row], train_file: Path, text_columns, label_column, labels, problem_type, *,
+                 unit: str = "line", label_separator: str | None = None,
+                 label_names: Sequence[str] | None = None) -> TaskSpec:
     """The task of your own files: its problem type (given, or inferred where unambiguous) and label set.
 
-    Inference: a list or a ``|``/``;``-separated cell in any row → multi-label; numbers that are not all
-    integers (scores) → refused with a line naming ``--problem-type`` (regression, or single_label to make each
-    value a class); otherwise single-label classification over the sorted distinct values.
+    Inference (no ``problem_type``): a list or a ``|``/``;``-separated cell in any row → multi-label; cells that look
+    like comma-separated lists (``"8,20"``) → refused with a line naming ``--problem-type multi_label`` (no silent
+    switch); numbers that are not all integers (scores) → refused with a line naming ``--problem-type`` (regression,
+    or single_label to make each value a class), and a mix of such numbers and text → refused naming the text row;
+    otherwise single-label classification over the sorted distinct values. Missing cells (:func:`is_missing_label`)
+    take no part. Multi-label cells are split on ``label_separator``; without one on ``|``/``;``, else on ``,``
+    when a cell holds one and no label name does. ``label_names`` (a ``--label-names`` file's) are the label set,
+    and cells may hold their ids.
+
+    Raises:
+        DataError: each refusal above, in one line; regression with labels; fewer than two labels.
     """
+    import logging
+
+    log = logging.getLogger("kdistill")
     if not rows:
         raise DataError(f"the train split from {train_file} has no rows; add examples to the file")
-    raw = [r[2] for r in rows if r[2] is not None]
+    if label_names is not None and labels:
+        raise DataError("pass either --labels or --label-names, not both")
+    if label_separator is not None and problem_type not in (None, "multi_label"):
+        raise DataError(f"--label-separator splits multi-label cells; it does not go with --problem-type {problem_type}")
+    raw = [r[2] for r in rows if not is_missing_label(r[2])]
     if problem_type is None:
-        if any(_looks_multi_label(v) for v in raw):
+        if label_separator is not None or any(_looks_multi_label(v) for v in raw):
             problem_type = "multi_label"
-        elif labels is None:
+        elif labels is None and label_names is None:
+            commas = _comma_list_cells(raw)
+            if commas:
+                raise DataError(
+                    f"{train_file}: {len(commas)} label cell(s) look like comma-separated lists (e.g. {commas[0]!r}); "
+                    "for several labels per row pass --problem-type multi_label (--label-separator ',' and, for label "
+                    "ids, --label-names FILE), or --problem-type single_label to keep each cell one class")
             numbers = [_number(str(v)) for v in raw]
-            if all(x is not None for x in numbers) and any(not float(x).is_integer() for x in numbers):
-                example = next(str(v) for v, x in zip(raw, numbers) if not float(x).is_integer())
-                raise DataError(f"{train_file}: the labels look like scores (e.g. {example!r}); pass --problem-type "
+            fractional = [str(v).strip() for v, x in zip(raw, numbers) if x is not None and not float(x).is_integer()]
+            if fractional:
+                text_rows = [(r[0], r[2]) for r in rows if not is_missing_label(r[2]) and _number(str(r[2])) is None]
+                if text_rows:
+                    number, value = text_rows[0]
+                    raise DataError(
+                        f"{train_file} {unit} {number}: label {_short(value)} is text but other labels are scores "
+                        f"(e.g. {fractional[0]!r}); fix that row for --problem-type regression, or pass --problem-type "
+                        "single_label to make each distinct value a class")
+                raise DataError(f"{train_file}: the labels look like scores (e.g. {fractional[0]!r}); pass --problem-type "
                                 "regression, or --problem-type single_label to make each distinct value a class")
     if problem_type == "regression":
-        if labels:
-            raise DataError("--problem-type regression takes no --labels")
+        if labels or label_names:
+            raise DataError("--problem-type regression takes no --labels or --label-names")
         return TaskSpec(name="custom", glue_dir="", text_columns=text_columns, label_column=label_column, labels=None,
                         metrics=("pearson", "spearmanr"), main_metric="pearson")
     multi = problem_type == "multi_label"
-    if labels is None:
-        found = {k for v in raw for k in split_multi_label(v)} if multi else {_label_key(v) for v in raw}
+    known = label_names if label_names is not None else labels
+    if multi and label_separator is None and not any(
+            isinstance(v, (list, tuple)) or any(c in str(v) for c in MULTI_LABEL_SEPARATORS) for v in raw):
+        if any("," in str(v) for v in raw):
+            if known is not None and any("," in str(n) for n in known):
+                raise DataError("the multi-label cells hold ',' and so do some label names; pass --label-separator "
+                                "with the character that separates the labels")
+            label_separator = ","
+    if multi:
+        log.info("multi-label cells: labels separated by %s", repr(label_separator) if label_separator
+                 else "'|' or ';' (or a JSON list)")
+    if label_names is not None:
+        labels = tuple(label_names)
+    elif labels is None:
+        found = ({k for v in raw for k in split_multi_label(v, label_separator)} if multi
+                 else {_label_key(v) for v in raw})
         labels = _sorted_labels(found)
         if len(labels) < 2:
-            raise DataError(f"{train_file} has only {len(labels)} distinct label(s) {list(labels)}; a classifier needs "
-                            "at least two, so add examples of the other classes or pass --labels")
+            raise DataError(f"{train_file} has only {len(labels)} distinct label(s) {cut_list(labels)}; a classifier "
+                            "needs at least two, so add examples of the other classes or pass --labels")
     labels = tuple(str(v).strip() for v in labels)
     metrics, main = (("micro_f1", "macro_f1", "exact_match"), "micro_f1") if multi else (("accuracy", "f1"), "accuracy")
     return TaskSpec(name="custom", glue_dir="", text_columns=text_columns, label_column=label_column, labels=labels,
-                    metrics=metrics, main_metric=main, multi_label=multi)
+                    metrics=metrics, main_metric=main, multi_label=multi, label_separator=label_separator,
+                    label_ids=label_names is not None)
 
 
 def _load_files(
@@ -435,6 +590,9 @@ def _load_files(
     max_train: int | None,
     max_eval: int | None,
     problem_type: str | None = None,
+    label_separator: str | None = None,
+    label_names: Sequence[str] | None = None,
+    drop_unlabeled: bool = False,
 ) -> tuple[datasets.DatasetDict, TaskSpec]:
     if spec is not None:
         text_columns = tuple(text_columns) if text_columns else spec.text_columns
@@ -457,7 +615,8 @@ def _load_files(
         read[split] = _read_file(path, text_columns=text_columns, label_column=label_column, hint=hint)
 
     if spec is None:
-        spec = _custom_spec(read["train"][0], train_file, text_columns, label_column, labels, problem_type)
+        spec = _custom_spec(read["train"][0], train_file, text_columns, label_column, labels, problem_type,
+                            unit=read["train"][1], label_separator=label_separator, label_names=label_names)
     else:
         spec = dataclasses.replace(spec, text_columns=text_columns, label_column=label_column)
 
@@ -468,7 +627,7 @@ def _load_files(
     ):
         splits[split] = _build_split(
             read[split][0], spec, split=split, source=str(path), unit=read[split][1], max_samples=max_samples,
-            fix_hint="add examples to the file",
+            fix_hint="add examples to the file", drop_unlabeled=drop_unlabeled,
         )
     return datasets.DatasetDict(splits), spec
 
@@ -538,6 +697,9 @@ def load_splits(
     max_eval_samples: int | None = None,
     labels: Sequence[str] | None = None,
     problem_type: str | None = None,
+    label_separator: str | None = None,
+    label_names: str | Path | Sequence[str] | None = None,
+    drop_unlabeled: bool = False,
 ) -> tuple[datasets.DatasetDict, TaskSpec]:
     """Load the train and validation splits of a task.
 
@@ -557,6 +719,12 @@ def load_splits(
         problem_type: your own files without a task: ``single_label``, ``multi_label`` (cells hold a JSON
             list or ``|``/``;``-separated labels; targets become multi-hot float vectors ``[C]``) or
             ``regression``; ``None`` infers it where unambiguous (see :func:`_custom_spec`).
+        label_separator: multi-label cells: the string between labels (default: a JSON list, ``|`` or ``;``, else
+            ``,`` when no label name holds one); recorded in the returned TaskSpec.
+        label_names: a ``--label-names`` file (one name per line, class id = line number, 0-based) or the names
+            themselves: the label set, and cells may hold ids (``"8,20"`` → names 8 and 20).
+        drop_unlabeled: drop rows whose label cell is empty or NaN (single-label, regression) instead of refusing
+            them; multi-label rows with an empty cell are examples with no labels either way.
 
     Returns:
         ``(DatasetDict, TaskSpec)``. The DatasetDict has splits ``"train"`` and ``"validation"``
@@ -569,7 +737,8 @@ def load_splits(
         DataError: unknown task; missing file (says the expected layout); a row with the wrong
             number of fields or unparseable (file and line); missing columns (found vs expected);
             a label outside the label set (value, file, line, allowed set); a regression label
-            that is not a number; an empty split; an empty text; the hub unreachable.
+            that is not a number; an empty split; an empty text; the hub unreachable; unlabeled rows without
+            ``drop_unlabeled``; a duplicate column name; a label id out of the names' range.
     """
     spec = get_task(task) if isinstance(task, str) else task
     if spec is not None and not isinstance(spec, TaskSpec):
@@ -577,12 +746,22 @@ def load_splits(
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
 
-    if labels is not None:
-        labels = tuple(str(v).strip() for v in labels)
+    if label_separator is not None and not str(label_separator):
+        raise DataError("--label-separator is empty; give the character(s) between labels, e.g. ','")
+    if label_names is not None:
+        if labels is not None:
+            raise DataError("pass either --labels or --label-names, not both")
+        label_names = (read_label_names(label_names) if isinstance(label_names, (str, Path))
+                       else tuple(str(v).strip() for v in label_names))
+    if spec is not None and label_separator is not None and not spec.multi_label:
+        raise DataError(f"--label-separator splits multi-label cells; task {spec.name!r} has one label per row")
+    if labels is not None or label_names is not None:
         if spec is not None:
             if spec.is_regression:
-                raise DataError(f"task {spec.name!r} is a regression task; drop --labels")
-            spec = dataclasses.replace(spec, labels=labels)
+                raise DataError(f"task {spec.name!r} is a regression task; drop --labels/--label-names")
+            spec = dataclasses.replace(spec, labels=tuple(label_names or labels), label_ids=label_names is not None)
+        if labels is not None:
+            labels = tuple(str(v).strip() for v in labels)
 
     if train_file is not None or validation_file is not None:
         if data_dir is not None:
@@ -592,6 +771,7 @@ def load_splits(
         return _load_files(
             spec, Path(train_file).expanduser(), Path(validation_file).expanduser(), text_columns,
             label_column, labels, max_train_samples, max_eval_samples, problem_type,
+            label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled,
         )
 
     if spec is None:
@@ -616,7 +796,8 @@ def load_splits(
             )
 
     if data_dir is not None:
-        return _load_glue_dir(Path(data_dir).expanduser(), spec, max_train_samples, max_eval_samples), spec
+        return _load_glue_dir(Path(data_dir).expanduser(), spec, max_train_samples, max_eval_samples,
+                              drop_unlabeled), spec
     return _load_hub(spec, max_train_samples, max_eval_samples), spec
 
 
@@ -626,11 +807,13 @@ def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
         cfg.task, data_dir=cfg.data_dir, train_file=cfg.train_file, validation_file=cfg.validation_file,
         text_columns=cfg.text_columns, label_column=cfg.label_column, labels=cfg.labels,
         max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples,
-        problem_type=cfg.problem_type,
+        problem_type=cfg.problem_type, label_separator=cfg.label_separator, label_names=cfg.label_names,
+        drop_unlabeled=cfg.drop_unlabeled,
     )
-    if cfg.task is None and not cfg.labels and not spec.is_regression:
+    if cfg.task is None and not cfg.labels and not cfg.label_names and not spec.is_regression:
         import logging
 
+        shown = ", ".join(spec.labels[:20]) + (f" … and {len(spec.labels) - 20} more" if len(spec.labels) > 20 else "")
         logging.getLogger("kdistill").info("no --task: %d labels inferred from the train split: %s (class id = position; "
-                                           "--labels sets them)", len(spec.labels), ", ".join(spec.labels))
+                                           "--labels sets them)", len(spec.labels), shown)
     return splits, spec

@@ -93,10 +93,9 @@ def selection_split(data, train_split: datasets.Dataset, task, *, seed: int):
     from kdistill.data.loading import load_splits
 
     if data.selection_file:
-        labels = None if task.is_regression else list(task.labels)
-        sel = load_splits(None if data.train_file else task, train_file=data.selection_file,
-                          validation_file=data.selection_file, text_columns=list(task.text_columns),
-                          label_column=task.label_column, labels=labels)[0]["validation"]
+        # the run's TaskSpec: its labels, problem type, multi-label separator and label ids read this file too
+        sel = load_splits(task, train_file=data.selection_file, validation_file=data.selection_file,
+                          drop_unlabeled=data.drop_unlabeled)[0]["validation"]
         return train_split, sel, {"selection_file": data.selection_file, "selection_rows": len(sel)}
     return holdout_slice(train_split, size=data.selection_size, seed=seed, regression=task.is_regression)
 

@@ -41,6 +41,10 @@ class TaskSpec:
         hub_text_columns: text column names in the hub dataset when they differ from ``text_columns``.
         hub_label_column: label column in the hub dataset (``"label"`` for every GLUE config).
         hub_validation_split: name of the hub split used as ``validation``.
+        multi_label: several labels per example (multi-hot targets ``[C]``, one sigmoid per label).
+        label_separator: what separates the labels of a multi-label cell (``None``: a JSON list, ``|`` or ``;``).
+        label_ids: cells may hold class ids (0-based positions in ``labels``) instead of names, as with
+            ``--label-names FILE``; a cell that is a name is read as that name.
     """
 
     name: str
@@ -59,6 +63,10 @@ class TaskSpec:
     hub_label_column: str = "label"
     hub_validation_split: str = "validation"
     multi_label: bool = False  # several labels per example (multi-hot targets, sigmoid outputs)
+    #: multi-label cells: the separator between labels (``None``: a JSON list, or ``|`` / ``;``)
+    label_separator: str | None = None
+    #: cells may hold class ids (``"8"`` = ``labels[8]``), as with a ``--label-names`` file
+    label_ids: bool = False
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2):

@@ -48,6 +48,7 @@ def load_task(cfg) -> Prepared:
         raise KDistillError("distillation needs --teacher (a model fine-tuned on the task)")
     teacher = load_classifier(cfg.teacher, task, require_trained_head=True, what="teacher")
     tokenizer = load_tokenizer(cfg.teacher)
+    splits, task, mapping = match_teacher_labels(cfg, splits, task, teacher, tokenizer)
     sc = cfg.student
     if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
         from kdistill.students.selection import select_by_importance
@@ -63,6 +64,8 @@ def load_task(cfg) -> Prepared:
             raise ModelError(f"the BiLSTM student's vocabulary ({student.config.vocab_size}) is smaller than the "
                              f"teacher tokenizer's ({len(tokenizer)}); build it on the teacher's tokenizer")
     info: dict = {"pos_tagger": pos_tagger}
+    if mapping.rule != "none":
+        info["label_mapping"] = mapping.to_json()
     if sc.kind == "pretrained" and not same_tokenizer(tokenizer, student_tok := load_tokenizer(sc.path)):
         check_cross_tokenizer(cfg, tokenizer, student_tok)
         info["teacher_tokenizer"] = tokenizer  # the student reads its own tokens; the teacher gets a TeacherView
@@ -74,6 +77,35 @@ def load_task(cfg) -> Prepared:
             raise ModelError(f"student vocabulary ({student.config.vocab_size}) differs from the teacher's "
                              f"({teacher.config.vocab_size}); build the student on the teacher's tokenizer")
     return Prepared(cfg=cfg, task=task, tokenizer=tokenizer, student=student, teacher=teacher, splits=splits, info=info)
+
+
+def match_teacher_labels(cfg, splits, task, teacher, tokenizer, sample: int = 512):
+    """``(splits, task, mapping)``: the data's labels matched to the teacher's classes by the rule of
+    :mod:`kdistill.data.label_map` (by name, renumbering the splits when the orders differ; else by position), and a
+    positional mapping of your own single-label data checked on ``sample`` seeded train rows.
+
+    Raises:
+        DataError: a mapping under which the teacher agrees with the train labels less than chance (one line).
+    """
+    from kdistill.data.label_map import check_agreement, match_labels, renumber_splits, teacher_label_names
+
+    task, mapping = match_labels(task, teacher.config)
+    if mapping.order is not None:
+        splits = renumber_splits(splits, mapping.order, task.multi_label)
+    if mapping.rule == "by position" and task.name == "custom" and not task.multi_label:
+        import numpy as np
+
+        from kdistill.data.batching import eval_loader, tokenize
+        from kdistill.engine.evaluation import predict
+
+        train = splits["train"]
+        rows = np.random.default_rng(cfg.train.seed).permutation(len(train))[:sample]
+        ds = tokenize(train.select(np.sort(rows)), tokenizer, max_length=cfg.data.max_length,
+                      cache_dir=cfg.data.cache_dir, desc="tokenize label check")
+        logits, gold = predict(teacher, eval_loader(ds, tokenizer, batch_size=64), desc="label check",
+                               show_progress=False)
+        check_agreement(mapping, logits.argmax(-1), gold, task, teacher_label_names(teacher.config))
+    return splits, task, mapping
 
 
 def same_tokenizer(a, b) -> bool:
@@ -168,6 +200,8 @@ def task_summary(p: Prepared, result) -> dict:
         out["selection"] = p.info["selection"]
     if "augment" in p.info:
         out["augment"] = p.info["augment"]
+    if "label_mapping" in p.info:
+        out["label_mapping"] = p.info["label_mapping"]
     return out
 
 
@@ -187,6 +221,8 @@ def student_facts(p: Prepared) -> dict:
                            "embeddings": p.cfg.student.word_vectors or "teacher input embeddings"}
     if "augment" in p.info:
         extra["augment"] = {k: v for k, v in p.info["augment"].items() if k != "cache"}
+    if "label_mapping" in p.info:
+        extra["label_mapping"] = p.info["label_mapping"]
     return extra
 
 
