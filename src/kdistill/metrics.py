@@ -13,6 +13,10 @@ Analysis Platform for Natural Language Understanding", ICLR 2019, Table 1):
   similarity scores, the STS-B metrics (Cer et al., 2017), ``scipy.stats.pearsonr``/``spearmanr``;
   0.0 when undefined (constant predictions or references), mirroring scikit-learn's MCC.
 
+* ``micro_f1`` / ``macro_f1`` / ``exact_match`` (multi-label): a label is predicted when its sigmoid is above the
+  decision threshold (0.5 unless a run chose one on its selection slice, :func:`choose_threshold`, and recorded it
+  in the model's ``config.json`` as ``kdistill_threshold``, read back by :func:`decision_threshold`).
+
 All values are returned as Python floats in [0, 1] (accuracy, f1) or [-1, 1] (correlations), not
 percentages.
 """
@@ -27,7 +31,15 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from kdistill.data.tasks import TaskSpec
 
-__all__ = ["compute_metrics", "main_metric"]
+__all__ = ["compute_metrics", "main_metric", "choose_threshold", "decision_threshold", "decision_logits",
+           "DEFAULT_THRESHOLD", "THRESHOLD_GRID", "THRESHOLD_KEY"]
+
+#: The multi-label decision threshold (on each label's sigmoid) when none was chosen.
+DEFAULT_THRESHOLD = 0.5
+#: The thresholds :func:`choose_threshold` tries: 0.05, 0.10, ..., 0.95.
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+#: Where a run records its chosen threshold: this key of the saved model's ``config.json``.
+THRESHOLD_KEY = "kdistill_threshold"
 
 
 def _correlation(fn, predictions: np.ndarray, references: np.ndarray) -> float:
@@ -39,7 +51,8 @@ def _correlation(fn, predictions: np.ndarray, references: np.ndarray) -> float:
     return 0.0 if np.isnan(value) else value
 
 
-def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
+def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndarray, *,
+                    threshold: float | None = None) -> dict[str, float]:
     """Compute every metric listed in ``task.metrics``.
 
     Args:
@@ -47,19 +60,22 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
         predictions: classification: logits (or probabilities) of shape ``[N, C]`` with
             ``C == task.num_labels``, reduced with argmax; a 1-D integer array ``[N]`` is taken as
             class ids already. Regression: scores of shape ``[N]`` or ``[N, 1]``.
-        references: gold labels ``[N]``: class ids (int) or scores (float).
+            Multi-label: logits ``[N, C]`` or 0/1 decisions ``[N, C]``.
+        references: gold labels ``[N]``: class ids (int) or scores (float); multi-label: multi-hot ``[N, C]``.
+        threshold: multi-label only: a label is predicted when its sigmoid is above this (in (0, 1); default
+            :data:`DEFAULT_THRESHOLD`); ignored for other tasks and for 0/1 decisions.
 
     Returns:
         ``{metric name: value}`` with the names of ``task.metrics`` (e.g. ``{"f1": .., "accuracy": ..}``).
 
     Raises:
-        ValueError: empty input, mismatched lengths, wrong number of logit columns, or an unknown
-            metric name.
+        ValueError: empty input, mismatched lengths, wrong number of logit columns, an unknown
+            metric name, or a threshold outside (0, 1).
     """
     preds = np.asarray(predictions)
     refs = np.asarray(references)
     if task.multi_label:
-        return _multilabel_metrics(task, preds, refs)
+        return _multilabel_metrics(task, preds, refs, DEFAULT_THRESHOLD if threshold is None else threshold)
     if refs.ndim == 2 and refs.shape[1] == 1:
         refs = refs[:, 0]
     if refs.ndim != 1:
@@ -120,18 +136,27 @@ def compact_predictions(task: TaskSpec, predictions) -> np.ndarray:
     return preds.astype(np.int64)
 
 
-def _multilabel_metrics(task: TaskSpec, preds: np.ndarray, refs: np.ndarray) -> dict[str, float]:
+def _logit(threshold: float) -> float:
+    t = float(threshold)
+    if not 0.0 < t < 1.0:  # also refuses NaN
+        raise ValueError(f"a multi-label decision threshold must lie in (0, 1), got {threshold!r}")
+    return float(np.log(t / (1.0 - t)))
+
+
+def _multilabel_metrics(task: TaskSpec, preds: np.ndarray, refs: np.ndarray,
+                        threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
     """Micro/macro F1 and exact match (subset accuracy) of multi-label predictions.
 
-    ``preds``: logits ``[N, C]`` (a label is predicted when its logit > 0, i.e. σ > 0.5) or 0/1 ``[N, C]``;
-    ``refs``: multi-hot ``[N, C]``.
+    ``preds``: logits ``[N, C]`` (a label is predicted when σ(logit) > ``threshold``, i.e. logit > logit(threshold))
+    or 0/1 ``[N, C]``; ``refs``: multi-hot ``[N, C]``.
     """
     if refs.ndim != 2 or preds.shape != refs.shape or refs.shape[1] != task.num_labels:
         raise ValueError(f"multi-label predictions and references must both be [N, {task.num_labels}], "
                          f"got {preds.shape} and {refs.shape}")
     if refs.shape[0] == 0:
         raise ValueError("cannot compute metrics on zero examples")
-    hard = preds > 0 if np.issubdtype(preds.dtype, np.floating) and not np.isin(preds, (0.0, 1.0)).all() else preds > 0.5
+    cut = _logit(threshold)
+    hard = preds > cut if np.issubdtype(preds.dtype, np.floating) and not np.isin(preds, (0.0, 1.0)).all() else preds > 0.5
     truth = refs > 0.5
     out = {}
     for name in task.metrics:
@@ -144,6 +169,103 @@ def _multilabel_metrics(task: TaskSpec, preds: np.ndarray, refs: np.ndarray) -> 
         else:
             raise ValueError(f"metric {name!r} is not defined for multi-label task {task.name!r}")
     return out
+
+
+def choose_threshold(task: TaskSpec, logits: np.ndarray, references: np.ndarray,
+                     grid: tuple[float, ...] = THRESHOLD_GRID) -> tuple[float, dict[str, float]]:
+    """The multi-label decision threshold of ``grid`` that maximises ``task.main_metric`` on this split.
+
+    Meant for a held-out selection slice (choosing it on the reported split would flatter the report). Ties go to
+    the threshold nearest :data:`DEFAULT_THRESHOLD` (then the lower one), so a model whose scores do not depend on
+    the threshold keeps 0.5.
+
+    Args:
+        task: a multi-label task.
+        logits: ``[N, C]`` raw scores (one sigmoid per label).
+        references: multi-hot ``[N, C]``.
+        grid: thresholds to try, each in (0, 1).
+
+    Returns:
+        ``(threshold, metrics at that threshold)``.
+
+    Raises:
+        ValueError: ``task`` is not multi-label, an empty grid, or the shape errors of :func:`compute_metrics`.
+    """
+    if not task.multi_label:
+        raise ValueError(f"task {task.name!r} is not multi-label: it has no decision threshold to choose")
+    if not grid:
+        raise ValueError("choose_threshold needs at least one threshold to try")
+    z = np.asarray(logits, dtype=np.float64)
+    best = None
+    for t in sorted(grid, key=lambda t: (abs(t - DEFAULT_THRESHOLD), t)):
+        metrics = _multilabel_metrics(task, z, np.asarray(references), float(t))
+        if best is None or metrics[task.main_metric] > best[1][task.main_metric]:
+            best = (float(t), metrics)
+    return best
+
+
+def decision_threshold(config) -> float:
+    """The multi-label decision threshold a saved model records (``config.json`` key :data:`THRESHOLD_KEY`), else
+    :data:`DEFAULT_THRESHOLD`.
+
+    Args:
+        config: a transformers config, a ``config.json`` dict, or ``None``.
+
+    Raises:
+        ValueError: a recorded value that is not a number in (0, 1) (a damaged config).
+    """
+    value = config.get(THRESHOLD_KEY) if isinstance(config, dict) else getattr(config, THRESHOLD_KEY, None)
+    if value is None:
+        return DEFAULT_THRESHOLD
+    try:
+        _logit(float(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"config.json records {THRESHOLD_KEY}={value!r}; it must be a number in (0, 1)") from None
+    return float(value)
+
+
+def decision_logits(task: TaskSpec, logits: np.ndarray, threshold: float) -> np.ndarray:
+    """Multi-label logits shifted so that the default rule (σ > 0.5, logit > 0) decides as ``threshold`` does:
+    ``logits - logit(threshold)``; other tasks' logits unchanged. For code that scores several models with
+    :func:`compute_metrics` under one task (the report's intervals and tests).
+
+    Raises:
+        ValueError: a threshold outside (0, 1).
+    """
+    z = np.asarray(logits)
+    if not task.multi_label or threshold == DEFAULT_THRESHOLD:
+        return z
+    return (z - _logit(threshold)).astype(z.dtype if np.issubdtype(z.dtype, np.floating) else np.float64)
+
+
+#: Metrics that can be undefined on a dev set: correlations (of constant predictions or constant gold scores).
+MAY_BE_UNDEFINED = ("pearson", "spearmanr")
+
+
+def undefined_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndarray) -> dict[str, str]:
+    """The metrics of ``task.metrics`` that are undefined on these inputs, ``{name: reason}`` (empty: all defined).
+
+    A correlation (``pearson``, ``spearmanr``) of constant predictions or constant gold scores, or of fewer than 2
+    examples, is undefined: :func:`compute_metrics` reports it as 0.0 (the convention model selection, the bootstrap
+    and the baseline comparison need), and result files write it as ``null`` with this reason
+    (:mod:`kdistill.results`). Inputs as for :func:`compute_metrics`.
+    """
+    names = [m for m in task.metrics if m in MAY_BE_UNDEFINED]
+    if not names or task.multi_label:
+        return {}
+    refs = np.asarray(references)
+    if refs.ndim == 2 and refs.shape[1] == 1:
+        refs = refs[:, 0]
+    preds = compact_predictions(task, np.asarray(predictions)).astype(np.float64)
+    if len(preds) < 2:
+        why = "fewer than 2 examples"
+    elif np.ptp(preds) == 0:
+        why = f"the predictions are constant ({preds[0]:.4g} for every example)"
+    elif np.ptp(refs.astype(np.float64)) == 0:
+        why = "the gold scores are constant"
+    else:
+        return {}
+    return {m: f"{m} is undefined: {why} (a correlation with a constant does not exist)" for m in names}
 
 
 def main_metric(task: TaskSpec) -> str:

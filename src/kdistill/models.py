@@ -128,8 +128,7 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
         if task.labels:
             kwargs["id2label"] = dict(enumerate(task.labels))
             kwargs["label2id"] = {l: i for i, l in enumerate(task.labels)}
-        if task.is_regression or task.multi_label:
-            kwargs["problem_type"] = task.problem_type
+        kwargs["problem_type"] = task.problem_type  # also over a base model's own (e.g. a single-label head)
     has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report a fresh head ourselves, in one line
@@ -155,6 +154,27 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
                 "use a model fine-tuned on this task"
             )
     return model
+
+
+def set_task_labels(config, task: TaskSpec) -> None:
+    """Make a model ``config`` say what the run's task is, so a saved model (and transformers' ``pipeline``, which
+    applies a sigmoid to ``multi_label_classification`` and a softmax to ``single_label_classification``) reads it right.
+
+    Sets ``problem_type`` to ``task.problem_type``. For your own data (``task.name == "custom"``) and every multi-label
+    task, ``id2label``/``label2id`` become the task's labels (class id = position in ``task.labels``); a GLUE task keeps
+    the model's names (e.g. an SST-2 teacher's ``negative``/``positive``) when they are as many as the task's labels.
+    ``num_labels`` never changes here: a config with another label count keeps its names.
+
+    Args:
+        config: a transformers ``PretrainedConfig`` (changed in place), e.g. ``student.config``.
+        task: the run's :class:`~kdistill.data.tasks.TaskSpec`.
+    """
+    config.problem_type = task.problem_type
+    if not task.labels or int(config.num_labels or 0) != len(task.labels):
+        return
+    if task.name == "custom" or task.multi_label or not config.id2label:
+        config.id2label = {i: str(name) for i, name in enumerate(task.labels)}
+        config.label2id = {str(name): i for i, name in enumerate(task.labels)}
 
 
 def _load_bilstm(name: str, task: TaskSpec, what: str):

@@ -39,7 +39,9 @@ class Predictor:
 
     Raises:
         FileNotFoundError: the folder lacks one of those files (the message names it).
-        ValueError: ``quantized=True`` for a folder without an int8 graph.
+        ValueError: ``quantized=True`` for a folder without an int8 graph, or a recorded multi-label ``threshold``
+            outside (0, 1); :class:`DamagedExport` (a ValueError) when one of the folder's files cannot be read
+            (truncated, overwritten): one line naming the file; re-export.
     """
 
     def __init__(self, folder: str | Path, *, quantized: bool | None = None, threads: int | None = None):
@@ -50,8 +52,11 @@ class Predictor:
         meta_path = self.folder / EXPORT_FILE
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path} not found: pass a folder written by `kdistill export`")
-        self.meta = json.loads(meta_path.read_text())
-        graphs = self.meta["files"]
+        try:
+            self.meta = json.loads(meta_path.read_text())
+            graphs = self.meta["files"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise DamagedExport(meta_path, err) from None
         if quantized is None:
             quantized = "int8" in graphs
         if quantized and "int8" not in graphs:
@@ -64,19 +69,48 @@ class Predictor:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - ORT's InvalidProtobuf / Fail / ...: one line naming the file
+            raise DamagedExport(graph, err) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.tokenizer = Tokenizer.from_file(str(tok_path))
-        self.tokenizer.enable_truncation(max_length=int(self.meta["max_length"]))
-        self.tokenizer.enable_padding(pad_id=int(self.meta["pad_id"]), pad_token=str(self.meta["pad_token"]))
-        self.labels = [str(x) for x in self.meta["labels"]]
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tok_path))
+        except Exception as err:  # noqa: BLE001 - the tokenizers library's own exception
+            raise DamagedExport(tok_path, err) from None
+        try:
+            self.tokenizer.enable_truncation(max_length=int(self.meta["max_length"]))
+            self.tokenizer.enable_padding(pad_id=int(self.meta["pad_id"]), pad_token=str(self.meta["pad_token"]))
+            self.labels = [str(x) for x in self.meta["labels"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise DamagedExport(meta_path, err) from None
         self.problem_type = self.meta.get("problem_type") or "single_label_classification"
+        #: multi-label decision threshold on each sigmoid: the one the run chose on its selection slice (recorded by
+        #: ``kdistill export`` as ``threshold``), else 0.5
+        recorded = self.meta.get("threshold")
+        try:
+            self.threshold = 0.5 if recorded is None else float(recorded)
+        except (TypeError, ValueError):
+            self.threshold = float("nan")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"{meta_path} records threshold {self.meta.get('threshold')!r}; it must lie in (0, 1): "
+                             "re-run `kdistill export`")
 
     def logits(self, texts: Sequence[str] | Sequence[tuple[str, str]], *, batch_size: int = 32) -> np.ndarray:
-        """Raw logits ``[N, C]`` (float32) of ``texts`` (strings, or ``(text_a, text_b)`` pairs for pair tasks)."""
+        """Raw logits ``[N, C]`` (float32) of ``texts`` (strings, or ``(text_a, text_b)`` pairs for pair tasks).
+
+        Raises:
+            TypeError: an input is not a string or a pair of strings (``5``, ``None``, bytes): one line naming its
+                index (bytes: decode them first, e.g. ``b.decode("utf-8")``).
+        """
         if isinstance(texts, str):
             texts = [texts]
+        if texts is None or isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__"):
+            hint = ": decode them first, e.g. texts.decode('utf-8')" if isinstance(texts, (bytes, bytearray)) else ""
+            raise TypeError(f"texts must be a list of strings (or of (text, text) pairs), not {type(texts).__name__}{hint}")
         items = list(texts)
+        for i, item in enumerate(items):
+            _check_text(i, item)
         out = []
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
@@ -93,18 +127,44 @@ class Predictor:
         """``(labels, probabilities)`` of ``texts``.
 
         Single-label: each label is the name of the arg-max class, ``probabilities`` the softmax ``[N, C]``.
-        Multi-label: each label is the list of names whose sigmoid is at least 0.5, ``probabilities`` the
-        sigmoids ``[N, C]``. Regression: the predicted scores (floats) and ``None``.
+        Multi-label: each label is the list of names whose sigmoid is above :attr:`threshold` (the run's, chosen on
+        its selection slice; else 0.5), ``probabilities`` the sigmoids ``[N, C]``. Regression: the predicted scores
+        (floats) and ``None``.
         """
         z = self.logits(texts, batch_size=batch_size)
         if self.problem_type == "regression":
             return [float(v) for v in z[:, 0]], None
         if self.problem_type == "multi_label_classification":
             p = 1.0 / (1.0 + np.exp(-z))
-            return [[self.labels[j] for j in np.flatnonzero(row >= 0.5)] for row in p], p
+            return [[self.labels[j] for j in np.flatnonzero(row > self.threshold)] for row in p], p
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         return [self.labels[j] for j in p.argmax(axis=1)], p
 
 
-__all__ = ["Predictor", "EXPORT_FILE"]
+class DamagedExport(ValueError):
+    """A file of an exported folder cannot be read (truncated, overwritten, not what ``kdistill export`` wrote)."""
+
+    def __init__(self, path: Path, err: Exception):
+        reason = (str(err).strip().splitlines() or [""])[0][:160]
+        super().__init__(f"{path} is damaged or not written by `kdistill export` ({type(err).__name__}: {reason}); "
+                         "re-run `kdistill export` to write the folder again")
+        self.path = path
+
+
+def _check_text(index: int, item) -> None:
+    """Refuse an input that is not a string or a ``(text, text)`` pair, in one line naming its index."""
+    if isinstance(item, str):
+        return
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item):
+        return
+    hint = ": decode it first, e.g. text.decode('utf-8')" if isinstance(item, (bytes, bytearray)) else ""
+    raise TypeError(f"input {index} is {type(item).__name__} {_short(item)}, not a string or a (text, text) pair{hint}")
+
+
+def _short(item) -> str:
+    text = repr(item)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+__all__ = ["Predictor", "DamagedExport", "EXPORT_FILE"]

@@ -13,7 +13,7 @@ from kdistill.data.batching import eval_loader, model_inputs
 from kdistill.data.tasks import TaskSpec
 from kdistill.engine.state import TrainState, diverged_message
 from kdistill.errors import TrainingDiverged
-from kdistill.metrics import compute_metrics
+from kdistill.metrics import choose_threshold, compute_metrics, decision_threshold
 
 
 @torch.no_grad()
@@ -44,13 +44,22 @@ def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "
 
 
 def evaluate_model(model, ds, tokenizer, task: TaskSpec, *, batch_size: int = 64, accelerator: Accelerator | None = None,
-                   show_progress: bool = True) -> dict[str, float]:
-    """Task metrics of ``model`` on a tokenised split (see :func:`kdistill.metrics.compute_metrics`)."""
+                   show_progress: bool = True, threshold: float | None = None) -> dict[str, float]:
+    """Task metrics of ``model`` on a tokenised split (see :func:`kdistill.metrics.compute_metrics`).
+
+    ``threshold``: the multi-label decision threshold; default: the one the model's config records
+    (``kdistill_threshold``, :func:`kdistill.metrics.decision_threshold`), else 0.5. Ignored for other tasks.
+
+    Raises:
+        ValueError: a recorded threshold that is not a number in (0, 1).
+    """
     loader = eval_loader(ds, tokenizer, batch_size=batch_size)
     if accelerator is not None:
         loader = accelerator.prepare_data_loader(loader)
     logits, labels = predict(model, loader, accelerator, desc="evaluate", show_progress=show_progress)
-    return compute_metrics(task, logits, labels)
+    if task.multi_label and threshold is None:
+        threshold = decision_threshold(getattr(model, "config", None))
+    return compute_metrics(task, logits, labels, threshold=threshold)
 
 
 class Evaluator:
@@ -63,13 +72,18 @@ class Evaluator:
             improvement), or only log the metric (the last student is the result).
         save_best: called on the main process when the metric improved.
         log: ``log(step, values)`` for the metrics.
+        tune_threshold: multi-label tasks: score each evaluation at the decision threshold that is best on
+            ``eval_ds`` (:func:`kdistill.metrics.choose_threshold`; logged as ``eval/threshold``), not at 0.5 — only
+            when ``eval_ds`` is a held-out selection slice, never the reported split.
     """
 
     def __init__(self, student, eval_ds, tokenizer, task: TaskSpec | None, *, batch_size: int, accelerator: Accelerator,
-                 select_best: bool, save_best: Callable[[], None], log: Callable[[int, dict], None], run=None):
+                 select_best: bool, save_best: Callable[[], None], log: Callable[[int, dict], None], run=None,
+                 tune_threshold: bool = False):
         self.student, self.eval_ds, self.tokenizer, self.task, self.run = student, eval_ds, tokenizer, task, run
         self.batch_size, self.accelerator, self.select_best = batch_size, accelerator, select_best
         self.save_best, self.log = save_best, log
+        self.tune_threshold = bool(tune_threshold and task is not None and task.multi_label)
 
     def check_weights(self, state: TrainState) -> None:
         """Raise :class:`TrainingDiverged` when a student weight is NaN/inf (e.g. after ``--weight-decay`` blew up)."""
@@ -85,7 +99,12 @@ class Evaluator:
         logits, labels = predict(self.student, loader, acc, desc="evaluate", show_progress=False)
         if not np.isfinite(logits).all():
             raise TrainingDiverged(diverged_message("dev logits became non-finite", state, self.run))
-        metrics = compute_metrics(self.task, logits, labels)
+        logged = {}
+        if self.tune_threshold:
+            threshold, metrics = choose_threshold(self.task, logits, labels)
+            logged["eval/threshold"] = threshold
+        else:
+            metrics = compute_metrics(self.task, logits, labels)
         value = metrics[self.task.main_metric]
         if not self.select_best:  # keep the last student; the metric is only logged
             state.best_metric, state.best_step = value, state.global_step
@@ -95,7 +114,7 @@ class Evaluator:
                 self.save_best()
         else:
             state.evals_without_improvement += 1
-        self.log(state.global_step, {f"eval/{k}": v for k, v in metrics.items()})
+        self.log(state.global_step, {**{f"eval/{k}": v for k, v in metrics.items()}, **logged})
         state.history.append({"step": state.global_step, **metrics})
         acc.wait_for_everyone()
         return metrics

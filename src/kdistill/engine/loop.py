@@ -239,7 +239,8 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
 
         save_best = functools.partial(_save_student, acc, trainee, tokenizer, run.best)
         evaluator = Evaluator(student, eval_ds, tokenizer, task, batch_size=cfg.eval_batch_size, accelerator=acc, run=run,
-                              select_best=objective.select_best, save_best=save_best, log=logger.log)
+                              select_best=objective.select_best, save_best=save_best, log=logger.log,
+                              tune_threshold=getattr(objective, "tune_threshold", False))
         stack.enter_context(StopOnSignals(state, main))
         bar = stack.enter_context(tqdm(total=plan.total_steps, initial=state.global_step, desc=objective.name,
                                        disable=not (cfg.show_progress and main), dynamic_ncols=True))

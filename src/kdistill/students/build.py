@@ -18,27 +18,38 @@ def build_student(cfg, teacher, task: TaskSpec, seed: int = 42, tokenizer=None):
 
     ``layers-from-teacher``: copies of ``cfg.layers`` (default every other), pruned to ``cfg.heads``
     when given; ``spec``: fresh model of the teacher's family; ``bilstm``: Tang et al. (2019), needs
-    the teacher's ``tokenizer``; ``pretrained``: loaded from ``cfg.path``.
+    the teacher's ``tokenizer``; ``pretrained``: loaded from ``cfg.path``. Whatever the teacher's config says, the
+    student's says the run's task: its ``problem_type`` and, for your own data, its labels
+    (:func:`kdistill.models.set_task_labels`).
 
     Raises:
         ModelError: see :func:`keep_teacher_heads`, :func:`kdistill.students.from_spec`, the BiLSTM builder
             and :func:`kdistill.models.load_classifier`.
     """
+    from kdistill.models import load_classifier, set_task_labels
     from kdistill.students.transformer import from_spec, layers_from_teacher
 
+    said = getattr(getattr(teacher, "config", None), "problem_type", None)
+    if said and said != task.problem_type:
+        import logging
+
+        logging.getLogger("kdistill").warning(
+            "the teacher's config says %s but this run is %s; the student is saved as %s", said, task.problem_type,
+            task.problem_type)
     if cfg.kind == "bilstm":
         from kdistill.students.bilstm.build import build_bilstm_student
 
-        return build_bilstm_student(cfg, teacher, task, tokenizer, seed=seed)
-    if cfg.kind == "layers-from-teacher":
+        student = build_bilstm_student(cfg, teacher, task, tokenizer, seed=seed)
+    elif cfg.kind == "layers-from-teacher":
         student = layers_from_teacher(teacher, cfg.layers)
-        return student if cfg.heads is None else keep_teacher_heads(student, cfg.heads)
-    if cfg.kind == "spec":
-        return from_spec(teacher.config, num_layers=cfg.num_layers, hidden_size=cfg.hidden_size,
-                         num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size, seed=seed)
-    from kdistill.models import load_classifier
-
-    return load_classifier(cfg.path, task, require_trained_head=False, what="student")
+        student = student if cfg.heads is None else keep_teacher_heads(student, cfg.heads)
+    elif cfg.kind == "spec":
+        student = from_spec(teacher.config, num_layers=cfg.num_layers, hidden_size=cfg.hidden_size,
+                            num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size, seed=seed)
+    else:
+        student = load_classifier(cfg.path, task, require_trained_head=False, what="student")
+    set_task_labels(student.config, task)
+    return student
 
 
 def keep_teacher_heads(student, heads: Sequence[Sequence[int]]):
