@@ -187,24 +187,48 @@ class RunDir:
         """True when a kdistill run made this folder (it holds ``kdistill_run.json``)."""
         return self.run_file.exists()
 
+    def never_checkpointed(self) -> bool:
+        """True when the folder holds only a kdistill run that stopped before its first checkpoint completed.
+
+        That is: ``kdistill_run.json`` and nothing but what a run writes before then (:data:`BEFORE_CHECKPOINT`:
+        logs, the teacher-logit cache, ``best/``, the lock, temporary files, checkpoint folders without their
+        completeness marker), here and in stage subfolders. Nothing in it can be resumed or needs keeping.
+        """
+        return self.path.is_dir() and self.is_run() and _only_before_checkpoint(self.path, stages=True)
+
+    def live_holder(self) -> dict | None:
+        """``{"pid", "host"}`` of the live process whose lock is on this folder, or None (no lock, or a dead one's)."""
+        return live_holder(self.path / LOCK_FILE)
+
     # ------------------------------------------------------------------ lifecycle
-    def check(self, *, overwrite: bool, resume: bool, inputs: Iterable[str | Path | None] = ()) -> None:
+    def check(self, *, overwrite: bool, resume: bool, inputs: Iterable[str | Path | None] = (),
+              ignore_lock: bool = False) -> None:
         """Raise :class:`KDistillError` (one line) when the folder cannot be used; touch nothing.
 
-        ``resume`` needs a checkpoint here or in a stage subfolder; otherwise the folder must be missing or
-        empty, or, with ``overwrite``, one that a kdistill run made (it holds ``kdistill_run.json``) and
-        that holds none of this run's ``inputs`` (teacher, data, student ...).
+        A folder in use by a live run (its lock names a live process other than this one) is refused first,
+        naming that process (``ignore_lock``: not checked — the other processes of a distributed run, whose main
+        process holds the lock). ``resume`` needs a checkpoint here or in a stage subfolder, or a run that stopped
+        before its first checkpoint (:meth:`never_checkpointed`: the caller starts it again from the beginning);
+        otherwise the folder must be missing or empty, or, with ``overwrite``, one that a kdistill run made (it
+        holds ``kdistill_run.json``) and that holds none of this run's ``inputs`` (teacher, data, student ...).
         """
         out = self.path
         if out.exists() and not out.is_dir():
             raise KDistillError(f"output path '{out}' is a file; pass a directory (it will be created)")
+        holder = None if ignore_lock else self.live_holder()
+        if holder is not None and not _is_me(holder):  # before any advice about the folder's contents
+            raise KDistillError(_in_use(out, holder))
         if resume:
-            if not (self.has_checkpoint() or any(RunDir(d).has_checkpoint() for d in out.glob("*/") if d.is_dir())):
+            if not (self.has_checkpoint() or any(RunDir(d).has_checkpoint() for d in out.glob("*/") if d.is_dir())
+                    or self.never_checkpointed()):  # the last: started again from the beginning (see run_recipe)
                 raise KDistillError(f"--resume: '{out}' holds no checkpoint/ to continue from; run without --resume")
             return
         if not (out.exists() and any(p.name != LOCK_FILE for p in out.iterdir())):
             return
         if not overwrite:
+            if self.never_checkpointed():
+                raise KDistillError(f"output directory '{out}' holds a run that stopped before its first checkpoint "
+                                    "(nothing to keep); pass --resume to start it again from the beginning")
             raise KDistillError(f"output directory '{out}' is not empty; pass --overwrite to replace it or --resume to continue")
         if not self.is_run():
             raise KDistillError(f"--overwrite: '{out}' was not made by a kdistill run (no {RUN_FILE}); "
@@ -243,7 +267,8 @@ class RunDir:
         """
         procs = procs or process_state()
         inputs = list(inputs)
-        self.check(overwrite=overwrite, resume=resume, inputs=inputs)
+        # the main process holds the lock (and checked it); the job's other processes must not take it for another run's
+        self.check(overwrite=overwrite, resume=resume, inputs=inputs, ignore_lock=not procs.is_main_process)
         procs.wait_for_everyone()  # every process has checked before the main one changes anything
         if procs.is_main_process:
             self.create(overwrite=overwrite, resume=resume, inputs=inputs)
@@ -268,7 +293,7 @@ class RunDir:
     def lock(self, enabled: bool = True):
         """Hold ``RUN/.kdistill.lock`` (this process's id) while the block runs; one run per folder.
 
-        A lock left by a dead process is taken over.
+        A lock left by a dead process is taken over. See :func:`hold_lock`.
 
         Raises:
             KDistillError: another live process holds the lock (one line naming its process id).
@@ -276,39 +301,12 @@ class RunDir:
         if not enabled:
             yield
             return
-        path = self.path / LOCK_FILE
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise os_error(err, self.path, "create the output folder") from None
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _read_lock(path)
-                if holder and holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
-                    yield  # this process holds it already (a stage or round of the same run)
-                    return
-                if holder and _alive(holder):
-                    raise KDistillError(f"'{self.path}' is in use by another kdistill run (process {holder.get('pid')} on "
-                                        f"{holder.get('host')}); wait for it to end or choose another --output") from None
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # stale: its process is gone
-                continue
-            except OSError as err:
-                raise os_error(err, self.path, "lock the run folder") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            break
-        else:
-            raise KDistillError(f"could not lock '{self.path}'; try again")
-        try:
+        with hold_lock(self.path / LOCK_FILE, lambda holder: _in_use(self.path, holder), reentrant=True):
             yield
-        finally:
-            if _read_lock(path) == me:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
 
     def slim_checkpoints(self) -> None:
         """Drop the heavy state (model, optimizer, RNG) of this finished run's checkpoints, its stages' too; keep
@@ -327,9 +325,111 @@ class RunDir:
 
 def _read_lock(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        holder = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return holder if isinstance(holder, dict) else None
+
+
+def refuse_if_in_use(folder: str | Path) -> None:
+    """Raise the one-line :class:`KDistillError` that names the live process whose lock is on ``folder`` (if any,
+    and not this process): checked before any advice about the folder's contents, which cannot help while it runs."""
+    holder = RunDir(folder).live_holder()
+    if holder is not None and not _is_me(holder):
+        raise KDistillError(_in_use(Path(folder), holder))
+
+
+def live_holder(path: Path) -> dict | None:
+    """``{"pid", "host"}`` of the live process named by the lock file ``path``, or None (no lock, or a dead one's)."""
+    holder = _read_lock(path)
+    return holder if holder is not None and _alive(holder) else None
+
+
+def is_this_process(holder: dict) -> bool:
+    """Whether the lock holder ``holder`` is this process."""
+    return _is_me(holder)
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _is_me(holder: dict) -> bool:
+    return holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
+
+
+def _in_use(folder: Path, holder: dict) -> str:
+    return (f"'{folder}' is in use by another kdistill run (process {holder.get('pid')} on {holder.get('host')}); "
+            "wait for it to end or choose another --output")
+
+
+@contextlib.contextmanager
+def _guard(folder: Path):
+    """Serialise the read-decide-write of a lock file in ``folder`` among processes (``flock`` on the folder itself).
+
+    Where the platform or file system has no ``flock`` it does nothing: the lock file alone then decides, as before.
+    """
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        fd = None
+    try:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, busy, *, reentrant: bool = True):
+    """Hold the lock file ``path`` (``{"pid", "host"}`` of this process) while the block runs.
+
+    Taking it (read the holder, decide, write) happens under :func:`_guard`, so two processes can never both take
+    it, even when both find a stale lock; a lock whose process is gone is taken over. The file is written whole
+    before the guard is left, so a reader never sees it half-written.
+
+    Args:
+        path: the lock file; its folder must exist.
+        busy: ``holder -> message`` of the :class:`KDistillError` raised when a live process holds it.
+        reentrant: when this process holds it already, run the block without taking it again (a stage of the same
+            run); otherwise that, too, is refused.
+
+    Raises:
+        KDistillError: a live process holds the lock (``busy(holder)``, one line); an OS failure, one line.
+    """
+    me = _me()
+    with _guard(path.parent):
+        holder = _read_lock(path)
+        if holder is not None and _is_me(holder) and reentrant:
+            held = False
+        elif holder is not None and _alive(holder):
+            raise KDistillError(busy(holder))
+        else:
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # stale (its process is gone) or unreadable
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(fd, "w") as f:
+                    json.dump(me, f)
+            except FileExistsError:  # a process without the guard took it meanwhile
+                holder = _read_lock(path) or {"pid": "?", "host": "?"}
+                raise KDistillError(busy(holder)) from None
+            except OSError as err:
+                raise os_error(err, path.parent, "write the lock file") from None
+            held = True
+    try:
+        yield
+    finally:
+        if held:
+            with _guard(path.parent):
+                if _read_lock(path) == me:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
 
 
 def _alive(holder: dict) -> bool:
@@ -342,6 +442,24 @@ def _alive(holder: dict) -> bool:
         return False
     except (PermissionError, ValueError, OverflowError):
         return True
+    return True
+
+
+#: What a run writes before its first checkpoint completes (besides ``kdistill_run.json``, unfinished
+#: ``checkpoint-*`` folders and ``*.tmp`` files): see :meth:`RunDir.never_checkpointed`.
+BEFORE_CHECKPOINT = frozenset({RUN_FILE, LOCK_FILE, "logs", "best", "teacher_logits.safetensors"})
+
+
+def _only_before_checkpoint(folder: Path, *, stages: bool) -> bool:
+    for p in folder.iterdir():
+        if p.name in BEFORE_CHECKPOINT or p.name.endswith(".tmp"):
+            continue
+        if (p.name.startswith(CHECKPOINT_PREFIX) and p.is_dir() and not p.is_symlink()
+                and not (p / STATE_FILE).exists()):
+            continue  # a checkpoint killed while it was written
+        if stages and p.is_dir() and not p.is_symlink() and _only_before_checkpoint(p, stages=False):
+            continue  # a stage folder (e.g. TinyBERT's intermediate/) in the same state
+        return False
     return True
 
 

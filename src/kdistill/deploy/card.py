@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kdistill.results import fmt_num
+
 GLUE_DATASETS = {"sst2": "glue/sst2", "cola": "glue/cola", "mrpc": "glue/mrpc", "stsb": "glue/stsb", "qqp": "glue/qqp",
                  "mnli": "glue/mnli", "qnli": "glue/qnli", "rte": "glue/rte", "wnli": "glue/wnli"}
 
@@ -39,7 +41,7 @@ def model_card(meta: dict[str, Any], model: str) -> str:
     task = meta.get("task") or "custom"
     dataset = GLUE_DATASETS.get(task, task)
     metric = meta["metric_name"]
-    best = meta.get("int8_metric", meta["fp32_metric"])
+    best = meta.get("int8_metric", meta.get("fp32_metric"))  # None: undefined on the dev split (n/a, YAML null)
     front = ["---", "library_name: onnxruntime", "pipeline_tag: text-classification"]
     if teacher:
         front.append(f"base_model: {teacher}")
@@ -49,7 +51,7 @@ def model_card(meta: dict[str, Any], model: str) -> str:
     front += ["model-index:", f"- name: {Path(meta.get('output', model)).name or 'model'}", "  results:",
               "  - task:", "      type: text-classification", "    dataset:", f"      name: {dataset}",
               f"      type: {dataset}", "      split: validation", "    metrics:", f"    - type: {metric}",
-              f"      value: {best:.4f}", f"      name: dev {metric} ({'ONNX Runtime int8' if 'int8' in meta['files'] else 'ONNX Runtime fp32'})",
+              f"      value: {fmt_num(best, na='null')}", f"      name: dev {metric} ({'ONNX Runtime int8' if 'int8' in meta['files'] else 'ONNX Runtime fp32'})",
               "---", ""]
     method = run.get("method")
     lines = [f"# {task} classifier for ONNX Runtime", ""]
@@ -60,23 +62,29 @@ def model_card(meta: dict[str, Any], model: str) -> str:
     q = meta.get("quantization", {})
     lines += ["## Proof (measured at export, dev split, "
               f"{meta['dev_examples']} examples)", "", f"| graph | dev {metric} | size MB |", "|---|---:|---:|",
-              f"| PyTorch fp32 (source) | {meta['pytorch_metric']:.4f} | |",
-              f"| ONNX Runtime fp32 (`{meta['files']['fp32']}`) | {meta['fp32_metric']:.4f} | {meta['sizes_mb']['fp32']:.1f} |"]
+              f"| PyTorch fp32 (source) | {fmt_num(meta.get('pytorch_metric'))} | |",
+              f"| ONNX Runtime fp32 (`{meta['files']['fp32']}`) | {fmt_num(meta.get('fp32_metric'))} | "
+              f"{fmt_num(meta['sizes_mb']['fp32'], '.1f')} |"]
     if "int8" in meta["files"]:
-        lines.append(f"| ONNX Runtime int8 {q.get('mode')} (`{meta['files']['int8']}`) | {meta['int8_metric']:.4f} | "
-                     f"{meta['sizes_mb']['int8']:.1f} |")
-    lines += ["", f"fp32 parity: max |ORT - PyTorch| logit difference {meta['parity']['max_abs_diff']:.1e} over the dev split "
-              f"(limit {meta['parity']['atol']:.0e})."]
+        lines.append(f"| ONNX Runtime int8 {q.get('mode')} (`{meta['files']['int8']}`) | {fmt_num(meta.get('int8_metric'))} | "
+                     f"{fmt_num(meta['sizes_mb']['int8'], '.1f')} |")
+    lines += ["", f"fp32 parity: max |ORT - PyTorch| logit difference {fmt_num(meta['parity']['max_abs_diff'], '.1e')} over "
+              f"the dev split (limit {fmt_num(meta['parity']['atol'], '.0e')})."]
     if "int8" in meta["files"]:
-        lines.append(f"int8 gate: {meta['int8_drop_points']:+.2f} points below fp32 (limit {meta['max_drop_points']:g}); "
+        lines.append(f"int8 gate: {fmt_num(meta.get('int8_drop_points'), '+.2f')} points below fp32 "
+                     f"(limit {fmt_num(meta.get('max_drop_points'), 'g')}); "
                      f"quantization {json.dumps({k: v for k, v in q.items() if k != 'requested'})}.")
     if meta.get("auto"):
         lines.append(f"`--quantize auto` chose `{meta['auto']['chosen']}` on {meta['auto']['chosen_on']}: "
                      f"{json.dumps(meta['auto']['selection_metrics'])}.")
     if rep:
+        undefined = rep.get("undefined") if isinstance(rep.get("undefined"), dict) else {}
+        why = "; ".join(f"{k}: {undefined[k]}" for k in ("teacher_metric", "student_metric", "retention", "speedup")
+                        if k in undefined and rep.get(k) is None)
         lines += ["", "Against its teacher (the distillation run's report, eager PyTorch): "
-                  f"teacher {rep.get('teacher_metric', float('nan')):.4f}, student {rep.get('student_metric', float('nan')):.4f}, "
-                  f"retention {100 * rep.get('retention', float('nan')):.1f}%, speedup {rep.get('speedup', float('nan')):.2f}x."]
+                  f"teacher {fmt_num(rep.get('teacher_metric'))}, student {fmt_num(rep.get('student_metric'))}, "
+                  f"retention {fmt_num(rep.get('retention'), '.1f', '%', scale=100)}, "
+                  f"speedup {fmt_num(rep.get('speedup'), '.2f', 'x')}" + (f" (n/a: {why})." if why else ".")]
     lines += ["", "## Use it without torch", "", "```bash", "pip install onnxruntime tokenizers numpy", "```", "", "```python",
               "import sys; sys.path.insert(0, \"<this folder>\")", "from predict import Predictor",
               "labels, probabilities = Predictor(\"<this folder>\").predict([\"a gorgeous, witty film\"])", "```", "",

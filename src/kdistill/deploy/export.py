@@ -15,8 +15,10 @@ export leaves no model behind:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,29 @@ import torch
 
 from kdistill.config import DataConfig
 from kdistill.errors import KDistillError, ModelError
+from kdistill.rundir import hold_lock, os_error
 
 QUANTIZE_MODES = ("none", "dynamic", "static", "auto")
 EXPORT_FILE = "kdistill_export.json"
 FP32_FILE, INT8_FILE = "model.onnx", "model_quantized.onnx"
 
 
+def lock_path(output: Path) -> Path:
+    """The lock file of an export into ``output``: ``.<name>.kdistill.lock`` beside it (the folder itself is replaced)."""
+    return output.with_name(f".{output.name}.kdistill.lock")
+
+
+def _in_use(output: Path, holder: dict) -> str:
+    return (f"--output '{output}' is being written by another kdistill export (process {holder.get('pid')} on "
+            f"{holder.get('host')}); wait for it to end or choose another --output")
+
+
 def _check_output(output: Path, model: str, overwrite: bool) -> None:
+    from kdistill.rundir import is_this_process, live_holder
+
+    holder = live_holder(lock_path(output))
+    if holder is not None and not is_this_process(holder):  # another export is writing it: say so first
+        raise KDistillError(_in_use(output, holder))
     if output.exists() and not output.is_dir():
         raise KDistillError(f"--output '{output}' is a file; pass a folder for the exported model")
     src = Path(model).expanduser().resolve()
@@ -75,10 +93,10 @@ def _logits(net, ds, tok, desc: str):
         return predict(net, eval_loader(ds, tok, batch_size=64), desc=desc, show_progress=False)
 
 
-def _metric(spec, logits, gold) -> float:
+def _metric(spec, logits, gold, threshold: float | None = None) -> float:
     from kdistill.metrics import compute_metrics
 
-    return float(compute_metrics(spec, logits, gold)[spec.main_metric])
+    return float(compute_metrics(spec, logits, gold, threshold=threshold)[spec.main_metric])
 
 
 def _mb(path: Path) -> float:
@@ -111,17 +129,45 @@ def export_model(model: str, output: str | Path, *, data: DataConfig, quantize: 
         The contents of ``kdistill_export.json`` (see the README's "Deployment" section).
 
     Raises:
-        KDistillError / ModelError: a folder with no model, an unknown ``quantize``, a non-empty ``output``, a
-            parity failure (with the measured difference) or an int8 metric drop above ``max_drop`` (with both
-            figures) — in every case nothing is written to ``output``.
+        KDistillError / ModelError: a folder with no model, an unknown ``quantize``, a NaN/inf or negative
+            ``max_drop``, a non-empty ``output``, an ``output`` another export is writing (its lock
+            ``.<name>.kdistill.lock`` beside it names a live process), a parity failure (with the measured
+            difference), an int8 metric drop above ``max_drop`` (with both figures) or an undefined one, a
+            non-finite number for ``kdistill_export.json`` (strict JSON) — in every case nothing is written to
+            ``output``.
     """
     if quantize not in QUANTIZE_MODES:
         raise KDistillError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}; got '{quantize}'")
+    for name, value in (("--max-drop", max_drop), ("the parity tolerance", parity_atol)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise KDistillError(f"{name} must be a finite number; got {value!r}")
     if max_drop < 0 or calibration_size < 1 or parity_atol <= 0:
         raise KDistillError("--max-drop must be >= 0, --calibration-size >= 1 and the parity tolerance > 0")
     output = Path(output)
     _check_model(model)
     _check_output(output, model, overwrite)
+    missing = [d for d in (output.parent, *output.parent.parents) if not d.exists()]  # deepest first
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # the lock file lives beside the output
+    except OSError as err:
+        raise os_error(err, output.parent, "create the folder of --output") from None
+    try:
+        with hold_lock(lock_path(output), lambda holder: _in_use(output, holder), reentrant=False):
+            _check_output(output, model, overwrite)  # again, now that no other export can change it
+            meta = _export_locked(model, output, data=data, quantize=quantize, optimize=optimize, max_drop=max_drop,
+                                  calibration_size=calibration_size, parity_atol=parity_atol, seed=seed, card=card)
+    except BaseException:
+        for d in missing:  # a refused export leaves no folder behind
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    meta["output"] = str(output)
+    return meta
+
+
+def _export_locked(model: str, output: Path, *, data: DataConfig, quantize: str, optimize: bool, max_drop: float,
+                   calibration_size: int, parity_atol: float, seed: int, card: bool) -> dict[str, Any]:
+    """The body of :func:`export_model`, run while this process holds the output's lock."""
     from kdistill.data.batching import tokenize
     from kdistill.data.loading import load_data
     from kdistill.models import load_classifier, load_tokenizer
@@ -153,7 +199,6 @@ def export_model(model: str, output: str | Path, *, data: DataConfig, quantize: 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    meta["output"] = str(output)
     return meta
 
 
@@ -162,7 +207,10 @@ def _build(net, tok, spec, splits, dev, staging: Path, *, data, quantize, optimi
     from kdistill.data.batching import tokenize
     from kdistill.deploy.graph import export_graph, optimize_graph, quantize_dynamic_graph, quantize_static_graph
     from kdistill.deploy.runtime import OrtModel
+    from kdistill.metrics import decision_threshold
 
+    # multi-label: decisions at the run's threshold (config.json kdistill_threshold, chosen on its selection slice)
+    threshold = decision_threshold(net.config) if spec.multi_label else None
     fp32 = staging / FP32_FILE
     names = export_graph(net, tok, fp32)
     ref, gold = _logits(net, dev, tok, "PyTorch dev")
@@ -189,13 +237,14 @@ def _build(net, tok, spec, splits, dev, staging: Path, *, data, quantize, optimi
                 candidate.unlink()
                 opt_info.update(applied=False, reason=f"the optimised graph's logits differ from PyTorch's by "
                                                       f"{opt_diff:.2e} (limit {parity_atol:.0e}): kept the plain graph")
-    fp32_metric = _metric(spec, got, gold)
+    fp32_metric = _metric(spec, got, gold, threshold)
     meta: dict[str, Any] = {
         "task": spec.name, "metric_name": spec.main_metric, "problem_type": spec.problem_type,
+        **({"threshold": threshold} if threshold is not None else {}),  # read by the predictor (predict.py)
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": 17, "inputs": names,
         "optimize": opt_info, "parity": {"max_abs_diff": diff, "atol": parity_atol, "rows": int(len(dev)),
                                          "split": "dev"},
-        "pytorch_metric": _metric(spec, ref, gold), "fp32_metric": fp32_metric, "dev_examples": int(len(dev)),
+        "pytorch_metric": _metric(spec, ref, gold, threshold), "fp32_metric": fp32_metric, "dev_examples": int(len(dev)),
         "files": {"fp32": FP32_FILE}, "sizes_mb": {"fp32": _mb(fp32)}, "quantization": {"mode": "none"},
     }
     if quantize == "none":
@@ -234,16 +283,20 @@ def _build(net, tok, spec, splits, dev, staging: Path, *, data, quantize, optimi
     chosen = modes[0]
     if quantize == "auto":
         sel_ds = tokenize(selection, tok, max_length=data.max_length, cache_dir=data.cache_dir, desc="tokenize selection")
-        fp32_sel = _metric(spec, *_logits(OrtModel(fp32, net.config), sel_ds, tok, "ORT selection"))
-        scores = {m: _metric(spec, *_logits(OrtModel(v["path"], net.config), sel_ds, tok, f"{m} selection"))
+        fp32_sel = _metric(spec, *_logits(OrtModel(fp32, net.config), sel_ds, tok, "ORT selection"), threshold)
+        scores = {m: _metric(spec, *_logits(OrtModel(v["path"], net.config), sel_ds, tok, f"{m} selection"), threshold)
                   for m, v in made.items()}
         chosen = max(modes, key=lambda m: (scores[m], m == "dynamic"))
         meta["auto"] = {"chosen_on": "selection slice of the train split (never the dev split)",
                         "fp32_selection_metric": fp32_sel, "selection_metrics": scores, "chosen": chosen,
                         "failed": failed}
     q_logits, _ = _logits(OrtModel(made[chosen]["path"], net.config), dev, tok, "int8 dev")
-    q_metric = _metric(spec, q_logits, gold)
+    q_metric = _metric(spec, q_logits, gold, threshold)
     drop = 100.0 * (fp32_metric - q_metric)
+    if not math.isfinite(drop):  # an undefined metric cannot pass the gate (NaN > max_drop is always false)
+        raise ModelError(f"int8 ({chosen}) gate: the dev {spec.main_metric} is undefined (int8 {q_metric}, fp32 "
+                         f"{fp32_metric}), so the drop cannot be measured; nothing written — export with --quantize none, "
+                         "or check the model and the dev split")
     if drop > max_drop:
         raise ModelError(f"int8 ({chosen}) dev {spec.main_metric} {q_metric:.4f} is {drop:.2f} points below the fp32 "
                          f"graph's {fp32_metric:.4f} (limit --max-drop {max_drop:g}); nothing written — try --quantize "
@@ -286,7 +339,22 @@ def _write_folder(net, tok, staging: Path, meta: dict[str, Any], data: DataConfi
                 pad_token=str(tok.pad_token or "[PAD]"), predictor="predict.py (kdistill.serve.Predictor)",
                 versions=_versions(),
                 date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    (staging / EXPORT_FILE).write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    try:
+        text = json.dumps(meta, indent=1, default=str, allow_nan=False)  # a NaN is never written silently
+    except ValueError:
+        bad = ", ".join(_non_finite(meta)) or "a value"
+        raise ModelError(f"{EXPORT_FILE} would hold a non-finite number ({bad}: undefined on this dev split); "
+                         "nothing written — check the model and the dev split") from None
+    (staging / EXPORT_FILE).write_text(text + "\n")
+
+
+def _non_finite(obj: Any, where: str = "") -> list[str]:
+    """The keys (``a.b``) of the NaN / ±inf numbers inside ``obj``."""
+    if isinstance(obj, dict):
+        return [k for key, v in obj.items() for k in _non_finite(v, f"{where}.{key}" if where else str(key))]
+    if isinstance(obj, (list, tuple)):
+        return [k for i, v in enumerate(obj) for k in _non_finite(v, f"{where}[{i}]")]
+    return [where] if isinstance(obj, float) and not math.isfinite(obj) else []
 
 
 def push_folder(folder: str | Path, repo_id: str) -> str:

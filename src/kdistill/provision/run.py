@@ -21,7 +21,6 @@ transfer across hardware (CoFi's 12× became 5× on another GPU; Xia et al. 2022
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 import shutil
@@ -109,12 +108,14 @@ def shortlist(fitting: Sequence[Candidate], k: int) -> list[Candidate]:
 def _prepare(out: Path, pcfg: ProvisionConfig, *, overwrite: bool, resume: bool, dry: bool = False) -> None:
     """Check the folder (``dry``: only check), then clear it (``overwrite``) and write ``provision.json``."""
     from kdistill.recipes.base import run_inputs
-    from kdistill.rundir import LOCK_FILE
+    from kdistill.rundir import LOCK_FILE, refuse_if_in_use
 
     marker = out / MARKER
     if out.exists() and not out.is_dir():
         raise KDistillError(f"output path '{out}' is a file; pass a directory")
     busy = out.exists() and any(p.name != LOCK_FILE for p in out.iterdir())
+    if busy:
+        refuse_if_in_use(out)
     if busy and not resume:
         if not overwrite:
             raise KDistillError(f"output directory '{out}' is not empty; pass --overwrite to replace it or --resume to "
@@ -305,7 +306,9 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
                        "retention": (result.final.report or {}).get("retention"),
                        "interrupted": result.final.interrupted},
                    "candidates": len(cands), "fitting": len(fitting), "files": files}
-        (out / "provision_results.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+        from kdistill.results import to_json  # strict JSON: no NaN
+
+        (out / "provision_results.json").write_text(to_json(summary, indent=1, default=str) + "\n")
         files["provision_results"] = str(out / "provision_results.json")
         return result
 
@@ -361,7 +364,9 @@ def write_candidates(cands: Sequence[Candidate], out: Path, *, meta: dict) -> di
     rows = [c.row() for c in cands]
     files = {"candidates_json": out / "candidates.json", "candidates_csv": out / "candidates.csv",
              "candidates_md": out / "candidates.md"}
-    files["candidates_json"].write_text(json.dumps({**meta, "candidates": rows}, indent=1, default=str) + "\n")
+    from kdistill.results import to_json  # strict JSON: no NaN
+
+    files["candidates_json"].write_text(to_json({**meta, "candidates": rows}, indent=1, default=str) + "\n")
     with files["candidates_csv"].open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         w.writeheader()

@@ -5,7 +5,6 @@ objective, metric against measured latency with the Pareto front)."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -88,7 +87,9 @@ def write_tables(rows: list[dict], out: Path, *, meta: dict[str, Any]) -> dict[s
     """``trials.json`` (``meta`` + rows), ``trials.csv`` and ``trials.md`` in ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"trials_json": out / "trials.json", "trials_csv": out / "trials.csv", "trials_md": out / "trials.md"}
-    files["trials_json"].write_text(json.dumps({**meta, "trials": rows}, indent=1, default=str) + "\n")
+    from kdistill.results import to_json  # strict JSON: no NaN
+
+    files["trials_json"].write_text(to_json({**meta, "trials": rows}, indent=1, default=str) + "\n")
     columns = list(rows[0]) if rows else ["trial", "state"]
     with files["trials_csv"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)

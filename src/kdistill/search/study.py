@@ -179,7 +179,7 @@ def _prepare_folder(out: Path, scfg: SearchConfig, *, resume: bool, overwrite: b
     """Check the search folder (``dry``: only check, touch nothing), then clear it (``overwrite``) and write
     ``search.json``. Raises a one-line :class:`KDistillError` for a folder that cannot be used."""
     from kdistill.recipes.base import run_inputs
-    from kdistill.rundir import LOCK_FILE
+    from kdistill.rundir import LOCK_FILE, refuse_if_in_use
 
     marker = out / SEARCH_FILE
     if out.exists() and not out.is_dir():
@@ -196,6 +196,7 @@ def _prepare_folder(out: Path, scfg: SearchConfig, *, resume: bool, overwrite: b
             marker.write_text(scfg.model_dump_json(indent=1) + "\n")
         return
     if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        refuse_if_in_use(out)
         if not overwrite:
             raise KDistillError(f"search folder '{out}' is not empty; pass --overwrite to replace it or --resume to continue")
         if not marker.exists():
@@ -441,7 +442,9 @@ def run_search(scfg: SearchConfig, *, resume: bool = False, overwrite: bool = Fa
                        "interrupted": result.final.interrupted,
                        "retention": (result.final.report or {}).get("retention")},
                    "files": files}
-        (out / "search_results.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+        from kdistill.results import to_json  # strict JSON: no NaN
+
+        (out / "search_results.json").write_text(to_json(summary, indent=1, default=str) + "\n")
         files["search_results"] = str(out / "search_results.json")
         return result
 
