@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import kdistill
-from conftest import make_tiny_bert
+from conftest import make_tiny_bert, save_classifier
 from kdistill.cli import app
 
 runner = CliRunner()
@@ -33,14 +33,7 @@ def _write_nli(tmp_path, n=30):
 @pytest.fixture()
 def nli_teacher(tmp_path, tiny_tokenizer):
     """A 3-class teacher whose labels are the file's (sorted, as inferred)."""
-    m = make_tiny_bert(num_labels=3)
-    names = sorted(NLI)
-    m.config.id2label = dict(enumerate(names))
-    m.config.label2id = {n: i for i, n in enumerate(names)}
-    path = tmp_path / "nli_teacher"
-    m.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return path
+    return save_classifier(make_tiny_bert(num_labels=3), tmp_path / "nli_teacher", tiny_tokenizer, sorted(NLI))
 
 
 def test_own_files_without_task_infer_and_print_the_labels(tmp_path, nli_teacher):
@@ -125,10 +118,15 @@ def test_about_100_logged_points_and_a_slim_finished_checkpoint(tiny_teacher_dir
     assert not again.interrupted  # a slim finished run still says it is finished
 
 
-def test_run_reports_each_part_as_it_ends(tmp_path, glue_dir, tiny_tokenizer):
+def test_run_reports_each_part_as_it_ends(tmp_path, glue_dir, tiny_tokenizer, monkeypatch):
+    import kdistill.recipes.chain as chain
+
     base = tmp_path / "base"
     make_tiny_bert().bert.save_pretrained(base)  # no task head: the chain fine-tunes it first
     tiny_tokenizer.save_pretrained(base)
+    # a random teacher trained 1 epoch on 32 rows is at chance, which stops the chain (issue 24,
+    # tests/test_issue24_chain.py); this test is about the printed parts, so that check passes here
+    monkeypatch.setattr(chain, "check_teacher", lambda *a: {"metric": 1.0, "baseline": 0.0, "rising": False})
     seen = []
     kdistill.run(str(base), "sst2", output_dir=tmp_path / "run", data_dir=str(glue_dir), max_train_samples=32,
                  max_eval_samples=16, epochs=1, teacher_epochs=1, batch_size=16, latency_runs=3, show_progress=False,

@@ -128,26 +128,66 @@ def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: s
     return run_recipe(cfg, callbacks=callbacks, report=False)
 
 
+#: The teacher-stage arguments of :func:`run` → their :class:`~kdistill.config.TeacherStageConfig` field and CLI option.
+TEACHER_STAGE_OPTIONS = {"teacher_epochs": ("epochs", "--teacher-epochs"),
+                         "teacher_learning_rate": ("learning_rate", "--teacher-lr"),
+                         "teacher_batch_size": ("batch_size", "--teacher-batch-size"),
+                         "teacher_early_stopping_patience": ("early_stopping_patience", "--teacher-patience"),
+                         "teacher_eval_steps": ("eval_steps", "--teacher-eval-steps")}
+
+
 def run(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
-        output_dir: str | Path | None = None, teacher_epochs: float | None = None, config: str | Path | None = None,
-        overwrite: bool = False, resume: bool = False, latency_runs: int = 100,
+        output_dir: str | Path | None = None, teacher_epochs: float | None = None,
+        teacher_learning_rate: float | None = None, teacher_batch_size: int | None = None,
+        teacher_early_stopping_patience: int | None = None, teacher_eval_steps: int | None = None,
+        config: str | Path | None = None, overwrite: bool = False, resume: bool = False, latency_runs: int = 100,
         on_stage: Callable[[str, RunResult], None] | None = None, **options: Any) -> RunResult:
     """Chain: fine-tune the teacher when it has no trained head for ``task``, then distil, evaluate, report.
 
     The fine-tuned teacher goes to ``output_dir/teacher``, the student to ``output_dir/student``
-    (:mod:`kdistill.recipes.chain`); options as for :func:`distill`. ``on_stage(name, result)`` is called as
-    each part ends. ``config``: a YAML/JSON run config (as for :func:`distill`) for the distillation part.
+    (:mod:`kdistill.recipes.chain`); options as for :func:`distill` (the student's). The teacher stage has its own
+    settings (:class:`~kdistill.config.TeacherStageConfig`, defaults for fine-tuning a pretrained encoder):
+    ``teacher_learning_rate`` (5e-5), ``teacher_batch_size`` (32), ``teacher_epochs`` (a cap, 10),
+    ``teacher_early_stopping_patience`` (2 held-out evaluations without improvement) and ``teacher_eval_steps``
+    (None: each epoch). ``on_stage(name, result)`` is called as each part ends. ``config``: a YAML/JSON run config
+    (as for :func:`distill`) for the distillation part, or a chain's own record (``RUN/kdistill_run.json``, with its
+    teacher stage); arguments given replace its values.
+
+    Raises:
+        TeacherAtBaseline: the fine-tuned teacher is no better than a constant prediction on its held-out rows (the
+            chain stops; the teacher folder is kept).
     """
+    from pydantic import ValidationError
+
+    from kdistill.config import TeacherStageConfig, read_config_file
+
+    stage = TeacherStageConfig()
     if config is not None:
-        cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
-                         overwrite=overwrite, resume=resume, **options)
+        base = load_config(config) if read_config_file(config).get("method") == "chain" else None
+        if isinstance(base, ChainConfig):  # a chain's record: its run and its teacher stage
+            stage = base.teacher_stage
+            cfg = _override(base.run, config, output_dir=output_dir, teacher=teacher, task=task, student=student,
+                            overwrite=overwrite, resume=resume, **options)
+        else:
+            cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
+                             overwrite=overwrite, resume=resume, **options)
     elif output_dir is None:
         raise KDistillError("run needs an output folder (-o)")
     else:
         cfg = from_flat(method="kd", teacher=teacher, task=task, student=student, output_dir=output_dir,
                         overwrite=overwrite, resume=resume, **options)
-    chain = ChainConfig(run=cfg, **({"teacher_epochs": teacher_epochs} if teacher_epochs is not None else {}))
-    return run_chain(chain, latency_runs=latency_runs, on_stage=on_stage)
+    given = dict(teacher_epochs=teacher_epochs, teacher_learning_rate=teacher_learning_rate,
+                 teacher_batch_size=teacher_batch_size, teacher_early_stopping_patience=teacher_early_stopping_patience,
+                 teacher_eval_steps=teacher_eval_steps)
+    update = {TEACHER_STAGE_OPTIONS[k][0]: v for k, v in given.items() if v is not None}
+    try:
+        stage = TeacherStageConfig(**{**stage.model_dump(), **update})
+    except ValidationError as err:  # one line naming the teacher option (not the student's --lr / --batch-size)
+        first = err.errors()[0]
+        field = str(first["loc"][-1])
+        option = next((opt for f, opt in TEACHER_STAGE_OPTIONS.values() if f == field), field)
+        raise KDistillError(f"{option}: {first['msg']} (got {first.get('input')!r}); see --help") from None
+    return run_chain(ChainConfig(run=cfg, teacher_stage=stage), latency_runs=latency_runs, on_stage=on_stage)
 
 
 def general_distill(teacher: str | None = None, *, output_dir: str | Path | None = None, text_files: Sequence[str] = (),
@@ -238,7 +278,9 @@ def fit_mlm_head(model: str | None = None, *, text_files: Sequence[str] = (), ou
         facts = {k: results[k] for k in ("masked_token_accuracy", "eval_passages", "decoder_tied_to_embeddings", "model",
                                           "note") if k in results}
         path = Path(output_dir) / "mlm_head.json"
-        path.write_text(json.dumps(facts, indent=1) + "\n")
+        from kdistill.results import to_json
+
+        path.write_text(to_json(facts, indent=1) + "\n")
         res.files["mlm_head"] = str(path)
     return res
 
@@ -274,25 +316,67 @@ def compress(teacher: str | None = None, task: str | None = SST2, *, output_dir:
 def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **data_options: Any) -> dict[str, float]:
     """Task metrics of a saved model on the validation split.
 
+    A multi-label model decides at the threshold its run chose on the selection slice (``kdistill_threshold`` in its
+    ``config.json``; 0.5 when none is recorded), said in a log line.
+
     Raises:
         ModelError: when the model has no trained head for the task.
+        ValueError: a recorded threshold that is not a number in (0, 1).
     """
     from kdistill.data.batching import tokenize
     from kdistill.data.loading import load_data
     from kdistill.engine import evaluate_model
     from kdistill.models import load_classifier, load_tokenizer
 
-    if data_options.get("validation_file") and not data_options.get("train_file"):
-        # only the evaluation split is needed: read it for both, with the model's own label set
-        data_options = {**data_options, "train_file": data_options["validation_file"]}
-        if task is None and not data_options.get("labels"):
-            data_options["labels"] = _model_labels(model)
+    data_options = _own_data_options(model, task, data_options)
     dcfg = DataConfig(task=task, **data_options)
     splits, spec = load_data(dcfg)
     net = load_classifier(model, spec, require_trained_head=True)
     tok = load_tokenizer(model)
     ds = tokenize(splits["validation"], tok, max_length=dcfg.max_length, cache_dir=dcfg.cache_dir, desc="tokenize dev")
+    if spec.multi_label:
+        import logging
+
+        from kdistill.metrics import THRESHOLD_KEY, decision_threshold
+
+        recorded = getattr(net.config, THRESHOLD_KEY, None) is not None
+        logging.getLogger("kdistill").info("multi-label decisions at threshold %.2f (%s)", decision_threshold(net.config),
+                                           f"the run's, {THRESHOLD_KEY} in config.json" if recorded else "the default")
     return evaluate_model(net, ds, tok, spec, batch_size=batch_size)
+
+
+def _own_data_options(model: str, task: str | None, data_options: dict[str, Any]) -> dict[str, Any]:
+    """Your own files without ``--task``, read as the model's run read them.
+
+    Options not given are taken from the run beside the model (``kdistill_run.json``'s ``data``: ``problem_type``,
+    ``label_separator``, ``label_names`` — the names file, or when it is gone the model's own names, which are the
+    file's in the same order — and ``drop_unlabeled``). With only a validation file, it is read for both splits
+    with the model's label set (its ``id2label``).
+    """
+    import json
+
+    if task is not None or not (data_options.get("validation_file") or data_options.get("train_file")):
+        return data_options
+    opts = dict(data_options)
+    run_file = Path(model) / "kdistill_run.json"
+    recorded: dict[str, Any] = {}
+    if run_file.is_file():
+        try:
+            recorded = (json.loads(run_file.read_text()).get("data") or {})
+        except (ValueError, AttributeError):
+            recorded = {}
+    for key in ("problem_type", "label_separator", "drop_unlabeled"):
+        if opts.get(key) is None and recorded.get(key) is not None:
+            opts[key] = recorded[key]
+    if opts.get("label_names") is None and not opts.get("labels") and recorded.get("label_names"):
+        names = recorded["label_names"]
+        opts["label_names"] = names if isinstance(names, list) or Path(names).is_file() else _model_labels(model)
+    if opts.get("validation_file") and not opts.get("train_file"):
+        # only the evaluation split is needed: read it for both, with the model's own label set
+        opts["train_file"] = opts["validation_file"]
+        if not opts.get("labels") and not opts.get("label_names"):
+            opts["labels"] = _model_labels(model)
+    return opts
 
 
 def _model_labels(model: str) -> list[str] | None:
@@ -318,7 +402,7 @@ def report(teacher: str, student: str, task: str | None = "sst2", *, output_dir:
     """Standalone report of two saved models (``kdistill report``); writes into ``output_dir`` (default: the student's)."""
     from kdistill.reporting.compare import make_report as _make
 
-    rep = _make(teacher=teacher, student=student, data=DataConfig(task=task, **data_options),
+    rep = _make(teacher=teacher, student=student, data=DataConfig(task=task, **_own_data_options(student, task, data_options)),
                 output_dir=output_dir or student, latency_runs=latency_runs)
     rep.pop("_files", None)
     return rep
@@ -341,9 +425,9 @@ def export(model: str, output: str | Path, task: str | None = "sst2", *, quantiz
         if quantize in ("static", "auto"):
             raise KDistillError(f"--quantize {quantize} needs the train split (calibration rows / the selection slice): "
                                 "pass --train-file too")
+    data_options = _own_data_options(model, task, data_options)
+    if data_options.get("validation_file") and not data_options.get("train_file"):  # a GLUE task's own dev file
         data_options = {**data_options, "train_file": data_options["validation_file"]}
-        if task is None and not data_options.get("labels"):
-            data_options["labels"] = _model_labels(model)
     dcfg = DataConfig(task=task, **data_options)
     meta = export_model(model, output, data=dcfg, quantize=quantize, optimize=optimize, max_drop=max_drop,
                         calibration_size=calibration_size, seed=seed, overwrite=overwrite)

@@ -22,3 +22,8 @@ class ModelError(KDistillError):
 
 class TrainingDiverged(KDistillError):
     """A NaN or infinite loss stopped training; the last good checkpoint is kept."""
+
+
+class TeacherAtBaseline(ModelError):
+    """``kdistill run``: the fine-tuned teacher is no better than a constant prediction on its held-out rows, so the
+    chain stops before distilling (the teacher folder is kept)."""

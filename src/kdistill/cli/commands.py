@@ -5,7 +5,6 @@ is in :mod:`kdistill.api` and below.)"""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,7 +15,7 @@ from rich.table import Table
 
 from kdistill.cli.common import (ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, EXIT_STOPPED, LabelColOpt,
                                  LabelsOpt, LrScalingOpt, MaxDropOpt, MaxEvalOpt, MaxLenOpt, MaxTokensOpt, MaxTrainOpt,
-                                 ProblemTypeOpt, ScheduleOpt, SelectOnOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt,
+                                 ProblemTypeOpt, LabelSepOpt, LabelNamesOpt, DropUnlabeledOpt, ScheduleOpt, SelectOnOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt,
                                  TextColsOpt, ThreadsOpt, TrainFileOpt, USER_ERRORS, ValFileOpt, _data_opts, _fail,
                                  _given, _interrupted, _ints, _layer_map, _print_result, _setup_logging, _strs, _task,
                                  _threads, _train_opts, app)
@@ -35,6 +34,9 @@ def distill(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
@@ -124,7 +126,8 @@ def distill(
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type),
+                         max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
     except USER_ERRORS as err:
         _fail(err)
@@ -146,6 +149,9 @@ def finetune(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     epochs: Optional[float] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
@@ -182,7 +188,8 @@ def finetune(
                           seed, mixed_precision, grad_accum, max_tokens=max_tokens, lr_scaling=lr_scaling),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type),
+                         max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
     except USER_ERRORS as err:
         _fail(err)
@@ -203,6 +210,9 @@ def evaluate(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
 ) -> None:
@@ -214,12 +224,15 @@ def evaluate(
 
     try:
         metrics = api.evaluate(model, task, **_data_opts(data_dir, train_file, validation_file, text_columns,
-                                                          label_column, labels, None, max_eval_samples, max_length, problem_type=problem_type))
+                                                          label_column, labels, None, max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
         _interrupted()
-    sys.stdout.write(json.dumps(metrics, indent=1) + "\n")
+    from kdistill.results import to_json
+
+    sys.stdout.write(to_json(metrics, indent=1) + "\n")  # strict JSON: an undefined value is null
 
 
 @app.command()
@@ -235,6 +248,9 @@ def report(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where report.{json,md,png} go (default: the student's folder)."),
     latency_runs: int = typer.Option(100, "--latency-runs"),
@@ -248,7 +264,8 @@ def report(
     try:
         rep = api.report(teacher, student, task, output_dir=output, latency_runs=latency_runs,
                          **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
-                                      max_eval_samples, None, problem_type=problem_type))
+                                      max_eval_samples, None, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -276,6 +293,9 @@ def export(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
@@ -294,7 +314,8 @@ def export(
                           calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,
                           **_given(selection_size=selection_size, selection_file=selection_file),
                           **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
-                                       max_eval_samples, max_length, problem_type=problem_type))
+                                       max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -303,11 +324,15 @@ def export(
     table.add_column("graph")
     table.add_column(f"dev {info['metric_name']}", justify="right")
     table.add_column("MB", justify="right")
-    table.add_row("PyTorch (source)", f"{info['pytorch_metric']:.4f}", "")
-    table.add_row(f"ORT fp32 (|Δlogit| ≤ {info['parity']['max_abs_diff']:.1e})", f"{info['fp32_metric']:.4f}", f"{info['sizes_mb']['fp32']:.1f}")
+    from kdistill.results import fmt_num as f  # undefined (None) values as n/a
+
+    table.add_row("PyTorch (source)", f(info.get("pytorch_metric")), "")
+    table.add_row(f"ORT fp32 (|Δlogit| ≤ {f(info['parity']['max_abs_diff'], '.1e')})", f(info.get("fp32_metric")),
+                  f(info['sizes_mb']['fp32'], '.1f'))
     if "int8" in info["files"]:
-        table.add_row(f"ORT int8 {info['quantization']['mode']} ({-info['int8_drop_points']:+.2f} pt)", f"{info['int8_metric']:.4f}",
-                      f"{info['sizes_mb']['int8']:.1f}")
+        drop = info.get("int8_drop_points")
+        table.add_row(f"ORT int8 {info['quantization']['mode']} ({f(None if drop is None else -drop, '+.2f')} pt)",
+                      f(info.get("int8_metric")), f(info['sizes_mb']['int8'], '.1f'))
     Console().print(table)
 
 
@@ -329,7 +354,9 @@ def export_onnx(
         _fail(err)
     except KeyboardInterrupt:
         _interrupted()
-    sys.stdout.write(json.dumps(info, indent=1) + "\n")
+    from kdistill.results import to_json
+
+    sys.stdout.write(to_json(info, indent=1) + "\n")
 
 
 @app.command()
@@ -345,12 +372,19 @@ def run(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
     layers: Optional[str] = typer.Option(None, "--layers"),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
     alpha: Optional[float] = typer.Option(None, "--alpha"),
     kd_loss: Optional[str] = typer.Option(None, "--kd-loss"),
-    teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs"),
+    teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs", help="Teacher stage: epoch cap (default 10; early stopping on the held-out metric usually ends it sooner)."),
+    teacher_lr: Optional[float] = typer.Option(None, "--teacher-lr", "--teacher-learning-rate", help="Teacher stage: learning rate (default 5e-5, for fine-tuning a pretrained encoder; --lr is the student's)."),
+    teacher_batch_size: Optional[int] = typer.Option(None, "--teacher-batch-size", help="Teacher stage: batch size (default 32; --batch-size is the student's)."),
+    teacher_patience: Optional[int] = typer.Option(None, "--teacher-patience", help="Teacher stage: stop after N held-out evaluations without improvement (default 2)."),
+    teacher_eval_steps: Optional[int] = typer.Option(None, "--teacher-eval-steps", help="Teacher stage: evaluate on the held-out slice every N steps (default: each epoch)."),
     epochs: Optional[float] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
@@ -378,6 +412,8 @@ def run(
 
     try:
         res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, teacher_epochs=teacher_epochs, overwrite=overwrite,
+                      teacher_learning_rate=teacher_lr, teacher_batch_size=teacher_batch_size,
+                      teacher_early_stopping_patience=teacher_patience, teacher_eval_steps=teacher_eval_steps,
                       on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
                       resume=resume, latency_runs=latency_runs, layers=_ints(layers), temperature=temperature,
                       alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -385,7 +421,8 @@ def run(
                       **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
                       **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                                   max_train_samples, max_eval_samples, None, problem_type=problem_type))
+                                   max_train_samples, max_eval_samples, None, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -549,6 +586,9 @@ def compress(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of the remaining heads pruned per round."),
@@ -592,7 +632,8 @@ def compress(
                            overwrite=overwrite, resume=resume,
                            temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
                            seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                                                   max_train_samples, max_eval_samples, None, problem_type=problem_type))
+                                                   max_train_samples, max_eval_samples, None, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -601,6 +642,8 @@ def compress(
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")
     for r in rep.get("rounds", []):
-        table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), f"{r['params'] / 1e6:.1f}M", f"{r['metric']:.4f}",
-                      f"{r['speedup']:.2f}×")
+        from kdistill.results import fmt_num
+
+        table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), fmt_num(r["params"], ".1f", "M", scale=1e-6),
+                      fmt_num(r.get("metric")), fmt_num(r.get("speedup"), ".2f", "×"))
     Console().print(table)

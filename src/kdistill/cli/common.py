@@ -5,11 +5,13 @@ small option parsers (the commands live in :mod:`kdistill.cli.commands`, :mod:`k
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
@@ -24,9 +26,50 @@ EXIT_BAD_INPUT = 2  # one-line error, nothing trained
 EXIT_STOPPED = 3  # stopped early (Ctrl-C, SIGTERM, a callback): resumable with --resume
 EXIT_INTERRUPTED = 130  # Ctrl-C before training started (nothing to resume)
 
-app = typer.Typer(help="Knowledge distillation for BERT-family models: teacher -> small student, measured.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console(stderr=True, soft_wrap=True)  # errors stay on one line
+
+
+def _is_float_option(param) -> bool:
+    """Whether a command's option takes floats (typer's own parameters, or click's FLOAT type on older typer)."""
+    import click
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        from typing import get_args
+
+        return annotation is float or float in get_args(annotation)
+    return isinstance(getattr(param, "type", None), click.types.FloatParamType)
+
+
+def _finite(callback):
+    """A parameter callback that refuses NaN / ±inf in one line naming the option (exit 2), then runs ``callback``."""
+
+    def check(ctx, param, value):
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                name = next((o for o in param.opts if o.startswith("--")), param.opts[0] if param.opts else param.name)
+                console.print(f"[bold red]error:[/] {name}: must be a finite number (got {v}); see --help", markup=True,
+                              highlight=False)
+                raise typer.Exit(EXIT_BAD_INPUT)
+        return callback(ctx, param, value) if callback is not None else value
+
+    return check
+
+
+class _FiniteGroup(TyperGroup):
+    """The app's command group: every float option of every command refuses ``nan`` / ``inf`` (one line, exit 2)
+    before the command runs, whether or not the value later passes through a pydantic config."""
+
+    def __init__(self, *args, commands=None, **kwargs):
+        for command in (commands or {}).values():
+            for param in getattr(command, "params", ()):
+                if _is_float_option(param):
+                    param.callback = _finite(param.callback)
+        super().__init__(*args, commands=commands, **kwargs)
+
+
+app = typer.Typer(help="Knowledge distillation for BERT-family models: teacher -> small student, measured.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=_FiniteGroup)
 
 
 def _ints(text: Optional[str]):
@@ -115,34 +158,47 @@ def _fail(err: Exception) -> None:
 
 
 def _data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples, max_eval_samples,
-               max_length, problem_type=None):
+               max_length, problem_type=None, label_separator=None, label_names=None, drop_unlabeled=None):
     opts = dict(data_dir=data_dir, train_file=train_file, validation_file=validation_file, problem_type=problem_type,
+                label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled or None,
                 text_columns=_strs(text_columns), label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
                 max_eval_samples=max_eval_samples, max_length=max_length)
     return {k: v for k, v in opts.items() if v is not None}
 
 
 def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> None:
+    """The run's table; an undefined value (None: a correlation of constant predictions, a ratio to a metric of 0 ...)
+    is shown as n/a, with the reason the report records."""
+    from kdistill.results import fmt_num as f
+
     table = Table(title=f"{title}: {res.output_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")
     for k, v in res.metrics.items():
-        table.add_row(f"dev {k}", f"{v:.4f}")
-    table.add_row("train seconds", f"{res.train_seconds:.0f}")
+        table.add_row(f"dev {k}", f(v))
+    table.add_row("train seconds", f(res.train_seconds, ".0f"))
     if res.report:
         r = res.report
-        table.add_row("teacher metric", f"{r['teacher_metric']:.4f}")
-        table.add_row("retention", f"{100 * r['retention']:.1f}%")
-        table.add_row("params (teacher → student)", f"{r['teacher_params'] / 1e6:.1f}M → {r['student_params'] / 1e6:.1f}M")
-        table.add_row("latency bs1 ms (teacher → student)", f"{r['teacher_latency_ms']:.2f} → {r['student_latency_ms']:.2f}")
-        table.add_row("speedup", f"{r['speedup']:.2f}×")
+        table.add_row("teacher metric", f(r.get("teacher_metric")))
+        table.add_row("retention", f(r.get("retention"), ".1f", "%", scale=100))
+        table.add_row("params (teacher → student)",
+                      f"{f(r.get('teacher_params'), '.1f', 'M', scale=1e-6)} → {f(r.get('student_params'), '.1f', 'M', scale=1e-6)}")
+        table.add_row("latency bs1 ms (teacher → student)",
+                      f"{f(r.get('teacher_latency_ms'), '.2f')} → {f(r.get('student_latency_ms'), '.2f')}")
+        table.add_row("speedup", f(r.get("speedup"), ".2f", "×"))
         if r.get("deployment_speedup"):
             table.add_row("ORT speedup fp32 / deployment (student int8 vs teacher fp32)",
-                          f"{r['ort_speedup']:.2f}× / {r['deployment_speedup']:.2f}×")
+                          f"{f(r.get('ort_speedup'), '.2f', '×')} / {f(r.get('deployment_speedup'), '.2f', '×')}")
+        undefined = r.get("undefined") if isinstance(r.get("undefined"), dict) else {}
+        for key in ("teacher_metric", "student_metric", "retention", "speedup"):
+            if r.get(key) is None and key in undefined:
+                table.add_row(f"n/a: {key}", str(undefined[key]))
     d = getattr(res, "deployment", None)
     if d:
-        q = f", int8 {d['quantization']['mode']} {d['int8_metric']:.4f} ({-d['int8_drop_points']:+.2f} pt)" if "int8" in d["files"] else ""
-        table.add_row("deployed (ONNX Runtime)", f"{d['output']}: fp32 {d['fp32_metric']:.4f}{q}")
+        q = (f", int8 {(d.get('quantization') or {}).get('mode')} {f(d.get('int8_metric'))} "
+             f"({f(None if d.get('int8_drop_points') is None else -d['int8_drop_points'], '+.2f')} pt)"
+             if "int8" in d.get("files", {}) else "")
+        table.add_row("deployed (ONNX Runtime)", f"{d.get('output')}: fp32 {f(d.get('fp32_metric'))}{q}")
     if res.interrupted:
         table.add_row("status", "[yellow]stopped; continue with --resume[/]")
     Console().print(table)
@@ -158,7 +214,10 @@ TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL t
 ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
 TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
 LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
-ProblemTypeOpt = typer.Option(None, "--problem-type", help="Your own files without --task: single_label | multi_label (cells: JSON list or a|b) | regression; default: inferred where unambiguous.")
+ProblemTypeOpt = typer.Option(None, "--problem-type", help="Your own files without --task: single_label | multi_label (cells: JSON list, a|b, a;b or --label-separator) | regression; default: inferred where unambiguous.")
+LabelSepOpt = typer.Option(None, "--label-separator", help="Multi-label cells: the string between labels (default: a JSON list, | or ;, else , when no label name holds one).")
+LabelNamesOpt = typer.Option(None, "--label-names", help="A file of label names, one per line (class id = line number, from 0): the label set; cells may hold the ids (e.g. 8,20).")
+DropUnlabeledOpt = typer.Option(None, "--drop-unlabeled", help="Drop rows whose label cell is empty or NaN (default: refuse them, naming the rows).")
 LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
 MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
 MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt,
-                          MaxTrainOpt, ProblemTypeOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt,
+                          MaxTrainOpt, ProblemTypeOpt, LabelSepOpt, LabelNamesOpt, DropUnlabeledOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt,
                           ThreadsOpt, TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _ints, _print_result,
                           _setup_logging, _strs, _threads, app, console)
 
@@ -74,6 +74,9 @@ def search(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
@@ -168,7 +171,8 @@ def search(
                            learning_rate=learning_rate, warmup_ratio=warmup_ratio, eval_steps=eval_steps, seed=seed,
                            selection_size=selection_size, selection_file=selection_file),
                   **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type))
+                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _stop_live(live)
         _fail(err)
@@ -214,6 +218,9 @@ def provision(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     max_train_samples: Optional[int] = MaxTrainOpt,
     max_eval_samples: Optional[int] = MaxEvalOpt,
     max_length: Optional[int] = MaxLenOpt,
@@ -276,7 +283,8 @@ def provision(
                            batch_size=train_batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
                            selection_size=selection_size),
                   **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type))
+                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
     except USER_ERRORS as err:
         _fail(err)
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, ConfigOpt, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt,
-                          ProblemTypeOpt, SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
+                          ProblemTypeOpt, LabelSepOpt, LabelNamesOpt, DropUnlabeledOpt, SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
                           TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _interrupted, _setup_logging, _strs, _task,
                           _threads, app)
 from kdistill.errors import KDistillError
@@ -92,6 +92,9 @@ def early_exit(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     exit_every: Optional[int] = typer.Option(None, "--exit-every", help="An exit after every k-th encoder layer below the last (default 1: after each)."),
     exit_layers: Optional[str] = typer.Option(None, "--exit-layers", help="Or the 1-based layers that get an exit, e.g. 2,4."),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="Exit input: mean (masked mean of the layer's tokens; default) | cls (first token)."),
@@ -145,7 +148,8 @@ def early_exit(
                      patiences=_int_list(patiences, "--patiences"), max_drop=max_drop, latency_examples=latency_examples,
                      latency_rounds=latency_rounds, sweep_batch_size=sweep_batch_size, timed_points=timed_points),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type),
+                         max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
     except USER_ERRORS as err:
         _fail(err)
@@ -155,7 +159,7 @@ def early_exit(
         Console().print(f"[yellow]stopped[/]; continue with --resume ({res.output_dir})")
         raise typer.Exit(EXIT_STOPPED)
     Console().print(f"early-exit model in {res.output_dir}: full-depth dev "
-                    + ", ".join(f"{k} {v:.4f}" for k, v in res.metrics.items()))
+                    + ", ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in res.metrics.items()))
     if res.report:
         _print_sweep(res.report, f"kdistill early-exit sweep: {res.output_dir}")
 
@@ -220,6 +224,9 @@ def born_again(
     label_column: Optional[str] = LabelColOpt,
     labels: Optional[str] = LabelsOpt,
     problem_type: Optional[str] = ProblemTypeOpt,
+    label_separator: Optional[str] = LabelSepOpt,
+    label_names: Optional[str] = LabelNamesOpt,
+    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature (default 1, the paper's)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss (default 0: the teacher's distribution only, the paper's)."),
     kd_loss: Optional[str] = typer.Option(None, "--kd-loss", help="kl | mse."),
@@ -254,7 +261,8 @@ def born_again(
                      batch_size=batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
                      select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type),
+                         max_eval_samples, max_length, problem_type=problem_type,
+                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
     except USER_ERRORS as err:
         _fail(err)

@@ -219,7 +219,9 @@ class Importance:
         heads = [[None if math.isnan(v) else v for v in row] for row in self.head_importance.tolist()]
         info = {"loss": self.loss, "num_batches": self.num_batches, "exponent": self.exponent, "meta": self.meta,
                 "head_importance": heads, "source": "Michel et al. 2019, Eq. 2: I_h = E|dL/dxi_h|, normalised per layer"}
-        (directory / "importance.json").write_text(json.dumps(info, indent=2))
+        from kdistill.results import to_json  # strict JSON: no NaN
+
+        (directory / "importance.json").write_text(to_json(info, indent=2))
         return directory
 
     @classmethod

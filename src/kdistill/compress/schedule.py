@@ -26,7 +26,6 @@ an interrupted recovery from its checkpoint.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,7 +88,9 @@ def plot_rounds(records: list[RoundRecord], path: Path) -> None:
 
 
 def write_rounds(out: Path, records: list[RoundRecord]) -> None:
-    (out / ROUNDS_FILE).write_text(json.dumps([asdict(r) for r in records], indent=1))
+    from kdistill.results import to_json  # strict JSON: no NaN
+
+    (out / ROUNDS_FILE).write_text(to_json([asdict(r) for r in records], indent=1))
     with (out / "rounds.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(asdict(records[0])))
         w.writeheader()

@@ -32,13 +32,14 @@ class RunResult:
     """Outcome of a training run (``finetune`` / ``distill`` / ``general_distill``)."""
 
     output_dir: Path
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None: undefined on the reported split (train_results.json says why)
     train_seconds: float
     interrupted: bool = False
     report: dict[str, Any] | None = None
     files: dict[str, str] = field(default_factory=dict)
     teacher_cache_seconds: float = 0.0
     deployment: dict[str, Any] | None = None  # the ONNX export's record (``--deploy``)
+    warnings: list[str] = field(default_factory=list)  # one-line warnings of the run (also logged), e.g. ``kdistill run``'s
 
 
 @dataclass
@@ -129,6 +130,9 @@ def _train_stage(stage: Stage, prepared: Prepared, sdir, *, resume: bool, callba
     data = getattr(prepared.cfg, "data", None)
     if data is not None and data.select_on == "last":
         objective.select_best = False  # the last student is the result; dev is only logged
+    # multi-label: each evaluation on a held-out selection slice is scored at its best decision threshold
+    objective.tune_threshold = data is not None and data.select_on == "holdout" and prepared.eval_ds is not None \
+        and prepared.eval_ds is not prepared.report_ds
     result = train(student=prepared.student, objective=objective, train_ds=prepared.train_ds, eval_ds=prepared.eval_ds,
                    tokenizer=prepared.tokenizer, task=prepared.task, cfg=stage.train(prepared), output_dir=sdir,
                    teacher=prepared.teacher, loader=prepared.loader, resume=resume, callbacks=callbacks,
@@ -219,8 +223,16 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
 
     from kdistill.rundir import record_resume
 
-    run.prepare(prepared.cfg, overwrite=cfg.overwrite, resume=cfg.resume, procs=procs, inputs=inputs)
-    if accepted and procs.is_main_process:
+    overwrite, resume = cfg.overwrite, cfg.resume
+    if resume and run.never_checkpointed():  # decided under the lock: nothing in the folder can be resumed
+        if procs.is_main_process:
+            import logging
+
+            logging.getLogger("kdistill").warning("%s: the run stopped before its first checkpoint; --resume starts it "
+                                                  "again from the beginning", run.path)
+        overwrite, resume = True, False
+    run.prepare(prepared.cfg, overwrite=overwrite, resume=resume, procs=procs, inputs=inputs)
+    if accepted and resume and procs.is_main_process:
         record_resume(run, accepted)
     with procs.main_process_first():  # the main process writes the caches, the others read them
         recipe.data(prepared, procs)
@@ -233,8 +245,8 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
             seconds += float(sdir.checkpoint_state().get("train_seconds", 0.0))
             continue
         sdir.path.mkdir(parents=True, exist_ok=True)
-        resume = cfg.resume and (len(stages) == 1 or sdir.has_checkpoint())
-        objective, result = _train_stage(stage, prepared, sdir, resume=resume, callbacks=callbacks)
+        stage_resume = resume and (len(stages) == 1 or sdir.has_checkpoint())
+        objective, result = _train_stage(stage, prepared, sdir, resume=stage_resume, callbacks=callbacks)
         seconds += result.train_seconds
         if result.interrupted:
             return RunResult(run.path, result.eval_metrics, seconds, interrupted=True)
@@ -245,15 +257,32 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
         return RunResult(run.path, result.eval_metrics, seconds)
     metrics = result.eval_metrics
     extra_results = {}
+    if prepared.task is not None and hasattr(getattr(prepared.student, "config", None), "num_labels"):
+        from kdistill.models import set_task_labels
+
+        set_task_labels(prepared.student.config, prepared.task)  # the saved model says the run's task and labels
+        threshold = choose_decision_threshold(prepared)
+        if threshold is not None:
+            extra_results["decision_threshold"] = threshold
     if prepared.report_ds is not None and prepared.report_ds is not prepared.eval_ds:  # chosen off the reported split
         from kdistill.engine import evaluate_model
 
         metrics = evaluate_model(prepared.student, prepared.report_ds, prepared.tokenizer, prepared.task,
                                  show_progress=False)
         extra_results["selection_eval"] = result.eval_metrics
+    metrics, undefined = undefined_eval(prepared, metrics)
     summary = {"method": recipe.name, "best_step": result.best_step, "global_step": result.global_step,
                "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
                "eval": metrics, **extra_results, **recipe.summary(prepared, result)}
+    if undefined:
+        summary["undefined"] = undefined
+    from kdistill.results import finite
+
+    # strict JSON: a non-finite value becomes null, its path listed under "undefined"
+    found: dict[str, str] = {}
+    summary = finite(summary, found=found)
+    if found:
+        summary["undefined"] = {**found, **summary.get("undefined", {})}
     run.finish(prepared.student, prepared.tokenizer, summary)  # the engine loaded the best weights into the student
     if not cfg.train.keep_checkpoint:
         run.slim_checkpoints()  # a finished run needs no optimizer state (--keep-checkpoint keeps it)
@@ -273,6 +302,69 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
     files.update(run.files())
     return RunResult(run.path, metrics, seconds, report=rep, files=files,
                      teacher_cache_seconds=result.teacher_cache_seconds, deployment=deployed)
+
+
+def undefined_eval(prepared: Prepared, metrics: dict) -> tuple[dict, dict[str, str]]:
+    """``metrics`` (of the reported split) with the ones undefined there set to None, and ``{"eval.<name>": reason}``.
+
+    Only a correlation can be undefined (constant predictions or gold scores, :func:`kdistill.metrics.undefined_metrics`);
+    so only a task with one (regression) costs a prediction pass of the kept student.
+    """
+    from kdistill.metrics import MAY_BE_UNDEFINED, undefined_metrics
+    from kdistill.results import mark_undefined
+
+    task = prepared.task
+    ds = prepared.report_ds if prepared.report_ds is not None else prepared.eval_ds
+    if task is None or ds is None or not metrics or not any(m in MAY_BE_UNDEFINED for m in task.metrics):
+        return metrics, {}
+    from kdistill.data.batching import eval_loader
+    from kdistill.engine import predict
+
+    logits, labels = predict(prepared.student, eval_loader(ds, prepared.tokenizer, batch_size=64), desc="check metrics",
+                             show_progress=False)
+    undefined: dict[str, str] = {}
+    return mark_undefined(metrics, undefined_metrics(task, logits, labels), prefix="eval", undefined=undefined), undefined
+
+
+def choose_decision_threshold(prepared: Prepared) -> dict | None:
+    """A multi-label run's decision threshold, set on the kept student's config (``kdistill_threshold``, saved in its
+    ``config.json``; :func:`kdistill.metrics.decision_threshold` reads it back for evaluate, report, export and the
+    predictor).
+
+    Chosen on the held-out selection slice (``--select-on holdout``, the default): the threshold of
+    :data:`kdistill.metrics.THRESHOLD_GRID` with the best main metric there (:func:`kdistill.metrics.choose_threshold`).
+    Without a selection slice (``--select-on dev`` / ``last``) it stays 0.5, said in a log line: one chosen on the
+    reported split would flatter the report.
+
+    Returns:
+        ``{"value", "chosen_on", ...}`` for ``train_results.json``; None for a task that is not multi-label.
+    """
+    import logging
+
+    from kdistill.metrics import DEFAULT_THRESHOLD, THRESHOLD_GRID, THRESHOLD_KEY, choose_threshold
+
+    task, student = prepared.task, prepared.student
+    if task is None or not task.multi_label:
+        return None
+    log = logging.getLogger("kdistill")
+    if prepared.eval_ds is None or prepared.eval_ds is prepared.report_ds:
+        setattr(student.config, THRESHOLD_KEY, DEFAULT_THRESHOLD)
+        how = getattr(getattr(prepared.cfg, "data", None), "select_on", None)
+        log.info("multi-label decision threshold: %.2f (no held-out selection slice with --select-on %s; a threshold "
+                 "chosen on the reported split would flatter it)", DEFAULT_THRESHOLD, how)
+        return {"value": DEFAULT_THRESHOLD, "chosen_on": f"none (--select-on {how}): the default"}
+    from kdistill.data.batching import eval_loader
+    from kdistill.engine import predict
+
+    batch = getattr(getattr(prepared.cfg, "train", None), "eval_batch_size", 64)
+    logits, labels = predict(student, eval_loader(prepared.eval_ds, prepared.tokenizer, batch_size=batch),
+                             desc="choose threshold", show_progress=False)
+    value, metrics = choose_threshold(task, logits, labels)
+    setattr(student.config, THRESHOLD_KEY, value)
+    log.info("multi-label decision threshold: %.2f, chosen on the selection slice (%s %.4f there; grid %.2f..%.2f)",
+             value, task.main_metric, metrics[task.main_metric], THRESHOLD_GRID[0], THRESHOLD_GRID[-1])
+    return {"value": value, "chosen_on": "selection slice", "grid": f"{THRESHOLD_GRID[0]:.2f}..{THRESHOLD_GRID[-1]:.2f} step 0.05",
+            "selection_metrics": metrics, "stored_in": f"config.json {THRESHOLD_KEY}"}
 
 
 def deploy_stage(cfg, student_dir: Path) -> dict | None:

@@ -33,6 +33,7 @@ from kdistill.config import CompressConfig, PretrainedStudent
 from kdistill.errors import KDistillError
 from kdistill.recipes.base import run_inputs, run_recipe
 from kdistill.rundir import write_atomically
+from kdistill.results import to_json
 
 
 def _recover(ccfg: CompressConfig, model_dir: Path, out_dir: Path, steps: int, cache_file: str, resuming: bool):
@@ -80,7 +81,7 @@ def _prune_round(current, teacher_model, batches, ccfg: CompressConfig, rdir: Pa
     tokenizer.save_pretrained(rdir / "pruned")
     removal = {"removed_heads": sum(len(v) for v in head_req.values()),
                "removed_neurons": sum(len(v) for v in ffn_req.values()), "removed_layers": drop_layers}
-    (rdir / "pruning.json").write_text(json.dumps(removal, indent=1))
+    (rdir / "pruning.json").write_text(to_json(removal, indent=1))
 
 
 def run_compress(ccfg: CompressConfig) -> dict[str, Any]:
@@ -214,5 +215,5 @@ def _rounds(ccfg: CompressConfig, rd, splits, spec, teacher_model, tokenizer, ca
                                           "speedup": final_record["speedup"]}), **targets)
     final.update({"rounds": [asdict(r) for r in records], "targets_met": done, "method": "compress (prune → distil)",
                   "final_recovery": final_record, **extra_steps})
-    (out / "report.json").write_text(json.dumps(final, indent=1, default=str))
+    (out / "report.json").write_text(to_json(final, indent=1, default=str))  # strict JSON: no NaN
     return final

@@ -261,7 +261,9 @@ def run_born_again(cfg, *, report: bool = False, latency_runs: int = 20, callbac
                 break
             teachers.append(str(gdir))
         record = _compare_generations(cfg, records, interrupted)
-        write_atomically(out / BORN_AGAIN_FILE, json.dumps(record, indent=1, default=str))
+        from kdistill.results import to_json  # strict JSON: no NaN
+
+        write_atomically(out / BORN_AGAIN_FILE, to_json(record, indent=1, default=str))
         (out / "born_again.md").write_text(render_born_again(record))
     return record
 

@@ -109,7 +109,7 @@ def _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, e
     """``{role: {runtime: {metric, latency_ms, latency_p90_ms, throughput, disk_mb, ...facts}}}``."""
     from kdistill.data.batching import eval_loader
     from kdistill.engine.evaluation import predict
-    from kdistill.metrics import compute_metrics
+    from kdistill.metrics import compute_metrics, decision_logits, decision_threshold, undefined_metrics
 
     rows: dict[str, dict[str, Any]] = {}
     facts = {(role, v.runtime): v for role, vs in variants.items() for v in vs}
@@ -123,10 +123,14 @@ def _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, e
             tok = toks[0 if role == "teacher" else 1]
             logits, _ = predict(module, eval_loader(dev_sets[role], tok, batch_size=64), desc=f"{role} {runtime}",
                                 show_progress=False)
+            if spec.multi_label:  # at the model's recorded threshold, as its eager row
+                logits = decision_logits(spec, logits, decision_threshold(getattr(module, "config", None)))
             v = facts[(role, runtime)]
             disk, extra = v.disk_mb, dict(v.facts)
+        why = undefined_metrics(spec, logits, labels).get(spec.main_metric)  # e.g. constant predictions: null
         rows.setdefault(role, {})[runtime] = {
-            "metric": float(compute_metrics(spec, logits, labels)[spec.main_metric]), "latency_ms": lat.batch1_median_ms,
+            "metric": None if why else float(compute_metrics(spec, logits, labels)[spec.main_metric]),
+            **({"metric_undefined": why} if why else {}), "latency_ms": lat.batch1_median_ms,
             "latency_p90_ms": lat.batch1_p90_ms, "throughput": lat.throughput_bs32, "disk_mb": disk, **extra}
     return rows
 
@@ -207,31 +211,39 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     from kdistill.data.batching import eval_loader, tokenize
     from kdistill.data.loading import load_data
     from kdistill.engine.evaluation import predict
-    from kdistill.metrics import compute_metrics
+    from kdistill.metrics import compute_metrics, decision_logits, decision_threshold, undefined_metrics
     from kdistill.models import load_classifier, load_tokenizer
     from kdistill.reporting.measure import SizeStats, count_parameters, disk_size_mb
     from kdistill.reporting.render import ModelEntry, build_report, write_report
     from kdistill.reporting.stats import assess
+    from kdistill.results import mark_undefined
 
     splits, spec = load_data(data)
     dev = splits["validation"]
     texts = list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
     entries, nets, toks, preds, labels, given, arch, dev_sets = [], [], [], {}, None, {}, {}, {}
+    thresholds: dict[str, float] = {}
+    reasons: dict[str, dict[str, str]] = {}  # per model: metrics undefined on this dev split (constant predictions)
     for name, path, metric in (("teacher", teacher, teacher_metric), ("student", student, student_metric)):
         net = load_classifier(path, spec, require_trained_head=True, what=name)
         tok = load_tokenizer(path)
         ds = tokenize(dev, tok, max_length=data.max_length, cache_dir=data.cache_dir, desc=f"tokenize dev ({name})")
         logits, gold = predict(net, eval_loader(ds, tok, batch_size=64), desc=f"predict dev ({name})")
+        if spec.multi_label:  # each model decides at its own recorded threshold (config.json kdistill_threshold)
+            thresholds[name] = decision_threshold(net.config)
+            logits = decision_logits(spec, logits, thresholds[name])
         preds[name] = logits
         dev_sets[name] = ds
         labels = gold if labels is None else labels
         recomputed = compute_metrics(spec, logits, gold)[spec.main_metric]
+        reasons[name] = {m: f"the {name}'s {why}" for m, why in undefined_metrics(spec, logits, gold).items()}
         given[name] = metric
         if metric is None:
             metric = recomputed
         total, non_emb = count_parameters(net)
         disk = disk_size_mb(path) if Path(path).is_dir() else None
-        entries.append((name, path, float(metric), SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk)))
+        value = None if spec.main_metric in reasons[name] else float(metric)  # undefined: null, with the reason
+        entries.append((name, path, value, SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk)))
         arch[name] = architecture(net)
         nets.append(net), toks.append(tok)
     if runtimes is None:
@@ -245,9 +257,15 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     train_labels = splits["train"]["label"] if "train" in splits else None
     a = assess(spec, preds["teacher"], preds["student"], labels, train_labels, n_resamples=n_resamples, seed=seed,
                level=level)
+    undefined: dict[str, str] = {}
+    for name in ("teacher", "student"):
+        if spec.main_metric in reasons[name]:
+            undefined[f"{name}_metric"] = reasons[name][spec.main_metric]
     fields: dict[str, Any] = {
-        "teacher_metrics": a["teacher"]["metrics"],
-        "student_metrics": a["student"]["metrics"],
+        "teacher_metrics": mark_undefined(a["teacher"]["metrics"], reasons["teacher"], prefix="teacher_metrics",
+                                          undefined=undefined),
+        "student_metrics": mark_undefined(a["student"]["metrics"], reasons["student"], prefix="student_metrics",
+                                          undefined=undefined),
         "baseline": {k: v for k, v in a["baseline"].items() if k not in ("ci", "metric", "metrics")},
         "baseline_metric": a["baseline"]["metric"],
         "baseline_metrics": a["baseline"]["metrics"],
@@ -269,15 +287,21 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         "versions": library_versions(),
         **source_commit(),
     }
+    if thresholds:
+        fields["decision_thresholds"] = thresholds  # multi-label: a label is predicted when its sigmoid is above these
     if runtimes:
         fields.update(_runtime_fields(runtime_rows, ort_errors))
     fields["dev_truncated"] = fields["dev_examples_full"] > len(dev)
     if fields["dev_truncated"]:
         fields["flags"].append(f"the dev split was cut to its first {len(dev)} rows (--max-eval-samples): the metrics "
                                "are not those of the full dev set")
+    if undefined:
+        fields["undefined"] = undefined  # null values and why (build_report adds retention / speedup)
     for name in ("teacher", "student"):
-        recomputed = a[name]["metric"]
-        if given[name] is not None:
+        recomputed = None if spec.main_metric in reasons[name] else a[name]["metric"]
+        if given[name] is not None and recomputed is None:
+            fields[f"{name}_metric_recomputed"] = None
+        elif given[name] is not None:
             fields[f"{name}_metric_recomputed"] = recomputed
             if abs(float(given[name]) - recomputed) > 1e-6:
                 fields["flags"].append(

@@ -10,7 +10,6 @@ field is added in one file; the statistics are in :mod:`kdistill.reporting.stats
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import platform
@@ -23,6 +22,7 @@ import torch
 
 from kdistill.errors import KDistillError
 from kdistill.reporting.measure import LatencyStats, SizeStats
+from kdistill.results import to_json
 
 __all__ = ["ModelEntry", "build_report", "write_report", "render_markdown"]
 
@@ -34,14 +34,14 @@ class ModelEntry:
     Attributes:
         name: display name (e.g. ``"teacher"``, ``"student-L4-H256"``).
         path: directory the model was loaded from / saved to, or ``None``.
-        metric: task metric on the dev set (e.g. accuracy as a fraction).
+        metric: task metric on the dev set (e.g. accuracy as a fraction); ``None`` when it is undefined there.
         size: parameter counts and size on disk.
         latency: CPU latency (ms) and throughput (examples/s).
     """
 
     name: str
     path: str | None
-    metric: float
+    metric: float | None  # None: undefined on this dev split (e.g. a correlation of constant predictions)
     size: SizeStats
     latency: LatencyStats
 
@@ -68,8 +68,8 @@ def _machine() -> dict[str, Any]:
 def _check_entry(entry: Any, role: str) -> None:
     if not isinstance(entry, ModelEntry):
         raise KDistillError(f"{role} must be a ModelEntry, got {type(entry).__name__}.")
-    if not isinstance(entry.metric, (int, float)) or not math.isfinite(entry.metric):
-        raise KDistillError(f"{role} metric must be a finite number, got {entry.metric!r}.")
+    if entry.metric is not None and (not isinstance(entry.metric, (int, float)) or not math.isfinite(entry.metric)):
+        raise KDistillError(f"{role} metric must be a finite number or None (undefined), got {entry.metric!r}.")
 
 
 def build_report(
@@ -104,7 +104,9 @@ def build_report(
         throughput_batch_size`` (taken from the teacher's measurement; ``student_seq_len``,
         ``student_latency_runs``, ``student_threads`` are added only if they differ),
         ``machine`` (dict: processor, platform, cpu_count, torch version, ...), ``date``
-        (ISO 8601, UTC), then ``extra``.
+        (ISO 8601, UTC), then ``extra``; last ``undefined`` (only when a value is ``None`` for a known reason:
+        ``{key: why}``, e.g. retention when the teacher metric is 0, merged with ``extra["undefined"]``). A model's
+        metric may be ``None`` (undefined on the dev split); its ratios are then ``None`` too.
 
     Raises:
         KDistillError: if ``teacher``/``student`` are not :class:`ModelEntry` or have a
@@ -122,8 +124,8 @@ def build_report(
         "student": student.path,
         "teacher_name": teacher.name,
         "student_name": student.name,
-        "teacher_metric": float(teacher.metric),
-        "student_metric": float(student.metric),
+        "teacher_metric": None if teacher.metric is None else float(teacher.metric),
+        "student_metric": None if student.metric is None else float(student.metric),
         "retention": _ratio(student.metric, teacher.metric),
         "teacher_latency_ms": tl.batch1_median_ms,
         "student_latency_ms": sl.batch1_median_ms,
@@ -155,9 +157,29 @@ def build_report(
             report[f"student_{key}"] = s_val
     report["machine"] = _machine()
     report["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    undefined = _undefined_ratios(report, teacher, student, metric_name)
     if extra:
         report.update(extra)
+    undefined.update((extra or {}).get("undefined") or {})
+    if undefined:
+        report["undefined"] = undefined
     return report
+
+
+def _undefined_ratios(report: dict, teacher: ModelEntry, student: ModelEntry, metric_name: str) -> dict[str, str]:
+    """Why each ratio of the report that is ``None`` is undefined (``{"retention": "..."}``)."""
+    out = {}
+    if report["retention"] is None:
+        if teacher.metric is None or student.metric is None:
+            who = "teacher" if teacher.metric is None else "student"
+            out["retention"] = f"the {who}'s {metric_name} is undefined on this dev split, so a ratio to it is too"
+        else:
+            out["retention"] = f"the teacher's {metric_name} is 0: a ratio to it is undefined"
+    for key, what in (("speedup", "a batch-1 latency"), ("throughput_speedup", "a throughput"),
+                      ("param_ratio", "a parameter count")):
+        if report[key] is None:
+            out[key] = f"{what} is missing or 0: the ratio is undefined"
+    return out
 
 
 # --------------------------------------------------------------------------- formatting
@@ -386,6 +408,8 @@ def render_markdown(report: dict) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines += _runtime_lines(report)
     lines += _evidence_lines(report)
+    if isinstance(r("undefined"), dict) and r("undefined"):
+        lines += ["", "Undefined values (n/a above):", ""] + [f"- `{k}`: {why}" for k, why in r("undefined").items()]
     machine = r("machine") or {}
     cpu = machine.get("processor") or machine.get("machine") or "CPU"
     lines += [
@@ -555,7 +579,7 @@ def write_report(report: dict, out_dir: str | Path, *, others: Sequence[ModelEnt
     if others:
         data["others"] = [dataclasses.asdict(o) for o in others]
     paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "report.png"}
-    paths["json"].write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    paths["json"].write_text(to_json(data, indent=2, default=str) + "\n", encoding="utf-8")  # strict: no NaN
     paths["md"].write_text(render_markdown(report), encoding="utf-8")
     _plot(report, others, paths["png"])
     return paths

@@ -282,7 +282,9 @@ def exit_sweep(model_dir: str, *, data: DataConfig, seed: int = 42, sweep: Sweep
                      "metric": f"{main} in [0, 1]; max_drop in points (x100)"}}
     out = Path(output_dir or model_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / SWEEP_FILE).write_text(json.dumps(rec, indent=1, default=_json_default))
+    from kdistill.results import to_json  # strict JSON: no NaN
+
+    (out / SWEEP_FILE).write_text(to_json(rec, indent=1, default=_json_default))
     (out / "sweep.md").write_text(render_sweep(rec))
     plot_sweep(rec, out / "sweep.png")
     return json.loads((out / SWEEP_FILE).read_text())
