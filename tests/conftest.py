@@ -8,9 +8,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: one torch thread per worker, or N workers x cores threads
+    os.environ["OMP_NUM_THREADS"] = "1"   # thrash the cores (subprocesses inherit it)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_kdistill_cache(tmp_path_factory):

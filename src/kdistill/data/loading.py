@@ -1,7 +1,7 @@
 """Load a task's train/validation splits into a uniform :class:`datasets.DatasetDict`.
 
-(Over 500 lines on purpose: every source shares one validation path — columns, labels, the line of a
-bad row — and splitting the sources apart would split that path.)
+(Every source shares one validation path — columns, labels, the line of a bad row; how label cells are read and
+how a task is inferred from your own files live in :mod:`kdistill.data.labels`.)
 
 Three sources, picked by the arguments of :func:`load_splits`:
 
@@ -28,28 +28,15 @@ from typing import Any
 
 import datasets
 
+from kdistill.data.labels import (Row as _Row, as_number, cut_list, infer_task, is_missing_label, label_key,
+                                  read_label_names, short_repr, split_multi_label)
 from kdistill.data.tasks import TaskSpec, _normalize, get_task
 from kdistill.errors import DataError
 
 __all__ = ["load_splits"]
 
-# A parsed row: (line number or record number, text values, raw label value).
-_Row = tuple[int, list[Any], Any]
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """repr() of a value, cut to ``limit`` characters so that messages stay one readable line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,17 +85,17 @@ def _read_delimited(
                 missing = []
             if missing:
                 looks_headerless = not any(c in header for c in wanted) and any(
-                    _number(h) is not None or len(h) > 40 for h in header)
+                    as_number(h) is not None or len(h) > 40 for h in header)
                 advice = (f"it seems to have no header row (its first line looks like data): pass 0-based column "
                           f"indices, e.g. --text-columns {min(1, len(header) - 1)} --label-column 0"
                           if looks_headerless else hint)
                 raise DataError(
-                    f"{path} is missing column(s) {missing}: found {_short(header, 120)}, expected text column(s) "
+                    f"{path} is missing column(s) {missing}: found {short_repr(header, 120)}, expected text column(s) "
                     f"{list(text_columns)} and label column {label_column!r}; {advice}"
                 )
             dupes = sorted({c for c in wanted if header.count(c) > 1})
             if dupes:
-                raise DataError(f"{path}: the header names column(s) {dupes} more than once ({_short(header, 120)}); "
+                raise DataError(f"{path}: the header names column(s) {dupes} more than once ({short_repr(header, 120)}); "
                                 "rename the duplicates so that each column has its own name")
             text_idx = [header.index(c) for c in text_columns]
             label_idx = header.index(label_column)
@@ -241,113 +228,6 @@ def _read_file(
 # --------------------------------------------------------------------------------------------------
 
 
-MULTI_LABEL_SEPARATORS = ("|", ";")
-#: Label cells that mean "no label" (compared stripped and lower-cased); also JSON ``null`` and a float NaN.
-MISSING_LABELS = ("", "nan", "null", "none", "n/a")
-
-
-def is_missing_label(value: Any) -> bool:
-    """True for a label cell that holds no label: empty, ``NaN``/``null``/``None``/``n/a`` (any case), JSON null."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    return isinstance(value, str) and value.strip().lower() in MISSING_LABELS
-
-
-def cut_list(values: Sequence[Any], limit: int = 10) -> str:
-    """``values`` as a list for a one-line message: the first ``limit`` and "… and N more" for the rest."""
-    values = list(values)
-    if len(values) <= limit:
-        return str(values)
-    return f"{values[:limit]} … and {len(values) - limit} more"
-
-
-def split_multi_label(value: Any, separator: str | None = None) -> list[str]:
-    """The labels of one multi-label cell (empty or missing: none).
-
-    A JSON list; else values separated by ``separator`` when given, or by ``|`` or ``;``.
-    """
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-    elif is_missing_label(value):
-        items = []
-    else:
-        text = str(value).strip()
-        if text.startswith("[") and text.endswith("]"):
-            try:
-                items = json.loads(text)
-            except ValueError:
-                items = [text]
-            if not isinstance(items, list):
-                items = [text]
-        else:
-            sep = separator or next((c for c in MULTI_LABEL_SEPARATORS if c in text), None)
-            items = text.split(sep) if sep else ([text] if text else [])
-    return [_label_key(v) for v in items if str(v).strip()]
-
-
-def _comma_list_cells(raw: Sequence[Any]) -> list[str]:
-    """Cells that look like comma-separated label lists (``"8,20"``): two or more parts, each an integer id or a
-    value that is a whole cell elsewhere in the column."""
-    whole = {_label_key(v) for v in raw if not isinstance(v, (list, tuple))}
-    out = []
-    for v in raw:
-        if isinstance(v, (list, tuple)) or "," not in str(v):
-            continue
-        parts = [p.strip() for p in str(v).split(",")]
-        if len(parts) >= 2 and all(p and (p.isdigit() or p in whole) for p in parts):
-            out.append(str(v).strip())
-    return out
-
-
-def read_label_names(path: str | Path) -> tuple[str, ...]:
-    """The label names of a ``--label-names`` file: one name per line, class id = line number (0-based).
-
-    Raises:
-        DataError: a missing or non-UTF-8 file, an empty line among the names, a duplicate name, fewer than two names.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"--label-names file {path} not found; pass a text file with one label name per line")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
-    while lines and not lines[-1].strip():
-        lines.pop()
-    names = [line.strip() for line in lines]
-    empty = [i + 1 for i, n in enumerate(names) if not n]
-    if empty:
-        raise DataError(f"{path} line {empty[0]} is empty; write one label name per line (class id = line number - 1)")
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise DataError(f"{path} names {cut_list(dupes)} more than once; each label name once")
-    if len(names) < 2:
-        raise DataError(f"{path} holds {len(names)} label name(s); a classifier needs at least two")
-    return tuple(names)
-
-
-def _looks_multi_label(value: Any) -> bool:
-    if isinstance(value, (list, tuple)):
-        return True
-    text = str(value).strip()
-    return (text.startswith("[") and text.endswith("]")) or any(c in text for c in MULTI_LABEL_SEPARATORS)
-
-
-def _label_key(value: Any) -> str:
-    """Normalise a raw label for comparison with ``TaskSpec.labels``: a stripped string.
-
-    JSON numbers are written without a fractional part when integral (``1`` and ``1.0`` -> ``"1"``)
-    and booleans as ``"0"``/``"1"``.
-    """
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _build_split(
     rows: list[_Row],
     spec: TaskSpec,
@@ -377,7 +257,7 @@ def _build_split(
         if unlabeled and not drop_unlabeled:
             raise DataError(
                 f"{source}: {len(unlabeled)} row(s) have no label in column {spec.label_column!r} (empty or NaN, e.g. "
-                f"{_short(missing[0][2])} on {unit} {unlabeled[0]}; {unit}s {cut_list(unlabeled, 5)}); fill them in, "
+                f"{short_repr(missing[0][2])} on {unit} {unlabeled[0]}; {unit}s {cut_list(unlabeled, 5)}); fill them in, "
                 "remove them, or pass --drop-unlabeled")
         if unlabeled:
             rows = [r for r in rows if not is_missing_label(r[2])]
@@ -396,7 +276,7 @@ def _build_split(
                             f"the --label-names file has {len(spec.labels)} names (ids 0..{len(spec.labels) - 1}); "
                             "fix the id or the names file")
         raise DataError(
-            f"{source} {unit} {number}: label {_short(key)} in column {spec.label_column!r} is not one of the "
+            f"{source} {unit} {number}: label {short_repr(key)} in column {spec.label_column!r} is not one of the "
             f"{spec.name} labels {cut_list(spec.labels)}; fix the label or pass --labels with the full label set")
 
     if spec.label_ids:
@@ -417,7 +297,7 @@ def _build_split(
                 number_value = math.nan
             if not math.isfinite(number_value):
                 raise DataError(
-                    f"{source} {unit} {number}: regression label {_short(raw_label)} in column "
+                    f"{source} {unit} {number}: regression label {short_repr(raw_label)} in column "
                     f"{spec.label_column!r} is not a finite number; fix the score or remove that row"
                 )
             labels.append(number_value)
@@ -427,7 +307,7 @@ def _build_split(
                 hot[class_id(k, number)] = 1.0
             labels.append(hot)
         else:
-            labels.append(class_id(_label_key(raw_label), number))
+            labels.append(class_id(label_key(raw_label), number))
     n = len(labels) if max_samples is None else min(max_samples, len(labels))
     data: dict[str, list[Any]] = {"text_a": texts[0][:n]}
     features: dict[str, Any] = {"text_a": datasets.Value("string")}
@@ -490,96 +370,6 @@ def _load_glue_dir(data_dir: Path, spec: TaskSpec, max_train: int | None, max_ev
     return datasets.DatasetDict(splits)
 
 
-def _sorted_labels(values: set[str]) -> tuple[str, ...]:
-    """Sort label strings; numerically when they are all integers (so "10" comes after "2")."""
-    try:
-        return tuple(sorted(values, key=int))
-    except ValueError:
-        return tuple(sorted(values))
-
-
-def _custom_spec(rows: list[_Row], train_file: Path, text_columns, label_column, labels, problem_type, *,
-                 unit: str = "line", label_separator: str | None = None,
-                 label_names: Sequence[str] | None = None) -> TaskSpec:
-    """The task of your own files: its problem type (given, or inferred where unambiguous) and label set.
-
-    Inference (no ``problem_type``): a list or a ``|``/``;``-separated cell in any row → multi-label; cells that look
-    like comma-separated lists (``"8,20"``) → refused with a line naming ``--problem-type multi_label`` (no silent
-    switch); numbers that are not all integers (scores) → refused with a line naming ``--problem-type`` (regression,
-    or single_label to make each value a class), and a mix of such numbers and text → refused naming the text row;
-    otherwise single-label classification over the sorted distinct values. Missing cells (:func:`is_missing_label`)
-    take no part. Multi-label cells are split on ``label_separator``; without one on ``|``/``;``, else on ``,``
-    when a cell holds one and no label name does. ``label_names`` (a ``--label-names`` file's) are the label set,
-    and cells may hold their ids.
-
-    Raises:
-        DataError: each refusal above, in one line; regression with labels; fewer than two labels.
-    """
-    import logging
-
-    log = logging.getLogger("kdistill")
-    if not rows:
-        raise DataError(f"the train split from {train_file} has no rows; add examples to the file")
-    if label_names is not None and labels:
-        raise DataError("pass either --labels or --label-names, not both")
-    if label_separator is not None and problem_type not in (None, "multi_label"):
-        raise DataError(f"--label-separator splits multi-label cells; it does not go with --problem-type {problem_type}")
-    raw = [r[2] for r in rows if not is_missing_label(r[2])]
-    if problem_type is None:
-        if label_separator is not None or any(_looks_multi_label(v) for v in raw):
-            problem_type = "multi_label"
-        elif labels is None and label_names is None:
-            commas = _comma_list_cells(raw)
-            if commas:
-                raise DataError(
-                    f"{train_file}: {len(commas)} label cell(s) look like comma-separated lists (e.g. {commas[0]!r}); "
-                    "for several labels per row pass --problem-type multi_label (--label-separator ',' and, for label "
-                    "ids, --label-names FILE), or --problem-type single_label to keep each cell one class")
-            numbers = [_number(str(v)) for v in raw]
-            fractional = [str(v).strip() for v, x in zip(raw, numbers) if x is not None and not float(x).is_integer()]
-            if fractional:
-                text_rows = [(r[0], r[2]) for r in rows if not is_missing_label(r[2]) and _number(str(r[2])) is None]
-                if text_rows:
-                    number, value = text_rows[0]
-                    raise DataError(
-                        f"{train_file} {unit} {number}: label {_short(value)} is text but other labels are scores "
-                        f"(e.g. {fractional[0]!r}); fix that row for --problem-type regression, or pass --problem-type "
-                        "single_label to make each distinct value a class")
-                raise DataError(f"{train_file}: the labels look like scores (e.g. {fractional[0]!r}); pass --problem-type "
-                                "regression, or --problem-type single_label to make each distinct value a class")
-    if problem_type == "regression":
-        if labels or label_names:
-            raise DataError("--problem-type regression takes no --labels or --label-names")
-        return TaskSpec(name="custom", glue_dir="", text_columns=text_columns, label_column=label_column, labels=None,
-                        metrics=("pearson", "spearmanr"), main_metric="pearson")
-    multi = problem_type == "multi_label"
-    known = label_names if label_names is not None else labels
-    if multi and label_separator is None and not any(
-            isinstance(v, (list, tuple)) or any(c in str(v) for c in MULTI_LABEL_SEPARATORS) for v in raw):
-        if any("," in str(v) for v in raw):
-            if known is not None and any("," in str(n) for n in known):
-                raise DataError("the multi-label cells hold ',' and so do some label names; pass --label-separator "
-                                "with the character that separates the labels")
-            label_separator = ","
-    if multi:
-        log.info("multi-label cells: labels separated by %s", repr(label_separator) if label_separator
-                 else "'|' or ';' (or a JSON list)")
-    if label_names is not None:
-        labels = tuple(label_names)
-    elif labels is None:
-        found = ({k for v in raw for k in split_multi_label(v, label_separator)} if multi
-                 else {_label_key(v) for v in raw})
-        labels = _sorted_labels(found)
-        if len(labels) < 2:
-            raise DataError(f"{train_file} has only {len(labels)} distinct label(s) {cut_list(labels)}; a classifier "
-                            "needs at least two, so add examples of the other classes or pass --labels")
-    labels = tuple(str(v).strip() for v in labels)
-    metrics, main = (("micro_f1", "macro_f1", "exact_match"), "micro_f1") if multi else (("accuracy", "f1"), "accuracy")
-    return TaskSpec(name="custom", glue_dir="", text_columns=text_columns, label_column=label_column, labels=labels,
-                    metrics=metrics, main_metric=main, multi_label=multi, label_separator=label_separator,
-                    label_ids=label_names is not None)
-
-
 def _load_files(
     spec: TaskSpec | None,
     train_file: Path,
@@ -615,7 +405,7 @@ def _load_files(
         read[split] = _read_file(path, text_columns=text_columns, label_column=label_column, hint=hint)
 
     if spec is None:
-        spec = _custom_spec(read["train"][0], train_file, text_columns, label_column, labels, problem_type,
+        spec = infer_task(read["train"][0], train_file, text_columns, label_column, labels, problem_type,
                             unit=read["train"][1], label_separator=label_separator, label_names=label_names)
     else:
         spec = dataclasses.replace(spec, text_columns=text_columns, label_column=label_column)
@@ -682,7 +472,7 @@ def _check_max(name: str, value: int | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DataError(f"--{name.replace('_', '-')} must be a positive whole number, got {_short(value)}")
+        raise DataError(f"--{name.replace('_', '-')} must be a positive whole number, got {short_repr(value)}")
 
 
 def load_splits(
@@ -718,7 +508,7 @@ def load_splits(
             the train file (sorted distinct values; numerically when all are integers).
         problem_type: your own files without a task: ``single_label``, ``multi_label`` (cells hold a JSON
             list or ``|``/``;``-separated labels; targets become multi-hot float vectors ``[C]``) or
-            ``regression``; ``None`` infers it where unambiguous (see :func:`_custom_spec`).
+            ``regression``; ``None`` infers it where unambiguous (see :func:`kdistill.data.labels.infer_task`).
         label_separator: multi-label cells: the string between labels (default: a JSON list, ``|`` or ``;``, else
             ``,`` when no label name holds one); recorded in the returned TaskSpec.
         label_names: a ``--label-names`` file (one name per line, class id = line number, 0-based) or the names
