@@ -7,6 +7,8 @@ The CLI prints it without a traceback and exits with status 2.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class KDistillError(Exception):
     """A problem the user can fix; ``str(err)`` is a one-line instruction."""
@@ -27,3 +29,17 @@ class TrainingDiverged(KDistillError):
 class TeacherAtBaseline(ModelError):
     """``kdistill run``: the fine-tuned teacher is no better than a constant prediction on its held-out rows, so the
     chain stops before distilling (the teacher folder is kept)."""
+
+
+def os_error(err: OSError, path: Path, doing: str) -> KDistillError:
+    """One line for an OS failure: what failed, where, and what to do."""
+    import errno
+
+    what = err.strerror or type(err).__name__
+    if err.errno == errno.ENOSPC:
+        advice = "free disk space, then --resume"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "make it writable or choose another --output"
+    else:
+        advice = "check the path"
+    return KDistillError(f"cannot {doing} in '{path}' ({what}); {advice}")

@@ -22,17 +22,16 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from kdistill.errors import KDistillError
+from kdistill.errors import KDistillError, os_error  # noqa: F401  (os_error: imported from here by callers)
+from kdistill.locks import LOCK_FILE, hold_lock, in_use_message, is_this_process, live_holder
 
 RUN_FILE = "kdistill_run.json"
 RESULTS_FILE = "train_results.json"
 STATE_FILE = "trainer_state.json"
-LOCK_FILE = ".kdistill.lock"
 CHECKPOINT_PREFIX = "checkpoint-"
 
 
@@ -216,8 +215,8 @@ class RunDir:
         if out.exists() and not out.is_dir():
             raise KDistillError(f"output path '{out}' is a file; pass a directory (it will be created)")
         holder = None if ignore_lock else self.live_holder()
-        if holder is not None and not _is_me(holder):  # before any advice about the folder's contents
-            raise KDistillError(_in_use(out, holder))
+        if holder is not None and not is_this_process(holder):  # before any advice about the folder's contents
+            raise KDistillError(in_use_message(out, holder))
         if resume:
             if not (self.has_checkpoint() or any(RunDir(d).has_checkpoint() for d in out.glob("*/") if d.is_dir())
                     or self.never_checkpointed()):  # the last: started again from the beginning (see run_recipe)
@@ -305,7 +304,7 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise os_error(err, self.path, "create the output folder") from None
-        with hold_lock(self.path / LOCK_FILE, lambda holder: _in_use(self.path, holder), reentrant=True):
+        with hold_lock(self.path / LOCK_FILE, lambda holder: in_use_message(self.path, holder), reentrant=True):
             yield
 
     def slim_checkpoints(self) -> None:
@@ -321,128 +320,6 @@ class RunDir:
     def files(self) -> dict[str, str]:
         """The plots a finished run holds (``training_curves``), for :class:`kdistill.api.RunResult`."""
         return {"training_curves": str(self.curves)} if self.curves.exists() else {}
-
-
-def _read_lock(path: Path) -> dict | None:
-    try:
-        holder = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return holder if isinstance(holder, dict) else None
-
-
-def refuse_if_in_use(folder: str | Path) -> None:
-    """Raise the one-line :class:`KDistillError` that names the live process whose lock is on ``folder`` (if any,
-    and not this process): checked before any advice about the folder's contents, which cannot help while it runs."""
-    holder = RunDir(folder).live_holder()
-    if holder is not None and not _is_me(holder):
-        raise KDistillError(_in_use(Path(folder), holder))
-
-
-def live_holder(path: Path) -> dict | None:
-    """``{"pid", "host"}`` of the live process named by the lock file ``path``, or None (no lock, or a dead one's)."""
-    holder = _read_lock(path)
-    return holder if holder is not None and _alive(holder) else None
-
-
-def is_this_process(holder: dict) -> bool:
-    """Whether the lock holder ``holder`` is this process."""
-    return _is_me(holder)
-
-
-def _me() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def _is_me(holder: dict) -> bool:
-    return holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
-
-
-def _in_use(folder: Path, holder: dict) -> str:
-    return (f"'{folder}' is in use by another kdistill run (process {holder.get('pid')} on {holder.get('host')}); "
-            "wait for it to end or choose another --output")
-
-
-@contextlib.contextmanager
-def _guard(folder: Path):
-    """Serialise the read-decide-write of a lock file in ``folder`` among processes (``flock`` on the folder itself).
-
-    Where the platform or file system has no ``flock`` it does nothing: the lock file alone then decides, as before.
-    """
-    try:
-        import fcntl
-
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
-        fd = None
-    try:
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def hold_lock(path: Path, busy, *, reentrant: bool = True):
-    """Hold the lock file ``path`` (``{"pid", "host"}`` of this process) while the block runs.
-
-    Taking it (read the holder, decide, write) happens under :func:`_guard`, so two processes can never both take
-    it, even when both find a stale lock; a lock whose process is gone is taken over. The file is written whole
-    before the guard is left, so a reader never sees it half-written.
-
-    Args:
-        path: the lock file; its folder must exist.
-        busy: ``holder -> message`` of the :class:`KDistillError` raised when a live process holds it.
-        reentrant: when this process holds it already, run the block without taking it again (a stage of the same
-            run); otherwise that, too, is refused.
-
-    Raises:
-        KDistillError: a live process holds the lock (``busy(holder)``, one line); an OS failure, one line.
-    """
-    me = _me()
-    with _guard(path.parent):
-        holder = _read_lock(path)
-        if holder is not None and _is_me(holder) and reentrant:
-            held = False
-        elif holder is not None and _alive(holder):
-            raise KDistillError(busy(holder))
-        else:
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # stale (its process is gone) or unreadable
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(me, f)
-            except FileExistsError:  # a process without the guard took it meanwhile
-                holder = _read_lock(path) or {"pid": "?", "host": "?"}
-                raise KDistillError(busy(holder)) from None
-            except OSError as err:
-                raise os_error(err, path.parent, "write the lock file") from None
-            held = True
-    try:
-        yield
-    finally:
-        if held:
-            with _guard(path.parent):
-                if _read_lock(path) == me:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-
-
-def _alive(holder: dict) -> bool:
-    """Whether the lock holder's process runs (on another host: assume it does)."""
-    if holder.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(holder.get("pid", -1)), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, OverflowError):
-        return True
-    return True
 
 
 #: What a run writes before its first checkpoint completes (besides ``kdistill_run.json``, unfinished
@@ -475,20 +352,6 @@ def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def os_error(err: OSError, path: Path, doing: str) -> KDistillError:
-    """One line for an OS failure: what failed, where, and what to do."""
-    import errno
-
-    what = err.strerror or type(err).__name__
-    if err.errno == errno.ENOSPC:
-        advice = "free disk space, then --resume"
-    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        advice = "make it writable or choose another --output"
-    else:
-        advice = "check the path"
-    return KDistillError(f"cannot {doing} in '{path}' ({what}); {advice}")
 
 
 #: Settings that may differ on --resume without changing what is trained.

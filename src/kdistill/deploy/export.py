@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from kdistill.config import DataConfig
-from kdistill.errors import KDistillError, ModelError
-from kdistill.rundir import hold_lock, os_error
+from kdistill.errors import KDistillError, ModelError, os_error
+from kdistill.locks import hold_lock
 
 QUANTIZE_MODES = ("none", "dynamic", "static", "auto")
 EXPORT_FILE = "kdistill_export.json"
@@ -46,7 +46,7 @@ def _in_use(output: Path, holder: dict) -> str:
 
 
 def _check_output(output: Path, model: str, overwrite: bool) -> None:
-    from kdistill.rundir import is_this_process, live_holder
+    from kdistill.locks import is_this_process, live_holder
 
     holder = live_holder(lock_path(output))
     if holder is not None and not is_this_process(holder):  # another export is writing it: say so first

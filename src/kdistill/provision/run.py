@@ -108,7 +108,7 @@ def shortlist(fitting: Sequence[Candidate], k: int) -> list[Candidate]:
 def _prepare(out: Path, pcfg: ProvisionConfig, *, overwrite: bool, resume: bool, dry: bool = False) -> None:
     """Check the folder (``dry``: only check), then clear it (``overwrite``) and write ``provision.json``."""
     from kdistill.recipes.base import run_inputs
-    from kdistill.rundir import LOCK_FILE, refuse_if_in_use
+    from kdistill.locks import LOCK_FILE, refuse_if_in_use
 
     marker = out / MARKER
     if out.exists() and not out.is_dir():

@@ -179,7 +179,7 @@ def _prepare_folder(out: Path, scfg: SearchConfig, *, resume: bool, overwrite: b
     """Check the search folder (``dry``: only check, touch nothing), then clear it (``overwrite``) and write
     ``search.json``. Raises a one-line :class:`KDistillError` for a folder that cannot be used."""
     from kdistill.recipes.base import run_inputs
-    from kdistill.rundir import LOCK_FILE, refuse_if_in_use
+    from kdistill.locks import LOCK_FILE, refuse_if_in_use
 
     marker = out / SEARCH_FILE
     if out.exists() and not out.is_dir():
