@@ -1,0 +1,81 @@
+"""The CLI keeps today's flags and effective defaults (issue 25's "Done when": a snapshot of every command's flag set
+and each flag's *effective* default, equal to main's except the listed renames).
+
+The snapshot ``tests/snapshots/cli.json`` was made from main before the CLI was generated from the configs; this test
+recomputes it from the live app with the same machinery (``tests/snapshots/make_cli_snapshot.py``: every command run
+in-process with the engine hand-over replaced by a recorder, so nothing trains or loads; about 10 s) and compares:
+
+* flag sets: commands, flag spellings (``--temperature``/``-T``, ``--x/--no-x``), types, ``multiple``, ``is_flag``,
+  hidden;
+* per flag and context (``--method tinybert`` ...): the config field(s) it sets, the value the given one becomes, and
+  the value that field has when the flag is not given (its effective default); for base arguments (``--teacher``,
+  ``-o``) what happens without them.
+
+A legitimate change is listed below, never hidden by regenerating the snapshot (see tests/snapshots/README.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+#: Flags renamed on purpose: ``(command, old flag) → new flag``; ``command`` "*" = every command that has the flag.
+#: The old flag's effective defaults and fields are then required of the new one. Empty on today's main.
+RENAMES: dict[tuple[str, str], str] = {}
+#: Flags or commands that are new on purpose: ``(command, flag)``, or ``(command, None)`` for a whole command.
+ADDED: set[tuple[str, str | None]] = set()
+#: Flags or commands removed on purpose (e.g. ``("export-onnx", None)``, which issue 25 removes).
+REMOVED: set[tuple[str, str | None]] = set()
+#: Config paths that moved with the config's restructuring: ``(command or "*", old prefix, new prefix)``, applied to
+#: the snapshot's paths before comparing (e.g. ``("distill", "distill.temperature", "method.temperature")``). The
+#: values must not change; only where they live.
+FIELD_MOVES: list[tuple[str, str, str]] = []
+
+GENERATOR = Path(__file__).parent / "snapshots" / "make_cli_snapshot.py"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_cli_snapshot", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _section(lines: list[str], what: str) -> str:
+    return f"{len(lines)} {what}:\n  " + "\n  ".join(lines) if lines else ""
+
+
+def test_cli_matches_snapshot():
+    """One test (the snapshot is computed once, whichever xdist worker runs it): flag sets, then effective defaults
+    and field mappings, each difference on one line: command, flag [context]: old → new."""
+    gen = _generator()
+    old = json.loads(gen.SNAPSHOT.read_text())
+    new = json.loads(gen.dump(gen.snapshot()))
+    diffs = gen.compare(old, new, renames=RENAMES, added=ADDED, removed=REMOVED, field_moves=FIELD_MOVES)
+    flags = [line for category, line in diffs if category == "flags"]
+    behaviour = [f"[{category}] {line}" for category, line in diffs if category in ("default", "behaviour")]
+    assert not diffs, (f"the CLI differs from tests/snapshots/cli.json (today's main); list a deliberate rename in "
+                       f"RENAMES / ADDED / REMOVED / FIELD_MOVES of {Path(__file__).name}, never regenerate to hide a "
+                       f"changed default\n" + "\n".join(filter(None, [_section(flags, "flag-set differences"),
+                                                                     _section(behaviour, "effective default / field differences")])))
+
+
+def test_compare_reports_a_changed_default():
+    """The comparison itself: a changed effective default, a changed field and a missing flag are each reported."""
+    gen = _generator()
+    old = json.loads(gen.SNAPSHOT.read_text())
+    new = json.loads(json.dumps(old))
+    opt = new["commands"]["distill"]["options"]["--temperature"]
+    opt["contexts"]["method=tinybert"]["default"]["tinybert.temperature"] = 2.0
+    new["commands"]["distill"]["options"]["--alpha"]["contexts"]["default"]["fields"] = ["tinybert.alpha"]
+    del new["commands"]["finetune"]["options"]["--seed"]
+    diffs = gen.compare(old, new)
+    text = "\n".join(line for _, line in diffs)
+    assert ("default", "distill --temperature [method=tinybert]: effective default of tinybert.temperature: 1.0 → 2.0") in diffs, text
+    assert any(c == "behaviour" and "distill --alpha [default]" in line for c, line in diffs), text
+    assert ("flags", "finetune --seed: flag removed") in diffs, text
+    moved = gen.compare(old, json.loads(json.dumps(old)), field_moves=[("distill", "distill", "kd")])
+    assert ("behaviour", "distill --temperature [default]: sets kd.temperature → now distill.temperature") in moved
+    renamed = gen.compare(old, old, renames={("finetune", "--seed"): "--random-seed"})
+    assert ("flags", "finetune --seed: flag removed (renamed to --random-seed: not found)") in renamed
