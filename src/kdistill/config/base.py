@@ -1,0 +1,10 @@
+"""The base of every config class: unknown keys are errors, assignments validated, every float finite."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ConfigBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # every float finite
+
