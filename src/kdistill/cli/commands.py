@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, EXIT_STOPPED, LabelColOpt,
-                                 LabelsOpt, LrScalingOpt, MaxDropOpt, MaxEvalOpt, MaxLenOpt, MaxTokensOpt, MaxTrainOpt,
-                                 ProblemTypeOpt, LabelSepOpt, LabelNamesOpt, DropUnlabeledOpt, ScheduleOpt, SelectOnOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt,
-                                 TextColsOpt, ThreadsOpt, TrainFileOpt, USER_ERRORS, ValFileOpt, _data_opts, _fail,
-                                 _given, _interrupted, _ints, _layer_map, _print_result, _setup_logging, _strs, _task,
-                                 _threads, _train_opts, app)
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, DropUnlabeledOpt, EXIT_STOPPED,
+                                 LabelColOpt, LabelNamesOpt, LabelSepOpt, LabelsOpt, LrScalingOpt, MaxDropOpt,
+                                 MaxEvalOpt, MaxLenOpt, MaxTokensOpt, MaxTrainOpt, ProblemTypeOpt, ScheduleOpt,
+                                 SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
+                                 TrainFileOpt, user_errors, ValFileOpt, _data_opts, _given, _ints, _layer_map,
+                                 _print_result, _setup_logging, _strs, _task, _threads, _train_opts)
 
 
 @app.command()
@@ -108,7 +108,7 @@ def distill(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         res = api.distill(
             teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, layers=_ints(layers), num_layers=num_layers,
             hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, keep_heads=keep_heads,
@@ -129,10 +129,6 @@ def distill(
                          max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     _print_result(res)
 
 
@@ -181,7 +177,7 @@ def finetune(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         res = api.finetune(
             model, task, output_dir=output, config=config, overwrite=overwrite, resume=resume,
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
@@ -191,10 +187,6 @@ def finetune(
                          max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     _print_result(res)
 
 
@@ -222,14 +214,10 @@ def evaluate(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         metrics = api.evaluate(model, task, **_data_opts(data_dir, train_file, validation_file, text_columns,
                                                           label_column, labels, None, max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     from kdistill.results import to_json
 
     sys.stdout.write(to_json(metrics, indent=1) + "\n")  # strict JSON: an undefined value is null
@@ -261,15 +249,11 @@ def report(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         rep = api.report(teacher, student, task, output_dir=output, latency_runs=latency_runs,
                          **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
                                       max_eval_samples, None, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     from kdistill.reporting import render_markdown
 
     Console().print(render_markdown(rep))
@@ -309,17 +293,13 @@ def export(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         info = api.export(model, output, task, quantize=quantize, optimize=optimize, max_drop=max_drop,
                           calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,
                           **_given(selection_size=selection_size, selection_file=selection_file),
                           **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
                                        max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     table = Table(title=f"kdistill export: {info['output']}")
     table.add_column("graph")
     table.add_column(f"dev {info['metric_name']}", justify="right")
@@ -348,12 +328,8 @@ def export_onnx(
     _threads(num_threads)
     from kdistill import api
 
-    try:
+    with user_errors():
         info = api.export_onnx(model, output, check=check)
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     from kdistill.results import to_json
 
     sys.stdout.write(to_json(info, indent=1) + "\n")
@@ -410,7 +386,7 @@ def run(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, teacher_epochs=teacher_epochs, overwrite=overwrite,
                       teacher_learning_rate=teacher_lr, teacher_batch_size=teacher_batch_size,
                       teacher_early_stopping_patience=teacher_patience, teacher_eval_steps=teacher_eval_steps,
@@ -423,10 +399,6 @@ def run(
             **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                    max_train_samples, max_eval_samples, None, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     if res.interrupted:  # each part's table was printed as it ended
         raise typer.Exit(EXIT_STOPPED)
 
@@ -479,7 +451,7 @@ def general_distill(
     from kdistill import api
     from kdistill.config import Default
 
-    try:
+    with user_errors():
         res = api.general_distill(
             teacher, output_dir=output, text_files=text_file or [], text_dataset=text_dataset,
             text_dataset_config=text_dataset_config, text_column=text_column, student=student or Default("spec"), num_layers=num_layers,
@@ -493,10 +465,6 @@ def general_distill(
                      mlm_probability=mlm_probability, whole_word_mask=whole_word_mask or None, version=minilm_version,
                      relation_heads=relation_heads, teacher_layer=teacher_layer),
         )
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     _print_result(res)
 
 
@@ -521,14 +489,10 @@ def fit_mlm_head(
     _threads(num_threads)
     from kdistill import api
 
-    try:
+    with user_errors():
         res = api.fit_mlm_head(model, text_files=text_file or [], output_dir=output, eval_passages=eval_passages, config=config,
                                max_length=max_length, overwrite=overwrite, resume=resume,
                                **_given(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     if res.interrupted:
         raise typer.Exit(EXIT_STOPPED)
     sys.stdout.write(Path(res.files["mlm_head"]).read_text())
@@ -561,15 +525,11 @@ def augment(
     task = _task(task, train_file, validation_file)
     from kdistill.data.augment.tinybert_io import run_augment
 
-    try:
+    with user_errors():
         path = run_augment(task, output=str(output), teacher=teacher, embeddings=embeddings, mlm=mlm, data_dir=data_dir,
                            train_file=train_file, validation_file=validation_file, text_columns=_strs(text_columns),
                            label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
                            **_given(p_t=p_t, k=k, n_aug=n_aug, seed=seed, batch_size=batch_size))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     print(str(path))
 
 
@@ -622,7 +582,7 @@ def compress(
     task = _task(task, train_file, validation_file)
     from kdistill import api
 
-    try:
+    with user_errors():
         rep = api.compress(teacher, task, output_dir=output, config=config, head_fraction=head_fraction, ffn_fraction=ffn_fraction,
                            layers_per_round=layers_per_round, min_layers=min_layers, steps_per_round=steps_per_round,
                            importance_batches=importance_batches, importance_loss=importance_loss,
@@ -634,10 +594,6 @@ def compress(
                            seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                                    max_train_samples, max_eval_samples, None, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     table = Table(title=f"kdistill compress: {output}")
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")

@@ -4,11 +4,10 @@ small option parsers (the commands live in :mod:`kdistill.cli.commands`, :mod:`k
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import sys
-from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -146,6 +145,39 @@ def _setup_logging() -> None:
 def _interrupted() -> None:
     console.print("[bold yellow]interrupted[/] before a checkpoint was written; nothing to resume", markup=True)
     raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def user_errors(*, resume_hint: str | None = None, cleanup: Callable[[], None] | None = None):
+    """The CLI's one error wrapper around a command's work.
+
+    A user error (:class:`~kdistill.errors.KDistillError`, an invalid option) is printed as one line, exit 2; Ctrl-C
+    exits 130 (nothing to resume), or 3 with ``resume_hint`` (what continues the stopped work). ``cleanup`` runs
+    first in both cases (e.g. a live display to stop). Anything else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except USER_ERRORS as err:
+        if cleanup is not None:
+            cleanup()
+        _fail(err)
+    except KeyboardInterrupt:
+        if cleanup is not None:
+            cleanup()
+        if resume_hint is None:
+            _interrupted()
+        console.print(f"[bold yellow]interrupted[/]; {resume_hint}", markup=True)
+        raise typer.Exit(EXIT_STOPPED)
+
+
+def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
+    """``"0.5,0.25"`` → ``[0.5, 0.25]`` (None when not given); a one-line error naming the option ``what`` otherwise."""
+    if not text:
+        return None
+    try:
+        return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise KDistillError(f"{what} takes comma-separated numbers such as 0.5,0.25; got '{text}'") from None
 
 
 def _fail(err: Exception) -> None:

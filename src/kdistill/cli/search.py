@@ -13,10 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt,
-                          MaxTrainOpt, ProblemTypeOpt, LabelSepOpt, LabelNamesOpt, DropUnlabeledOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt,
-                          ThreadsOpt, TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _ints, _print_result,
-                          _setup_logging, _strs, _threads, app, console)
+from kdistill.cli.common import (app, console, DataDirOpt, DropUnlabeledOpt, EXIT_STOPPED, LabelColOpt, LabelNamesOpt,
+                                 LabelSepOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt, ProblemTypeOpt,
+                                 SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
+                                 user_errors, ValFileOpt, _data_opts, _floats, _given, _ints, _print_result,
+                                 _setup_logging, _strs, _threads)
 
 ConfigFileOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its values; unknown keys are an error.")
 
@@ -28,16 +29,6 @@ def _task_or_none(task: Optional[str], train_file: Optional[str], validation_fil
         return task
     return None if (train_file or validation_file) else "sst2"
 
-
-def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
-    if not text:
-        return None
-    from kdistill.errors import KDistillError
-
-    try:
-        return [float(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise KDistillError(f"{what} takes comma-separated numbers such as 0.5,0.25; got '{text}'") from None
 
 
 def _fmt(v) -> str:
@@ -146,7 +137,7 @@ def search(
         else:
             live["live"].update(table, refresh=True)
 
-    try:
+    with user_errors(resume_hint=f"continue with --resume -o {output}", cleanup=lambda: _stop_live(live)):
         from kdistill.search.space import SearchSpace
 
         sp = None
@@ -173,13 +164,6 @@ def search(
                   **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                max_train_samples, max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _stop_live(live)
-        _fail(err)
-    except KeyboardInterrupt:
-        _stop_live(live)
-        console.print(f"[bold yellow]interrupted[/]; continue with --resume -o {output}", markup=True)
-        raise typer.Exit(EXIT_STOPPED)
     _stop_live(live)
     if res.interrupted and res.final is None:
         console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
@@ -271,7 +255,7 @@ def provision(
         out.print(f"  {c.name}: {c.latency_ms:.3f} ms{' (cached)' if c.cached else ''}, "
                   f"{(c.size_mb or 0):.2f} MB, {c.params or 0:,} params — {mark}{short}", highlight=False)
 
-    try:
+    with user_errors(resume_hint=f"continue with --resume -o {output}"):
         res = run(teacher, task, output_dir=output, config=config, latency_budget_ms=latency_budget, runtime=runtime,
                   size_budget_mb=size_budget, latency_batch_size=batch_size, seq_len=seq_len, rank=rank, top_k=top_k,
                   short_steps=short_steps, kinds=_strs(kinds), layer_counts=_ints(layer_counts),
@@ -285,11 +269,6 @@ def provision(
                   **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
                                max_train_samples, max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        console.print(f"[bold yellow]interrupted[/]; continue with --resume -o {output}", markup=True)
-        raise typer.Exit(EXIT_STOPPED)
     table = Table(title=f"kdistill provision: budget {latency_budget:g} ms ({runtime}, batch {batch_size}); "
                         f"teacher {res.teacher_latency_ms:.3f} ms")
     for col in ("candidate", "params", "latency ms", "size MB", "in budget", "short run", "chosen"):

@@ -19,20 +19,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (EXIT_STOPPED, USER_ERRORS, ConfigOpt, DataDirOpt, LabelColOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt,
-                          ProblemTypeOpt, LabelSepOpt, LabelNamesOpt, DropUnlabeledOpt, SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
-                          TrainFileOpt, ValFileOpt, _data_opts, _fail, _given, _interrupted, _setup_logging, _strs, _task,
-                          _threads, app)
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DropUnlabeledOpt, EXIT_STOPPED, LabelColOpt, LabelNamesOpt,
+                                 LabelSepOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt, ProblemTypeOpt,
+                                 SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
+                                 TrainFileOpt, user_errors, ValFileOpt, _data_opts, _floats, _given, _setup_logging,
+                                 _strs, _task, _threads)
 from kdistill.errors import KDistillError
 
-
-def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
-    if not text:
-        return None
-    try:
-        return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise KDistillError(f"{what} takes comma-separated numbers such as 0.1,0.2; got '{text}'") from None
 
 
 def _int_list(text: Optional[str], what: str) -> Optional[list[int]]:
@@ -135,7 +128,7 @@ def early_exit(
     task = _task(task, train_file, validation_file)
     from kdistill.recipes import self_distill_api as api
 
-    try:
+    with user_errors():
         res = api.early_exit(
             model, task, output_dir=output, overwrite=overwrite, resume=resume, run_sweep=sweep, config=config,
             **_given(exit_every=exit_every, exit_layers=_int_list(exit_layers, "--exit-layers"), pooling=pooling,
@@ -151,10 +144,6 @@ def early_exit(
                          max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     if res.interrupted:
         Console().print(f"[yellow]stopped[/]; continue with --resume ({res.output_dir})")
         raise typer.Exit(EXIT_STOPPED)
@@ -192,7 +181,7 @@ def exit_sweep(
     _threads(num_threads)
     from kdistill.recipes import self_distill_api as api
 
-    try:
+    with user_errors():
         rep = api.exit_sweep(
             model, task, output_dir=output, seed=seed,
             **_given(data_dir=data_dir, train_file=train_file, validation_file=validation_file,
@@ -201,10 +190,6 @@ def exit_sweep(
                      max_prob_thresholds=_floats(max_prob_thresholds, "--max-prob-thresholds"),
                      patiences=_int_list(patiences, "--patiences"), max_drop=max_drop, latency_examples=latency_examples,
                      latency_rounds=latency_rounds, sweep_batch_size=sweep_batch_size, timed_points=timed_points))
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     _print_sweep(rep, f"kdistill exit-sweep: {model}")
 
 
@@ -253,7 +238,7 @@ def born_again(
     task = _task(task, train_file, validation_file)
     from kdistill.recipes import self_distill_api as api
 
-    try:
+    with user_errors():
         rec = api.born_again(
             teacher, task, base=base, output_dir=output, generations=generations, ensemble_teacher=ensemble_teacher,
             overwrite=overwrite, resume=resume, report=report, config=config,
@@ -264,10 +249,6 @@ def born_again(
                          max_eval_samples, max_length, problem_type=problem_type,
                          label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
         )
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     m = rec["metric_name"]
     table = Table(title=f"kdistill born-again: {rec['output_dir']}")
     for col in ("model", f"dev {m}", "− teacher (points, 95% CI)", "p"):
@@ -302,11 +283,7 @@ def export_early_exit(
     _threads(num_threads)
     from kdistill.recipes import self_distill_api as api
 
-    try:
+    with user_errors():
         man = api.export_early_exit(model, output, rule=rule, threshold=threshold, patience=patience, overwrite=overwrite)
-    except USER_ERRORS as err:
-        _fail(err)
-    except KeyboardInterrupt:
-        _interrupted()
     sys.stdout.write(json.dumps({"output": str(output), "segments": [s["file"] for s in man["segments"]],
                                  "rule": man["rule"], "parity": man["parity"]}, indent=1) + "\n")
