@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from kdistill.errors import KDistillError, os_error  # noqa: F401  (os_error: imported from here by callers)
 from kdistill.locks import LOCK_FILE, hold_lock, in_use_message, is_this_process, live_holder
+from kdistill.results import to_json
 
 RUN_FILE = "kdistill_run.json"
 RESULTS_FILE = "train_results.json"
@@ -283,7 +284,7 @@ class RunDir:
         try:
             student.save_pretrained(self.path)
             tokenizer.save_pretrained(self.path)
-            write_atomically(self.results_file, json.dumps(summary, indent=1))
+            write_atomically(self.results_file, to_json(summary))  # strict JSON: a NaN becomes null, its path listed
         except OSError as err:
             raise os_error(err, self.path, "save the final student") from None
         shutil.rmtree(self.best, ignore_errors=True)
