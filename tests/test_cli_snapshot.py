@@ -26,7 +26,7 @@ RENAMES: dict[tuple[str, str], str] = {}
 #: Flags or commands that are new on purpose: ``(command, flag)``, or ``(command, None)`` for a whole command.
 ADDED: set[tuple[str, str | None]] = set()
 #: Flags or commands removed on purpose (e.g. ``("export-onnx", None)``, which issue 25 removes).
-REMOVED: set[tuple[str, str | None]] = set()
+REMOVED: set[tuple[str, str | None]] = {("export-onnx", None)}  # `kdistill export` does it (CHANGELOG.md)
 #: Config paths that moved with the config's restructuring: ``(command or "*", old prefix, new prefix)``, applied to
 #: the snapshot's paths before comparing (e.g. ``("distill", "distill.temperature", "method.temperature")``). The
 #: values must not change; only where they live.

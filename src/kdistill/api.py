@@ -439,8 +439,18 @@ def export(model: str, output: str | Path, task: str | None = "sst2", *, quantiz
 
 
 def export_onnx(model: str | Path, output: str | Path, *, check: bool = True) -> dict[str, Any]:
-    """Export a saved BiLSTM student to ONNX (``kdistill export-onnx``); see :func:`kdistill.students.bilstm.export_bilstm`."""
+    """Deprecated: use :func:`export` (a verified folder with a predictor, any model kind, int8 optional).
+
+    A saved BiLSTM student to one ``.onnx`` file, checked against PyTorch but not for accuracy
+    (:func:`kdistill.students.bilstm.export_bilstm`); the hidden ``kdistill export-onnx`` command that called it is
+    removed (see CHANGELOG.md).
+    """
+    import warnings
+
     from kdistill.students.bilstm import export_bilstm
+
+    warnings.warn("kdistill.export_onnx is deprecated: use kdistill.export(model, output, task, ...), which writes a "
+                  "verified ONNX Runtime folder for any model kind", DeprecationWarning, stacklevel=2)
 
     return export_bilstm(model, output, check=check)
 

@@ -316,25 +316,6 @@ def export(
     Console().print(table)
 
 
-@app.command("export-onnx", hidden=True)
-def export_onnx(
-    num_threads: Optional[int] = ThreadsOpt,
-    model: str = typer.Option(..., "--model", help="Saved BiLSTM student directory (from distill --student bilstm)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime's logits with PyTorch's (when onnxruntime is installed)."),
-) -> None:
-    """(Superseded by ``kdistill export``.) Export a BiLSTM student to one .onnx file, unchecked for accuracy."""
-    _setup_logging()
-    _threads(num_threads)
-    from kdistill import api
-
-    with user_errors():
-        info = api.export_onnx(model, output, check=check)
-    from kdistill.results import to_json
-
-    sys.stdout.write(to_json(info, indent=1) + "\n")
-
-
 @app.command()
 def run(
     num_threads: Optional[int] = ThreadsOpt,

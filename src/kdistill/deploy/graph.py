@@ -25,7 +25,7 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
 
 
-class _LogitsOf(nn.Module):
+class LogitsOf(nn.Module):
     """``forward(*tensors)`` → ``model(**dict(zip(names, tensors))).logits``: the traced function."""
 
     def __init__(self, model: nn.Module, names: list[str]):
@@ -53,6 +53,40 @@ def graph_inputs(model: nn.Module, tokenizer) -> list[str]:
     return names
 
 
+def export_module(module: nn.Module, args: tuple, path: str | Path, *, input_names: list[str],
+                  output_names: list[str], dynamic_axes: Mapping[str, Mapping[int, str]], what: str,
+                  opset_version: int = OPSET) -> None:
+    """kdistill's one call of ``torch.onnx.export``: every graph (a classifier, a BiLSTM, an early-exit segment) goes
+    through here — the TorchScript exporter (``dynamo=False``), its tracer warnings silenced (parity is checked after,
+    by the caller), the parent folder created, any failure one line.
+
+    Args:
+        module: called as ``module(*args)`` (in eval mode; the caller sets it).
+        args: the trace inputs (tensors), in the order of ``input_names``.
+        path: the ``.onnx`` file to write.
+        input_names / output_names: the graph's names; ``dynamic_axes``: per name, ``{axis: name}``.
+        what: the model, in the error message.
+        opset_version: ONNX opset (17: LayerNormalization is one op).
+
+    Raises:
+        ModelError: ``onnx`` is missing, or the exporter fails (one line with its reason).
+    """
+    try:
+        import onnx  # noqa: F401 - the exporter writes through it
+    except ImportError:
+        raise ModelError("ONNX export needs the onnx package: pip install onnx") from None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python-level shape checks; parity is checked after
+            torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
+                              dynamic_axes=dict(dynamic_axes), opset_version=opset_version, dynamo=False)
+    except Exception as err:  # noqa: BLE001 - one line
+        raise ModelError(f"torch.onnx.export failed for {what} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200] if str(err) else ''})") from err
+
+
 def export_graph(model: nn.Module, tokenizer, path: str | Path, *, example: Mapping[str, torch.Tensor] | None = None,
                  opset_version: int = OPSET) -> list[str]:
     """Export ``model`` (a sequence classifier returning ``.logits``) to ONNX at ``path``.
@@ -75,31 +109,20 @@ def export_graph(model: nn.Module, tokenizer, path: str | Path, *, example: Mapp
     """
     from kdistill.data.samples import sample_inputs
 
-    try:
-        import onnx  # noqa: F401 - the exporter writes through it
-    except ImportError:
-        raise ModelError("ONNX export needs the onnx package: pip install onnx") from None
     names = graph_inputs(model, tokenizer)
     if example is None:
         pair = bool(getattr(model.config, "pair", False))
         example = sample_inputs(tokenizer, [6, 3], [2, 5] if pair else None)
     args = tuple(example[k] for k in names)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     restore = _prepare_for_export(model)
     model.eval()
-    wrapper = _LogitsOf(model, names).eval()  # export restores the wrapper's mode: it must be eval too
+    wrapper = LogitsOf(model, names).eval()  # export restores the wrapper's mode: it must be eval too
     axes = {k: {0: "batch", 1: "sequence"} for k in names}
     axes["logits"] = {0: "batch"}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about Python-level shape checks; parity is checked after
-            torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=["logits"], dynamic_axes=axes,
-                              opset_version=opset_version, dynamo=False)
-    except Exception as err:  # noqa: BLE001 - one line
-        raise ModelError(f"torch.onnx.export failed for {type(model).__name__} ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]})") from err
+        export_module(wrapper, args, path, input_names=names, output_names=["logits"], dynamic_axes=axes,
+                      what=type(model).__name__, opset_version=opset_version)
     finally:
         restore()
         model.train(was_training)

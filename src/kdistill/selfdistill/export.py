@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdistill.deploy.graph import eager_attention
+from kdistill.deploy.graph import eager_attention, export_module
 from kdistill.errors import KDistillError, ModelError
 from kdistill.selfdistill.rules import ExitRule, RuleState
 
@@ -174,14 +173,8 @@ def _export_segments(model, tok, names: list[str], folder: Path, opset: int) -> 
         for o in out_names:
             dyn[o] = {0: "batch", 1: "sequence"} if o == "hidden_out" else {0: "batch"}
         path = folder / f"segment_{j}.onnx"
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(seg, args, str(path), input_names=in_names, output_names=out_names, dynamic_axes=dyn,
-                                  opset_version=opset, dynamo=False)
-        except Exception as err:  # noqa: BLE001 - one line
-            raise ModelError(f"torch.onnx.export failed for segment {j} of {type(model).__name__} ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0][:200]})") from err
+        export_module(seg, args, path, input_names=in_names, output_names=out_names, dynamic_axes=dyn,
+                      what=f"segment {j} of {type(model).__name__}", opset_version=opset)
         out.append({"file": path.name, "first_layer": bounds[j] + 1, "last_layer": stop, "inputs": in_names,
                     "outputs": out_names, "exit_layer": None if final else stop})
         if not final:

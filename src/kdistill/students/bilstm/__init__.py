@@ -10,7 +10,7 @@ Modules:
   files mapped onto a tokenizer's vocabulary (:class:`WordVectors`);
 * :mod:`~kdistill.students.bilstm.onnx` — :func:`export_onnx` (the unpacked, ONNX-exportable path);
 * :mod:`~kdistill.students.bilstm.build` — :func:`build_bilstm_student` (the student of a run, from a
-  :class:`~kdistill.config.BiLSTMStudent`) and :func:`export_bilstm` (``kdistill export-onnx``: a saved
+  :class:`~kdistill.config.BiLSTMStudent`) and :func:`export_bilstm` (``kdistill.api.export_onnx``, deprecated: a saved
   folder to ONNX, checked against PyTorch).
 
 Every public name is re-exported here, so ``from kdistill.students.bilstm import X`` works for all of them.

@@ -4,7 +4,7 @@
   embedding mode from the run's :class:`~kdistill.config.BiLSTMStudent`, embeddings from a word-vector
   file or copied from the teacher, labels from the teacher's config, the pair (siamese) model for
   sentence-pair tasks.
-* :func:`export_bilstm` — ``kdistill export-onnx``: load a saved student folder, export it with
+* :func:`export_bilstm` — the deprecated ``kdistill.api.export_onnx``: load a saved student folder, export it with
   :func:`~kdistill.students.bilstm.onnx.export_onnx` and compare ONNX Runtime's logits with PyTorch's.
   The sample inputs come from the folder's own tokenizer (:func:`sample_inputs`), so the export works
   for any language and vocabulary.
@@ -73,7 +73,7 @@ def build_bilstm_student(cfg: "BiLSTMStudent", teacher, task: "TaskSpec", tokeni
 
 
 def export_bilstm(model_dir: str | Path, output: str | Path, *, check: bool = True) -> dict[str, Any]:
-    """Export a saved BiLSTM student to ONNX (``kdistill export-onnx``).
+    """Export a saved BiLSTM student to ONNX (the deprecated ``kdistill.api.export_onnx``; ``kdistill export`` supersedes it).
 
     The graph takes the tokenizer's ``input_ids`` and ``attention_mask`` (and ``token_type_ids`` for
     sentence-pair models) with dynamic batch and sequence axes and returns ``logits``
@@ -98,7 +98,7 @@ def export_bilstm(model_dir: str | Path, output: str | Path, *, check: bool = Tr
 
     if not is_bilstm_dir(model_dir):
         raise ModelError(f"'{model_dir}' is not a saved BiLSTM student (config.json model_type 'kdistill-bilstm'); "
-                         "export-onnx supports BiLSTM students")
+                         "use kdistill export for other models")
     net = BiLSTMForSequenceClassification.from_pretrained(model_dir)
     tok = load_tokenizer(str(model_dir))
     pair = bool(net.config.pair)

@@ -8,24 +8,14 @@ folder, exporting it and checking ONNX Runtime against PyTorch is
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Mapping
 
 import torch
-from torch import nn
 
+from kdistill.deploy.graph import LogitsOf, export_module
 from kdistill.errors import ModelError
 from kdistill.students.bilstm.model import BiLSTMForSequenceClassification
-
-
-class _LogitsOnly(nn.Module):
-    def __init__(self, model: BiLSTMForSequenceClassification, names: list[str]):
-        super().__init__()
-        self.model, self.names = model, names
-
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, tensors))).logits
 
 
 def export_onnx(model: BiLSTMForSequenceClassification, path: str | Path,
@@ -53,12 +43,7 @@ def export_onnx(model: BiLSTMForSequenceClassification, path: str | Path,
     names = [k for k in wanted if k in example_inputs]
     if "input_ids" not in names:
         raise ModelError("export_onnx needs example_inputs with 'input_ids' (and optionally attention_mask, token_type_ids)")
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise ModelError("ONNX export needs the onnx package: pip install onnx") from None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training, was_packing = model.training, model.pack_sequences
     model.eval()
     model.pack_sequences = False
@@ -66,13 +51,10 @@ def export_onnx(model: BiLSTMForSequenceClassification, path: str | Path,
         args = tuple(example_inputs[k] for k in names)
         axes = {k: {0: "batch", 1: "sequence"} for k in names}
         axes["logits"] = {0: "batch"}
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated but still the one that handles these ops without
-            # onnxscript; its LSTM batch-size warning does not apply (h0 is built from the batch axis).
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-            torch.onnx.export(_LogitsOnly(model, names), args, str(path), input_names=names, output_names=["logits"],
-                              dynamic_axes=axes, opset_version=opset_version, dynamo=False)
+        # the TorchScript exporter (deploy's one export call); its LSTM batch-size warning does not apply (h0 is
+        # built from the batch axis)
+        export_module(LogitsOf(model, names).eval(), args, path, input_names=names, output_names=["logits"],
+                      dynamic_axes=axes, what=type(model).__name__, opset_version=opset_version)
     finally:
         model.train(was_training)
         model.pack_sequences = was_packing
