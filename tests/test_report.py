@@ -401,3 +401,20 @@ def test_a_real_run_writes_every_report_field(tiny_teacher_dir, glue_dir, tmp_pa
     assert datetime.fromisoformat(rep["date"]).tzinfo is not None
     assert (out / "report.md").read_text() == render_markdown(rep)
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_is_typed_dict_with_files_and_strict_json():
+    """The report is a typed object (issue 25): a dict as scripts read it (``report["retention"]``), its written files
+    as an attribute (no private key crossing modules), strict JSON, and it pickles with its files."""
+    import math
+    import pickle
+
+    from kdistill.reporting.render import Report
+
+    rep = Report({"retention": 0.9812, "speedup": math.nan}, files={"json": "r/report.json"})
+    assert rep["retention"] == 0.9812 and rep.files == {"json": "r/report.json"} and "_files" not in rep
+    data = json.loads(rep.to_json())
+    assert data["speedup"] is None and "speedup" in data["undefined"]
+    back = pickle.loads(pickle.dumps(rep))
+    assert isinstance(back, Report) and back.files == rep.files and back["retention"] == 0.9812
+    assert math.isnan(back["speedup"])

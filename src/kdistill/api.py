@@ -13,7 +13,7 @@ data → teacher and student → objective → :func:`kdistill.engine.train` →
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from kdistill.config import KD, LAYERS_FROM_TEACHER, SST2, Default as _Default
 from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDistillConfig, MlmHeadConfig, RunConfig,
@@ -22,6 +22,9 @@ from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDis
 from kdistill.errors import KDistillError
 from kdistill.recipes import RunResult, run_chain, run_compress, run_recipe
 from kdistill.recipes.self_distill_api import born_again, early_exit, exit_pipeline, exit_sweep, export_early_exit
+
+if TYPE_CHECKING:  # the reporting package imports torch: kept out of `import kdistill.api`
+    from kdistill.reporting.render import Report
 
 def _from_file(config, cls, *, output_dir, **given: Any):
     """``config`` (YAML/JSON, e.g. a run's ``kdistill_run.json``) as ``cls``, the given options over its values.
@@ -390,7 +393,7 @@ def _model_labels(model: str) -> list[str] | None:
     return [str(id2label[k]) for k in sorted(id2label, key=int)] or None
 
 
-def make_report(**kwargs: Any) -> dict[str, Any]:
+def make_report(**kwargs: Any) -> "Report":
     """See :func:`kdistill.reporting.compare.make_report`."""
     from kdistill.reporting.compare import make_report as _make
 
@@ -398,14 +401,17 @@ def make_report(**kwargs: Any) -> dict[str, Any]:
 
 
 def report(teacher: str, student: str, task: str | None = "sst2", *, output_dir: str | Path | None = None,
-           latency_runs: int = 100, **data_options: Any) -> dict[str, Any]:
-    """Standalone report of two saved models (``kdistill report``); writes into ``output_dir`` (default: the student's)."""
+           latency_runs: int = 100, **data_options: Any) -> "Report":
+    """Standalone report of two saved models (``kdistill report``); writes into ``output_dir`` (default: the student's).
+
+    Returns:
+        A :class:`~kdistill.reporting.render.Report`: ``report["retention"]`` ..., ``.files``, ``.to_json()``.
+    """
     from kdistill.reporting.compare import make_report as _make
 
-    rep = _make(teacher=teacher, student=student, data=DataConfig(task=task, **_own_data_options(student, task, data_options)),
-                output_dir=output_dir or student, latency_runs=latency_runs)
-    rep.pop("_files", None)
-    return rep
+    return _make(teacher=teacher, student=student,
+                 data=DataConfig(task=task, **_own_data_options(student, task, data_options)),
+                 output_dir=output_dir or student, latency_runs=latency_runs)
 
 
 def export(model: str, output: str | Path, task: str | None = "sst2", *, quantize: str = "none", optimize: bool = False,

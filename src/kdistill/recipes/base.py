@@ -295,7 +295,7 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
         rep = make_report(teacher=cfg.teacher, student=str(run.path), data=cfg.data, output_dir=run.path,
                           student_metric=metrics.get(prepared.task.main_metric), latency_runs=latency_runs,
                           extra=extra)
-        files = {k: str(v) for k, v in rep.pop("_files", {}).items()}
+        files = dict(rep.files)
     deployed = deploy_stage(cfg, run.path)
     if deployed is not None:
         files["onnx"] = deployed["output"]

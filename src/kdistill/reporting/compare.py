@@ -202,8 +202,8 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         runtimes: add the ONNX Runtime rows (None: :data:`ORT_ROWS` and onnxruntime installed).
 
     Returns:
-        The report dict (see :func:`kdistill.reporting.render.build_report`; the added keys are listed
-        in the README's "Report" section), with a private ``_files`` entry listing the written paths.
+        The :class:`~kdistill.reporting.render.Report` (a dict of the fields of :func:`build_report` and the keys
+        listed on the docs' report page; ``.files``: the written paths).
 
     Raises:
         ModelError / DataError: a model without a trained head for the task, bad data options.
@@ -214,7 +214,7 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     from kdistill.metrics import compute_metrics, decision_logits, decision_threshold, undefined_metrics
     from kdistill.models import load_classifier, load_tokenizer
     from kdistill.reporting.measure import SizeStats, count_parameters, disk_size_mb
-    from kdistill.reporting.render import ModelEntry, build_report, write_report
+    from kdistill.reporting.render import ModelEntry, Report, build_report, write_report
     from kdistill.reporting.stats import assess
     from kdistill.results import mark_undefined
 
@@ -309,5 +309,4 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
                     f"on this dev split ({recomputed:.4f}); the intervals and the test use the recomputed predictions")
     rep = build_report(task=spec.name, metric_name=spec.main_metric, teacher=entries[0], student=entries[1],
                        extra={**fields, **(extra or {})})
-    rep["_files"] = write_report(rep, output_dir)
-    return rep
+    return Report(rep, files=write_report(rep, output_dir))

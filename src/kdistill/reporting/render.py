@@ -24,7 +24,27 @@ from kdistill.errors import KDistillError
 from kdistill.reporting.measure import LatencyStats, SizeStats
 from kdistill.results import to_json
 
-__all__ = ["ModelEntry", "build_report", "write_report", "render_markdown"]
+__all__ = ["ModelEntry", "Report", "build_report", "write_report", "render_markdown"]
+
+
+class Report(dict):
+    """The teacher-vs-student report: the fields of ``report.json`` as a dict (``report["retention"]``, as scripts
+    have read it) plus ``files``, the paths written (``report.json`` / ``.md`` / ``.png``: :func:`write_report`).
+
+    Attributes:
+        files: ``{"json" | "md" | "png": path}`` of the written files; empty until written.
+    """
+
+    def __init__(self, fields: dict[str, Any] | None = None, *, files: dict[str, Any] | None = None):
+        super().__init__(fields or {})
+        self.files: dict[str, str] = {k: str(v) for k, v in (files or {}).items()}
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """The report as strict JSON (a non-finite value becomes ``null``, its path listed under ``undefined``)."""
+        return to_json(dict(self), indent=indent)
+
+    def __reduce__(self):  # pickles (e.g. across processes) with its files
+        return (Report, (dict(self),), {"files": self.files})
 
 
 @dataclass
