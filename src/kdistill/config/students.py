@@ -23,29 +23,44 @@ class LayersFromTeacherStudent(_StudentBase):
     pruned; ``heads`` records (or, given by a user, fixes) the teacher heads kept, one list per copied layer.
     """
 
-    kind: Literal["layers-from-teacher"] = "layers-from-teacher"
-    layers: list[int] | None = None
-    layer_selection: Literal["default", "importance"] = "default"
-    num_layers: int | None = Field(default=None, ge=1)
-    keep_heads: int | None = Field(default=None, ge=1)
-    heads: list[list[int]] | None = None
+    kind: Literal["layers-from-teacher"] = Field(default="layers-from-teacher", description=(
+        "Student kind: layers copied from the teacher (DistilBERT's initialisation)."))
+    layers: list[int] | None = Field(default=None, description=(
+        "Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' on the "
+        "command line (top layers by head importance: layer_selection importance; count: --num-layers)."))
+    layer_selection: Literal["default", "importance"] = Field(default="default", description=(
+        "default (layers, else every other) | importance (the teacher layers with the largest summed head importance, "
+        "Michel et al. 2019; how many: len(layers), else num_layers, else the every-other count); --layers importance "
+        "sets it."))
+    num_layers: int | None = Field(default=None, ge=1, description=(
+        "With --layers importance: how many teacher layers to copy."))
+    keep_heads: int | None = Field(default=None, ge=1, description=(
+        "layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. "
+        "2019); prune the rest."))
+    heads: list[list[int]] | None = Field(default=None, description=(
+        "The teacher heads kept, one list per copied layer: recorded by keep_heads (or, given by a user, fixed)."))
 
 
 class SpecStudent(_StudentBase):
     """A fresh, randomly initialised model of the teacher's family, ``num_layers`` × ``hidden_size``."""
 
-    kind: Literal["spec"] = "spec"
-    num_layers: int = Field(ge=1)
-    hidden_size: int = Field(ge=8)
-    num_heads: int = Field(ge=1)
-    intermediate_size: int | None = Field(default=None, ge=8)
+    kind: Literal["spec"] = Field(default="spec", description=(
+        "Student kind: a fresh, randomly initialised model of the teacher's family."))
+    num_layers: int = Field(ge=1, description="spec student: layers.")
+    hidden_size: int = Field(ge=8, description="spec student: hidden size.")
+    num_heads: int = Field(ge=1, description="spec student: attention heads.")
+    intermediate_size: int | None = Field(default=None, ge=8, description=(
+        "spec student: FFN size (default: 4 × hidden size)."))
 
 
 class PretrainedStudent(_StudentBase):
     """A saved model (``path``: a folder or hub id), e.g. a general-distillation result."""
 
-    kind: Literal["pretrained"] = "pretrained"
-    path: str
+    kind: Literal["pretrained"] = Field(default="pretrained", description=(
+        "Student kind: a saved model (on the command line, --student PATH)."))
+    path: str = Field(description=(
+        "The model the student starts from: a saved folder or hub id (a pretrained encoder, a general-distillation "
+        "result, or for early exits the fine-tuned classifier that gets the exits)."))
 
 
 class BiLSTMStudent(_StudentBase):
@@ -57,12 +72,18 @@ class BiLSTMStudent(_StudentBase):
     trainable copy, summed; the paper's setup). See :mod:`kdistill.students.bilstm`.
     """
 
-    kind: Literal["bilstm"] = "bilstm"
-    bilstm_hidden: int | None = Field(default=None, ge=1)
-    bilstm_fc: int | None = Field(default=None, ge=1)
-    bilstm_dropout: float = Field(default=0.1, ge=0, lt=1)
-    word_vectors: str | None = None
-    embedding_mode: Literal["trainable", "frozen", "multichannel"] = "multichannel"
+    kind: Literal["bilstm"] = Field(default="bilstm", description=(
+        "Student kind: a BiLSTM (Tang et al. 2019)."))
+    bilstm_hidden: int | None = Field(default=None, ge=1, description=(
+        "bilstm student: LSTM hidden size per direction (default: the paper's 150 single sentence, 300 pairs)."))
+    bilstm_fc: int | None = Field(default=None, ge=1, description=(
+        "bilstm student: ReLU layer width (default: 200 single sentence, 400 pairs)."))
+    bilstm_dropout: float = Field(default=0.1, ge=0, lt=1, description=(
+        "bilstm student: dropout on embeddings and the ReLU layer."))
+    word_vectors: str | None = Field(default=None, description=(
+        "bilstm student: word2vec/GloVe text file for the embeddings (default: copy the teacher's input embeddings)."))
+    embedding_mode: Literal["trainable", "frozen", "multichannel"] = Field(default="multichannel", description=(
+        "bilstm student: trainable | frozen | multichannel (one frozen + one trainable copy, summed)."))
 
 
 #: Which student to train: one of the kinds above, told apart by ``kind``.
