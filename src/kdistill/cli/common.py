@@ -189,15 +189,6 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples, max_eval_samples,
-               max_length, problem_type=None, label_separator=None, label_names=None, drop_unlabeled=None):
-    opts = dict(data_dir=data_dir, train_file=train_file, validation_file=validation_file, problem_type=problem_type,
-                label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled or None,
-                text_columns=_strs(text_columns), label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
-                max_eval_samples=max_eval_samples, max_length=max_length)
-    return {k: v for k, v in opts.items() if v is not None}
-
-
 def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> None:
     """The run's table; an undefined value (None: a correlation of constant predictions, a ratio to a metric of 0 ...)
     is shown as n/a, with the reason the report records."""
@@ -246,17 +237,11 @@ TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL t
 ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
 TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
 LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
-ProblemTypeOpt = typer.Option(None, "--problem-type", help="Your own files without --task: single_label | multi_label (cells: JSON list, a|b, a;b or --label-separator) | regression; default: inferred where unambiguous.")
-LabelSepOpt = typer.Option(None, "--label-separator", help="Multi-label cells: the string between labels (default: a JSON list, | or ;, else , when no label name holds one).")
-LabelNamesOpt = typer.Option(None, "--label-names", help="A file of label names, one per line (class id = line number, from 0): the label set; cells may hold the ids (e.g. 8,20).")
-DropUnlabeledOpt = typer.Option(None, "--drop-unlabeled", help="Drop rows whose label cell is empty or NaN (default: refuse them, naming the rows).")
 LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
-MaxTrainOpt = typer.Option(None, "--max-train-samples", help="Use only the first N training rows.")
 MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
 SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: holdout (default: a seeded, stratified slice of full-length train rows, kept out of training) | dev (the reported split: optimistic) | last.")
 SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
 SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
-MaxLenOpt = typer.Option(None, "--max-length", help="Truncate inputs to this many tokens (default 128).")
 DeployOpt = typer.Option(None, "--deploy", help="Output stage: none (default) | fp32 | int8 — the kept student exported to ONNX Runtime in OUTPUT/onnx (parity-checked; int8 behind the --max-drop gate), with predict.py and a model card.")
 DeployQuantOpt = typer.Option(None, "--quantize", help="--deploy int8: auto (default: dynamic and static, the better on the selection slice) | dynamic | static.")
 ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")

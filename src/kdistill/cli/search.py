@@ -13,11 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (app, console, DataDirOpt, DropUnlabeledOpt, EXIT_STOPPED, LabelColOpt, LabelNamesOpt,
-                                 LabelSepOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt, ProblemTypeOpt,
-                                 SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
-                                 user_errors, ValFileOpt, _data_opts, _floats, _given, _ints, _print_result,
-                                 _setup_logging, _strs, _threads)
+from kdistill.cli.options import DATA_SOURCE, config_options
+from kdistill.config import DataConfig
+from kdistill.cli.common import (app, console, EXIT_STOPPED, SelectionFileOpt, SelectionSizeOpt, TaskOpt, ThreadsOpt,
+                                 user_errors, _floats, _given, _ints, _print_result, _setup_logging, _strs, _threads)
 
 ConfigFileOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its values; unknown keys are an error.")
 
@@ -53,24 +52,12 @@ def _trials_table(rows: list[dict], metric: str, params: list[str], multi: bool)
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
 def search(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
     method: Optional[str] = typer.Option(None, "--method", help="kd (default) | tinybert | finetune: the recipe every trial runs."),
@@ -111,12 +98,13 @@ def search(
     output: Path = typer.Option(..., "--output", "-o", help="Search folder (study.db, trials/, trials.csv, search.png, best_config.json, final/)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier search in OUTPUT."),
     resume: bool = typer.Option(False, "--resume", help="Continue the search in OUTPUT: finished trials are kept, an interrupted one continues from its checkpoint."),
+    data: Optional[dict] = None,
 ) -> None:
     """Search T, alpha, learning rate, warm-up, loss weights, schedules (and the student's shape) with Optuna's TPE;
     trials are scored on the held-out selection slice of the train split, never on dev."""
     _setup_logging()
     _threads(num_threads)
-    task = _task_or_none(task, train_file, validation_file, config)
+    task = _task_or_none(task, data.get("train_file"), data.get("validation_file"), config)
     from rich.live import Live
 
     from kdistill.search import search as run
@@ -161,9 +149,7 @@ def search(
                            cos_weight=cos_weight, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                            learning_rate=learning_rate, warmup_ratio=warmup_ratio, eval_steps=eval_steps, seed=seed,
                            selection_size=selection_size, selection_file=selection_file),
-                  **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+                  **data)
     _stop_live(live)
     if res.interrupted and res.final is None:
         console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
@@ -190,24 +176,12 @@ def _stop_live(live: dict) -> None:
 
 
 @app.command()
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
 def provision(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     latency_budget: float = typer.Option(..., "--latency-budget", help="Budget in ms: each candidate's median latency at --batch-size in --runtime, measured on this machine."),
     runtime: str = typer.Option("ort-int8", "--runtime", help="eager (PyTorch fp32) | ort (ONNX Runtime fp32) | ort-int8 (ONNX Runtime dynamic int8)."),
@@ -236,12 +210,13 @@ def provision(
     output: Path = typer.Option(..., "--output", "-o", help="Folder: candidates.{json,csv,md}, provision.png, short/, student/."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Reuse finished short runs and continue the final run."),
+    data: Optional[dict] = None,
 ) -> None:
     """Choose the student for a latency (and size) budget measured on this machine, then distil it: candidates over
     teacher-layer subsets, pruned teacher layers, spec shapes and BiLSTMs."""
     _setup_logging()
     _threads(num_threads)
-    task = _task_or_none(task, train_file, validation_file, config)
+    task = _task_or_none(task, data.get("train_file"), data.get("validation_file"), config)
     from kdistill.provision import provision as run
 
     out = Console()
@@ -266,9 +241,7 @@ def provision(
                   **_given(temperature=temperature, alpha=alpha, kd_loss=kd_loss, epochs=epochs,
                            batch_size=train_batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
                            selection_size=selection_size),
-                  **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels,
-                               max_train_samples, max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled))
+                  **data)
     table = Table(title=f"kdistill provision: budget {latency_budget:g} ms ({runtime}, batch {batch_size}); "
                         f"teacher {res.teacher_latency_ms:.3f} ms")
     for col in ("candidate", "params", "latency ms", "size MB", "in budget", "short run", "chosen"):

@@ -19,11 +19,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DropUnlabeledOpt, EXIT_STOPPED, LabelColOpt, LabelNamesOpt,
-                                 LabelSepOpt, LabelsOpt, MaxEvalOpt, MaxLenOpt, MaxTrainOpt, ProblemTypeOpt,
-                                 SelectionFileOpt, SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt,
-                                 TrainFileOpt, user_errors, ValFileOpt, _data_opts, _floats, _given, _setup_logging,
-                                 _strs, _task, _threads)
+from kdistill.cli.options import DATA_SOURCE, config_options
+from kdistill.config import DataConfig
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, MaxEvalOpt, SelectionFileOpt,
+                                 SelectionSizeOpt, SelectOnOpt, TaskOpt, ThreadsOpt, TrainFileOpt, user_errors,
+                                 ValFileOpt, _floats, _given, _setup_logging, _strs, _task, _threads)
 from kdistill.errors import KDistillError
 
 
@@ -73,21 +73,12 @@ def _print_sweep(rep: dict, title: str) -> None:
 
 
 @app.command("early-exit")
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
 def early_exit(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="A classifier fine-tuned on the task (the teacher itself or any student, pruned ones too) that gets the exits; required unless --config names it."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     exit_every: Optional[int] = typer.Option(None, "--exit-every", help="An exit after every k-th encoder layer below the last (default 1: after each)."),
     exit_layers: Optional[str] = typer.Option(None, "--exit-layers", help="Or the 1-based layers that get an exit, e.g. 2,4."),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="Exit input: mean (masked mean of the layer's tokens; default) | cls (first token)."),
@@ -105,9 +96,6 @@ def early_exit(
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the threshold sweep after training (default on)."),
     rules: Optional[str] = RulesOpt,
     entropy_thresholds: Optional[str] = EntropyOpt,
@@ -121,11 +109,12 @@ def early_exit(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the early-exit model, sweep.{json,md,png}); required unless --config names one."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory made by kdistill."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
+    data: Optional[dict] = None,
 ) -> None:
     """Early exits trained by self-distillation (each exit learns the final layer's soft targets), then the sweep."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():
@@ -140,9 +129,7 @@ def early_exit(
                      max_prob_thresholds=_floats(max_prob_thresholds, "--max-prob-thresholds"),
                      patiences=_int_list(patiences, "--patiences"), max_drop=max_drop, latency_examples=latency_examples,
                      latency_rounds=latency_rounds, sweep_batch_size=sweep_batch_size, timed_points=timed_points),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
+            **data,
         )
     if res.interrupted:
         Console().print(f"[yellow]stopped[/]; continue with --resume ({res.output_dir})")
@@ -194,6 +181,7 @@ def exit_sweep(
 
 
 @app.command("born-again")
+@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
 def born_again(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -202,16 +190,6 @@ def born_again(
     generations: Optional[int] = typer.Option(None, "--generations", min=1, help="Generations; each learns from the one before (default 2, or the config file's)."),
     ensemble_teacher: bool = typer.Option(False, "--ensemble-teacher", help="Generation k >= 2 learns from the mean logits of the teacher and all earlier generations."),
     task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    problem_type: Optional[str] = ProblemTypeOpt,
-    label_separator: Optional[str] = LabelSepOpt,
-    label_names: Optional[str] = LabelNamesOpt,
-    drop_unlabeled: Optional[bool] = DropUnlabeledOpt,
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature (default 1, the paper's)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss (default 0: the teacher's distribution only, the paper's)."),
     kd_loss: Optional[str] = typer.Option(None, "--kd-loss", help="kl | mse."),
@@ -224,18 +202,16 @@ def born_again(
     select_on: Optional[str] = SelectOnOpt,
     selection_size: Optional[int] = SelectionSizeOpt,
     selection_file: Optional[str] = SelectionFileOpt,
-    max_train_samples: Optional[int] = MaxTrainOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    max_length: Optional[int] = MaxLenOpt,
     report: bool = typer.Option(False, "--report/--no-report", help="Each generation's full teacher-vs-student report too (slow)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder of gen1/, gen2/ ... and born_again.{json,md}; required unless --config names one."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Reuse finished generations, resume an interrupted one (more --generations may be added)."),
+    data: Optional[dict] = None,
 ) -> None:
     """Born-again networks: same-size students from the teacher's pretrained base, generation after generation."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, train_file, validation_file)
+    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():
@@ -245,9 +221,7 @@ def born_again(
             **_given(temperature=temperature, alpha=alpha, kd_loss=kd_loss, cos_weight=cos_weight, epochs=epochs,
                      batch_size=batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
                      select_on=select_on, selection_size=selection_size, selection_file=selection_file),
-            **_data_opts(data_dir, train_file, validation_file, text_columns, label_column, labels, max_train_samples,
-                         max_eval_samples, max_length, problem_type=problem_type,
-                         label_separator=label_separator, label_names=label_names, drop_unlabeled=drop_unlabeled),
+            **data,
         )
     m = rec["metric_name"]
     table = Table(title=f"kdistill born-again: {rec['output_dir']}")

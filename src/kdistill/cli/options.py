@@ -1,0 +1,117 @@
+"""Command-line options generated from the typed configs (:mod:`kdistill.config`), in the spirit of transformers'
+``HfArgumentParser``: a field's type, help text and shown default come from its declaration; only the spelling of a
+flag that is not ``--field-name`` is written here (:data:`FLAGS`).
+
+A command takes a group of fields with :func:`config_options`, a decorator that adds one typer option per field to
+the command's signature (default ``None`` = not given, so a ``--config`` file or the config's own default decides)
+and hands the given values to the command, parsed, as one dict (``None`` values dropped)::
+
+    @app.command()
+    @config_options("data", DataConfig, DATA_FIELDS)
+    def evaluate(model: str = ..., data: dict = None): ...
+
+Types: ``Literal`` → a choice; ``bool`` → a flag (``--x``, or ``--x/--no-x`` spelled so in :data:`FLAGS`); ``list[str]`` → comma-separated text; ``int``/``float``/
+``str`` as they are (non-finite floats are refused for every command by :mod:`kdistill.cli.common`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+import typing
+from typing import Any, Callable, Literal, Optional, Sequence
+
+import typer
+
+__all__ = ["DATA_SOURCE", "FLAGS", "config_options", "field_help", "option_parameter"]
+
+#: Flag spellings other than ``--field-name`` (the first is the main one; the rest are aliases).
+FLAGS: dict[str, tuple[str, ...]] = {}
+
+#: The :class:`~kdistill.config.DataConfig` fields that say where a task's data is and how your own files are read:
+#: every command that loads task data takes them.
+DATA_SOURCE = ("data_dir", "train_file", "validation_file", "text_columns", "label_column", "labels", "problem_type",
+               "label_separator", "label_names", "drop_unlabeled")
+
+
+def _comma_list(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """``(inner type, optional)`` of ``X | None`` / ``Optional[X]``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+        if str in args:  # e.g. a file name or the names themselves (Python): a file name on the command line
+            return str, True
+        return annotation, True
+    return annotation, False
+
+
+def field_help(cls, name: str) -> str:
+    """The help of field ``name`` of config class ``cls``: its description and, unless ``None``, its default."""
+    field = cls.model_fields[name]
+    text = (field.description or "").strip()
+    default = field.get_default(call_default_factory=True)
+    if default is not None and default != [] and not isinstance(default, bool):
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        text = f"{text} [default: {shown}]" if text else f"[default: {shown}]"
+    return text
+
+
+def option_parameter(cls, name: str, *, flags: Sequence[str] | None = None, param: str | None = None,
+                     help: str | None = None) -> tuple[inspect.Parameter, Callable[[Any], Any] | None]:
+    """The typer option of config field ``cls.name`` as an :class:`inspect.Parameter` (default ``None``), and the
+    parser that turns its command-line text into the field's value (``None``: the value as typer gives it).
+
+    Raises:
+        TypeError: a field type with no command-line form here (a nested model, a dict).
+    """
+    field = cls.model_fields[name]
+    inner, _ = _unwrap(field.annotation)
+    parse = None
+    if typing.get_origin(inner) is Literal:
+        annotation: Any = Optional[inner]
+    elif inner is bool:
+        annotation = Optional[bool]
+    elif inner in (int, float, str):
+        annotation = Optional[inner]
+    elif typing.get_origin(inner) is list and typing.get_args(inner) in ((str,),):
+        annotation, parse = Optional[str], _comma_list
+    else:
+        raise TypeError(f"{cls.__name__}.{name}: no command-line form for {field.annotation!r}")
+    flags = tuple(flags or FLAGS.get(name) or (f"--{name.replace('_', '-')}",))  # a bool: a flag, or "--x/--no-x"
+    option = typer.Option(None, *flags, help=help if help is not None else field_help(cls, name))
+    return inspect.Parameter(param or name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                             annotation=annotation), parse
+
+
+def config_options(group: str, cls, names: Sequence[str], *, flags: dict[str, Sequence[str]] | None = None):
+    """Add the options of ``cls``'s fields ``names`` to a typer command; it receives them as ``group=dict``.
+
+    The dict holds the given options only (``None`` = not given is dropped), parsed to the fields' values.
+    ``flags``: spellings for this command that differ from :data:`FLAGS`.
+    """
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        made = [option_parameter(cls, n, flags=(flags or {}).get(n)) for n in names]
+        own = [p for p in sig.parameters.values() if p.name != group]
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            given = {}
+            for (param, parse), name in zip(made, names):
+                value = kwargs.pop(param.name, None)
+                if value is not None:
+                    given[name] = parse(value) if parse is not None else value
+            return fn(*args, **{group: given}, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=[*own, *(p for p, _ in made)])
+        return wrapper
+
+    return decorate
