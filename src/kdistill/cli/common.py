@@ -245,8 +245,6 @@ SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on hold
 DeployOpt = typer.Option(None, "--deploy", help="Output stage: none (default) | fp32 | int8 — the kept student exported to ONNX Runtime in OUTPUT/onnx (parity-checked; int8 behind the --max-drop gate), with predict.py and a model card.")
 DeployQuantOpt = typer.Option(None, "--quantize", help="--deploy int8: auto (default: dynamic and static, the better on the selection slice) | dynamic | static.")
 ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")
-MaxTokensOpt = typer.Option(None, "--max-tokens", help="Dynamic batch size: batches of at most N padded tokens (lengths grouped); --batch-size is then the reference size of --lr-scaling.")
-LrScalingOpt = typer.Option(None, "--lr-scaling", help="With --max-tokens: scale the learning rate per step by rows/batch-size: none (default) | linear | sqrt.")
 ConfigOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best config of `kdistill search`); options given here replace its values; unknown keys are an error.")
 MaxDropOpt = typer.Option(None, "--max-drop", help="--deploy int8: refuse an int8 student more than this many points below its fp32 self (default 1.0).")
 
@@ -263,10 +261,3 @@ def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:
                                      param_hint="--schedule")
         out[key.strip()] = spec.strip()
     return out
-
-
-def _train_opts(epochs, batch_size, learning_rate, weight_decay, warmup_ratio, eval_steps, early_stopping, seed,
-                mixed_precision, grad_accum, cache_teacher=None, schedule=None, max_tokens=None, lr_scaling=None):
-    return _given(schedules=_schedules(schedule), max_tokens=max_tokens, lr_scaling=lr_scaling,epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                warmup_ratio=warmup_ratio, eval_steps=eval_steps, early_stopping_patience=early_stopping, seed=seed,
-                mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, cache_teacher=cache_teacher)

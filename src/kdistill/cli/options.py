@@ -10,7 +10,7 @@ and hands the given values to the command, parsed, as one dict (``None`` values 
     @config_options("data", DataConfig, DATA_FIELDS)
     def evaluate(model: str = ..., data: dict = None): ...
 
-Types: ``Literal`` → a choice; ``bool`` → a flag (``--x``, or ``--x/--no-x`` spelled so in :data:`FLAGS`); ``list[str]`` → comma-separated text; ``int``/``float``/
+Types: ``Literal`` → text that the config checks (its choices in the help, a bad one a one-line error); ``bool`` → a flag (``--x``, or ``--x/--no-x`` spelled so in :data:`FLAGS`); ``list[str]`` → comma-separated text; ``int``/``float``/
 ``str`` as they are (non-finite floats are refused for every command by :mod:`kdistill.cli.common`).
 """
 
@@ -27,7 +27,11 @@ import typer
 __all__ = ["DATA_SOURCE", "FLAGS", "config_options", "field_help", "option_parameter"]
 
 #: Flag spellings other than ``--field-name`` (the first is the main one; the rest are aliases).
-FLAGS: dict[str, tuple[str, ...]] = {}
+FLAGS: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("--learning-rate", "--lr"),
+    "cache_teacher": ("--cache-teacher/--no-cache-teacher",),
+    "intermediate_learning_rate": ("--intermediate-lr",),
+}
 
 #: The :class:`~kdistill.config.DataConfig` fields that say where a task's data is and how your own files are read:
 #: every command that loads task data takes them.
@@ -57,6 +61,8 @@ def field_help(cls, name: str) -> str:
     field = cls.model_fields[name]
     text = (field.description or "").strip()
     default = field.get_default(call_default_factory=True)
+    if default is True:
+        return f"{text} [default: on]" if text else "[default: on]"
     if default is not None and default != [] and not isinstance(default, bool):
         shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
         text = f"{text} [default: {shown}]" if text else f"[default: {shown}]"
@@ -74,8 +80,11 @@ def option_parameter(cls, name: str, *, flags: Sequence[str] | None = None, para
     field = cls.model_fields[name]
     inner, _ = _unwrap(field.annotation)
     parse = None
-    if typing.get_origin(inner) is Literal:
-        annotation: Any = Optional[inner]
+    if typing.get_origin(inner) is Literal:  # text, checked by the config: a bad value is its one-line error
+        annotation: Any = Optional[str]
+        choices = " | ".join(map(str, typing.get_args(inner)))
+        if help is None and not all(str(c) in (field.description or "") for c in typing.get_args(inner)):
+            help = f"{field_help(cls, name)} (one of: {choices})"
     elif inner is bool:
         annotation = Optional[bool]
     elif inner in (int, float, str):
@@ -90,28 +99,34 @@ def option_parameter(cls, name: str, *, flags: Sequence[str] | None = None, para
                              annotation=annotation), parse
 
 
-def config_options(group: str, cls, names: Sequence[str], *, flags: dict[str, Sequence[str]] | None = None):
-    """Add the options of ``cls``'s fields ``names`` to a typer command; it receives them as ``group=dict``.
+def config_options(group: str, *fields: tuple[type, Sequence[str]], flags: dict[str, Sequence[str]] | None = None,
+                   parsers: dict[str, Callable[[Any], Any]] | None = None):
+    """Add an option for each config field of ``fields`` (``(config class, field names)`` pairs) to a typer command,
+    which receives the given ones as one dict ``group`` (``None`` = not given is dropped), parsed to field values.
 
-    The dict holds the given options only (``None`` = not given is dropped), parsed to the fields' values.
-    ``flags``: spellings for this command that differ from :data:`FLAGS`.
+    ``flags``: spellings for this command that differ from :data:`FLAGS`; ``parsers``: field → function of the
+    command-line text (e.g. a layer map), beside the built-in comma lists.
     """
 
     def decorate(fn):
         sig = inspect.signature(fn)
-        made = [option_parameter(cls, n, flags=(flags or {}).get(n)) for n in names]
+        made = []
+        for cls, names in fields:
+            for n in names:
+                param, parse = option_parameter(cls, n, flags=(flags or {}).get(n))
+                made.append((n, param, (parsers or {}).get(n, parse)))
         own = [p for p in sig.parameters.values() if p.name != group]
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             given = {}
-            for (param, parse), name in zip(made, names):
+            for name, param, parse in made:
                 value = kwargs.pop(param.name, None)
                 if value is not None:
                     given[name] = parse(value) if parse is not None else value
             return fn(*args, **{group: given}, **kwargs)
 
-        wrapper.__signature__ = sig.replace(parameters=[*own, *(p for p, _ in made)])
+        wrapper.__signature__ = sig.replace(parameters=[*own, *(p for _, p, _ in made)])
         return wrapper
 
     return decorate

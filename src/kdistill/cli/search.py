@@ -52,7 +52,7 @@ def _trials_table(rows: list[dict], metric: str, params: list[str], multi: bool)
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
 def search(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,
@@ -176,7 +176,7 @@ def _stop_live(live: dict) -> None:
 
 
 @app.command()
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
 def provision(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,

@@ -73,7 +73,7 @@ def _print_sweep(rep: dict, title: str) -> None:
 
 
 @app.command("early-exit")
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
 def early_exit(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -181,7 +181,7 @@ def exit_sweep(
 
 
 @app.command("born-again")
-@config_options("data", DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length"))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
 def born_again(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
