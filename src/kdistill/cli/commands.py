@@ -15,11 +15,11 @@ from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, DataConfig, DistillConfig, ExportConfig, LayersFromTeacherStudent,
-                             SpecStudent, TinyBertConfig, TrainConfig)
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, DeployOpt, DeployQuantOpt, EXIT_STOPPED, LabelColOpt,
-                                 LabelsOpt, MaxDropOpt, ScheduleOpt, SelectionFileOpt, SelectionSizeOpt, SelectOnOpt,
-                                 TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt, user_errors, ValFileOpt, _given,
-                                 _schedules, _ints, _layer_map, _print_result, _setup_logging, _strs, _task, _threads)
+                             SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, ScheduleOpt,
+                                 SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
+                                 user_errors, ValFileOpt, _given, _schedules, _ints, _layer_map, _print_result,
+                                 _setup_logging, _strs, _task, _threads)
 
 
 #: The data fields of a training command: where the data is, how your own files are read, and the selection split.
@@ -190,57 +190,45 @@ def export(
 
 
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples")))
+@config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "select_on",
+                                         "selection_size", "selection_file")),
+                (TrainConfig, ("epochs", "batch_size", "learning_rate", "eval_steps", "seed", "keep_checkpoint")),
+                (DistillConfig, ("kd_loss",)), (ExportConfig, ("deploy", "quantize", "max_drop")))
+@config_options("teacher_stage", (TeacherStageConfig, ("epochs", "learning_rate", "batch_size", "early_stopping_patience",
+                                                       "eval_steps")),
+                prefix="teacher_", flags={"epochs": ("--teacher-epochs",),
+                                          "learning_rate": ("--teacher-lr", "--teacher-learning-rate"),
+                                          "batch_size": ("--teacher-batch-size",),
+                                          "early_stopping_patience": ("--teacher-patience",),
+                                          "eval_steps": ("--teacher-eval-steps",)})
 def run(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."),
     task: Optional[str] = TaskOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
-    layers: Optional[str] = typer.Option(None, "--layers"),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
-    alpha: Optional[float] = typer.Option(None, "--alpha"),
-    kd_loss: Optional[str] = typer.Option(None, "--kd-loss"),
-    teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs", help="Teacher stage: epoch cap (default 10; early stopping on the held-out metric usually ends it sooner)."),
-    teacher_lr: Optional[float] = typer.Option(None, "--teacher-lr", "--teacher-learning-rate", help="Teacher stage: learning rate (default 5e-5, for fine-tuning a pretrained encoder; --lr is the student's)."),
-    teacher_batch_size: Optional[int] = typer.Option(None, "--teacher-batch-size", help="Teacher stage: batch size (default 32; --batch-size is the student's)."),
-    teacher_patience: Optional[int] = typer.Option(None, "--teacher-patience", help="Teacher stage: stop after N held-out evaluations without improvement (default 2)."),
-    teacher_eval_steps: Optional[int] = typer.Option(None, "--teacher-eval-steps", help="Teacher stage: evaluate on the held-out slice every N steps (default: each epoch)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the finished run's model + optimizer checkpoint (default: only its small state)."),
-    select_on: Optional[str] = SelectOnOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
+    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default 2)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default 0.5)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
     latency_runs: int = typer.Option(100, "--latency-runs"),
-    deploy: Optional[str] = DeployOpt,
-    quantize: Optional[str] = DeployQuantOpt,
-    max_drop: Optional[float] = MaxDropOpt,
-    data: Optional[dict] = None,
+    options: Optional[dict] = None,
+    teacher_stage: Optional[dict] = None,
 ) -> None:
     """Fine-tune the teacher if needed, then distil, evaluate and report (and with --deploy int8: a verified int8 ONNX student)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
+    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     with user_errors():
-        res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config, teacher_epochs=teacher_epochs, overwrite=overwrite,
-                      teacher_learning_rate=teacher_lr, teacher_batch_size=teacher_batch_size,
-                      teacher_early_stopping_patience=teacher_patience, teacher_eval_steps=teacher_eval_steps,
+        res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config,
+                      overwrite=overwrite, resume=resume, latency_runs=latency_runs, layers=_ints(layers),
+                      temperature=temperature, alpha=alpha,
                       on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
-                      resume=resume, latency_runs=latency_runs, layers=_ints(layers), temperature=temperature,
-                      alpha=alpha, kd_loss=kd_loss, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                      eval_steps=eval_steps, seed=seed,
-                      **_given(keep_checkpoint=keep_checkpoint or None, select_on=select_on, selection_size=selection_size, selection_file=selection_file),
-                      **_given(deploy=deploy, quantize=quantize, max_drop=max_drop),
-            **data)
+                      **teacher_stage, **options)
     if res.interrupted:  # each part's table was printed as it ended
         raise typer.Exit(EXIT_STOPPED)
 

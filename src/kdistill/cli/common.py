@@ -242,8 +242,6 @@ MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N
 SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: holdout (default: a seeded, stratified slice of full-length train rows, kept out of training) | dev (the reported split: optimistic) | last.")
 SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
 SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
-DeployOpt = typer.Option(None, "--deploy", help="Output stage: none (default) | fp32 | int8 — the kept student exported to ONNX Runtime in OUTPUT/onnx (parity-checked; int8 behind the --max-drop gate), with predict.py and a model card.")
-DeployQuantOpt = typer.Option(None, "--quantize", help="--deploy int8: auto (default: dynamic and static, the better on the selection slice) | dynamic | static.")
 ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")
 ConfigOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best config of `kdistill search`); options given here replace its values; unknown keys are an error.")
 MaxDropOpt = typer.Option(None, "--max-drop", help="--deploy int8: refuse an int8 student more than this many points below its fp32 self (default 1.0).")

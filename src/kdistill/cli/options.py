@@ -100,12 +100,13 @@ def option_parameter(cls, name: str, *, flags: Sequence[str] | None = None, para
 
 
 def config_options(group: str, *fields: tuple[type, Sequence[str]], flags: dict[str, Sequence[str]] | None = None,
-                   parsers: dict[str, Callable[[Any], Any]] | None = None):
+                   parsers: dict[str, Callable[[Any], Any]] | None = None, prefix: str = ""):
     """Add an option for each config field of ``fields`` (``(config class, field names)`` pairs) to a typer command,
     which receives the given ones as one dict ``group`` (``None`` = not given is dropped), parsed to field values.
 
     ``flags``: spellings for this command that differ from :data:`FLAGS`; ``parsers``: field → function of the
-    command-line text (e.g. a layer map), beside the built-in comma lists.
+    command-line text (e.g. a layer map), beside the built-in comma lists. ``prefix``: of the parameter names and the
+    dict's keys (``teacher_`` for ``kdistill run``'s teacher stage: ``teacher_learning_rate`` ...).
     """
 
     def decorate(fn):
@@ -113,8 +114,8 @@ def config_options(group: str, *fields: tuple[type, Sequence[str]], flags: dict[
         made = []
         for cls, names in fields:
             for n in names:
-                param, parse = option_parameter(cls, n, flags=(flags or {}).get(n))
-                made.append((n, param, (parsers or {}).get(n, parse)))
+                param, parse = option_parameter(cls, n, flags=(flags or {}).get(n), param=prefix + n)
+                made.append((prefix + n, param, (parsers or {}).get(n, parse)))
         own = [p for p in sig.parameters.values() if p.name != group]
 
         @functools.wraps(fn)
