@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
-from kdistill.config import (AugmentConfig, BiLSTMStudent, DataConfig, DistillConfig, ExportConfig, LayersFromTeacherStudent,
-                             SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
+from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistillConfig, ExportConfig,
+                             LayersFromTeacherStudent, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
 from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, ScheduleOpt,
                                  SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
                                  user_errors, ValFileOpt, _given, _schedules, _ints, _layer_map, _print_result,
@@ -364,54 +364,33 @@ def augment(
 
 
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples")))
+@config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples")),
+                (CompressConfig, ("head_fraction", "ffn_fraction", "layers_per_round", "min_layers", "steps_per_round",
+                                  "importance_batches", "importance_loss", "target_speedup", "target_params",
+                                  "target_heads", "max_rounds", "final_steps", "lowrank_rank", "lowrank_energy",
+                                  "prune_vocab", "latency_runs")),
+                (TrainConfig, ("batch_size", "learning_rate", "seed")))
 def compress(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of the remaining heads pruned per round."),
-    ffn_fraction: Optional[float] = typer.Option(None, "--ffn-fraction", help="Share of the remaining FFN neurons pruned per round."),
-    layers_per_round: Optional[int] = typer.Option(None, "--layers-per-round", help="Whole layers removed per round (least head importance)."),
-    min_layers: Optional[int] = typer.Option(None, "--min-layers"),
-    steps_per_round: Optional[int] = typer.Option(None, "--steps-per-round", help="Distillation steps after each pruning step."),
-    importance_batches: Optional[int] = typer.Option(None, "--importance-batches"),
-    importance_loss: Optional[str] = typer.Option(None, "--importance-loss", help="kl (to the teacher, label-free) | ce (gold labels)."),
-    target_speedup: Optional[float] = typer.Option(None, "--target-speedup", help="Stop once CPU batch-1 speedup reaches this."),
-    target_params: Optional[int] = typer.Option(None, "--target-params", help="Stop once parameters are at most this."),
-    target_heads: Optional[int] = typer.Option(None, "--target-heads", help="Stop once attention heads are at most this."),
-    max_rounds: Optional[int] = typer.Option(None, "--max-rounds"),
-    final_steps: Optional[int] = typer.Option(None, "--final-steps", help="A longer distillation of the final pruned model (steps; 0 = none)."),
-    lowrank_rank: Optional[int] = typer.Option(None, "--lowrank-rank", help="Then factorise dense layers by truncated SVD to this rank (and recover by KD)."),
-    lowrank_energy: Optional[float] = typer.Option(None, "--lowrank-energy", help="... or keep this share of squared singular values (e.g. 0.9)."),
-    prune_vocab: bool = typer.Option(False, "--prune-vocab", help="Last, keep only the token embeddings seen in the training texts (plus special tokens and single-character pieces)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
-    alpha: Optional[float] = typer.Option(None, "--alpha"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    latency_runs: int = typer.Option(100, "--latency-runs"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T of every recovery (default 2)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss in every recovery (default 0.5)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
-    data: Optional[dict] = None,
+    options: Optional[dict] = None,
 ) -> None:
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
+    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     with user_errors():
-        rep = api.compress(teacher, task, output_dir=output, config=config, head_fraction=head_fraction, ffn_fraction=ffn_fraction,
-                           layers_per_round=layers_per_round, min_layers=min_layers, steps_per_round=steps_per_round,
-                           importance_batches=importance_batches, importance_loss=importance_loss,
-                           target_speedup=target_speedup, target_params=target_params, target_heads=target_heads,
-                           max_rounds=max_rounds, final_steps=final_steps, lowrank_rank=lowrank_rank,
-                           lowrank_energy=lowrank_energy, prune_vocab=prune_vocab or None, latency_runs=latency_runs,
-                           overwrite=overwrite, resume=resume,
-                           temperature=temperature, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-                           seed=seed, **data)
+        rep = api.compress(teacher, task, output_dir=output, config=config, overwrite=overwrite, resume=resume,
+                           **_given(temperature=temperature, alpha=alpha), **options)
     table = Table(title=f"kdistill compress: {output}")
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")
