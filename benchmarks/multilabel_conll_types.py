@@ -125,6 +125,19 @@ def main() -> None:
     def f(x):
         return "undefined" if x is None else f"{x:.4f}"
 
+    def pct(x):
+        return "undefined" if x is None else f"{100 * x:.2f} %"
+
+    def thr(results):
+        return (results.get("decision_threshold") or {}).get("value", "—")
+
+    def dep(d):
+        if not d:
+            return "none"
+        q = d.get("quantization") or {}
+        return (f"fp32 {f(d.get('fp32_metric'))}, int8 {q.get('mode', '—')} {f(d.get('int8_metric'))} "
+                f"({d.get('int8_drop_points')} points below fp32), files {sorted(d.get('files', {}))}")
+
     t, s = row["report"].get("teacher_metrics") or {}, row["report"].get("student_metrics") or {}
     md = ["# multilabel_conll_types", "", f"`{command}`", "", f"Machine: {row['machine']}; date {row['date']}", "",
           f"Data: {stats['train']['rows']} train rows ({stats['train']['no_label_rows']} with no label), "
@@ -133,8 +146,14 @@ def main() -> None:
           f"| micro-F1 (dev) | {f(t.get('micro_f1', row['report'].get('teacher_metric')))} | "
           f"{f(s.get('micro_f1', row['report'].get('student_metric')))} |",
           f"| macro-F1 (dev) | {f(t.get('macro_f1'))} | {f(s.get('macro_f1'))} |",
-          f"| retention (micro-F1) | | {f(row['report'].get('retention'))} |", "",
-          f"Warnings: {row['warnings'] or 'none'}.", ""]
+          f"| retention (micro-F1) | | {pct(row['report'].get('retention'))} |",
+          f"| decision threshold (chosen on the selection slice) | {thr(row['teacher_results'])} | "
+          f"{thr(row['student_results'])} |", "",
+          f"Teacher stage (defaults): {row['teacher_stage']}; it ran {row['teacher_results'].get('global_step')} steps, "
+          f"kept step {row['teacher_results'].get('best_step')}.", "",
+          f"Deployment (int8): {dep(row['deployment'])}.", "",
+          f"Warnings of the run: {row['warnings'] or 'none'}.", "",
+          "Latency and speedup in the JSON were measured beside other jobs on this machine: not a timing result.", ""]
     (RESULTS / "multilabel_conll_types.md").write_text("\n".join(md))
     print(json.dumps({k: row[k] for k in ("teacher_dev", "student_dev", "report")}, indent=1, default=str))
 

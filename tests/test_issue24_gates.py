@@ -599,3 +599,22 @@ def test_the_other_processes_of_a_distributed_run_do_not_take_their_main_process
     finally:
         main.kill()
         main.wait()
+
+
+def test_a_run_stopped_in_its_deploy_stage_exports_on_resume(tiny_teacher_dir, glue_dir, tmp_path):
+    """Never lost work: a run whose training finished but whose --deploy stage did not (a kill, a crash in the
+    export) is finished by --resume, which exports the kept student instead of returning without it."""
+    import shutil
+
+    out = tmp_path / "run"
+    r = runner.invoke(app, _distill_cli(tiny_teacher_dir, glue_dir, out, "--deploy", "fp32"))
+    assert r.exit_code == 0, r.output
+    assert (out / "onnx" / "kdistill_export.json").exists()
+    shutil.rmtree(out / "onnx")  # as if the process died inside the export
+    r = runner.invoke(app, _distill_cli(tiny_teacher_dir, glue_dir, out, "--deploy", "fp32", "--resume"))
+    assert r.exit_code == 0, r.output
+    assert "not its --deploy stage" in r.output and (out / "onnx" / "model.onnx").exists()
+    record = json.loads((out / "onnx" / "kdistill_export.json").read_text())
+    r = runner.invoke(app, _distill_cli(tiny_teacher_dir, glue_dir, out, "--deploy", "fp32", "--resume"))
+    assert r.exit_code == 0 and "not its --deploy stage" not in r.output  # done once: the record is kept
+    assert json.loads((out / "onnx" / "kdistill_export.json").read_text()) == record

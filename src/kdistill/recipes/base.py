@@ -156,7 +156,10 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
     inputs = run_inputs(cfg)
     run.check(overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs)  # cheapest checks first
     if cfg.resume and run.is_complete():
-        return finished_result(run)
+        res = finished_result(run)
+        with run.lock():  # a run stopped in its output stage (--deploy) finishes that stage now
+            res.deployment = finished_deployment(cfg, run)
+        return res
     accepted = check_resume(run, cfg) if cfg.resume else []
     check_train_config(cfg.train)
     if cfg.student.kind not in recipe.students:
@@ -215,6 +218,22 @@ def finished_result(run) -> RunResult:
     rep = json.loads(rep_file.read_text()) if rep_file.exists() else None
     return RunResult(run.path, results.get("eval", {}), float(results.get("train_seconds", 0.0)), report=rep,
                      files=run.files(), teacher_cache_seconds=float(results.get("teacher_cache_seconds", 0.0)))
+
+
+def finished_deployment(cfg, run) -> dict | None:
+    """The export record of a finished run's output stage (``--deploy``): the one on disk, or — when the run stopped
+    before that stage completed (a kill, a crash) — a new export (:func:`deploy_stage`). None when not asked for."""
+    ex = getattr(cfg, "export", None)
+    if ex is None or ex.deploy == "none":
+        return None
+    record = run.path / "onnx" / "kdistill_export.json"
+    if record.exists():
+        return json.loads(record.read_text())
+    import logging
+
+    logging.getLogger("kdistill").warning("%s: the run finished training but not its --deploy stage; exporting now",
+                                          run.path)
+    return deploy_stage(cfg, run.path)
 
 
 def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, accepted, callbacks, report,
