@@ -49,7 +49,7 @@ def _override(cfg, config, *, output_dir, **given: Any):
 
 
 __all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit_sweep", "export_early_exit",
-           "exit_pipeline", "distill", "finetune", "evaluate", "report", "run", "general_distill", "compress",
+           "exit_pipeline", "distill", "distill_config", "finetune", "finetune_config", "evaluate", "report", "run", "general_distill", "compress",
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
@@ -89,6 +89,20 @@ def distill(teacher: str | None = None, task: str | None = SST2, student: str = 
     Raises:
         KDistillError: unknown method or options, and every check of the recipe (one line each).
     """
+    cfg = distill_config(teacher, task, student, output_dir=output_dir, method=method, config=config,
+                         overwrite=overwrite, resume=resume, **options)
+    return run_recipe(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)
+
+
+def distill_config(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
+                   output_dir: str | Path | None = None, method: str = KD, config: str | Path | None = None,
+                   overwrite: bool = False, resume: bool = False, **options: Any) -> RunConfig:
+    """The effective :class:`~kdistill.config.RunConfig` of :func:`distill` with these arguments (a config file and the
+    arguments over it, every default filled in) — what ``kdistill distill --print-config`` prints; nothing is run.
+
+    Raises:
+        KDistillError: as :func:`distill` before it trains (unknown method or options, no teacher or output folder).
+    """
     if config is not None:
         cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
                          method=method, overwrite=overwrite, resume=resume, **options)
@@ -102,7 +116,7 @@ def distill(teacher: str | None = None, task: str | None = SST2, student: str = 
                         overwrite=overwrite, resume=resume, **options)
     if cfg.teacher is None:
         raise KDistillError("distill needs a teacher (--teacher DIR, or `teacher` in the config file)")
-    return run_recipe(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)
+    return cfg
 
 
 def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
@@ -116,6 +130,19 @@ def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: s
         options: data and train options, as for :func:`distill`.
         config: a YAML/JSON config of a ``finetune`` run (its ``kdistill_run.json``); arguments given replace its values.
     """
+    cfg = finetune_config(model, task, output_dir=output_dir, config=config, overwrite=overwrite, resume=resume,
+                          **options)
+    return run_recipe(cfg, callbacks=callbacks, report=False)
+
+
+def finetune_config(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+                    config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+                    **options: Any) -> RunConfig:
+    """The effective :class:`~kdistill.config.RunConfig` of :func:`finetune` (``kdistill finetune --print-config``).
+
+    Raises:
+        KDistillError: a config file of another kind of run, no output folder, unknown options.
+    """
     from kdistill.models import default_pretrained_model
 
     if config is not None:
@@ -123,12 +150,11 @@ def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: s
                          resume=resume, **options)
         if cfg.method != "finetune":
             raise KDistillError(f"--config {config} is a '{cfg.method}' run, not a finetune run: use `kdistill distill --config`")
-        return run_recipe(cfg, callbacks=callbacks, report=False)
+        return cfg
     if output_dir is None:
         raise KDistillError("finetune needs an output folder (-o)")
-    cfg = from_flat(method="finetune", task=task, student=model or default_pretrained_model(), output_dir=output_dir,
-                    overwrite=overwrite, resume=resume, **options)
-    return run_recipe(cfg, callbacks=callbacks, report=False)
+    return from_flat(method="finetune", task=task, student=model or default_pretrained_model(), output_dir=output_dir,
+                     overwrite=overwrite, resume=resume, **options)
 
 
 #: The teacher-stage arguments of :func:`run` → their :class:`~kdistill.config.TeacherStageConfig` field and CLI option.

@@ -17,10 +17,10 @@ from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
                              DistillConfig, ExportConfig, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
                              MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, ScheduleOpt,
-                                 SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt,
-                                 user_errors, ValFileOpt, _given, _schedules, _ints, _layer_map, _print_result,
-                                 _setup_logging, _strs, _task, _threads)
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, PrintConfigOpt,
+                                 ScheduleOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt,
+                                 TrainFileOpt, user_errors, ValFileOpt, _given, _ints, _layer_map, _print_config,
+                                 _print_result, _schedules, _setup_logging, _strs, _task, _threads)
 
 
 #: The data fields of a training command: where the data is, how your own files are read, and the selection split.
@@ -60,6 +60,7 @@ def distill(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     latency_runs: int = typer.Option(100, "--latency-runs", help="Timed batch-1 runs per model in the report."),
     report: bool = typer.Option(True, "--report/--no-report"),
+    print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
@@ -68,11 +69,14 @@ def distill(
     task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
+    args = dict(output_dir=output, config=config, layers=_ints(layers), overwrite=overwrite, resume=resume,
+                method=method or api.KD, **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)),
+                **options)
     with user_errors():
-        res = api.distill(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config,
-                          layers=_ints(layers), overwrite=overwrite, resume=resume, report=report,
-                          latency_runs=latency_runs, method=method or api.KD,
-                          **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)), **options)
+        if print_config:
+            return _print_config(api.distill_config(teacher, task, student or api.LAYERS_FROM_TEACHER, **args))
+        res = api.distill(teacher, task, student or api.LAYERS_FROM_TEACHER, report=report, latency_runs=latency_runs,
+                          **args)
     _print_result(res)
 
 
@@ -86,6 +90,7 @@ def finetune(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
+    print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
@@ -94,8 +99,11 @@ def finetune(
     task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
+    args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, **options)
     with user_errors():
-        res = api.finetune(model, task, output_dir=output, config=config, overwrite=overwrite, resume=resume, **options)
+        if print_config:
+            return _print_config(api.finetune_config(model, task, **args))
+        res = api.finetune(model, task, **args)
     _print_result(res)
 
 

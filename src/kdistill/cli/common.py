@@ -180,6 +180,14 @@ def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
         raise KDistillError(f"{what} takes comma-separated numbers such as 0.5,0.25; got '{text}'") from None
 
 
+PrintConfigOpt = typer.Option(False, "--print-config", help="Print the effective config (a --config file and the options over it, every default filled in) as JSON and exit; nothing is run or written.")
+
+
+def _print_config(cfg) -> None:
+    """``--print-config``: the effective config as JSON on stdout (the schema of ``kdistill config-schema``)."""
+    sys.stdout.write(cfg.model_dump_json(indent=1) + "\n")
+
+
 def _fail(err: Exception) -> None:
     if isinstance(err, ValidationError):  # one line: the option and what it accepts
         first = err.errors()[0]

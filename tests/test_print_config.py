@@ -1,0 +1,48 @@
+"""``--print-config`` (issue 25): the effective config — a config file and the options over it, every default filled
+in — printed as JSON; nothing is run or written."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from kdistill.cli import app
+
+runner = CliRunner()
+
+
+def _json(output: str) -> dict:
+    return json.loads(output[output.index("{"):])
+
+
+def test_distill_print_config_shows_the_effective_config_and_runs_nothing(tmp_path):
+    out = tmp_path / "run"
+    base = ["distill", "--teacher", str(tmp_path / "t"), "--data-dir", str(tmp_path / "glue"), "-o", str(out)]
+    r = runner.invoke(app, [*base, "-T", "3", "--epochs", "2", "--lr", "5e-5", "--print-config"])
+    assert r.exit_code == 0, r.output
+    cfg = _json(r.stdout)
+    assert cfg["method"] == "kd" and cfg["distill"]["temperature"] == 3.0 and cfg["tinybert"]["temperature"] == 1.0
+    assert cfg["train"]["epochs"] == 2.0 and cfg["train"]["learning_rate"] == 5e-5
+    assert cfg["data"]["task"] == "sst2" and cfg["distill"]["alpha"] == 0.5  # defaults filled in
+    assert not out.exists()
+    r = runner.invoke(app, [*base, "--method", "tinybert", "-T", "3", "--print-config"])  # routed by --method
+    assert r.exit_code == 0 and _json(r.stdout)["tinybert"]["temperature"] == 3.0
+    # a config file, with the command line over it
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(cfg))
+    r = runner.invoke(app, ["distill", "--config", str(path), "--alpha", "0.9", "--print-config"])
+    assert r.exit_code == 0, r.output
+    again = _json(r.stdout)
+    assert again["distill"]["temperature"] == 3.0 and again["distill"]["alpha"] == 0.9
+    r = runner.invoke(app, [*base, "--alpha", "1.5", "--print-config"])  # checked like a run: one line, exit 2
+    assert r.exit_code == 2 and "--alpha" in r.output
+
+
+def test_finetune_print_config(tmp_path):
+    r = runner.invoke(app, ["finetune", "--model", str(tmp_path / "m"), "--data-dir", str(tmp_path), "-o",
+                            str(tmp_path / "o"), "--epochs", "4", "--print-config"])
+    assert r.exit_code == 0, r.output
+    cfg = _json(r.stdout)
+    assert cfg["method"] == "finetune" and cfg["train"]["epochs"] == 4.0 and cfg["student"]["path"] == str(tmp_path / "m")
+    assert not (tmp_path / "o").exists()
