@@ -352,12 +352,14 @@ def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **d
         ModelError: when the model has no trained head for the task.
         ValueError: a recorded threshold that is not a number in (0, 1).
     """
+    from kdistill.data.recorded import own_data_options
+
     from kdistill.data.batching import tokenize
     from kdistill.data.loading import load_data
     from kdistill.engine import evaluate_model
     from kdistill.models import load_classifier, load_tokenizer
 
-    data_options = _own_data_options(model, task, data_options)
+    data_options = own_data_options(model, task, data_options)
     dcfg = DataConfig(task=task, **data_options)
     splits, spec = load_data(dcfg)
     net = load_classifier(model, spec, require_trained_head=True)
@@ -374,51 +376,6 @@ def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **d
     return evaluate_model(net, ds, tok, spec, batch_size=batch_size)
 
 
-def _own_data_options(model: str, task: str | None, data_options: dict[str, Any]) -> dict[str, Any]:
-    """Your own files without ``--task``, read as the model's run read them.
-
-    Options not given are taken from the run beside the model (``kdistill_run.json``'s ``data``: ``problem_type``,
-    ``label_separator``, ``label_names`` — the names file, or when it is gone the model's own names, which are the
-    file's in the same order — and ``drop_unlabeled``). With only a validation file, it is read for both splits
-    with the model's label set (its ``id2label``).
-    """
-    import json
-
-    if task is not None or not (data_options.get("validation_file") or data_options.get("train_file")):
-        return data_options
-    opts = dict(data_options)
-    run_file = Path(model) / "kdistill_run.json"
-    recorded: dict[str, Any] = {}
-    if run_file.is_file():
-        try:
-            recorded = (json.loads(run_file.read_text()).get("data") or {})
-        except (ValueError, AttributeError):
-            recorded = {}
-    for key in ("problem_type", "label_separator", "drop_unlabeled"):
-        if opts.get(key) is None and recorded.get(key) is not None:
-            opts[key] = recorded[key]
-    if opts.get("label_names") is None and not opts.get("labels") and recorded.get("label_names"):
-        names = recorded["label_names"]
-        opts["label_names"] = names if isinstance(names, list) or Path(names).is_file() else _model_labels(model)
-    if opts.get("validation_file") and not opts.get("train_file"):
-        # only the evaluation split is needed: read it for both, with the model's own label set
-        opts["train_file"] = opts["validation_file"]
-        if not opts.get("labels") and not opts.get("label_names"):
-            opts["labels"] = _model_labels(model)
-    return opts
-
-
-def _model_labels(model: str) -> list[str] | None:
-    """The label names of a saved classifier (``id2label`` in class-id order), or None."""
-    import json
-
-    cfg = Path(model) / "config.json"
-    if not cfg.exists():
-        return None
-    id2label = json.loads(cfg.read_text()).get("id2label") or {}
-    return [str(id2label[k]) for k in sorted(id2label, key=int)] or None
-
-
 def make_report(**kwargs: Any) -> "Report":
     """See :func:`kdistill.reporting.compare.make_report`."""
     from kdistill.reporting.compare import make_report as _make
@@ -433,10 +390,12 @@ def report(teacher: str, student: str, task: str | None = "sst2", *, output_dir:
     Returns:
         A :class:`~kdistill.reporting.render.Report`: ``report["retention"]`` ..., ``.files``, ``.to_json()``.
     """
+    from kdistill.data.recorded import own_data_options
+
     from kdistill.reporting.compare import make_report as _make
 
     return _make(teacher=teacher, student=student,
-                 data=DataConfig(task=task, **_own_data_options(student, task, data_options)),
+                 data=DataConfig(task=task, **own_data_options(student, task, data_options)),
                  output_dir=output_dir or student, latency_runs=latency_runs)
 
 
@@ -451,13 +410,15 @@ def export(model: str, output: str | Path, task: str | None = "sst2", *, quantiz
     hub; a failed upload is one line and keeps the export). See :func:`kdistill.deploy.export.export_model` for the
     rest and the errors.
     """
+    from kdistill.data.recorded import own_data_options
+
     from kdistill.deploy.export import export_model
 
     if data_options.get("validation_file") and not data_options.get("train_file"):
         if quantize in ("static", "auto"):
             raise KDistillError(f"--quantize {quantize} needs the train split (calibration rows / the selection slice): "
                                 "pass --train-file too")
-    data_options = _own_data_options(model, task, data_options)
+    data_options = own_data_options(model, task, data_options)
     if data_options.get("validation_file") and not data_options.get("train_file"):  # a GLUE task's own dev file
         data_options = {**data_options, "train_file": data_options["validation_file"]}
     dcfg = DataConfig(task=task, **data_options)
