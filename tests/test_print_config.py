@@ -46,3 +46,13 @@ def test_finetune_print_config(tmp_path):
     cfg = _json(r.stdout)
     assert cfg["method"] == "finetune" and cfg["train"]["epochs"] == 4.0 and cfg["student"]["path"] == str(tmp_path / "m")
     assert not (tmp_path / "o").exists()
+
+
+def test_run_print_config_holds_the_teacher_stage(tmp_path):
+    r = runner.invoke(app, ["run", "--teacher", str(tmp_path / "t"), "--data-dir", str(tmp_path), "-o",
+                            str(tmp_path / "o"), "--teacher-lr", "3e-5", "--lr", "2e-4", "--print-config"])
+    assert r.exit_code == 0, r.output
+    cfg = _json(r.stdout)
+    assert cfg["method"] == "chain" and cfg["teacher_stage"]["learning_rate"] == 3e-5
+    assert cfg["run"]["train"]["learning_rate"] == 2e-4 and cfg["teacher_stage"]["epochs"] == 10.0
+    assert not (tmp_path / "o").exists()

@@ -49,7 +49,7 @@ def _override(cfg, config, *, output_dir, **given: Any):
 
 
 __all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit_sweep", "export_early_exit",
-           "exit_pipeline", "distill", "distill_config", "finetune", "finetune_config", "evaluate", "report", "run", "general_distill", "compress",
+           "exit_pipeline", "distill", "distill_config", "finetune", "finetune_config", "run_config", "evaluate", "report", "run", "general_distill", "compress",
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
@@ -186,6 +186,24 @@ def run(teacher: str | None = None, task: str | None = SST2, student: str = LAYE
         TeacherAtBaseline: the fine-tuned teacher is no better than a constant prediction on its held-out rows (the
             chain stops; the teacher folder is kept).
     """
+    cfg = run_config(teacher, task, student, output_dir=output_dir, teacher_epochs=teacher_epochs,
+                     teacher_learning_rate=teacher_learning_rate, teacher_batch_size=teacher_batch_size,
+                     teacher_early_stopping_patience=teacher_early_stopping_patience,
+                     teacher_eval_steps=teacher_eval_steps, config=config, overwrite=overwrite, resume=resume, **options)
+    return run_chain(cfg, latency_runs=latency_runs, on_stage=on_stage)
+
+
+def run_config(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
+               output_dir: str | Path | None = None, teacher_epochs: float | None = None,
+               teacher_learning_rate: float | None = None, teacher_batch_size: int | None = None,
+               teacher_early_stopping_patience: int | None = None, teacher_eval_steps: int | None = None,
+               config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+               **options: Any) -> ChainConfig:
+    """The effective :class:`~kdistill.config.ChainConfig` of :func:`run` (``kdistill run --print-config``).
+
+    Raises:
+        KDistillError: no output folder, unknown options, an invalid teacher-stage option (named by its flag).
+    """
     from pydantic import ValidationError
 
     from kdistill.config import TeacherStageConfig, read_config_file
@@ -216,7 +234,7 @@ def run(teacher: str | None = None, task: str | None = SST2, student: str = LAYE
         field = str(first["loc"][-1])
         option = next((opt for f, opt in TEACHER_STAGE_OPTIONS.values() if f == field), field)
         raise KDistillError(f"{option}: {first['msg']} (got {first.get('input')!r}); see --help") from None
-    return run_chain(ChainConfig(run=cfg, teacher_stage=stage), latency_runs=latency_runs, on_stage=on_stage)
+    return ChainConfig(run=cfg, teacher_stage=stage)
 
 
 def general_distill(teacher: str | None = None, *, output_dir: str | Path | None = None, text_files: Sequence[str] = (),

@@ -223,6 +223,7 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume"),
     latency_runs: int = typer.Option(100, "--latency-runs"),
+    print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
     teacher_stage: Optional[dict] = None,
 ) -> None:
@@ -232,12 +233,14 @@ def run(
     task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
+    args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, layers=_ints(layers),
+                temperature=temperature, alpha=alpha, **teacher_stage, **options)
     with user_errors():
-        res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, output_dir=output, config=config,
-                      overwrite=overwrite, resume=resume, latency_runs=latency_runs, layers=_ints(layers),
-                      temperature=temperature, alpha=alpha,
+        if print_config:
+            return _print_config(api.run_config(teacher, task, student or api.LAYERS_FROM_TEACHER, **args))
+        res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, latency_runs=latency_runs,
                       on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
-                      **teacher_stage, **options)
+                      **args)
     if res.interrupted:  # each part's table was printed as it ended
         raise typer.Exit(EXIT_STOPPED)
 
