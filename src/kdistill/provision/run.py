@@ -44,26 +44,45 @@ class ProvisionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    base: RunConfig
-    latency_budget_ms: float = Field(gt=0)
-    size_budget_mb: float | None = Field(default=None, gt=0)
-    runtime: Literal["eager", "ort", "ort-int8"] = "ort-int8"
-    latency_batch_size: int = Field(default=1, ge=1)  # inputs per timed call (not the training batch)
-    seq_len: int | None = Field(default=None, ge=2)
-    rank: Literal["capacity", "short-run"] = "short-run"
-    top_k: int = Field(default=3, ge=1)
-    short_steps: int = Field(default=200, ge=1)
-    kinds: list[Literal["layers", "pruned", "spec", "bilstm"]] = list(KINDS)
-    layer_counts: list[int] | None = None
-    prune_shares: list[tuple[float, float]] = [tuple(p) for p in PRUNE_SHARES]
-    spec_widths: list[float] = [0.75, 0.5, 0.25]
-    spec_layers: list[int] | None = None
-    bilstm_hidden: list[int] = [64, 150, 300]
-    latency_runs: int = Field(default=50, ge=1)
-    warmup: int = Field(default=10, ge=0)
-    cache_file: str | None = None  # default $KDISTILL_CACHE/latency_cache.json
-    distill: bool = True
-    output_dir: str
+    base: RunConfig = Field(description=(
+        "The distillation run every trained candidate starts from (the options of kdistill distill, or --config FILE "
+        "with the options over it); its student is replaced by the candidate, its output_dir is OUTPUT/student."))
+    latency_budget_ms: float = Field(gt=0, description=(
+        "Budget in ms: each candidate's median latency at --batch-size in --runtime, measured on this machine."))
+    size_budget_mb: float | None = Field(default=None, gt=0, description=(
+        "Size budget in MB (1e6 bytes) in that runtime."))
+    runtime: Literal["eager", "ort", "ort-int8"] = Field(default="ort-int8", description=(
+        "eager (PyTorch fp32) | ort (ONNX Runtime fp32) | ort-int8 (ONNX Runtime dynamic int8)."))
+    latency_batch_size: int = Field(default=1, ge=1, description=(
+        "Inputs per timed call (the deployment's batch size; the training batch is --train-batch-size)."))
+    seq_len: int | None = Field(default=None, ge=2, description=(
+        "Tokens of the timed input (default: median length of the full-length train rows)."))
+    rank: Literal["capacity", "short-run"] = Field(default="short-run", description=(
+        "short-run (distil the --top-k best by capacity for --short-steps, keep the best on the selection slice) | "
+        "capacity (teacher weights first, then most parameters)."))
+    top_k: int = Field(default=3, ge=1, description=(
+        "short-run: candidates distilled briefly (the best of each kind first)."))
+    short_steps: int = Field(default=200, ge=1, description="short-run: optimizer steps per short distillation.")
+    kinds: list[Literal["layers", "pruned", "spec", "bilstm"]] = Field(default=list(KINDS), description=(
+        "Candidate kinds, comma-separated: layers,pruned,spec,bilstm."))
+    layer_counts: list[int] | None = Field(default=None, description=(
+        "Depths of layers/pruned candidates, e.g. 1,2,3 (default 1..teacher layers)."))
+    prune_shares: list[tuple[float, float]] = Field(default=[tuple(p) for p in PRUNE_SHARES], description=(
+        "pruned candidates: (share of heads, share of FFN neurons) kept per layer, one candidate per pair and depth."))
+    spec_widths: list[float] = Field(default=[0.75, 0.5, 0.25], description=(
+        "spec candidates: hidden sizes as shares of the teacher's."))
+    spec_layers: list[int] | None = Field(default=None, description=(
+        "spec candidates: depths (default 1, 2, 3, 4, 6, 8, 12 up to the teacher's layers)."))
+    bilstm_hidden: list[int] = Field(default=[64, 150, 300], description="bilstm candidates: LSTM sizes.")
+    latency_runs: int = Field(default=50, ge=1, description="Timed forward passes per candidate (median).")
+    warmup: int = Field(default=10, ge=0, description=(
+        "Untimed forward passes per candidate before the timed ones (--latency-runs)."))
+    cache_file: str | None = Field(default=None, description=(
+        "Measurement cache (default $KDISTILL_CACHE/latency_cache.json; keyed by machine, runtime, batch, length, "
+        "threads and shape)."))
+    distill: bool = Field(default=True, description=(
+        "Distil the chosen student fully (OUTPUT/student, with the usual report)."))
+    output_dir: str = Field(description="Folder: candidates.{json,csv,md}, provision.png, short/, student/.")
 
 
 @dataclass

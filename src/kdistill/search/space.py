@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kdistill.errors import KDistillError
 
 
 class _Base(BaseModel):
+    """The search-space models: unknown keys are an error, assignments are validated, no NaN or infinity."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
@@ -56,11 +58,16 @@ class ParamRange(_Base):
     """One searched setting: ``low``..``high`` (``log``: log-uniform, needs ``low > 0``; ``step``: a grid), or
     ``choices`` (categorical; e.g. schedule strings such as ``"linear:4:1"``)."""
 
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: list[Choice] | None = None
+    low: float | None = Field(default=None, description=(
+        "Lower bound of the range (whole number for an integer setting; > 0 with log); with high, instead of choices."))
+    high: float | None = Field(default=None, description="Upper bound of the range (included; at least low).")
+    log: bool = Field(default=False, description=(
+        "Draw log-uniformly between low and high (needs low > 0, no step): NAME=LOW:HIGH:log of --param."))
+    step: float | None = Field(default=None, description=(
+        "Grid of the range: values low, low+step, ... up to high (integer settings: step 1 when not given)."))
+    choices: list[Choice] | None = Field(default=None, description=(
+        "The values to choose from (categorical, instead of low/high; not empty): NAME=A|B|C of --param, e.g. "
+        "schedule strings such as linear:4:1 for schedule.<knob>."))
 
     @model_validator(mode="after")
     def _check(self) -> "ParamRange":
@@ -90,7 +97,11 @@ class ParamRange(_Base):
 class SearchSpace(_Base):
     """The settings a trial draws (name -> :class:`ParamRange`); every other setting is the base run's."""
 
-    params: dict[str, ParamRange]
+    params: dict[str, ParamRange] = Field(description=(
+        "A searched setting and its range, per name: temperature (T), alpha, learning_rate (lr), warmup_ratio, "
+        "weight_decay, cos_weight, attn_weight, hidden_weight, emb_weight, num_layers, keep_heads, hidden_size, "
+        "num_heads, intermediate_size, bilstm_hidden, bilstm_fc, schedule.<knob> (at least one; --param "
+        "NAME=LOW:HIGH[:log] | NAME=A|B|C | NAME=off, --params NAMES with their default ranges, or --space FILE)."))
 
     @model_validator(mode="after")
     def _check(self) -> "SearchSpace":

@@ -59,23 +59,41 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    base: RunConfig
-    space: SearchSpace
-    n_trials: int = Field(default=20, ge=1)
-    objective: Literal["metric", "metric-latency"] = "metric"
-    sampler_seed: int = Field(default=0, ge=0)
-    startup_trials: int | None = Field(default=None, ge=0)  # None: min(10, max(1, n_trials // 3))
-    pruner: Literal["median", "halving", "none"] = "median"
-    prune_startup_trials: int = Field(default=2, ge=0)  # median rule: trials finished before any is pruned
-    trial_epochs: float | None = Field(default=None, gt=0)
-    trial_max_steps: int | None = Field(default=None, ge=1)
-    trial_seed: Literal["same", "per-trial"] = "same"
-    runtime: Literal["eager", "ort", "ort-int8"] = "eager"
-    latency_batch_size: int = Field(default=1, ge=1)
-    latency_runs: int = Field(default=30, ge=1)
-    latency_budget_ms: float | None = Field(default=None, gt=0)
-    final: bool = True
-    output_dir: str
+    base: RunConfig = Field(description=(
+        "The run every trial starts from (the options of kdistill distill, or --config FILE with the options over "
+        "it); its output_dir is where the final run goes (OUTPUT/final), its length the final run's."))
+    space: SearchSpace = Field(description=(
+        "The settings a trial draws and their ranges (--param, --params, --space); every other setting is the base "
+        "run's."))
+    n_trials: int = Field(default=20, ge=1, description="Trials to finish (complete, pruned or diverged).")
+    objective: Literal["metric", "metric-latency"] = Field(default="metric", description=(
+        "metric (the task's main metric on the selection slice) | metric-latency (and the measured latency of the "
+        "trained student: Pareto front)."))
+    sampler_seed: int = Field(default=0, ge=0, description="Seed of the TPE sampler.")
+    startup_trials: int | None = Field(default=None, ge=0, description=(
+        "Random trials before TPE takes over (default min(10, max(1, trials/3)))."))
+    pruner: Literal["median", "halving", "none"] = Field(default="median", description=(
+        "median (stop a trial below the median of earlier ones at the same step) | halving (successive halving) | "
+        "none."))
+    prune_startup_trials: int = Field(default=2, ge=0, description=(
+        "median pruner: trials that finish before any is pruned."))
+    trial_epochs: float | None = Field(default=None, gt=0, description=(
+        "Shorter trials: epochs per trial (the final run keeps --epochs)."))
+    trial_max_steps: int | None = Field(default=None, ge=1, description="Shorter trials: optimizer steps per trial.")
+    trial_seed: Literal["same", "per-trial"] = Field(default="same", description=(
+        "same (every trial trains with --seed: trials differ only by their settings) | per-trial (--seed + trial "
+        "number)."))
+    runtime: Literal["eager", "ort", "ort-int8"] = Field(default="eager", description=(
+        "metric-latency: eager | ort | ort-int8, on this machine."))
+    latency_batch_size: int = Field(default=1, ge=1, description=(
+        "metric-latency: inputs per timed call of the trained student (not the training batch)."))
+    latency_runs: int = Field(default=30, ge=1, description="metric-latency: timed forward passes per trial.")
+    latency_budget_ms: float | None = Field(default=None, gt=0, description=(
+        "metric-latency: choose the Pareto trial with the best metric within this many ms."))
+    final: bool = Field(default=True, description=(
+        "Train the best settings at the base length into OUTPUT/final and report dev (once)."))
+    output_dir: str = Field(description=(
+        "Search folder (study.db, trials/, trials.csv, search.png, best_config.json, final/)."))
 
     #: Fields a resumed search may change.
     MUTABLE: ClassVar[frozenset] = frozenset({"n_trials", "final", "latency_budget_ms", "latency_runs", "output_dir"})
