@@ -14,12 +14,13 @@ from kdistill.reporting.measure import (
     measure_latency_interleaved,
     median_token_length,
 )
-from kdistill.reporting.render import ModelEntry, build_report, render_markdown, write_report
+from kdistill.reporting.render import ModelEntry, Report, build_report, render_markdown, write_report
 from kdistill.reporting.stats import assess, baseline_metric, bootstrap_ci, mcnemar, paired_bootstrap_diff
 
 __all__ = [
     "LatencyStats",
     "ModelEntry",
+    "Report",
     "SizeStats",
     "assess",
     "baseline_metric",
