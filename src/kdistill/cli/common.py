@@ -170,14 +170,26 @@ def user_errors(*, resume_hint: str | None = None, cleanup: Callable[[], None] |
         raise typer.Exit(EXIT_STOPPED)
 
 
-def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
-    """``"0.5,0.25"`` → ``[0.5, 0.25]`` (None when not given); a one-line error naming the option ``what`` otherwise."""
+def _numbers(text: Optional[str], what: str, cast=float) -> Optional[list]:
+    """``"0.5,0.25"`` → ``[0.5, 0.25]`` (``cast`` each; None when not given); a one-line error naming the option
+    ``what`` otherwise."""
     if not text:
         return None
     try:
-        return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
+        return [cast(x) for x in text.replace(" ", "").split(",") if x != ""]
     except ValueError:
-        raise KDistillError(f"{what} takes comma-separated numbers such as 0.5,0.25; got '{text}'") from None
+        kind, example = ("integers", "2,4") if cast is int else ("numbers", "0.5,0.25")
+        raise KDistillError(f"{what} takes comma-separated {kind} such as {example}; got '{text}'") from None
+
+
+def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
+    """``"0.5,0.25"`` → ``[0.5, 0.25]`` (see :func:`_numbers`)."""
+    return _numbers(text, what, float)
+
+
+def _int_list(text: Optional[str], what: str) -> Optional[list[int]]:
+    """``"2,4"`` → ``[2, 4]`` (see :func:`_numbers`)."""
+    return _numbers(text, what, int)
 
 
 PrintConfigOpt = typer.Option(False, "--print-config", help="Print the effective config (a --config file and the options over it, every default filled in) as JSON and exit; nothing is run or written.")

@@ -23,18 +23,7 @@ from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import DataConfig
 from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, MaxEvalOpt, SelectionFileOpt,
                                  SelectionSizeOpt, SelectOnOpt, TaskOpt, ThreadsOpt, TrainFileOpt, user_errors,
-                                 ValFileOpt, _floats, _given, _setup_logging, _strs, _task, _threads)
-from kdistill.errors import KDistillError
-
-
-
-def _int_list(text: Optional[str], what: str) -> Optional[list[int]]:
-    if not text:
-        return None
-    try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise KDistillError(f"{what} takes comma-separated integers such as 2,4; got '{text}'") from None
+                                 ValFileOpt, _floats, _given, _int_list, _setup_logging, _strs, _task, _threads)
 
 
 RulesOpt = typer.Option(None, "--rules", help="Exit rules to sweep, comma-separated: entropy (FastBERT/DeeBERT) | max_prob | patience (PABEE); default all three.")
