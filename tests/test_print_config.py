@@ -56,3 +56,13 @@ def test_run_print_config_holds_the_teacher_stage(tmp_path):
     assert cfg["method"] == "chain" and cfg["teacher_stage"]["learning_rate"] == 3e-5
     assert cfg["run"]["train"]["learning_rate"] == 2e-4 and cfg["teacher_stage"]["epochs"] == 10.0
     assert not (tmp_path / "o").exists()
+
+
+def test_a_value_refused_by_its_parser_is_one_line(tmp_path):
+    """Generated options parse their text before the command runs (e.g. --layer-map); a bad value is one line, exit 2,
+    like a bad --layers in the command itself."""
+    base = ["distill", "--teacher", str(tmp_path / "t"), "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")]
+    for extra in (["--method", "tinybert", "--layer-map", "x,y"], ["--layers", "a,b"]):
+        r = runner.invoke(app, [*base, *extra, "--print-config"])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert len([line for line in r.output.splitlines() if line.strip()]) == 1, r.output

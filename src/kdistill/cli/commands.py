@@ -69,10 +69,10 @@ def distill(
     task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
-    args = dict(output_dir=output, config=config, layers=_ints(layers), overwrite=overwrite, resume=resume,
-                method=method or api.KD, **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)),
-                **options)
-    with user_errors():
+    with user_errors():  # parsing --layers / --schedule can fail too: one line
+        args = dict(output_dir=output, config=config, layers=_ints(layers), overwrite=overwrite, resume=resume,
+                    method=method or api.KD,
+                    **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)), **options)
         if print_config:
             return _print_config(api.distill_config(teacher, task, student or api.LAYERS_FROM_TEACHER, **args))
         res = api.distill(teacher, task, student or api.LAYERS_FROM_TEACHER, report=report, latency_runs=latency_runs,
@@ -233,9 +233,9 @@ def run(
     task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
-    args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, layers=_ints(layers),
-                temperature=temperature, alpha=alpha, **teacher_stage, **options)
-    with user_errors():
+    with user_errors():  # parsing --layers can fail too: one line
+        args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, layers=_ints(layers),
+                    temperature=temperature, alpha=alpha, **teacher_stage, **options)
         if print_config:
             return _print_config(api.run_config(teacher, task, student or api.LAYERS_FROM_TEACHER, **args))
         res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, latency_runs=latency_runs,

@@ -129,11 +129,14 @@ def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[s
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            from kdistill.cli.common import user_errors
+
             given = {}
-            for name, param, parse in made:
-                value = kwargs.pop(param.name, None)
-                if value is not None:
-                    given[name] = parse(value) if parse is not None else value
+            with user_errors():  # a value its parser refuses (e.g. a bad --layer-map) is one line, exit 2
+                for name, param, parse in made:
+                    value = kwargs.pop(param.name, None)
+                    if value is not None:
+                        given[name] = parse(value) if parse is not None else value
             return fn(*args, **{group: given}, **kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=[*own, *(p for _, p, _ in made)])
