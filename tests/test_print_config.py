@@ -66,3 +66,12 @@ def test_a_value_refused_by_its_parser_is_one_line(tmp_path):
         r = runner.invoke(app, [*base, *extra, "--print-config"])
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
         assert len([line for line in r.output.splitlines() if line.strip()]) == 1, r.output
+
+
+def test_compress_print_config(tmp_path):
+    r = runner.invoke(app, ["compress", "--teacher", str(tmp_path / "t"), "--data-dir", str(tmp_path), "-o",
+                            str(tmp_path / "o"), "--head-fraction", "0.3", "-T", "4", "--print-config"])
+    assert r.exit_code == 0, r.output
+    cfg = _json(r.stdout)
+    assert cfg["head_fraction"] == 0.3 and cfg["run"]["distill"]["temperature"] == 4.0
+    assert cfg["run"]["student"]["path"] == str(tmp_path / "t") and not (tmp_path / "o").exists()

@@ -49,7 +49,7 @@ def _override(cfg, config, *, output_dir, **given: Any):
 
 
 __all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit_sweep", "export_early_exit",
-           "exit_pipeline", "distill", "distill_config", "finetune", "finetune_config", "run_config", "evaluate", "report", "run", "general_distill", "compress",
+           "exit_pipeline", "distill", "distill_config", "finetune", "finetune_config", "run_config", "compress_config", "evaluate", "report", "run", "general_distill", "compress",
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
@@ -346,18 +346,30 @@ def compress(teacher: str | None = None, task: str | None = SST2, *, output_dir:
     Returns:
         The final report dict, with ``rounds`` and ``targets_met``.
     """
+    return run_compress(compress_config(teacher, task, output_dir=output_dir, config=config, overwrite=overwrite,
+                                        resume=resume, **options))
+
+
+def compress_config(teacher: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+                    config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+                    **options: Any) -> CompressConfig:
+    """The effective :class:`~kdistill.config.CompressConfig` of :func:`compress` (``kdistill compress --print-config``).
+
+    Raises:
+        KDistillError: no teacher or output folder, unknown options, a config file of another kind.
+    """
     cfields = set(CompressConfig.model_fields) - {"run"}
     copts = {k: options.pop(k) for k in list(options) if k in cfields and options[k] is not None}
     if config is not None:
         base = load_config(config, CompressConfig)
         run_cfg = _override(base.run, config, output_dir=output_dir, teacher=teacher, student=teacher, task=task,
                             overwrite=overwrite, resume=resume, **options)
-        return run_compress(CompressConfig(**{**base.model_dump(exclude={"run"}), **copts}, run=run_cfg))
+        return CompressConfig(**{**base.model_dump(exclude={"run"}), **copts}, run=run_cfg)
     if teacher is None or output_dir is None:
         raise KDistillError("compress needs a teacher and an output folder (or a config file that names them)")
     run_cfg = from_flat(method="kd", teacher=teacher, task=task, student=teacher, output_dir=output_dir,
                         overwrite=overwrite, resume=resume, **options)
-    return run_compress(CompressConfig(run=run_cfg, **copts))
+    return CompressConfig(run=run_cfg, **copts)
 
 
 def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **data_options: Any) -> dict[str, float]:

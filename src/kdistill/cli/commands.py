@@ -365,6 +365,7 @@ def compress(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
+    print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
@@ -373,9 +374,12 @@ def compress(
     task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
+    args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume,
+                **_given(temperature=temperature, alpha=alpha), **options)
     with user_errors():
-        rep = api.compress(teacher, task, output_dir=output, config=config, overwrite=overwrite, resume=resume,
-                           **_given(temperature=temperature, alpha=alpha), **options)
+        if print_config:
+            return _print_config(api.compress_config(teacher, task, **args))
+        rep = api.compress(teacher, task, **args)
     table = Table(title=f"kdistill compress: {output}")
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")
