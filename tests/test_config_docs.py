@@ -114,6 +114,8 @@ def _owners(command: str, path: str) -> list[tuple[type[BaseModel], str]]:
 def _mapped_fields() -> dict[tuple[type[BaseModel], str], set[str]]:
     """Every ``(config class, field)`` that some flag sets, with the flags (``command --flag``) that reach it."""
     snap = json.loads(SNAPSHOT.read_text())
+    moves = _snapshot_test().FIELD_MOVES  # paths of today's configs (the snapshot keeps main's)
+    move = _snapshot_test()._generator()._move
     out: dict[tuple[type[BaseModel], str], set[str]] = {}
     for command, c in snap["commands"].items():
         for flag, option in c.get("options", {}).items():
@@ -121,9 +123,19 @@ def _mapped_fields() -> dict[tuple[type[BaseModel], str], set[str]]:
                 for path in outcome.get("fields", []):
                     if path.startswith(("call:", "effect:")):
                         continue
-                    for owner in _owners(command, path):
+                    for owner in _owners(command, move(path, command, moves)):
                         out.setdefault(owner, set()).add(f"{command} {flag}")
     return out
+
+
+def _snapshot_test():
+    """tests/test_cli_snapshot.py as a module (its FIELD_MOVES; it loads the snapshot generator)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cli_snapshot_test", Path(__file__).parent / "test_cli_snapshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _other_root(command: str) -> type[BaseModel]:
@@ -156,8 +168,8 @@ def test_every_field_a_flag_sets_has_a_description():
     from kdistill.search.space import ParamRange, SearchSpace
 
     expected = {"search": (_other_root("search"), SearchSpace, ParamRange, K.RunConfig, K.DataConfig,
-                           K.DistillConfig, K.TinyBertConfig, K.TrainConfig, K.SpecStudent),
-                "provision": (_other_root("provision"), K.RunConfig, K.DataConfig, K.DistillConfig, K.TrainConfig)}
+                           K.KDMethod, K.TinyBertMethod, K.TrainConfig, K.SpecStudent),
+                "provision": (_other_root("provision"), K.RunConfig, K.DataConfig, K.KDMethod, K.TrainConfig)}
     for command, classes in expected.items():
         reached = {cls for (cls, _), flags in ours.items() if any(f.split(" ")[0] == command for f in flags)}
         assert not [c.__name__ for c in classes if c not in reached], (command, sorted(c.__name__ for c in reached))

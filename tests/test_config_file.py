@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import kdistill
 from kdistill.cli import app
-from kdistill.config import RunConfig, load_config, override_config
+from kdistill.config import RunConfig, load_config, merge
 from kdistill.errors import KDistillError
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def test_command_line_overrides_the_file_and_yaml_is_read(first_run, tmp_path):
                             "--no-report"])
     assert r.exit_code == 0, r.output
     cfg = json.loads((tmp_path / "over" / "kdistill_run.json").read_text())
-    assert cfg["distill"]["temperature"] == 5.0 and cfg["distill"]["alpha"] == 0.3  # given / kept from the file
+    assert cfg["method"]["temperature"] == 5.0 and cfg["method"]["alpha"] == 0.3  # given / kept from the file
     assert cfg["student"]["layers"] == [1] and cfg["train"]["max_steps"] == 2
     assert json.loads((tmp_path / "over" / "train_results.json").read_text())["global_step"] == 2
 
@@ -61,13 +61,13 @@ def test_command_line_overrides_the_file_and_yaml_is_read(first_run, tmp_path):
 def test_unknown_key_is_one_line_naming_it(first_run, tmp_path):
     out, _ = first_run
     data = json.loads((out / "kdistill_run.json").read_text())
-    data["distill"]["temprature"] = 3.0
+    data["method"]["temprature"] = 3.0
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     r = runner.invoke(app, ["distill", "--config", str(path), "-o", str(tmp_path / "bad")])
     assert r.exit_code == 2
     lines = [line for line in r.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "unknown key 'distill.temprature'" in lines[0]
+    assert len(lines) == 1 and "unknown key 'method.temprature'" in lines[0]
     assert not (tmp_path / "bad").exists()  # nothing was started
 
 
@@ -83,17 +83,17 @@ def test_a_recorded_overwrite_is_not_replayed(first_run, tmp_path):
     assert (out / "model.safetensors").exists()
 
 
-def test_override_config_student_rules():
+def test_merge_student_rules():
     cfg = RunConfig(teacher="t", output_dir="o", student={"kind": "spec", "num_layers": 2, "hidden_size": 32,
                                                           "num_heads": 2})
-    assert override_config(cfg, num_layers=3).student.hidden_size == 32  # student fields update the file's student
-    other = override_config(cfg, student="layers-from-teacher", layers=[0])
+    assert merge(type(cfg), cfg, num_layers=3).student.hidden_size == 32  # student fields update the file's student
+    other = merge(type(cfg), cfg, student="layers-from-teacher", layers=[0])
     assert other.student.kind == "layers-from-teacher" and other.student.layers == [0]
-    assert override_config(cfg, task="mrpc").data.task == "mrpc"
+    assert merge(type(cfg), cfg, task="mrpc").data.task == "mrpc"
     with pytest.raises(KDistillError, match="unknown option"):
-        override_config(cfg, temprature=2.0)
+        merge(type(cfg), cfg, temprature=2.0)
     with pytest.raises(KDistillError, match="alpha"):
-        override_config(cfg, alpha=2.0)
+        merge(type(cfg), cfg, alpha=2.0)
 
 
 def test_config_of_another_kind_is_refused(tmp_path):
@@ -113,7 +113,7 @@ def test_general_and_compress_files(tmp_path):
     g.write_text(GeneralDistillConfig(text_files=["a.txt"], output_dir="g", overwrite=True).model_dump_json())
     cfg = load_config(g)
     assert isinstance(cfg, GeneralDistillConfig) and cfg.overwrite is False
-    cfg = override_config(cfg, objective="distilbert", temperature=3.0, max_steps=7)
+    cfg = merge(type(cfg), cfg, objective="distilbert", temperature=3.0, max_steps=7)
     assert cfg.distilbert.temperature == 3.0 and cfg.tinybert.temperature == 1.0 and cfg.train.max_steps == 7
     c = tmp_path / "c.yaml"
     run = RunConfig(teacher="t", output_dir="r", resume=True).model_dump()
@@ -122,3 +122,29 @@ def test_general_and_compress_files(tmp_path):
     assert isinstance(cc, CompressConfig) and cc.head_fraction == 0.5 and cc.run.resume is False
     with pytest.raises(KDistillError, match="cannot configure"):
         kdistill.distill(config=c, output_dir=tmp_path / "x")
+
+
+def _old_layout(run: dict) -> dict:
+    """A run file as kdistill wrote it before the method became one section (``method: "kd"`` beside a ``distill`` and
+    a ``tinybert`` section, both always present, the unused one at its defaults)."""
+    from kdistill.config import DistillConfig, TinyBertConfig
+
+    run = json.loads(json.dumps(run))
+    method = run.pop("method")
+    name = method.pop("name")
+    run["distill"] = method if name == "kd" else DistillConfig().model_dump()
+    run["tinybert"] = method if name == "tinybert" else TinyBertConfig().model_dump()
+    run["method"] = name
+    return run
+
+
+def test_a_run_file_of_the_older_layout_reruns_to_the_same_student(first_run, tmp_path):
+    out, _ = first_run
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_old_layout(json.loads((out / "kdistill_run.json").read_text()))))
+    r = runner.invoke(app, ["distill", "--config", str(path), "-o", str(tmp_path / "old"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    a, b = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "old" / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    rewritten = json.loads((tmp_path / "old" / "kdistill_run.json").read_text())
+    assert rewritten["method"]["temperature"] == 3.0 and "distill" not in rewritten and "tinybert" not in rewritten

@@ -113,7 +113,7 @@ def test_cross_tokenizer_distillation_end_to_end(tiny_teacher_dir, tiny_tokenize
     with (tmp_path / "cos" / "logs" / "train_log.csv").open() as f:
         values = [float(r["value"]) for r in csv.DictReader(f) if r["key"] == "train/cos"]
     assert values and all(0.0 < v <= 2.0 for v in values)  # word-aligned 1 - cos, logged every step
-    assert json.loads((tmp_path / "cos" / "kdistill_run.json").read_text())["distill"]["hidden_align"] == "auto"
+    assert json.loads((tmp_path / "cos" / "kdistill_run.json").read_text())["method"]["hidden_align"] == "auto"
     assert not res2.interrupted
 
 

@@ -264,7 +264,7 @@ def test_attention_loss_kl_is_minilms_kl_of_attention_probabilities(tiny_tokeniz
                            num_heads=2, intermediate_size=32, attention_loss="kl", intermediate_epochs=1,
                            prediction_epochs=1, logging_steps=1, report=False, **_opts(glue_dir, max_train_samples=32))
     assert not res.interrupted
-    assert json.loads((out / "kdistill_run.json").read_text())["tinybert"]["attention_loss"] == "kl"
+    assert json.loads((out / "kdistill_run.json").read_text())["method"]["attention_loss"] == "kl"
     logged = {s: v for s, k, v in _log(out / "intermediate") if k == "train/attn"}
     assert sorted(logged) == [1, 2] and all(math.isfinite(v) and v > 0 for v in logged.values())
 

@@ -296,7 +296,7 @@ def test_resume_refuses_changed_settings_and_accepts_a_new_learning_rate(tiny_te
 
     kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=out, callbacks=[stop], temperature=2.0, **_opts(glue_dir))
     recorded = (out / "kdistill_run.json").read_text()
-    with pytest.raises(KDistillError, match=r"distill\.temperature 2\.0 → 4\.0"):
+    with pytest.raises(KDistillError, match=r"method\.temperature 2\.0 → 4\.0"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=out, resume=True, temperature=4.0, **_opts(glue_dir))
     opts = _opts(glue_dir)
     opts["learning_rate"] = 5e-4

@@ -118,7 +118,7 @@ def _fake_stages(monkeypatch, tmp_path, *, history, selection, report):
         calls.append(cfg)
         out = Path(cfg.output_dir)
         (out / "checkpoint").mkdir(parents=True)
-        if cfg.method == "finetune":
+        if cfg.method.name == "finetune":
             (out / "train_results.json").write_text(json.dumps({"eval": {"accuracy": selection},
                                                                 "selection_eval": {"accuracy": selection}}))
             (out / "checkpoint" / "trainer_state.json").write_text(json.dumps(
@@ -144,7 +144,7 @@ def test_warns_when_the_teacher_was_still_rising_and_when_the_student_beats_it(t
         res = kdistill.run(str(base_encoder), None, output_dir=tmp_path / "run", train_file=str(data),
                            validation_file=str(data), text_columns=["text"], label_column="label", learning_rate=1e-3,
                            on_stage=lambda name, r: seen.append(name))
-    assert [c.method for c in calls] == ["finetune", "kd"] and seen == ["teacher", "student"]
+    assert [c.method.name for c in calls] == ["finetune", "kd"] and seen == ["teacher", "student"]
     assert calls[0].train.learning_rate == 5e-5 and calls[1].train.learning_rate == 1e-3  # not the student's lr
     rising, beaten = res.warnings
     assert "still rising" in rising and "0.5500 → 0.7000 → 0.8000" in rising and "--teacher-epochs" in rising

@@ -22,19 +22,20 @@ def test_distill_print_config_shows_the_effective_config_and_runs_nothing(tmp_pa
     r = runner.invoke(app, [*base, "-T", "3", "--epochs", "2", "--lr", "5e-5", "--print-config"])
     assert r.exit_code == 0, r.output
     cfg = _json(r.stdout)
-    assert cfg["method"] == "kd" and cfg["distill"]["temperature"] == 3.0 and cfg["tinybert"]["temperature"] == 1.0
+    assert cfg["method"]["name"] == "kd" and cfg["method"]["temperature"] == 3.0 and "tinybert" not in cfg
     assert cfg["train"]["epochs"] == 2.0 and cfg["train"]["learning_rate"] == 5e-5
-    assert cfg["data"]["task"] == "sst2" and cfg["distill"]["alpha"] == 0.5  # defaults filled in
+    assert cfg["data"]["task"] == "sst2" and cfg["method"]["alpha"] == 0.5  # defaults filled in
     assert not out.exists()
     r = runner.invoke(app, [*base, "--method", "tinybert", "-T", "3", "--print-config"])  # routed by --method
-    assert r.exit_code == 0 and _json(r.stdout)["tinybert"]["temperature"] == 3.0
+    tb = _json(r.stdout)["method"]
+    assert r.exit_code == 0 and tb["name"] == "tinybert" and tb["temperature"] == 3.0 and tb["alpha"] == 0.0
     # a config file, with the command line over it
     path = tmp_path / "run.json"
     path.write_text(json.dumps(cfg))
     r = runner.invoke(app, ["distill", "--config", str(path), "--alpha", "0.9", "--print-config"])
     assert r.exit_code == 0, r.output
     again = _json(r.stdout)
-    assert again["distill"]["temperature"] == 3.0 and again["distill"]["alpha"] == 0.9
+    assert again["method"]["temperature"] == 3.0 and again["method"]["alpha"] == 0.9
     r = runner.invoke(app, [*base, "--alpha", "1.5", "--print-config"])  # checked like a run: one line, exit 2
     assert r.exit_code == 2 and "--alpha" in r.output
 
@@ -44,7 +45,7 @@ def test_finetune_print_config(tmp_path):
                             str(tmp_path / "o"), "--epochs", "4", "--print-config"])
     assert r.exit_code == 0, r.output
     cfg = _json(r.stdout)
-    assert cfg["method"] == "finetune" and cfg["train"]["epochs"] == 4.0 and cfg["student"]["path"] == str(tmp_path / "m")
+    assert cfg["method"] == {"name": "finetune"} and cfg["train"]["epochs"] == 4.0 and cfg["student"]["path"] == str(tmp_path / "m")
     assert not (tmp_path / "o").exists()
 
 
@@ -73,5 +74,5 @@ def test_compress_print_config(tmp_path):
                             str(tmp_path / "o"), "--head-fraction", "0.3", "-T", "4", "--print-config"])
     assert r.exit_code == 0, r.output
     cfg = _json(r.stdout)
-    assert cfg["head_fraction"] == 0.3 and cfg["run"]["distill"]["temperature"] == 4.0
+    assert cfg["head_fraction"] == 0.3 and cfg["run"]["method"]["temperature"] == 4.0
     assert cfg["run"]["student"]["path"] == str(tmp_path / "t") and not (tmp_path / "o").exists()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_bert
-from kdistill.config import LayersFromTeacherStudent, PretrainedStudent, RunConfig, from_flat, student_config
+from kdistill.config import LayersFromTeacherStudent, PretrainedStudent, RunConfig, merge, student_config
 from kdistill.data.tasks import get_task
 from kdistill.errors import KDistillError
 from kdistill.objectives import Objective, kd_objective, make_term, tinybert_objective
@@ -50,16 +50,17 @@ def test_recipe_checks_student_kind_before_loading(tmp_path):
         get_recipe("nope")
 
 
-def test_from_flat_routes_options_and_never_mutates():
-    cfg = from_flat(method="tinybert", teacher="t", student="spec", output_dir="o", num_layers=2, hidden_size=16,
-                    num_heads=2, temperature=3.0, alpha=0.2, epochs=1.5, data_dir="d")
+def test_merge_routes_flat_options_and_never_mutates():
+    cfg = merge(RunConfig, method="tinybert", teacher="t", student="spec", output_dir="o", num_layers=2, hidden_size=16,
+                num_heads=2, temperature=3.0, alpha=0.2, epochs=1.5, data_dir="d")
     assert cfg.student.kind == "spec" and cfg.student.num_layers == 2
-    assert cfg.tinybert.temperature == 3.0 and cfg.distill.temperature == DistillConfig().temperature
+    assert cfg.method.name == "tinybert" and cfg.method.temperature == 3.0 and "distill" not in cfg.model_dump()
     assert cfg.train.epochs == 1.5 and cfg.data.data_dir == "d"
-    kd = from_flat(teacher="t", output_dir="o", temperature=3.0, layers="importance", num_layers=2)
-    assert kd.distill.temperature == 3.0 and kd.student.layer_selection == "importance" and kd.student.num_layers == 2
+    kd = merge(RunConfig, teacher="t", output_dir="o", temperature=3.0, layers="importance", num_layers=2)
+    assert kd.method.temperature == 3.0 and kd.student.layer_selection == "importance" and kd.student.num_layers == 2
+    assert merge(RunConfig, teacher="t", output_dir="o").method.temperature == DistillConfig().temperature
     with pytest.raises(KDistillError, match="unknown option"):
-        from_flat(teacher="t", output_dir="o", temprature=3.0)
+        merge(RunConfig, teacher="t", output_dir="o", temprature=3.0)
     with pytest.raises(KDistillError, match="bilstm student only"):
         student_config("spec", num_layers=1, hidden_size=16, num_heads=2, bilstm_hidden=8)
     sc = LayersFromTeacherStudent()

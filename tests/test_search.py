@@ -109,7 +109,7 @@ def test_search_resumes_without_repeating_trials_and_best_config_reruns(tiny_tea
     import kdistill.api
 
     best = load_config(out / "best_config.json")
-    assert best.output_dir == str(out / "final") and best.distill.temperature == res.best_params["temperature"]
+    assert best.output_dir == str(out / "final") and best.method.temperature == res.best_params["temperature"]
     assert best.train.epochs == 1 and best.train.max_steps is None  # the base run's length, not a trial's
     again = kdistill.api.distill(config=out / "best_config.json", output_dir=tmp_path / "again", report=False)
     assert again.metrics == res.final.metrics
@@ -199,7 +199,7 @@ def test_pruning_stops_a_trial_like_ctrl_c():
 
 
 def test_space_parsing_and_bad_input_is_one_line(tiny_teacher_dir, glue_dir, tmp_path):
-    from kdistill.config import from_flat
+    from kdistill.config import RunConfig, merge
     from kdistill.search import build_space, default_params, parse_param, search
 
     assert parse_param("T=1:8:log") == ("temperature", parse_param("temperature=1:8:log")[1])
@@ -207,9 +207,9 @@ def test_space_parsing_and_bad_input_is_one_line(tiny_teacher_dir, glue_dir, tmp
     assert name == "alpha" and rng.choices == [0, 0.5, 1]
     assert parse_param("cos_weight=off") == ("cos_weight", None)
     assert parse_param("schedule.temperature=none|linear:4:1")[1].choices == ["none", "linear:4:1"]
-    cfg = from_flat(teacher="t", output_dir="o")
+    cfg = merge(RunConfig, teacher="t", output_dir="o")
     assert default_params(cfg) == ["temperature", "alpha", "learning_rate", "warmup_ratio", "cos_weight"]
-    assert "temperature" not in default_params(from_flat(teacher="t", output_dir="o", kd_loss="mse"))
+    assert "temperature" not in default_params(merge(RunConfig, teacher="t", output_dir="o", kd_loss="mse"))
     space = build_space(cfg, overrides={"learning_rate": parse_param("lr=1e-4:1e-3:log")[1], "cos_weight": None})
     assert list(space.params) == ["temperature", "alpha", "learning_rate", "warmup_ratio"]
     assert space.params["learning_rate"].low == 1e-4

@@ -15,10 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from kdistill.config import KD, LAYERS_FROM_TEACHER, SST2, Default as _Default
 from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDistillConfig, MlmHeadConfig, RunConfig,
-                             TinyBertConfig, TrainConfig, from_flat, load_config, override_config, split_options,
-                             student_config)
+                             merge, read_config_file)
 from kdistill.errors import KDistillError
 from kdistill.recipes import RunResult, run_chain, run_compress, run_recipe
 from kdistill.recipes.self_distill_api import born_again, early_exit, exit_pipeline, exit_sweep, export_early_exit
@@ -26,26 +24,10 @@ from kdistill.recipes.self_distill_api import born_again, early_exit, exit_pipel
 if TYPE_CHECKING:  # the reporting package imports torch: kept out of `import kdistill.api`
     from kdistill.reporting.render import Report
 
-def _from_file(config, cls, *, output_dir, **given: Any):
-    """``config`` (YAML/JSON, e.g. a run's ``kdistill_run.json``) as ``cls``, the given options over its values.
 
-    Arguments still at their :class:`_Default` are not given; False ``overwrite``/``resume`` are not given.
-    Raises KDistillError: see :func:`kdistill.config.load_config` / :func:`~kdistill.config.override_config`; no
-    output folder in the file nor given.
-    """
-    return _override(load_config(config, cls), config, output_dir=output_dir, **given)
-
-
-def _override(cfg, config, *, output_dir, **given: Any):
-    """:func:`_from_file` on a loaded config (``config``: its file, for messages)."""
-    given = {k: (None if isinstance(v, _Default) or (k in ("overwrite", "resume") and v is False) else v)
-             for k, v in given.items()}
-    task = given.pop("task", None)
-    cfg = override_config(cfg, output_dir=None if output_dir is None else str(output_dir),
-                          **({"task": task} if task is not None else {}), **given)
-    if getattr(cfg, "output_dir", None) in (None, "."):
-        raise KDistillError(f"--config {config} names no output folder: give one (-o / output_dir)")
-    return cfg
+def _actions(overwrite: bool, resume: bool) -> dict[str, Any]:
+    """``overwrite``/``resume`` as flat options: False is "not given" (a file never turns them on: they are actions)."""
+    return {"overwrite": overwrite or None, "resume": resume or None}
 
 
 __all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit_sweep", "export_early_exit",
@@ -53,8 +35,8 @@ __all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit
            "export", "export_onnx", "make_report", "fit_mlm_head"]
 
 
-def distill(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
-            output_dir: str | Path | None = None, method: str = KD, config: str | Path | None = None,
+def distill(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
+            output_dir: str | Path | None = None, method: str | None = None, config: str | Path | None = None,
             overwrite: bool = False, resume: bool = False, report: bool = True, latency_runs: int = 100,
             callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
     """Task-specific distillation of ``teacher`` into ``student``.
@@ -67,8 +49,10 @@ def distill(teacher: str | None = None, task: str | None = SST2, student: str = 
 
     Args:
         teacher: directory or hub id of a model fine-tuned on ``task``.
-        task: GLUE task name, or ``None`` with ``train_file``/``validation_file`` options.
-        student: ``"layers-from-teacher"``, ``"spec"``, ``"bilstm"`` (Tang et al. 2019) or a path to a
+        task: GLUE task name (default ``sst2``); your own ``train_file``/``validation_file`` without it: no task.
+        method: ``kd`` (default) or ``tinybert``; ``None`` arguments are "not given" (a config file's value, else the
+            default).
+        student: ``"layers-from-teacher"`` (default), ``"spec"``, ``"bilstm"`` (Tang et al. 2019) or a path to a
             pretrained student. Its options (fields of the student kinds in :mod:`kdistill.config`):
             ``layers`` (teacher layers to copy, or ``"importance"``: the ``num_layers`` layers of
             largest summed head importance, Michel et al. 2019), ``keep_heads`` / ``heads``
@@ -94,8 +78,8 @@ def distill(teacher: str | None = None, task: str | None = SST2, student: str = 
     return run_recipe(cfg, callbacks=callbacks, report=report, latency_runs=latency_runs)
 
 
-def distill_config(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
-                   output_dir: str | Path | None = None, method: str = KD, config: str | Path | None = None,
+def distill_config(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
+                   output_dir: str | Path | None = None, method: str | None = None, config: str | Path | None = None,
                    overwrite: bool = False, resume: bool = False, **options: Any) -> RunConfig:
     """The effective :class:`~kdistill.config.RunConfig` of :func:`distill` with these arguments (a config file and the
     arguments over it, every default filled in) — what ``kdistill distill --print-config`` prints; nothing is run.
@@ -103,23 +87,20 @@ def distill_config(teacher: str | None = None, task: str | None = SST2, student:
     Raises:
         KDistillError: as :func:`distill` before it trains (unknown method or options, no teacher or output folder).
     """
-    if config is not None:
-        cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
-                         method=method, overwrite=overwrite, resume=resume, **options)
-        method = cfg.method
-    if method not in ("kd", "tinybert"):
+    if method is not None and method not in ("kd", "tinybert"):
         raise KDistillError(f"unknown method '{method}'; choose kd or tinybert")
-    if config is None:
-        if teacher is None or output_dir is None:
-            raise KDistillError("distill needs a teacher and an output folder (or a config file that names them)")
-        cfg = from_flat(method=method, teacher=teacher, task=task, student=student, output_dir=output_dir,
-                        overwrite=overwrite, resume=resume, **options)
+    if config is None and (teacher is None or output_dir is None):
+        raise KDistillError("distill needs a teacher and an output folder (or a config file that names them)")
+    cfg = merge(RunConfig, config, teacher=teacher, task=task, student=student, method=method,
+                output_dir=None if output_dir is None else str(output_dir), **_actions(overwrite, resume), **options)
+    if cfg.method.name not in ("kd", "tinybert"):
+        raise KDistillError(f"unknown method '{cfg.method.name}'; choose kd or tinybert")
     if cfg.teacher is None:
         raise KDistillError("distill needs a teacher (--teacher DIR, or `teacher` in the config file)")
     return cfg
 
 
-def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+def finetune(model: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
              config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
              callbacks: Sequence[Callable] = (), **options: Any) -> RunResult:
     """Plain supervised fine-tuning with the same engine (e.g. to make a teacher).
@@ -135,7 +116,7 @@ def finetune(model: str | None = None, task: str | None = SST2, *, output_dir: s
     return run_recipe(cfg, callbacks=callbacks, report=False)
 
 
-def finetune_config(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+def finetune_config(model: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
                     config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
                     **options: Any) -> RunConfig:
     """The effective :class:`~kdistill.config.RunConfig` of :func:`finetune` (``kdistill finetune --print-config``).
@@ -145,27 +126,18 @@ def finetune_config(model: str | None = None, task: str | None = SST2, *, output
     """
     from kdistill.models import default_pretrained_model
 
-    if config is not None:
-        cfg = _from_file(config, RunConfig, output_dir=output_dir, task=task, student=model, overwrite=overwrite,
-                         resume=resume, **options)
-        if cfg.method != "finetune":
-            raise KDistillError(f"--config {config} is a '{cfg.method}' run, not a finetune run: use `kdistill distill --config`")
-        return cfg
-    if output_dir is None:
+    if config is None and output_dir is None:
         raise KDistillError("finetune needs an output folder (-o)")
-    return from_flat(method="finetune", task=task, student=model or default_pretrained_model(), output_dir=output_dir,
-                     overwrite=overwrite, resume=resume, **options)
+    if config is None:
+        model, options = model or default_pretrained_model(), {"method": "finetune", **options}
+    cfg = merge(RunConfig, config, task=task, student=model, output_dir=None if output_dir is None else str(output_dir),
+                **_actions(overwrite, resume), **options)
+    if cfg.method.name != "finetune":
+        raise KDistillError(f"--config {config} is a '{cfg.method.name}' run, not a finetune run: use `kdistill distill --config`")
+    return cfg
 
 
-#: The teacher-stage arguments of :func:`run` → their :class:`~kdistill.config.TeacherStageConfig` field and CLI option.
-TEACHER_STAGE_OPTIONS = {"teacher_epochs": ("epochs", "--teacher-epochs"),
-                         "teacher_learning_rate": ("learning_rate", "--teacher-lr"),
-                         "teacher_batch_size": ("batch_size", "--teacher-batch-size"),
-                         "teacher_early_stopping_patience": ("early_stopping_patience", "--teacher-patience"),
-                         "teacher_eval_steps": ("eval_steps", "--teacher-eval-steps")}
-
-
-def run(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
+def run(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
         output_dir: str | Path | None = None, teacher_epochs: float | None = None,
         teacher_learning_rate: float | None = None, teacher_batch_size: int | None = None,
         teacher_early_stopping_patience: int | None = None, teacher_eval_steps: int | None = None,
@@ -193,7 +165,7 @@ def run(teacher: str | None = None, task: str | None = SST2, student: str = LAYE
     return run_chain(cfg, latency_runs=latency_runs, on_stage=on_stage)
 
 
-def run_config(teacher: str | None = None, task: str | None = SST2, student: str = LAYERS_FROM_TEACHER, *,
+def run_config(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
                output_dir: str | Path | None = None, teacher_epochs: float | None = None,
                teacher_learning_rate: float | None = None, teacher_batch_size: int | None = None,
                teacher_early_stopping_patience: int | None = None, teacher_eval_steps: int | None = None,
@@ -202,45 +174,24 @@ def run_config(teacher: str | None = None, task: str | None = SST2, student: str
     """The effective :class:`~kdistill.config.ChainConfig` of :func:`run` (``kdistill run --print-config``).
 
     Raises:
-        KDistillError: no output folder, unknown options, an invalid teacher-stage option (named by its flag).
+        KDistillError: no output folder, unknown options, an invalid teacher-stage option.
     """
-    from pydantic import ValidationError
-
-    from kdistill.config import TeacherStageConfig, read_config_file
-
-    stage = TeacherStageConfig()
-    if config is not None:
-        base = load_config(config) if read_config_file(config).get("method") == "chain" else None
-        if isinstance(base, ChainConfig):  # a chain's record: its run and its teacher stage
-            stage = base.teacher_stage
-            cfg = _override(base.run, config, output_dir=output_dir, teacher=teacher, task=task, student=student,
-                            overwrite=overwrite, resume=resume, **options)
-        else:
-            cfg = _from_file(config, RunConfig, output_dir=output_dir, teacher=teacher, task=task, student=student,
-                             overwrite=overwrite, resume=resume, **options)
-    elif output_dir is None:
+    if config is None and output_dir is None:
         raise KDistillError("run needs an output folder (-o)")
-    else:
-        cfg = from_flat(method="kd", teacher=teacher, task=task, student=student, output_dir=output_dir,
-                        overwrite=overwrite, resume=resume, **options)
-    given = dict(teacher_epochs=teacher_epochs, teacher_learning_rate=teacher_learning_rate,
-                 teacher_batch_size=teacher_batch_size, teacher_early_stopping_patience=teacher_early_stopping_patience,
-                 teacher_eval_steps=teacher_eval_steps)
-    update = {TEACHER_STAGE_OPTIONS[k][0]: v for k, v in given.items() if v is not None}
-    try:
-        stage = TeacherStageConfig(**{**stage.model_dump(), **update})
-    except ValidationError as err:  # one line naming the teacher option (not the student's --lr / --batch-size)
-        first = err.errors()[0]
-        field = str(first["loc"][-1])
-        option = next((opt for f, opt in TEACHER_STAGE_OPTIONS.values() if f == field), field)
-        raise KDistillError(f"{option}: {first['msg']} (got {first.get('input')!r}); see --help") from None
-    return ChainConfig(run=cfg, teacher_stage=stage)
+    base: Any = config
+    if config is not None and read_config_file(config).get("method") != "chain":  # a task run's file: the distillation
+        base = ChainConfig(run=merge(RunConfig, config, output_dir=None if output_dir is None else str(output_dir)))
+    return merge(ChainConfig, base, teacher=teacher, task=task, student=student,
+                 output_dir=None if output_dir is None else str(output_dir), teacher_epochs=teacher_epochs,
+                 teacher_learning_rate=teacher_learning_rate, teacher_batch_size=teacher_batch_size,
+                 teacher_early_stopping_patience=teacher_early_stopping_patience,
+                 teacher_eval_steps=teacher_eval_steps, **_actions(overwrite, resume), **options)
 
 
 def general_distill(teacher: str | None = None, *, output_dir: str | Path | None = None, text_files: Sequence[str] = (),
                     text_dataset: str | None = None, text_dataset_config: str | None = None, text_column: str | None = None,
-                    student: str = _Default("spec"), max_length: int | None = None, overwrite: bool = False,
-                    resume: bool = False, callbacks: Sequence[Callable] = (), method: str = _Default("tinybert"),
+                    student: str | None = None, max_length: int | None = None, overwrite: bool = False,
+                    resume: bool = False, callbacks: Sequence[Callable] = (), method: str | None = None,
                     config: str | Path | None = None, **options: Any) -> RunResult:
     """General distillation of a pretrained ``teacher`` on unlabeled text (``kdistill general-distill``):
     ``method="tinybert"`` (TinyBERT stage 1) or ``"distilbert"`` (DistilBERT's triple loss on masked text; teacher and
@@ -261,33 +212,14 @@ def general_distill(teacher: str | None = None, *, output_dir: str | Path | None
             the student's shape.
         config: a YAML/JSON general-distillation config (its ``kdistill_run.json``); arguments given replace its values.
     """
-    from kdistill.config import GENERAL_STUDENT, DistilBertGeneralConfig, MiniLMConfig
-
-    if config is not None:
-        cfg = _from_file(config, GeneralDistillConfig, output_dir=output_dir, teacher=teacher,
-                         text_files=[str(f) for f in text_files] or None, text_dataset=text_dataset,
-                         text_dataset_config=text_dataset_config, text_column=text_column, max_length=max_length,
-                         student=student, objective=method, overwrite=overwrite, resume=resume, **options)
-        return run_recipe(cfg, callbacks=callbacks, report=False)
-    if output_dir is None:
-        raise KDistillError("general distillation needs an output folder (-o)")
-    if method not in ("tinybert", "distilbert", "minilm"):
+    if method is not None and method not in ("tinybert", "distilbert", "minilm"):
         raise KDistillError(f"general distillation --method must be tinybert, distilbert or minilm, got '{method}'")
-    parts = split_options(options, method=method, sections=(method, "train"))
-    sopts = parts["student"]
-    if student == "spec":
-        sc = GENERAL_STUDENT.model_copy(update=sopts) if sopts else GENERAL_STUDENT
-        sc = student_config("spec", **sc.model_dump(exclude={"kind"}))  # validated
-    else:
-        sc = student_config(student, **sopts)
-    given = {k: v for k, v in dict(text_column=text_column, max_length=max_length, text_dataset=text_dataset,
-                                   text_dataset_config=text_dataset_config).items() if v is not None}
-    train = TrainConfig(**{"epochs": GeneralDistillConfig.model_fields["train"].default.epochs, **parts["train"]})
-    section = {"tinybert": TinyBertConfig, "distilbert": DistilBertGeneralConfig, "minilm": MiniLMConfig}[method]
-    losses = {method: section(**parts[method])}
-    cfg = GeneralDistillConfig(teacher=teacher, text_files=[str(f) for f in text_files], student=sc, objective=method,
-                               train=train, output_dir=str(output_dir), overwrite=overwrite, resume=resume,
-                               **losses, **given)
+    if config is None and output_dir is None:
+        raise KDistillError("general distillation needs an output folder (-o)")
+    cfg = merge(GeneralDistillConfig, config, teacher=teacher, text_files=[str(f) for f in text_files] or None,
+                text_dataset=text_dataset, text_dataset_config=text_dataset_config, text_column=text_column,
+                max_length=max_length, student=student, objective=method,
+                output_dir=None if output_dir is None else str(output_dir), **_actions(overwrite, resume), **options)
     return run_recipe(cfg, callbacks=callbacks, report=False)
 
 
@@ -304,20 +236,12 @@ def fit_mlm_head(model: str | None = None, *, text_files: Sequence[str] = (), ou
     """
     import json
 
-    from kdistill.config import PretrainedStudent
-
-    if config is not None:
-        cfg = _from_file(config, MlmHeadConfig, output_dir=output_dir, student=model,
-                         text_files=[str(f) for f in text_files] or None, eval_passages=eval_passages,
-                         max_length=max_length, overwrite=overwrite, resume=resume, **train_options)
-    elif model is None or output_dir is None or not text_files:
+    if config is None and (model is None or output_dir is None or not text_files):
         raise KDistillError("fit-mlm-head needs --model, --text-file and an output folder (or a config file)")
-    else:
-        base = MlmHeadConfig.model_fields["train"].default
-        cfg = MlmHeadConfig(student=PretrainedStudent(path=str(model)), text_files=[str(f) for f in text_files],
-                            eval_passages=eval_passages or 200, train=TrainConfig(**{**base.model_dump(), **train_options}),
-                            output_dir=str(output_dir), overwrite=overwrite, resume=resume,
-                            **({"max_length": max_length} if max_length else {}))
+    cfg = merge(MlmHeadConfig, config, student=model, text_files=[str(f) for f in text_files] or None,
+                eval_passages=eval_passages, max_length=max_length,
+                output_dir=None if output_dir is None else str(output_dir), **_actions(overwrite, resume),
+                **train_options)
     output_dir = cfg.output_dir
     res = run_recipe(cfg, report=False)
     if not res.interrupted:
@@ -332,7 +256,7 @@ def fit_mlm_head(model: str | None = None, *, text_files: Sequence[str] = (), ou
     return res
 
 
-def compress(teacher: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+def compress(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
              config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
              **options: Any) -> dict[str, Any]:
     """Iterative prune → distil of ``teacher`` (``kdistill compress``; :mod:`kdistill.recipes.compress`).
@@ -350,7 +274,7 @@ def compress(teacher: str | None = None, task: str | None = SST2, *, output_dir:
                                         resume=resume, **options))
 
 
-def compress_config(teacher: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+def compress_config(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
                     config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
                     **options: Any) -> CompressConfig:
     """The effective :class:`~kdistill.config.CompressConfig` of :func:`compress` (``kdistill compress --print-config``).
@@ -358,18 +282,10 @@ def compress_config(teacher: str | None = None, task: str | None = SST2, *, outp
     Raises:
         KDistillError: no teacher or output folder, unknown options, a config file of another kind.
     """
-    cfields = set(CompressConfig.model_fields) - {"run"}
-    copts = {k: options.pop(k) for k in list(options) if k in cfields and options[k] is not None}
-    if config is not None:
-        base = load_config(config, CompressConfig)
-        run_cfg = _override(base.run, config, output_dir=output_dir, teacher=teacher, student=teacher, task=task,
-                            overwrite=overwrite, resume=resume, **options)
-        return CompressConfig(**{**base.model_dump(exclude={"run"}), **copts}, run=run_cfg)
-    if teacher is None or output_dir is None:
+    if config is None and (teacher is None or output_dir is None):
         raise KDistillError("compress needs a teacher and an output folder (or a config file that names them)")
-    run_cfg = from_flat(method="kd", teacher=teacher, task=task, student=teacher, output_dir=output_dir,
-                        overwrite=overwrite, resume=resume, **options)
-    return CompressConfig(run=run_cfg, **copts)
+    return merge(CompressConfig, config, teacher=teacher, student=teacher, task=task,  # the teacher is what is pruned
+                 output_dir=None if output_dir is None else str(output_dir), **_actions(overwrite, resume), **options)
 
 
 def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **data_options: Any) -> dict[str, float]:

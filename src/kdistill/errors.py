@@ -43,3 +43,15 @@ def os_error(err: OSError, path: Path, doing: str) -> KDistillError:
     else:
         advice = "check the path"
     return KDistillError(f"cannot {doing} in '{path}' ({what}); {advice}")
+
+
+class OptionError(KDistillError):
+    """An option given on the command line or as a keyword argument has a value its config field refuses.
+
+    ``option`` is the flat name (``alpha``); the CLI prints it as its flag (``--alpha``). The message is one line:
+    ``alpha: Input should be less than or equal to 1 (got 1.5)``.
+    """
+
+    def __init__(self, option: str, message: str, value=None):
+        self.option, self.reason, self.value = option, message, value
+        super().__init__(f"{option}: {message} (got {value!r})")

@@ -399,7 +399,10 @@ def _without(tokens: list[str], param) -> tuple[list[str], bool]:
 
 def diff(old: Any, new: Any, path: str = "") -> dict[str, tuple[Any, Any]]:
     """``{path: (old, new)}`` of what differs between two records, at the highest level that tells it: a key on one
-    side only, or a section whose ``kind`` changed (a student replaced by another kind), is one entry."""
+    side only, or a section whose ``kind`` changed (a student replaced by another kind), is one entry; a section whose
+    ``name`` changed (a task run's method replaced by another) is its ``name`` (the method's settings come with it)."""
+    if isinstance(old, dict) and isinstance(new, dict) and "name" in old and "name" in new and old["name"] != new["name"]:
+        return {f"{path}.name" if path else "name": (old["name"], new["name"])}
     if isinstance(old, dict) and isinstance(new, dict) and old.get("kind", None) == new.get("kind", None):
         out: dict[str, tuple[Any, Any]] = {}
         for key in list(old) + [k for k in new if k not in old]:

@@ -66,16 +66,15 @@ def distill(
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     with user_errors():  # parsing --layers / --schedule can fail too: one line
         args = dict(output_dir=output, config=config, layers=_ints(layers), overwrite=overwrite, resume=resume,
-                    method=method or api.KD,
+                    method=method,
                     **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)), **options)
         if print_config:
-            return _print_config(api.distill_config(teacher, task, student or api.LAYERS_FROM_TEACHER, **args))
-        res = api.distill(teacher, task, student or api.LAYERS_FROM_TEACHER, report=report, latency_runs=latency_runs,
+            return _print_config(api.distill_config(teacher, task, student, **args))
+        res = api.distill(teacher, task, student, report=report, latency_runs=latency_runs,
                           **args)
     _print_result(res)
 
@@ -96,7 +95,6 @@ def finetune(
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, **options)
@@ -230,15 +228,14 @@ def run(
     """Fine-tune the teacher if needed, then distil, evaluate and report (and with --deploy int8: a verified int8 ONNX student)."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     with user_errors():  # parsing --layers can fail too: one line
         args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, layers=_ints(layers),
                     temperature=temperature, alpha=alpha, **teacher_stage, **options)
         if print_config:
-            return _print_config(api.run_config(teacher, task, student or api.LAYERS_FROM_TEACHER, **args))
-        res = api.run(teacher, task, student or api.LAYERS_FROM_TEACHER, latency_runs=latency_runs,
+            return _print_config(api.run_config(teacher, task, student, **args))
+        res = api.run(teacher, task, student, latency_runs=latency_runs,
                       on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
                       **args)
     if res.interrupted:  # each part's table was printed as it ended
@@ -277,12 +274,10 @@ def general_distill(
     _setup_logging()
     _threads(num_threads)
     from kdistill import api
-    from kdistill.config import Default
 
     with user_errors():
-        res = api.general_distill(teacher, output_dir=output, text_files=text_file or [],
-                                  student=student or Default("spec"), layers=_ints(layers), overwrite=overwrite,
-                                  resume=resume, method=method or Default("tinybert"), config=config,
+        res = api.general_distill(teacher, output_dir=output, text_files=text_file or [], student=student,
+                                  layers=_ints(layers), overwrite=overwrite, resume=resume, method=method, config=config,
                                   **_given(temperature=temperature), **options)
     _print_result(res)
 
@@ -371,7 +366,6 @@ def compress(
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, options.get("train_file"), options.get("validation_file"))
     from kdistill import api
 
     args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume,

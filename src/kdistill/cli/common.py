@@ -100,12 +100,11 @@ def _layer_map(text: Optional[str]):
 
 
 def _task(task: Optional[str], train_file: Optional[str], validation_file: Optional[str]) -> Optional[str]:
-    """``--task`` as given; without it: your own files have no task (labels inferred), GLUE data means sst2."""
-    from kdistill.config import SST2
-
+    """``--task`` as given; without it: your own files have no task (labels inferred), GLUE data means sst2 (commands
+    that read no config file: the others leave it to :func:`kdistill.config.merge`)."""
     if task is not None:
         return task
-    return None if (train_file or validation_file) else SST2  # (a --config file's task replaces this default)
+    return None if (train_file or validation_file) else "sst2"
 
 
 def _threads(n: Optional[int]) -> None:
@@ -201,7 +200,11 @@ def _print_config(cfg) -> None:
 
 
 def _fail(err: Exception) -> None:
-    if isinstance(err, ValidationError):  # one line: the option and what it accepts
+    from kdistill.errors import OptionError
+
+    if isinstance(err, OptionError):  # a value given on the command line: named by its flag
+        err = f"--{err.option.replace('_', '-')}: {err.reason} (got {err.value!r}); see --help"
+    elif isinstance(err, ValidationError):  # one line: the option and what it accepts
         first = err.errors()[0]
         option = "--" + str(first["loc"][-1]).replace("_", "-") if first.get("loc") else "an option"
         err = f"{option}: {first['msg']} (got {first.get('input')!r}); see --help"

@@ -23,7 +23,7 @@ from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import DataConfig
 from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, MaxEvalOpt, SelectionFileOpt,
                                  SelectionSizeOpt, SelectOnOpt, TaskOpt, ThreadsOpt, TrainFileOpt, user_errors,
-                                 ValFileOpt, _floats, _given, _int_list, _setup_logging, _strs, _task, _threads)
+                                 ValFileOpt, _floats, _given, _int_list, _setup_logging, _strs, _threads)
 
 
 RulesOpt = typer.Option(None, "--rules", help="Exit rules to sweep, comma-separated: entropy (FastBERT/DeeBERT) | max_prob | patience (PABEE); default all three.")
@@ -103,7 +103,6 @@ def early_exit(
     """Early exits trained by self-distillation (each exit learns the final layer's soft targets), then the sweep."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():
@@ -200,7 +199,6 @@ def born_again(
     """Born-again networks: same-size students from the teacher's pretrained base, generation after generation."""
     _setup_logging()
     _threads(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class ConfigBase(BaseModel):
@@ -11,3 +11,16 @@ class ConfigBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # every float finite
 
+
+#: Tags of the discriminated unions (student kinds, task-run methods): left out of error locations
+#: (``student.layers``, not ``student.layers-from-teacher.layers``).
+UNION_TAGS = frozenset({"layers-from-teacher", "spec", "pretrained", "bilstm", "finetune", "kd", "tinybert"})
+
+
+def one_line(err: ValidationError, where: str) -> str:
+    """A pydantic ValidationError as one line: ``key.path: message; ...`` (unknown keys named as such)."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in UNION_TAGS))
+        parts.append(f"unknown key '{loc}'" if e["type"] == "extra_forbidden" else f"{loc}: {e['msg']}")
+    return f"{where}: {'; '.join(parts)}"

@@ -1,95 +1,15 @@
-"""Flat options and config files: options routed to sections, ``--config FILE`` read and overridden."""
+"""Config files (``--config FILE``): read, told apart by kind, migrated and validated (:func:`load_config`); the
+command line's options go over them in :func:`kdistill.config.merge`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kdistill.config.data import DataConfig
-from kdistill.config.methods import (AugmentConfig, DistilBertGeneralConfig, DistillConfig, MiniLMConfig,
-                                     TinyBertConfig)
+from kdistill.config.base import one_line
 from kdistill.config.run import (BornAgainConfig, ChainConfig, CompressConfig, EarlyExitRunConfig, GeneralDistillConfig,
                                  MlmHeadConfig, RunConfig)
-from kdistill.config.students import STUDENT_KINDS, student_config
-from kdistill.config.train import ExportConfig, TrainConfig
-
-# --------------------------------------------------------------------------- flat keyword options
-#: Where each flat keyword option goes (the first section that has the field wins, except that
-#: ``temperature`` / ``alpha`` go to ``tinybert`` for the tinybert method).
-SECTIONS = {"data": DataConfig, "distill": DistillConfig, "tinybert": TinyBertConfig, "augment": AugmentConfig,
-            "train": TrainConfig, "export": ExportConfig, "distilbert": DistilBertGeneralConfig, "minilm": MiniLMConfig}
-#: The sections of a task run (:func:`from_flat`); ``distilbert`` belongs to general distillation only.
-RUN_SECTIONS = ("data", "distill", "tinybert", "augment", "train", "export")
-STUDENT_OPTIONS = sorted({f for cls in STUDENT_KINDS.values() for f in cls.model_fields} - {"kind", "path"})
-
-
-def split_options(options: dict[str, Any], *, method: str = "kd",
-                  sections: tuple[str, ...] = RUN_SECTIONS) -> dict[str, dict[str, Any]]:
-    """Route flat keyword options (``temperature=2, epochs=1, data_dir=...``) to config sections.
-
-    Returns ``{section: {field: value}}`` for ``sections`` plus ``"student"`` (student fields).
-    ``None`` values are dropped (= the config's default).
-
-    Raises:
-        KDistillError: an option that no section takes (one line listing them).
-    """
-    from kdistill.errors import KDistillError
-
-    out: dict[str, dict[str, Any]] = {name: {} for name in (*sections, "student")}
-    unknown = []
-    for key, value in options.items():
-        if value is None:
-            continue
-        if method == "tinybert" and "tinybert" in sections and key in TinyBertConfig.model_fields:
-            out["tinybert"][key] = value
-        elif key in STUDENT_OPTIONS:
-            out["student"][key] = value
-        else:
-            name = next((n for n in sections if key in SECTIONS[n].model_fields and not (n == "tinybert" and method != "tinybert")), None)
-            if name is None:
-                unknown.append(key)
-            else:
-                out[name][key] = value
-    if unknown:
-        raise KDistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return out
-
-
-def from_flat(*, method: str = "kd", teacher: str | None = None, task: str | None = "sst2", student: str = "layers-from-teacher",
-              output_dir: str, overwrite: bool = False, resume: bool = False, **options: Any) -> RunConfig:
-    """A :class:`RunConfig` from flat keyword options — what the CLI and :func:`kdistill.distill` take.
-
-    ``student``: ``layers-from-teacher``, ``spec``, ``bilstm`` or a path; its fields (``layers``,
-    ``num_layers`` ... ``bilstm_hidden`` ...) are among ``options``; ``layers="importance"`` selects
-    layers by head importance. Every other option is a field of one section (see :func:`split_options`).
-
-    Raises:
-        KDistillError: unknown options, or options the student kind does not take.
-    """
-    from kdistill.errors import KDistillError
-
-    parts = split_options(options, method=method)
-    sopts = parts.pop("student")
-    if isinstance(sopts.get("layers"), str):  # "importance": chosen by head importance (Michel et al. 2019)
-        if sopts["layers"] != "importance" or student != "layers-from-teacher":
-            raise KDistillError(f"layers must be a list of teacher layers or 'importance' (layers-from-teacher); got '{sopts['layers']}'")
-        sopts["layers"], sopts["layer_selection"] = None, "importance"
-    if student == "layers-from-teacher" and "num_layers" in sopts and sopts.get("layer_selection") != "importance":
-        sopts.pop("num_layers")  # only counts layers chosen by importance
-    sc = student_config(student, **sopts)
-    fields: dict[str, Any] = {"method": method, "teacher": teacher, "output_dir": str(output_dir),
-                              "overwrite": overwrite, "resume": resume,
-                              "data": DataConfig(task=task, **parts["data"]),
-                              **{name: SECTIONS[name](**parts[name]) for name in ("distill", "tinybert", "augment", "train",
-                                                                                   "export")}}
-    return RunConfig(student=sc, **fields)
-
 
 # --------------------------------------------------------------------------- config files (--config FILE)
-class Default(str):
-    """A default argument that a config file's value replaces (it compares and prints as its value)."""
-
-
-SST2, LAYERS_FROM_TEACHER, KD = Default("sst2"), Default("layers-from-teacher"), Default("kd")
 #: What a config file may hold, per kind of run (the ``method`` key tells them apart; a file without one is a task run).
 FILE_KINDS = {"finetune": RunConfig, "kd": RunConfig, "tinybert": RunConfig, "general": GeneralDistillConfig,
               "mlm-head": MlmHeadConfig, "chain": ChainConfig, "early-exit": EarlyExitRunConfig,
@@ -132,15 +52,6 @@ def read_config_file(path: str | Any) -> dict[str, Any]:
     return data
 
 
-def _one_line(err, where: str) -> str:
-    """A pydantic ValidationError as one line: ``key.path: message; ...`` (unknown keys named as such)."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in STUDENT_KINDS))
-        parts.append(f"unknown key '{loc}'" if e["type"] == "extra_forbidden" else f"{loc}: {e['msg']}")
-    return f"{where}: {'; '.join(parts)}"
-
-
 def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool = False):
     """A typed run config from a YAML or JSON file — e.g. the ``kdistill_run.json`` that every run writes.
 
@@ -160,13 +71,15 @@ def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool 
     from kdistill.errors import KDistillError
 
     data = read_config_file(path)
-    chain = data.get("method") == "chain"  # kdistill run's record: a run inside, and the teacher stage
-    kind = CompressConfig if "run" in data and not chain else FILE_KINDS.get(str(data.get("method", "kd")))  # compress: a run inside
+    method = data.get("method", "kd")
+    method = method.get("name", "kd") if isinstance(method, dict) else method  # a task run: the method's name
+    chain = method == "chain"  # kdistill run's record: a run inside, and the teacher stage
+    kind = CompressConfig if "run" in data and not chain else FILE_KINDS.get(str(method))  # compress: a run inside
     if kind is None:
-        raise KDistillError(f"--config {path}: unknown method '{data.get('method')}'; one of {', '.join(FILE_KINDS)}")
+        raise KDistillError(f"--config {path}: unknown method '{method}'; one of {', '.join(FILE_KINDS)}")
     cls = cls or kind
     if kind is not cls:
-        raise KDistillError(f"--config {path}: a '{data.get('method')}' config cannot configure this command "
+        raise KDistillError(f"--config {path}: a '{method}' config cannot configure this command "
                             f"(it takes a {cls.__name__})")
     if not keep_actions:
         if "overwrite" in cls.model_fields:
@@ -180,49 +93,4 @@ def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool 
     try:
         return cls.model_validate(data)
     except ValidationError as err:
-        raise KDistillError(_one_line(err, f"--config {path}")) from None
-
-
-def override_config(cfg, *, student: str | None = None, task: str | None = ..., **flat: Any):
-    """``cfg`` with the given flat options replacing its values (the command line over a config file).
-
-    Top-level fields (``teacher``, ``output_dir``, ``overwrite``, ``resume``, ``method``, ``text_files`` ...) replace
-    the file's; ``task`` (when given) goes to ``data.task``; every other option to its section as in
-    :func:`split_options` (``temperature`` → ``distill``, or ``tinybert`` for that method ...). ``student`` (a kind or a
-    path) replaces the student; student fields alone (``layers``, ``num_layers`` ...) update the file's student.
-    ``None`` values are "not given". Works for :class:`RunConfig`, :class:`GeneralDistillConfig`,
-    :class:`MlmHeadConfig`.
-
-    Raises:
-        KDistillError: an option no section takes, or an invalid value (one line).
-    """
-    from pydantic import ValidationError
-
-    from kdistill.errors import KDistillError
-
-    flat = {k: v for k, v in flat.items() if v is not None}
-    top = {k: flat.pop(k) for k in list(flat) if k in type(cfg).model_fields and k not in SECTIONS and k != "student"}
-    sections = tuple(n for n in SECTIONS if n in type(cfg).model_fields and n != "data") + (
-        ("data",) if "data" in type(cfg).model_fields else ())
-    method = top.get("objective") or getattr(cfg, "objective", None) or top.get("method") or getattr(cfg, "method", "kd")
-    parts = split_options(flat, method=str(method), sections=sections)
-    data = cfg.model_dump()
-    data.update(top)
-    if task is not ... and "data" in data:
-        data["data"]["task"] = task
-    for name in sections:
-        if parts.get(name):
-            data[name] = {**data[name], **parts[name]}
-    sopts = parts.get("student") or {}
-    if student is not None or sopts:
-        old = dict(data["student"])
-        kind = old.pop("kind")
-        if student is not None and student != (old.get("path") if kind == "pretrained" else kind):
-            old, kind = {}, student  # another student: the file's student fields do not carry over
-        elif kind == "pretrained":
-            kind = old.pop("path")
-        data["student"] = student_config(kind, **{**old, **sopts}).model_dump()
-    try:
-        return type(cfg).model_validate(data)
-    except ValidationError as err:
-        raise KDistillError(_one_line(err, "options")) from None
+        raise KDistillError(one_line(err, f"--config {path}")) from None

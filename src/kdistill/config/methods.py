@@ -17,11 +17,11 @@ class DistillConfig(_Base):
     """
 
     temperature: float = Field(default=2.0, gt=0, description=(
-        "Soft-target temperature T of the KD loss (kd: 2; born-again: 1, the paper's; TinyBERT's prediction step has "
-        "its own, tinybert.temperature: 1)."))
+        "Soft-target temperature T of the KD loss (kd: 2; born-again: 1, the paper's; method tinybert's prediction "
+        "step has its own: 1)."))
     alpha: float = Field(default=0.5, ge=0, le=1, description=(
         "Weight of the gold-label loss; 1 - alpha goes to the KD loss (kd: 0.5; born-again: 0, the teacher's "
-        "distribution only, the paper's; TinyBERT's prediction step has its own, tinybert.alpha: 0)."))
+        "distribution only, the paper's; method tinybert's prediction step has its own: 0)."))
     kd_loss: Literal["kl", "mse"] = Field(default="kl", description=(
         "kl (T²·KL of soft targets, Hinton 2015) | mse (logit MSE, Tang 2019)."))
     cos_weight: float = Field(default=0.0, ge=0, description=(
@@ -93,11 +93,11 @@ class TinyBertConfig(_Base):
     intermediate_learning_rate: float | None = Field(default=None, gt=0, description=(
         "tinybert: learning rate of the intermediate step (default --lr)."))
     temperature: float = Field(default=1.0, gt=0, description=(
-        "tinybert: soft-target temperature T of the prediction step (1: the paper's; kd's distill.temperature "
+        "tinybert: soft-target temperature T of the prediction step (1: the paper's; method kd's temperature "
         "defaults to 2)."))
     alpha: float = Field(default=0.0, ge=0, le=1, description=(
         "tinybert: weight of the gold-label loss in the prediction step; 1 - alpha goes to the KD loss (0: the "
-        "paper's, no gold labels; kd's distill.alpha defaults to 0.5)."))
+        "paper's, no gold labels; method kd's alpha defaults to 0.5)."))
 
 
 class DistilBertGeneralConfig(_Base):
@@ -147,12 +147,12 @@ class ExitConfig(_Base):
     (``w_k ∝ k``, PABEE Eq. 5).
     """
 
-    every: int = Field(default=1, ge=1, description=(
+    every: int = Field(json_schema_extra={"flat": "exit_every"}, default=1, ge=1, description=(
         "An exit after every k-th encoder layer below the last (1: after each)."))
-    layers: list[int] | None = Field(default=None, description="Or the 1-based layers that get an exit, e.g. 2,4.")
+    layers: list[int] | None = Field(json_schema_extra={"flat": "exit_layers"}, default=None, description="Or the 1-based layers that get an exit, e.g. 2,4.")
     pooling: Literal["mean", "cls"] = Field(default="mean", description=(
         "Exit input: mean (masked mean of the layer's tokens) | cls (first token)."))
-    dropout: float | None = Field(default=None, ge=0, lt=1, description=(
+    dropout: float | None = Field(json_schema_extra={"flat": "exit_dropout"}, default=None, ge=0, lt=1, description=(
         "Dropout in the exit heads (default the model's hidden dropout)."))
     schedule: Literal["frozen", "joint"] = Field(default="frozen", description=(
         "frozen (FastBERT's two-step: only the exits train) | joint (exits and backbone, weighted sum over exits + "
@@ -195,6 +195,33 @@ class SweepConfig(_Base):
         "Choose the fastest setting whose selection-slice metric is at most this many points below full depth."))
     latency_examples: int = Field(default=128, ge=1, description="Dev rows timed per setting.")
     latency_rounds: int = Field(default=3, ge=1, description="Interleaved timing rounds.")
-    batch_size: int = Field(default=32, ge=1, description="The batched latency's batch size.")
+    batch_size: int = Field(json_schema_extra={"flat": "sweep_batch_size"}, default=32, ge=1, description="The batched latency's batch size.")
     timed_points: int = Field(default=6, ge=0, description=(
         "Settings per rule whose latency is measured (spread over the curve), besides the chosen one."))
+
+
+# --------------------------------------------------------------------------- the method of a task run
+class FinetuneMethod(_Base):
+    """Method ``finetune``: no teacher, the student trained on the gold labels (cross-entropy, or MSE for regression;
+    BCE for multi-label)."""
+
+    name: Literal["finetune"] = Field(default="finetune", description="The method: plain fine-tuning (no teacher).")
+
+
+class KDMethod(DistillConfig):
+    """Method ``kd``: task-specific distillation of the soft targets (Hinton et al. 2015), DistilBERT's L_cos optional
+    (Sanh et al. 2019), the logit MSE of Tang et al. (2019); the settings of :class:`DistillConfig`."""
+
+    name: Literal["kd"] = Field(default="kd", description="The method: soft-target distillation (Hinton 2015).")
+
+
+class TinyBertMethod(TinyBertConfig):
+    """Method ``tinybert``: TinyBERT's two-step task-specific distillation (Jiao et al. 2020, Sec. 3.2); the settings of
+    :class:`TinyBertConfig` (its prediction step has its own temperature 1 and alpha 0, the paper's)."""
+
+    name: Literal["tinybert"] = Field(default="tinybert", description=(
+        "The method: TinyBERT (layer-wise, then prediction layer; Jiao 2020)."))
+
+
+#: The methods of a task run by name: ``RunConfig.method`` is one of these (a union discriminated by ``name``).
+METHODS: dict[str, type[_Base]] = {"finetune": FinetuneMethod, "kd": KDMethod, "tinybert": TinyBertMethod}

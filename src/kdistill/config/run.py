@@ -2,36 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, model_validator
 
 from kdistill.config.base import ConfigBase as _Base
 from kdistill.config.data import DataConfig
-from kdistill.config.methods import (AugmentConfig, DistilBertGeneralConfig, DistillConfig, ExitConfig, MiniLMConfig,
-                                     SweepConfig, TinyBertConfig)
+from kdistill.config.methods import (AugmentConfig, DistilBertGeneralConfig, DistillConfig, ExitConfig,
+                                     FinetuneMethod, KDMethod, MiniLMConfig, SweepConfig, TinyBertConfig,
+                                     TinyBertMethod)
 from kdistill.config.students import GENERAL_STUDENT, LayersFromTeacherStudent, PretrainedStudent, StudentConfig
 from kdistill.config.train import ExportConfig, TrainConfig
 
 
-class RunConfig(_Base):
-    """One run: data, teacher, student, objective, engine settings and where the results go.
+#: The method of a task run: one section, chosen by its ``name`` (a union discriminated by ``name``).
+MethodConfig = Annotated[Union[FinetuneMethod, KDMethod, TinyBertMethod], Field(discriminator="name")]
 
-    ``method`` names a recipe (:mod:`kdistill.recipes`): ``finetune``, ``kd`` or ``tinybert``.
+
+def migrate_run(data: Any) -> Any:
+    """A task run's settings in today's layout: ``method`` one section named by its ``name``.
+
+    Run files written before the method became a section (``method: "kd"`` beside a ``distill`` and a ``tinybert``
+    section, both always present) load through this: the chosen method's section becomes ``method`` and the other
+    method's section, which that run never read, is dropped. ``method="kd"`` (a name alone) is the method at its
+    defaults. Anything else is returned unchanged (the validation says what is wrong).
+    """
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    method = data.get("method", "kd")
+    legacy = {key: data.pop(key) for key in ("distill", "tinybert") if key in data}
+    if isinstance(method, str):
+        own = {"kd": "distill", "tinybert": "tinybert"}.get(method)
+        section = legacy.get(own) if own else None
+        data["method"] = {"name": method, **(section if isinstance(section, dict) else {})}
+    elif legacy:  # today's layout with an old section beside it: name it in the error
+        data.update(legacy)
+    return data
+
+
+class RunConfig(_Base):
+    """One task run: data, teacher, student, the method and its settings, engine settings and where the results go.
+
+    ``method`` is one section whose ``name`` picks the recipe (:mod:`kdistill.recipes`): ``finetune``
+    (:class:`~kdistill.config.methods.FinetuneMethod`), ``kd`` (:class:`~kdistill.config.methods.KDMethod`) or
+    ``tinybert`` (:class:`~kdistill.config.methods.TinyBertMethod`); a KD run holds no TinyBERT settings and each
+    setting has one default. ``RunConfig(method="tinybert", ...)`` and run files of the older layout are accepted
+    (:func:`migrate_run`).
     """
 
-    method: Literal["finetune", "kd", "tinybert"] = Field(default="kd", description=(
-        "kd (soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020) | finetune (no teacher: the "
-        "student trained on the gold labels)."))
+    method: MethodConfig = Field(default=KDMethod(), description=(
+        "The method and its settings, by name: kd (soft targets, Hinton 2015) | tinybert (layer-wise, two steps, "
+        "Jiao 2020) | finetune (no teacher: the student trained on the gold labels)."))
     teacher: str | None = Field(default=None, description=(
         "Teacher fine-tuned on the task (directory or hub id); none for finetune."))
     data: DataConfig = Field(default=DataConfig(), description="Where the data comes from.")
     student: StudentConfig = Field(default=LayersFromTeacherStudent(), description=(
         "The student, by kind: layers-from-teacher | spec | bilstm (Tang et al. 2019) | pretrained (on the command "
         "line, --student PATH of a pretrained student)."))
-    distill: DistillConfig = Field(default=DistillConfig(), description=(
-        "The KD loss (method kd; born-again's too)."))
-    tinybert: TinyBertConfig = Field(default=TinyBertConfig(), description="TinyBERT's settings (method tinybert).")
     augment: AugmentConfig = Field(default=AugmentConfig(), description="Transfer-set augmentation (Tang et al. 2019).")
     train: TrainConfig = Field(default=TrainConfig(), description="The training engine's settings.")
     export: ExportConfig = Field(default=ExportConfig(), description=(
@@ -39,6 +67,8 @@ class RunConfig(_Base):
     output_dir: str = Field(description="Run directory.")
     overwrite: bool = Field(default=False, description="Replace a non-empty output directory.")
     resume: bool = Field(default=False, description="Continue from OUTPUT/checkpoint.")
+
+    _migrate = model_validator(mode="before")(classmethod(lambda cls, data: migrate_run(data)))
 
 
 class GeneralDistillConfig(_Base):
@@ -50,6 +80,9 @@ class GeneralDistillConfig(_Base):
     by default (:data:`GENERAL_STUDENT`); the result is a base encoder that any task run can start
     from (``--student DIR``).
     """
+
+    #: Only the section the objective names takes flat options (``temperature``: TinyBERT's or DistilBERT's).
+    one_of: ClassVar[tuple[str, tuple[str, ...]]] = ("objective", ("tinybert", "distilbert", "minilm"))
 
     method: Literal["general"] = Field(default="general", description="The kind of run: general distillation.")
     teacher: str | None = Field(default=None, description=(
@@ -164,18 +197,18 @@ class TeacherStageConfig(_Base):
     seed, precision, evaluation batch and bookkeeping settings carry over.
     """
 
-    learning_rate: float = Field(default=5e-5, gt=0, description=(
+    learning_rate: float = Field(json_schema_extra={"flat": "teacher_learning_rate"}, default=5e-5, gt=0, description=(
         "Teacher stage: learning rate (for fine-tuning a pretrained encoder; --lr is the student's)."))
-    batch_size: int = Field(default=32, ge=1, description="Teacher stage: batch size (--batch-size is the student's).")
-    epochs: float = Field(default=10.0, gt=0, description=(
+    batch_size: int = Field(json_schema_extra={"flat": "teacher_batch_size"}, default=32, ge=1, description="Teacher stage: batch size (--batch-size is the student's).")
+    epochs: float = Field(json_schema_extra={"flat": "teacher_epochs"}, default=10.0, gt=0, description=(
         "Teacher stage: epoch cap (early stopping on the held-out metric usually ends it sooner)."))
-    early_stopping_patience: int | None = Field(default=2, ge=1, description=(
+    early_stopping_patience: int | None = Field(json_schema_extra={"flat": "teacher_early_stopping_patience"}, default=2, ge=1, description=(
         "Teacher stage: stop after N held-out evaluations without improvement (None: train to the cap)."))
-    eval_steps: int | None = Field(default=None, ge=1, description=(
+    eval_steps: int | None = Field(json_schema_extra={"flat": "teacher_eval_steps"}, default=None, ge=1, description=(
         "Teacher stage: evaluate on the held-out slice every N steps (default: each epoch)."))
-    warmup_ratio: float = Field(default=0.06, ge=0, lt=1, description=(
+    warmup_ratio: float = Field(json_schema_extra={"flat": "teacher_warmup_ratio"}, default=0.06, ge=0, lt=1, description=(
         "Teacher stage: share of the optimizer steps with a linear learning-rate warm-up."))
-    weight_decay: float = Field(default=0.01, ge=0, description="Teacher stage: AdamW weight decay.")
+    weight_decay: float = Field(json_schema_extra={"flat": "teacher_weight_decay"}, default=0.01, ge=0, description="Teacher stage: AdamW weight decay.")
 
 
 class ChainConfig(_Base):

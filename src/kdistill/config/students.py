@@ -98,13 +98,25 @@ def student_config(kind: str = "layers-from-teacher", **fields: Any):
 
     ``kind`` other than the four names is a path: a :class:`PretrainedStudent`.
 
+    ``layers="importance"`` (the command line's ``--layers importance``) means ``layer_selection="importance"``;
+    ``num_layers`` counts layers only then (a layers-from-teacher student ignores it otherwise: the flag is shared with
+    the spec student's depth).
+
     Raises:
-        KDistillError: a field that the kind does not take (one line naming the kind's fields).
+        KDistillError: a field that the kind does not take (one line naming the kind's fields); ``layers`` text other
+            than ``importance``.
     """
-    
     fields = {k: v for k, v in fields.items() if v is not None}
     if kind not in STUDENT_KINDS:
         kind, fields = "pretrained", {"path": kind, **fields}
+    if isinstance(fields.get("layers"), str):  # "importance": chosen by head importance (Michel et al. 2019)
+        if fields["layers"] != "importance" or kind != "layers-from-teacher":
+            raise KDistillError(f"layers must be a list of teacher layers or 'importance' (layers-from-teacher); "
+                                f"got '{fields['layers']}'")
+        del fields["layers"]
+        fields["layer_selection"] = "importance"
+    if kind == "layers-from-teacher" and fields.get("layer_selection") != "importance":
+        fields.pop("num_layers", None)  # only counts layers chosen by importance
     cls = STUDENT_KINDS[kind]
     extra = sorted(set(fields) - set(cls.model_fields))
     if extra:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kdistill.config import SST2, RunConfig
+from kdistill.config import RunConfig
 from kdistill.errors import KDistillError
 from kdistill.provision.candidates import KINDS, PRUNE_SHARES, Candidate, enumerate_candidates
 
@@ -233,8 +233,8 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
 
     base = pcfg.base
     check_runtime(pcfg.runtime)
-    if base.method != "kd":
-        raise KDistillError(f"provision distils with --method kd; got '{base.method}'")
+    if base.method.name != "kd":
+        raise KDistillError(f"provision distils with --method kd; got '{base.method.name}'")
     if not base.teacher:
         raise KDistillError("provision needs --teacher (a model fine-tuned on the task)")
     if pcfg.rank == "short-run":
@@ -462,7 +462,7 @@ def plot_candidates(cands: Sequence[Candidate], path: Path, *, meta: dict) -> Pa
 
 
 # --------------------------------------------------------------------------- the API
-def provision(teacher: str | None = None, task: str | None = SST2, *, output_dir: str | Path, latency_budget_ms: float,
+def provision(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path, latency_budget_ms: float,
               runtime: str = "ort-int8", size_budget_mb: float | None = None, latency_batch_size: int = 1,
               seq_len: int | None = None, rank: str = "short-run", top_k: int = 3, short_steps: int = 200,
               kinds: Sequence[str] | None = None, layer_counts: Sequence[int] | None = None,

@@ -151,7 +151,7 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
     from kdistill.engine import check_train_config
     from kdistill.rundir import RunDir, process_state
 
-    recipe = recipe or get_recipe(cfg.method)
+    recipe = recipe or get_recipe(getattr(cfg.method, "name", cfg.method))
     run = RunDir(cfg.output_dir)
     inputs = run_inputs(cfg)
     run.check(overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs)  # cheapest checks first

@@ -40,7 +40,7 @@ def _recover(ccfg: CompressConfig, model_dir: Path, out_dir: Path, steps: int, c
     """Distil the model saved in ``model_dir`` from the teacher for ``steps`` steps into ``out_dir`` (the kd recipe)."""
     run = ccfg.run
     cfg = run.model_copy(update={
-        "method": "kd", "student": PretrainedStudent(path=str(model_dir)), "output_dir": str(out_dir),
+        "student": PretrainedStudent(path=str(model_dir)), "output_dir": str(out_dir),  # the run is kd (compress_config)
         "resume": resuming, "overwrite": not resuming,
         "train": run.train.model_copy(update={"max_steps": steps, "teacher_cache_file": cache_file})})
     return run_recipe(cfg, latency_runs=ccfg.latency_runs)

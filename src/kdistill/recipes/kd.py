@@ -15,14 +15,14 @@ def check_augment(cfg) -> None:
     """Augmented rows have no gold label: only a teacher can label them."""
     if cfg.augment.augment == "none":
         return
-    if cfg.method == "finetune" or (cfg.method == "kd" and cfg.distill.alpha >= 1 and cfg.distill.cos_weight == 0):
+    if cfg.method.name == "finetune" or (cfg.method.name == "kd" and cfg.method.alpha >= 1 and cfg.method.cos_weight == 0):
         raise KDistillError("--augment tang adds rows without gold labels that only the teacher can label; "
                             "distil with --alpha < 1 (the paper: --kd-loss mse --alpha 0)")
 
 
 def check_kd(cfg) -> None:
     check_augment(cfg)
-    if cfg.student.kind == "bilstm" and cfg.distill.cos_weight > 0:
+    if cfg.student.kind == "bilstm" and cfg.method.cos_weight > 0:
         raise ModelError("a BiLSTM student has no per-token hidden states or attention: distil it with "
                          "--method kd and --cos-weight 0 (the paper: --kd-loss mse)")
 
@@ -117,14 +117,14 @@ def check_cross_tokenizer(cfg, teacher_tok, student_tok) -> None:
     """What works when teacher and student tokenize differently: logit KD (per example, cached or live) and L_cos
     aligned by words; layer-wise (token by token) losses do not. Raises a one-line :class:`ModelError` otherwise."""
     what = (f"the student's tokenizer ({len(student_tok)} tokens) differs from the teacher's ({len(teacher_tok)})")
-    if cfg.method == "tinybert":
+    if cfg.method.name == "tinybert":
         raise ModelError(f"{what}: TinyBERT's attention and hidden-state losses pair tokens one to one; use --method kd "
                          "(soft targets, and --cos-weight for hidden states aligned by words)")
-    if cfg.distill.cos_weight > 0 and cfg.distill.hidden_align == "tokens":
+    if cfg.method.cos_weight > 0 and cfg.method.hidden_align == "tokens":
         raise ModelError(f"{what}: --hidden-align tokens pairs tokens one to one, which different tokenizers do not "
                          "have; use --hidden-align words (or auto)")
     for name, tok in (("teacher", teacher_tok), ("student", student_tok)):
-        if cfg.distill.cos_weight > 0 and not getattr(tok, "is_fast", False):
+        if cfg.method.cos_weight > 0 and not getattr(tok, "is_fast", False):
             raise ModelError(f"{what}: word alignment needs character offsets, which the {name}'s "
                              f"{type(tok).__name__} does not give; save it with a tokenizer.json (fast tokenizer)")
 
@@ -132,7 +132,7 @@ def check_cross_tokenizer(cfg, teacher_tok, student_tok) -> None:
 def hidden_align(p: Prepared) -> str:
     """``tokens`` or ``words``: how this run's L_cos pairs hidden states (``--hidden-align``; auto = words across
     tokenizers)."""
-    how = p.cfg.distill.hidden_align
+    how = p.cfg.method.hidden_align
     return ("words" if "teacher_tokenizer" in p.info else "tokens") if how == "auto" else how
 
 
@@ -146,7 +146,7 @@ def prepare_task_data(p: Prepared, procs) -> None:
 
     cfg, tok, cache = p.cfg, p.tokenizer, p.cfg.data.cache_dir
     teacher_tok = p.info.get("teacher_tokenizer", tok)  # the teacher's own, when the student's differs
-    words = cfg.method == "kd" and cfg.distill.cos_weight > 0 and hidden_align(p) == "words"
+    words = cfg.method.name == "kd" and cfg.method.cos_weight > 0 and hidden_align(p) == "words"
     train_split, aug_info = p.splits["train"], None
     selection = None
     if cfg.data.select_on == "holdout":  # chosen off the reported split, before any augmentation sees the rows
@@ -227,7 +227,7 @@ def student_facts(p: Prepared) -> dict:
 
 
 def kd_report_extra(p: Prepared, objective) -> dict:
-    d = p.cfg.distill
+    d = p.cfg.method
     if p.task.is_regression:  # what ran: MSE to the teacher's prediction, no temperature
         kd = {"temperature": None, "kd_loss": "mse to the teacher's prediction (regression)"}
     else:
@@ -243,7 +243,7 @@ def kd_report_extra(p: Prepared, objective) -> dict:
 def _kd_objective(p: Prepared):
     from kdistill.objectives import kd_objective
 
-    return kd_objective(p.task, p.cfg.distill, hidden_align=hidden_align(p))
+    return kd_objective(p.task, p.cfg.method, hidden_align=hidden_align(p))
 
 
 KD = register(Recipe(

@@ -161,7 +161,7 @@ def _born_again_recipe(members: list[str], generation: int) -> Recipe:
     def objective(p: Prepared):
         from kdistill.objectives import kd_objective
 
-        return kd_objective(p.task, p.cfg.distill, hidden_align=hidden_align(p))
+        return kd_objective(p.task, p.cfg.method, hidden_align=hidden_align(p))
 
     def summary(p: Prepared, result) -> dict:
         return {**task_summary(p, result), "born_again": p.info["born_again"]}
@@ -177,7 +177,7 @@ BORN_AGAIN = register(_born_again_recipe(["<teacher>"], 1))  # listed in RECIPES
 def _generation_config(cfg, teacher: str, gdir: Path, resume: bool):
     from kdistill.config import RunConfig
 
-    return RunConfig(method="kd", teacher=teacher, student=cfg.student, data=cfg.data, distill=cfg.distill,
+    return RunConfig(method={"name": "kd", **cfg.distill.model_dump()}, teacher=teacher, student=cfg.student, data=cfg.data,
                      augment=cfg.augment, train=cfg.train, output_dir=str(gdir), overwrite=not resume, resume=resume)
 
 

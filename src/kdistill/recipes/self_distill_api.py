@@ -15,99 +15,39 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from kdistill.config import SST2  # a Default: a config file's task replaces it
+from kdistill.config import merge
 from kdistill.errors import KDistillError
 
-#: Flat option → ExitConfig field (names that would clash with TrainConfig's are prefixed).
-EXIT_OPTIONS = {"exit_every": "every", "exit_layers": "layers", "pooling": "pooling", "exit_dropout": "dropout",
-                "schedule": "schedule", "temperature": "temperature", "gold_weight": "gold_weight",
-                "weighting": "weighting", "final_weight": "final_weight"}
-#: Flat option → SweepConfig field.
-SWEEP_OPTIONS = {"rules": "rules", "entropy_thresholds": "entropy_thresholds", "max_prob_thresholds": "max_prob_thresholds",
-                 "patiences": "patiences", "max_drop": "max_drop", "latency_examples": "latency_examples",
-                 "latency_rounds": "latency_rounds", "sweep_batch_size": "batch_size", "timed_points": "timed_points"}
 #: Default learning rate per schedule when none is given: only the small heads train (frozen), or the whole model.
 DEFAULT_LR = {"frozen": 5e-4, "joint": 5e-5}
 
 
-def _take(options: dict, names: dict) -> dict:
-    return {field: options.pop(flat) for flat, field in names.items() if flat in options and options[flat] is not None}
-
-
-def _sections(options: dict, sections: tuple[str, ...]) -> dict:
-    from kdistill.config import split_options
-
-    parts = split_options(options, sections=sections)
-    student = parts.pop("student")
-    if student:
-        raise KDistillError(f"unknown option(s) here: {', '.join(sorted(student))}")
-    return parts
-
-
-def _file_config(config: str | Path, cls: type, *, task: str | None, top: dict[str, Any], options: dict[str, Any],
-                 named: dict[str, dict[str, str]]):
-    """``config`` (YAML/JSON, e.g. the run's own ``kdistill_run.json``) as ``cls``, the given options over its values.
-
-    ``top``: top-level fields (``None``, a :class:`~kdistill.config.Default` or a False ``overwrite``/``resume`` = not
-    given); ``named``: section → {flat option: field} (``exits`` / ``sweep``); every other option goes to its section as
-    :func:`kdistill.config.split_options` routes it; ``task`` (when given) to ``data.task``.
-
-    Raises:
-        KDistillError: see :func:`kdistill.config.load_config`; an option no section takes; an invalid value; no output
-            folder in the file nor given (one line each).
-    """
-    from pydantic import ValidationError
-
-    from kdistill.config import Default, load_config
-
-    data = load_config(config, cls).model_dump()
-    options = {k: v for k, v in options.items() if v is not None}
-    for section, names in named.items():
-        data[section].update(_take(options, names))
-    for section, values in _sections(options, tuple(n for n in ("data", "distill", "augment", "train") if n in data)).items():
-        data[section].update(values)
-    if task is not None and not isinstance(task, Default):
-        data["data"]["task"] = task
-    data.update({k: v for k, v in top.items() if v is not None and v is not False and not isinstance(v, Default)})
-    try:
-        cfg = cls.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise KDistillError(f"--config {config}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    if cfg.output_dir in ("", "."):
-        raise KDistillError(f"--config {config} names no output folder: give one (-o / output_dir)")
-    return cfg
-
-
-def early_exit_config(model: str | None, task: str | None = SST2, *, output_dir: str | Path | None,
+def early_exit_config(model: str | None, task: str | None = None, *, output_dir: str | Path | None,
                       overwrite: bool = False, resume: bool = False, run_sweep: bool = True,
                       config: str | Path | None = None, **options: Any):
-    """The :class:`~kdistill.selfdistill.config.EarlyExitRunConfig` of :func:`early_exit` (raises on unknown options;
-    ``config``: a YAML/JSON early-exit config, e.g. a run's ``kdistill_run.json``, the given arguments over it)."""
-    from kdistill.config import DataConfig, PretrainedStudent, TrainConfig
-    from kdistill.selfdistill.config import EarlyExitRunConfig, ExitConfig, SweepConfig
+    """The :class:`~kdistill.config.EarlyExitRunConfig` of :func:`early_exit` (raises on unknown options;
+    ``config``: a YAML/JSON early-exit config, e.g. a run's ``kdistill_run.json``, the given arguments over it).
 
-    if config is not None:
-        top = {"output_dir": None if output_dir is None else str(output_dir), "overwrite": overwrite, "resume": resume,
-               "student": None if model is None else {"kind": "pretrained", "path": str(model)}}
-        cfg = _file_config(config, EarlyExitRunConfig, task=task, top=top, options=options,
-                           named={"exits": EXIT_OPTIONS, "sweep": SWEEP_OPTIONS})
-        if not run_sweep:  # --no-sweep is given; the default (on) leaves the file's choice
-            cfg.run_sweep = False
-        return cfg
-    if model is None or output_dir is None:
-        raise KDistillError("early-exit needs a model and an output folder (or a config file that names them)")
-    options = {k: v for k, v in options.items() if v is not None}
-    exits = ExitConfig(**_take(options, EXIT_OPTIONS))
-    sweep = SweepConfig(**_take(options, SWEEP_OPTIONS))
-    parts = _sections(options, ("data", "train"))
-    train = {"epochs": 2.0, "learning_rate": DEFAULT_LR[exits.schedule], **parts["train"]}
-    return EarlyExitRunConfig(student=PretrainedStudent(path=str(model)), data=DataConfig(task=task, **parts["data"]),
-                              exits=exits, sweep=sweep, run_sweep=run_sweep, train=TrainConfig(**train),
-                              output_dir=str(output_dir), overwrite=overwrite, resume=resume)
+    Options are flat (:func:`kdistill.config.merge`): the exits' ``exit_every``, ``exit_layers``, ``exit_dropout``,
+    ``pooling``, ``schedule``, ``temperature`` ..., the sweep's ``rules``, ``max_drop``, ``sweep_batch_size`` ..., and
+    data and engine fields. Without a file and a learning rate: 5e-4 for ``schedule="frozen"``, 5e-5 for ``"joint"``.
+
+    Raises:
+        KDistillError: no model or output folder (nor a file naming them), unknown options, invalid values.
+    """
+    from kdistill.config import EarlyExitRunConfig
+
+    if config is None:
+        if model is None or output_dir is None:
+            raise KDistillError("early-exit needs a model and an output folder (or a config file that names them)")
+        if options.get("learning_rate") is None:
+            options["learning_rate"] = DEFAULT_LR.get(options.get("schedule") or "frozen")
+    return merge(EarlyExitRunConfig, config, student=model, task=task,
+                 output_dir=None if output_dir is None else str(output_dir), overwrite=overwrite or None,
+                 resume=resume or None, run_sweep=None if run_sweep else False, **options)
 
 
-def early_exit(model: str | None = None, task: str | None = SST2, *, output_dir: str | Path | None = None,
+def early_exit(model: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
                overwrite: bool = False, resume: bool = False, run_sweep: bool = True, config: str | Path | None = None,
                callbacks: Sequence[Callable] = (), **options: Any):
     """Early exits on ``model`` (the teacher itself or any student), trained by self-distillation, then swept.
@@ -144,37 +84,30 @@ def early_exit(model: str | None = None, task: str | None = SST2, *, output_dir:
     return run_early_exit(cfg, callbacks=callbacks)
 
 
-def born_again_config(teacher: str | None, task: str | None = SST2, *, base: str | None,
+def born_again_config(teacher: str | None, task: str | None = None, *, base: str | None,
                       output_dir: str | Path | None, generations: int | None = 2, ensemble_teacher: bool = False,
                       overwrite: bool = False, resume: bool = False, config: str | Path | None = None,
                       **options: Any):
-    """The :class:`~kdistill.selfdistill.config.BornAgainConfig` of :func:`born_again` (``config``: a YAML/JSON
-    born-again config, e.g. its ``kdistill_run.json``, the given arguments over it; ``generations`` None: the file's)."""
-    from kdistill.config import AugmentConfig, DataConfig, DistillConfig, PretrainedStudent, TrainConfig
-    from kdistill.selfdistill.config import BornAgainConfig
+    """The :class:`~kdistill.config.BornAgainConfig` of :func:`born_again` (``config``: a YAML/JSON
+    born-again config, e.g. its ``kdistill_run.json``, the given arguments over it; ``generations`` None: the file's).
 
-    if config is not None:
-        top = {"teacher": teacher, "output_dir": None if output_dir is None else str(output_dir),
-               "generations": generations, "ensemble_teacher": ensemble_teacher, "overwrite": overwrite,
-               "resume": resume, "student": None if base is None else {"kind": "pretrained", "path": str(base)}}
-        return _file_config(config, BornAgainConfig, task=task, top=top, options=options, named={})
-    if teacher is None or output_dir is None:
-        raise KDistillError("born-again needs a teacher and an output folder (or a config file that names them)")
-    generations = 2 if generations is None else generations
-    if not base:
-        raise KDistillError("born-again needs --base: the pretrained model the teacher was fine-tuned from (same "
-                            "architecture), e.g. all-MiniLM-L6-v2 for the shared teacher")
-    options = {k: v for k, v in options.items() if v is not None}
-    parts = _sections(options, ("data", "distill", "augment", "train"))
-    distill = {"alpha": 0.0, "temperature": 1.0, **parts["distill"]}
-    return BornAgainConfig(teacher=str(teacher), student=PretrainedStudent(path=str(base)), generations=generations,
-                           ensemble_teacher=ensemble_teacher, data=DataConfig(task=task, **parts["data"]),
-                           distill=DistillConfig(**distill), augment=AugmentConfig(**parts["augment"]),
-                           train=TrainConfig(**parts["train"]), output_dir=str(output_dir), overwrite=overwrite,
-                           resume=resume)
+    Raises:
+        KDistillError: no teacher, base or output folder (nor a file naming them), unknown options, invalid values.
+    """
+    from kdistill.config import BornAgainConfig
+
+    if config is None:
+        if teacher is None or output_dir is None:
+            raise KDistillError("born-again needs a teacher and an output folder (or a config file that names them)")
+        if not base:
+            raise KDistillError("born-again needs --base: the pretrained model the teacher was fine-tuned from (same "
+                                "architecture), e.g. all-MiniLM-L6-v2 for the shared teacher")
+    return merge(BornAgainConfig, config, teacher=teacher, student=base, task=task, generations=generations,
+                 ensemble_teacher=ensemble_teacher or None, output_dir=None if output_dir is None else str(output_dir),
+                 overwrite=overwrite or None, resume=resume or None, **options)
 
 
-def born_again(teacher: str | None = None, task: str | None = SST2, *, base: str | None = None,
+def born_again(teacher: str | None = None, task: str | None = None, *, base: str | None = None,
                output_dir: str | Path | None = None, generations: int | None = 2, ensemble_teacher: bool = False,
                overwrite: bool = False, resume: bool = False, report: bool = False, latency_runs: int = 20,
                config: str | Path | None = None, callbacks: Sequence[Callable] = (), **options: Any) -> dict[str, Any]:
@@ -215,24 +148,19 @@ def exit_sweep(model: str, task: str | None = None, *, output_dir: str | Path | 
     run held out); options given here replace them: sweep options as in :func:`early_exit` and
     :class:`~kdistill.config.DataConfig` fields. ``task`` defaults to the run's (else sst2).
     """
-    from kdistill.config import DataConfig
-    from kdistill.selfdistill.config import SweepConfig
+    from kdistill.config import DataConfig, SweepConfig, flat_names
     from kdistill.selfdistill.sweep import exit_sweep as sweep_fn
 
-    options = {k: v for k, v in options.items() if v is not None}
-    sweep = _take(options, SWEEP_OPTIONS)
-    parts = _sections(options, ("data",))
     run_file = Path(model) / "kdistill_run.json"
     recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
-    data = dict(recorded.get("data") or {})
-    data.update(parts["data"])
-    if task is not None:
-        data["task"] = task
-    base_sweep = dict(recorded.get("sweep") or {})
-    base_sweep.update(sweep)
+    options = {k: v for k, v in options.items() if v is not None}
+    sweep_names = flat_names(SweepConfig)
+    sweep = merge(SweepConfig, recorded.get("sweep"), **{k: v for k, v in options.items() if k in sweep_names})
+    data = merge(DataConfig, recorded.get("data"), task=task,
+                 **{k: v for k, v in options.items() if k not in sweep_names})
     if seed is None:
         seed = int((recorded.get("train") or {}).get("seed", 42))
-    return sweep_fn(str(model), data=DataConfig(**data), seed=seed, sweep=SweepConfig(**base_sweep), output_dir=output_dir)
+    return sweep_fn(str(model), data=data, seed=seed, sweep=sweep, output_dir=output_dir)
 
 
 def export_early_exit(model: str, output: str | Path, *, rule: str | None = None, threshold: float | None = None,

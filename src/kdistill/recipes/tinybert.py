@@ -34,7 +34,7 @@ def load_tinybert(cfg) -> Prepared:
 
     p = load_task(cfg)
     check_layerwise_pair(p.student, p.teacher)
-    layer_map(num_layers(p.student.config), num_layers(p.teacher.config), cfg.tinybert.layer_map)  # raises on a bad map
+    layer_map(num_layers(p.student.config), num_layers(p.teacher.config), cfg.method.layer_map)  # raises on a bad map
     return p
 
 
@@ -42,28 +42,28 @@ def _objective(stage: str):
     def build(p: Prepared):
         from kdistill.objectives import tinybert_objective
 
-        return tinybert_objective(p.task, p.cfg.tinybert, p.student.config, p.teacher.config, stage)
+        return tinybert_objective(p.task, p.cfg.method, p.student.config, p.teacher.config, stage)
 
     return build
 
 
 def _intermediate_train(p: Prepared):
-    tb, tr = p.cfg.tinybert, p.cfg.train
+    tb, tr = p.cfg.method, p.cfg.train
     return tr.model_copy(update={"epochs": tb.intermediate_epochs, "max_steps": None,
                                  "learning_rate": tb.intermediate_learning_rate or tr.learning_rate})
 
 
 def _prediction_train(p: Prepared):
-    return p.cfg.train.model_copy(update={"epochs": p.cfg.tinybert.prediction_epochs})
+    return p.cfg.train.model_copy(update={"epochs": p.cfg.method.prediction_epochs})
 
 
 def tinybert_stages(p: Prepared) -> list[Stage]:
-    stages = [Stage("intermediate", _objective("intermediate"), _intermediate_train)] if p.cfg.tinybert.intermediate_epochs > 0 else []
+    stages = [Stage("intermediate", _objective("intermediate"), _intermediate_train)] if p.cfg.method.intermediate_epochs > 0 else []
     return stages + [Stage("", _objective("prediction"), _prediction_train)]
 
 
 def tinybert_report_extra(p: Prepared, objective) -> dict:
-    tb = p.cfg.tinybert
+    tb = p.cfg.method
     return {"temperature": None if p.task.is_regression else tb.temperature, "alpha": tb.alpha, "tinybert": tb.model_dump(), "layer_map": objective.layer_map,
             **student_facts(p)}
 

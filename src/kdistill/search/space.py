@@ -28,12 +28,12 @@ class _Base(BaseModel):
 
 #: Searchable settings: name -> (what it is, integer-valued?).
 SEARCHABLE: dict[str, tuple[str, bool]] = {
-    "temperature": ("soft-target temperature T (distill.temperature; tinybert.temperature for --method tinybert)", False),
-    "alpha": ("weight of the gold-label loss (distill.alpha; tinybert.alpha for --method tinybert)", False),
+    "temperature": ("soft-target temperature T (method.temperature: KD's, or TinyBERT's prediction step)", False),
+    "alpha": ("weight of the gold-label loss (method.alpha: KD's, or TinyBERT's prediction step)", False),
     "learning_rate": ("peak learning rate (train.learning_rate)", False),
     "warmup_ratio": ("share of steps warming the learning rate up (train.warmup_ratio)", False),
     "weight_decay": ("AdamW weight decay (train.weight_decay)", False),
-    "cos_weight": ("weight of DistilBERT's cosine loss on last hidden states (distill.cos_weight)", False),
+    "cos_weight": ("weight of DistilBERT's cosine loss on last hidden states (method.cos_weight, method kd)", False),
     "attn_weight": ("tinybert: weight of the attention loss", False),
     "hidden_weight": ("tinybert: weight of the hidden-state loss", False),
     "emb_weight": ("tinybert: weight of the embedding loss", False),
@@ -148,12 +148,12 @@ def default_params(cfg) -> list[str]:
     for a ``layers-from-teacher`` student (equal widths; Sanh et al. 2019); ``tinybert``: T, α, learning rate,
     warm-up, attention and hidden-state weights (Jiao et al. 2020); ``finetune``: learning rate and warm-up.
     """
-    if cfg.method == "finetune":
+    if cfg.method.name == "finetune":
         return ["learning_rate", "warmup_ratio"]
-    if cfg.method == "tinybert":
+    if cfg.method.name == "tinybert":
         return ["temperature", "alpha", "learning_rate", "warmup_ratio", "attn_weight", "hidden_weight"]
     names = ["alpha", "learning_rate", "warmup_ratio"]
-    if cfg.distill.kd_loss == "kl":
+    if cfg.method.kd_loss == "kl":
         names.insert(0, "temperature")
     if cfg.student.kind == "layers-from-teacher":
         names.append("cos_weight")
@@ -292,14 +292,10 @@ def apply_params(cfg, values: dict[str, Any], *, teacher_layers: int | None = No
     """
     from pydantic import ValidationError
 
-    from kdistill.config import split_options
+    from kdistill.config import merge
 
-    data = cfg.model_dump()
     flat = {k: v for k, v in values.items() if not k.startswith(SCHEDULE_PREFIX) and k not in SHAPE}
-    parts = split_options(flat, method=cfg.method)
-    for section, fields in parts.items():
-        if fields and section != "student":
-            data[section] = {**data[section], **fields}
+    data = merge(type(cfg), cfg, **flat).model_dump()
     schedules = {k[len(SCHEDULE_PREFIX):]: v for k, v in values.items() if k.startswith(SCHEDULE_PREFIX)}
     if schedules:
         section = schedule_section()

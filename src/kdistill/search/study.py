@@ -37,7 +37,7 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kdistill.config import SST2, RunConfig
+from kdistill.config import RunConfig
 from kdistill.errors import KDistillError, TrainingDiverged
 from kdistill.search.outputs import plot_search, trial_rows, write_tables
 from kdistill.search.space import SearchSpace, apply_params, build_space, suggest
@@ -125,34 +125,24 @@ class _Invalid(Exception):
 
 
 # --------------------------------------------------------------------------- building the configs
-def base_run_config(teacher: str | None = None, task: str | None = SST2, student: str | None = None, *,
+def base_run_config(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
                     output_dir: str | Path, config: str | Path | None = None, method: str | None = None,
                     **options: Any) -> RunConfig:
     """The base run of a search (or of provisioning) from flat options (as :func:`kdistill.distill` takes them) or a
     config file (``config``: YAML/JSON such as a run's ``kdistill_run.json``; the given options replace its values).
 
-    ``task``: a task name, ``None`` for your own files without a task, or the default ``SST2``
-    (:class:`kdistill.config.Default`: a config file's task replaces it; with a file, ``None`` is "not given" too).
-    ``None`` student / method / options are "not given".
-    """
-    from kdistill.config import Default, from_flat, load_config, override_config
+    ``None`` task / student / method / options are "not given" (:func:`kdistill.config.merge`: a file's value, else the
+    default; your own files without a task mean no task).
 
-    options = {k: v for k, v in options.items() if v is not None}
-    if isinstance(student, Default):
-        student = None
-    if isinstance(method, Default):
-        method = None
-    if config is not None:
-        cfg = load_config(config, RunConfig)
-        given_task = None if task is None or isinstance(task, Default) else str(task)
-        return override_config(cfg, student=student, output_dir=str(output_dir),
-                               **({"task": given_task} if given_task is not None else {}),
-                               **({"teacher": teacher} if teacher else {}), **({"method": method} if method else {}),
-                               **options)
-    if not teacher:
+    Raises:
+        KDistillError: no teacher given nor in the file; see :func:`kdistill.config.merge`.
+    """
+    from kdistill.config import merge
+
+    if config is None and not teacher:
         raise KDistillError("needs --teacher (a model fine-tuned on the task), or a --config file that names it")
-    return from_flat(method=method or "kd", teacher=teacher, task=None if task is None else str(task),
-                     student=student or "layers-from-teacher", output_dir=str(output_dir), **options)
+    return merge(RunConfig, config, teacher=teacher or None, task=task, student=student, method=method,
+                 output_dir=str(output_dir), **options)
 
 
 def trial_config(scfg: SearchConfig, values: dict[str, Any], *, seed: int, output_dir: str | Path,
@@ -472,9 +462,11 @@ def _final_run_config(cfg: RunConfig, path: Path) -> RunConfig:
     trials found a new best) started again in it (it is this search's own run folder)."""
     run_file = path / "kdistill_run.json"
     if run_file.exists():
-        old = json.loads(run_file.read_text())
+        from kdistill.config.run import migrate_run
+
+        old = migrate_run(json.loads(run_file.read_text()))  # a run file of the older layout compares too
         new = cfg.model_dump()
-        keys = ("method", "teacher", "data", "distill", "tinybert", "augment", "export")
+        keys = ("method", "teacher", "data", "augment", "export")
         same = all(old.get(k) == new.get(k) for k in keys) and all(
             old.get("train", {}).get(k) == v for k, v in new["train"].items() if k != "show_progress")
         was, now = dict(old.get("student") or {}), dict(new["student"])
@@ -559,7 +551,7 @@ def _objective(scfg: SearchConfig, out: Path, *, metric: str, multi: bool, teach
 
 
 # --------------------------------------------------------------------------- the API
-def search(teacher: str | None = None, task: str | None = SST2, student: str | None = None, *,
+def search(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
            output_dir: str | Path, config: str | Path | None = None, method: str | None = None, n_trials: int = 20,
            params: Sequence[str] | None = None, ranges: dict[str, Any] | None = None, space: SearchSpace | None = None,
            objective: str = "metric", sampler_seed: int = 0, startup_trials: int | None = None, pruner: str = "median",

@@ -27,8 +27,8 @@ def check_scorable(cfg) -> None:
     if how != "holdout":
         raise KDistillError(f"trials are scored on the held-out selection slice of the train split, not with --select-on "
                             f"{how}: a search over the dev split fits its noise; use --select-on holdout (the default)")
-    if cfg.method not in ("kd", "tinybert", "finetune"):
-        raise KDistillError(f"method '{cfg.method}' cannot be searched; use kd, tinybert or finetune")
+    if cfg.method.name not in ("kd", "tinybert", "finetune"):
+        raise KDistillError(f"method '{cfg.method.name}' cannot be searched; use kd, tinybert or finetune")
 
 
 def scoring_recipe(method: str):
@@ -64,7 +64,7 @@ def run_scored(cfg, *, callbacks: Sequence[Callable] = ()) -> tuple[Any, dict[st
     from kdistill.recipes.base import run_recipe
 
     check_scorable(cfg)
-    res = run_recipe(cfg, recipe=scoring_recipe(cfg.method), callbacks=callbacks, report=False)
+    res = run_recipe(cfg, recipe=scoring_recipe(cfg.method.name), callbacks=callbacks, report=False)
     return res, ({} if res.interrupted else selection_metrics(res.output_dir))
 
 
