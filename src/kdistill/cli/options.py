@@ -24,11 +24,12 @@ from typing import Any, Callable, Literal, Optional, Sequence
 
 import typer
 
-__all__ = ["DATA_SOURCE", "FLAGS", "config_options", "field_help", "option_parameter"]
+__all__ = ["DATA_SOURCE", "FLAGS", "config_options", "field_help", "flat_name", "option_parameter"]
 
 #: Flag spellings other than ``--field-name`` (the first is the main one; the rest are aliases).
 FLAGS: dict[str, tuple[str, ...]] = {
     "learning_rate": ("--learning-rate", "--lr"),
+    "temperature": ("--temperature", "-T"),
     "cache_teacher": ("--cache-teacher/--no-cache-teacher",),
     "intermediate_learning_rate": ("--intermediate-lr",),
 }
@@ -86,6 +87,8 @@ def option_parameter(source, name: str, *, flags: Sequence[str] | None = None, p
     cls = _class(source)
     field = cls.model_fields[name]
     inner, _ = _unwrap(field.annotation)
+    flat = flat_name(field, name)
+    flags = tuple(flags or FLAGS.get(flat) or FLAGS.get(name) or (f"--{flat.replace('_', '-')}",))
     parse = None
     if typing.get_origin(inner) is Literal:  # checked by the config: a bad value is its one-line error
         values = typing.get_args(inner)
@@ -97,25 +100,40 @@ def option_parameter(source, name: str, *, flags: Sequence[str] | None = None, p
         annotation = Optional[bool]
     elif inner in (int, float, str):
         annotation = Optional[inner]
-    elif typing.get_origin(inner) is list and typing.get_args(inner) in ((str,),):
+    elif typing.get_origin(inner) is list and typing.get_args(inner)[0] in (int, float):
+        cast = typing.get_args(inner)[0]
+        annotation, parse = Optional[str], functools.partial(_numbers, what=flags[0], cast=cast)
+    elif typing.get_origin(inner) is list:  # text, or a list of choices the config checks
         annotation, parse = Optional[str], _comma_list
     else:
         raise TypeError(f"{cls.__name__}.{name}: no command-line form for {field.annotation!r}")
-    flags = tuple(flags or FLAGS.get(name) or (f"--{name.replace('_', '-')}",))  # a bool: a flag, or "--x/--no-x"
     option = typer.Option(None, *flags, help=help if help is not None else field_help(source, name))
-    return inspect.Parameter(param or name, inspect.Parameter.KEYWORD_ONLY, default=option,
+    return inspect.Parameter(param or flat, inspect.Parameter.KEYWORD_ONLY, default=option,
                              annotation=annotation), parse
 
 
+def flat_name(field, name: str) -> str:
+    """The flat option name of a config field: its ``flat`` metadata (``exit_every``), else the field's name."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return str(extra.get("flat", name))
+
+
+def _numbers(text: str, what: str, cast) -> list:
+    from kdistill.cli.common import _numbers as parse
+
+    return parse(text, what, cast)
+
+
 def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[str, Sequence[str]] | None = None,
-                   parsers: dict[str, Callable[[Any], Any]] | None = None, prefix: str = ""):
+                   parsers: dict[str, Callable[[Any], Any]] | None = None, helps: dict[str, str] | None = None):
     """Add an option for each config field of ``fields`` (``(config class or instance, field names)`` pairs; an
     instance gives the command's defaults for the help) to a typer command,
     which receives the given ones as one dict ``group`` (``None`` = not given is dropped), parsed to field values.
 
-    ``flags``: spellings for this command that differ from :data:`FLAGS`; ``parsers``: field → function of the
-    command-line text (e.g. a layer map), beside the built-in comma lists. ``prefix``: of the parameter names and the
-    dict's keys (``teacher_`` for ``kdistill run``'s teacher stage: ``teacher_learning_rate`` ...).
+    The dict's keys are the fields' flat names (:func:`kdistill.config.flat_names`: ``exit_every``,
+    ``teacher_learning_rate``), what :func:`kdistill.config.merge` takes. ``flags``: spellings for this command that
+    differ from :data:`FLAGS`; ``parsers``: field → function of the command-line text (e.g. a layer map), beside the
+    built-in comma lists; ``helps``: field → this command's help text (where its default differs from the field's).
     """
 
     def decorate(fn):
@@ -123,8 +141,8 @@ def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[s
         made = []
         for cls, names in fields:
             for n in names:
-                param, parse = option_parameter(cls, n, flags=(flags or {}).get(n), param=prefix + n)
-                made.append((prefix + n, param, (parsers or {}).get(n, parse)))
+                param, parse = option_parameter(cls, n, flags=(flags or {}).get(n), help=(helps or {}).get(n))
+                made.append((param.name, param, (parsers or {}).get(n, parse)))
         own = [p for p in sig.parameters.values() if p.name != group]
 
         @functools.wraps(fn)

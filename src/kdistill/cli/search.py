@@ -14,20 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
-from kdistill.config import DataConfig
-from kdistill.cli.common import (app, console, EXIT_STOPPED, SelectionFileOpt, SelectionSizeOpt, TaskOpt, ThreadsOpt,
-                                 user_errors, _floats, _given, _ints, _print_result, _setup_logging, _strs, _threads)
+from kdistill.config import DataConfig, KDMethod, SpecStudent, TrainConfig
+from kdistill.cli.common import (app, console, EXIT_STOPPED, OverwriteOpt, TaskOpt, ThreadsOpt, user_errors, _floats,
+                                 _given, _ints, _print_result, _start, _strs)
 
 ConfigFileOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its values; unknown keys are an error.")
-
-
-def _task_or_none(task: Optional[str], train_file: Optional[str], validation_file: Optional[str],
-                  config: Optional[Path]) -> Optional[str]:
-    """``--task`` as given; none given: the config file's, or none for your own files, else sst2."""
-    if task is not None or config is not None:
-        return task
-    return None if (train_file or validation_file) else "sst2"
-
 
 
 def _fmt(v) -> str:
@@ -51,33 +42,25 @@ def _trials_table(rows: list[dict], metric: str, params: list[str], multi: bool)
     return table
 
 
+#: The data of the base run (the selection slice scores every trial).
+DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", "selection_size"))
+
+
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
+@config_options("data", DATA, (DataConfig, ("selection_file",)),
+                (SpecStudent, ("num_layers", "hidden_size", "num_heads", "intermediate_size")),
+                (KDMethod, ("temperature", "alpha", "kd_loss", "cos_weight")),
+                (TrainConfig, ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "eval_steps", "seed")),
+                helps={"temperature": "T of the base run (used when T is not searched).",
+                       "epochs": "Length of the base run = the final run (trials: --trial-epochs / --trial-steps)."})
 def search(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
     method: Optional[str] = typer.Option(None, "--method", help="kd (default) | tinybert | finetune: the recipe every trial runs."),
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (searched instead with --param num_layers=LOW:HIGH)."),
-    num_layers: Optional[int] = typer.Option(None, "--num-layers", help="spec student: layers."),
-    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", help="spec student: hidden size."),
-    num_heads: Optional[int] = typer.Option(None, "--num-heads", help="spec student: heads."),
-    intermediate_size: Optional[int] = typer.Option(None, "--intermediate-size", help="spec student: FFN size."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="T of the base run (used when T is not searched)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="alpha of the base run (used when it is not searched)."),
-    kd_loss: Optional[str] = typer.Option(None, "--kd-loss", help="kl | mse (mse: T is not searched)."),
-    cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="L_cos weight of the base run."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Length of the base run = the final run (trials: --trial-epochs / --trial-steps)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Base run length in optimizer steps (overrides --epochs)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Base learning rate (used when it is not searched)."),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Evaluate every N steps: the intermediate values pruning needs (default once per epoch)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Training seed of every trial (see --trial-seed) and of the final run."),
     trials: int = typer.Option(20, "--trials", "-n", help="Trials to finish (complete, pruned or diverged)."),
     param: Optional[list[str]] = typer.Option(None, "--param", help="A searched setting and its range, repeatable: NAME=LOW:HIGH, NAME=LOW:HIGH:log, NAME=A|B|C or NAME=off. Names: temperature (T), alpha, learning_rate (lr), warmup_ratio, weight_decay, cos_weight, attn_weight, hidden_weight, emb_weight, num_layers, keep_heads, hidden_size, num_heads, intermediate_size, bilstm_hidden, bilstm_fc, schedule.<knob> (e.g. schedule.temperature=none|linear:4:1)."),
     params: Optional[str] = typer.Option(None, "--params", help="Comma-separated settings to search with their default ranges (default: kd: T, alpha, lr, warm-up, and the L_cos weight for layers-from-teacher; tinybert: + attention/hidden weights)."),
@@ -102,9 +85,7 @@ def search(
 ) -> None:
     """Search T, alpha, learning rate, warm-up, loss weights, schedules (and the student's shape) with Optuna's TPE;
     trials are scored on the held-out selection slice of the train split, never on dev."""
-    _setup_logging()
-    _threads(num_threads)
-    task = _task_or_none(task, data.get("train_file"), data.get("validation_file"), config)
+    _start(num_threads)
     from rich.live import Live
 
     from kdistill.search import search as run
@@ -144,12 +125,7 @@ def search(
                   trial_epochs=trial_epochs, trial_max_steps=trial_steps, trial_seed=trial_seed, runtime=runtime,
                   latency_runs=latency_runs, latency_budget_ms=latency_budget, final=final, overwrite=overwrite,
                   resume=resume, on_trial=on_trial, report_latency_runs=report_latency_runs,
-                  **_given(layers=_ints(layers), num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads,
-                           intermediate_size=intermediate_size, temperature=temperature, alpha=alpha, kd_loss=kd_loss,
-                           cos_weight=cos_weight, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                           learning_rate=learning_rate, warmup_ratio=warmup_ratio, eval_steps=eval_steps, seed=seed,
-                           selection_size=selection_size, selection_file=selection_file),
-                  **data)
+                  **_given(layers=_ints(layers)), **data)
     _stop_live(live)
     if res.interrupted and res.final is None:
         console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
@@ -176,17 +152,20 @@ def _stop_live(live: dict) -> None:
 
 
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
+@config_options("data", DATA, (KDMethod, ("temperature", "alpha", "kd_loss")),
+                (TrainConfig, ("epochs", "batch_size", "learning_rate", "eval_steps", "seed")),
+                flags={"batch_size": ("--train-batch-size",)},
+                helps={"epochs": "Length of the final distillation.",
+                       "batch_size": "Training batch size (default 32)."})
 def provision(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
     task: Optional[str] = TaskOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
     latency_budget: float = typer.Option(..., "--latency-budget", help="Budget in ms: each candidate's median latency at --batch-size in --runtime, measured on this machine."),
     runtime: str = typer.Option("ort-int8", "--runtime", help="eager (PyTorch fp32) | ort (ONNX Runtime fp32) | ort-int8 (ONNX Runtime dynamic int8)."),
     size_budget: Optional[float] = typer.Option(None, "--size-budget", help="Size budget in MB (1e6 bytes) in that runtime."),
-    batch_size: int = typer.Option(1, "--batch-size", help="Inputs per timed call (the deployment's batch size; the training batch is --train-batch-size)."),
+    latency_batch_size: int = typer.Option(1, "--batch-size", help="Inputs per timed call (the deployment's batch size; the training batch is --train-batch-size)."),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens of the timed input (default: median length of the full-length train rows)."),
     rank: str = typer.Option("short-run", "--rank", help="short-run (distil the --top-k best by capacity for --short-steps, keep the best on the selection slice) | capacity (teacher weights first, then most parameters)."),
     top_k: int = typer.Option(3, "--top-k", help="short-run: candidates distilled briefly (the best of each kind first)."),
@@ -198,25 +177,15 @@ def provision(
     latency_runs: int = typer.Option(50, "--latency-runs", help="Timed forward passes per candidate (median)."),
     cache_file: Optional[Path] = typer.Option(None, "--latency-cache", help="Measurement cache (default $KDISTILL_CACHE/latency_cache.json; keyed by machine, runtime, batch, length, threads and shape)."),
     distill: bool = typer.Option(True, "--distill/--no-distill", help="Distil the chosen student fully (OUTPUT/student, with the usual report)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T"),
-    alpha: Optional[float] = typer.Option(None, "--alpha"),
-    kd_loss: Optional[str] = typer.Option(None, "--kd-loss"),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Length of the final distillation."),
-    train_batch_size: Optional[int] = typer.Option(None, "--train-batch-size", help="Training batch size (default 32)."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
     report_latency_runs: int = typer.Option(100, "--report-latency-runs", help="Timed batch-1 runs per model in the final report."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder: candidates.{json,csv,md}, provision.png, short/, student/."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    overwrite: bool = OverwriteOpt,
     resume: bool = typer.Option(False, "--resume", help="Reuse finished short runs and continue the final run."),
     data: Optional[dict] = None,
 ) -> None:
     """Choose the student for a latency (and size) budget measured on this machine, then distil it: candidates over
     teacher-layer subsets, pruned teacher layers, spec shapes and BiLSTMs."""
-    _setup_logging()
-    _threads(num_threads)
-    task = _task_or_none(task, data.get("train_file"), data.get("validation_file"), config)
+    _start(num_threads)
     from kdistill.provision import provision as run
 
     out = Console()
@@ -232,17 +201,13 @@ def provision(
 
     with user_errors(resume_hint=f"continue with --resume -o {output}"):
         res = run(teacher, task, output_dir=output, config=config, latency_budget_ms=latency_budget, runtime=runtime,
-                  size_budget_mb=size_budget, latency_batch_size=batch_size, seq_len=seq_len, rank=rank, top_k=top_k,
+                  size_budget_mb=size_budget, latency_batch_size=latency_batch_size, seq_len=seq_len, rank=rank, top_k=top_k,
                   short_steps=short_steps, kinds=_strs(kinds), layer_counts=_ints(layer_counts),
                   spec_widths=_floats(spec_widths, "--spec-widths"),
                   bilstm_hidden=_ints(bilstm_hidden), latency_runs=latency_runs, cache_file=cache_file,
                   distill=distill, overwrite=overwrite, resume=resume, on_candidate=on_candidate,
-                  report_latency_runs=report_latency_runs,
-                  **_given(temperature=temperature, alpha=alpha, kd_loss=kd_loss, epochs=epochs,
-                           batch_size=train_batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
-                           selection_size=selection_size),
-                  **data)
-    table = Table(title=f"kdistill provision: budget {latency_budget:g} ms ({runtime}, batch {batch_size}); "
+                  report_latency_runs=report_latency_runs, **data)
+    table = Table(title=f"kdistill provision: budget {latency_budget:g} ms ({runtime}, batch {latency_batch_size}); "
                         f"teacher {res.teacher_latency_ms:.3f} ms")
     for col in ("candidate", "params", "latency ms", "size MB", "in budget", "short run", "chosen"):
         table.add_column(col, justify="right")

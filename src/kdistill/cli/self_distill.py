@@ -20,21 +20,19 @@ from rich.console import Console
 from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
-from kdistill.config import DataConfig
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, MaxEvalOpt, SelectionFileOpt,
-                                 SelectionSizeOpt, SelectOnOpt, TaskOpt, ThreadsOpt, TrainFileOpt, user_errors,
-                                 ValFileOpt, _floats, _given, _int_list, _setup_logging, _strs, _threads)
+from kdistill.config import BornAgainConfig, DataConfig, EarlyExitRunConfig, ExitConfig, SweepConfig
+from kdistill.cli.common import (app, ConfigOpt, EXIT_STOPPED, OverwriteOpt, ResumeOpt, ThreadsOpt, user_errors,
+                                 _start)
 
-
-RulesOpt = typer.Option(None, "--rules", help="Exit rules to sweep, comma-separated: entropy (FastBERT/DeeBERT) | max_prob | patience (PABEE); default all three.")
-EntropyOpt = typer.Option(None, "--entropy-thresholds", help="Normalised-entropy thresholds to sweep (exit below), e.g. 0.05,0.1,0.2.")
-MaxProbOpt = typer.Option(None, "--max-prob-thresholds", help="Max-probability thresholds to sweep (exit at or above), e.g. 0.99,0.95,0.9.")
-PatiencesOpt = typer.Option(None, "--patiences", help="PABEE patiences to sweep, e.g. 0,1,2 (default 0 .. exits-1).")
-MaxDropOpt = typer.Option(None, "--max-drop", help="Choose the fastest setting whose selection-slice metric is at most this many points below full depth (default 1.0).")
-LatencyExamplesOpt = typer.Option(None, "--latency-examples", help="Dev rows timed per setting (default 128).")
-LatencyRoundsOpt = typer.Option(None, "--latency-rounds", help="Interleaved timing rounds (default 3).")
-SweepBatchOpt = typer.Option(None, "--sweep-batch-size", help="The batched latency's batch size (default 32).")
-TimedPointsOpt = typer.Option(None, "--timed-points", help="Settings per rule whose latency is measured, besides the chosen one (default 6).")
+#: The selection split and the data of a self-distillation run.
+DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", "select_on",
+                     "selection_size", "selection_file"))
+#: The sweep's settings (``--sweep-batch-size``: the sweep's batch beside the engine's).
+SWEEP = (SweepConfig, ("rules", "entropy_thresholds", "max_prob_thresholds", "patiences", "max_drop", "latency_examples",
+                       "latency_rounds", "batch_size", "timed_points"))
+#: Engine settings: the defaults of each command's own ``train`` section.
+EXIT_TRAIN = EarlyExitRunConfig.model_fields["train"].get_default(call_default_factory=True)
+TRAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "eval_steps", "seed")
 
 
 def _print_sweep(rep: dict, title: str) -> None:
@@ -62,63 +60,28 @@ def _print_sweep(rep: dict, title: str) -> None:
 
 
 @app.command("early-exit")
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
+@config_options("options", DATA, (ExitConfig, ("every", "layers", "pooling", "schedule", "temperature", "gold_weight",
+                                               "weighting", "final_weight", "dropout")),
+                (EXIT_TRAIN, TRAIN_FIELDS), SWEEP,
+                helps={"learning_rate": "Default 5e-4 frozen (heads only), 5e-5 joint."})
 def early_exit(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     model: Optional[str] = typer.Option(None, "--model", help="A classifier fine-tuned on the task (the teacher itself or any student, pruned ones too) that gets the exits; required unless --config names it."),
-    task: Optional[str] = TaskOpt,
-    exit_every: Optional[int] = typer.Option(None, "--exit-every", help="An exit after every k-th encoder layer below the last (default 1: after each)."),
-    exit_layers: Optional[str] = typer.Option(None, "--exit-layers", help="Or the 1-based layers that get an exit, e.g. 2,4."),
-    pooling: Optional[str] = typer.Option(None, "--pooling", help="Exit input: mean (masked mean of the layer's tokens; default) | cls (first token)."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="frozen (FastBERT's two-step: only the exits train; default) | joint (exits and backbone, weighted sum over exits + final gold CE)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature of the exits' T²·KL to the final layer (default 2)."),
-    gold_weight: Optional[float] = typer.Option(None, "--gold-weight", help="Share β of gold CE in each exit's loss: (1-β)·KD + β·CE (default 0)."),
-    weighting: Optional[str] = typer.Option(None, "--weighting", help="Exit weights of the sum: uniform (default) | depth (w_k ∝ k, PABEE)."),
-    final_weight: Optional[float] = typer.Option(None, "--final-weight", help="joint: weight of the final layer's gold CE (default 1)."),
-    exit_dropout: Optional[float] = typer.Option(None, "--exit-dropout", help="Dropout in the exit heads (default the model's hidden dropout)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Default 2."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Default 5e-4 frozen (heads only), 5e-5 joint."),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    select_on: Optional[str] = SelectOnOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
+    task: Optional[str] = typer.Option(None, "--task", help=DataConfig.model_fields["task"].description),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the threshold sweep after training (default on)."),
-    rules: Optional[str] = RulesOpt,
-    entropy_thresholds: Optional[str] = EntropyOpt,
-    max_prob_thresholds: Optional[str] = MaxProbOpt,
-    patiences: Optional[str] = PatiencesOpt,
-    max_drop: Optional[float] = MaxDropOpt,
-    latency_examples: Optional[int] = LatencyExamplesOpt,
-    latency_rounds: Optional[int] = LatencyRoundsOpt,
-    sweep_batch_size: Optional[int] = SweepBatchOpt,
-    timed_points: Optional[int] = TimedPointsOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the early-exit model, sweep.{json,md,png}); required unless --config names one."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory made by kdistill."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
-    data: Optional[dict] = None,
+    resume: bool = ResumeOpt,
+    options: Optional[dict] = None,
 ) -> None:
     """Early exits trained by self-distillation (each exit learns the final layer's soft targets), then the sweep."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():
-        res = api.early_exit(
-            model, task, output_dir=output, overwrite=overwrite, resume=resume, run_sweep=sweep, config=config,
-            **_given(exit_every=exit_every, exit_layers=_int_list(exit_layers, "--exit-layers"), pooling=pooling,
-                     schedule=schedule, temperature=temperature, gold_weight=gold_weight, weighting=weighting,
-                     final_weight=final_weight, exit_dropout=exit_dropout, epochs=epochs, batch_size=batch_size,
-                     learning_rate=learning_rate, eval_steps=eval_steps, seed=seed, select_on=select_on,
-                     selection_size=selection_size, selection_file=selection_file, rules=_strs(rules),
-                     entropy_thresholds=_floats(entropy_thresholds, "--entropy-thresholds"),
-                     max_prob_thresholds=_floats(max_prob_thresholds, "--max-prob-thresholds"),
-                     patiences=_int_list(patiences, "--patiences"), max_drop=max_drop, latency_examples=latency_examples,
-                     latency_rounds=latency_rounds, sweep_batch_size=sweep_batch_size, timed_points=timed_points),
-            **data,
-        )
+        res = api.early_exit(model, task, output_dir=output, overwrite=overwrite, resume=resume, run_sweep=sweep,
+                             config=config, **options)
     if res.interrupted:
         Console().print(f"[yellow]stopped[/]; continue with --resume ({res.output_dir})")
         raise typer.Exit(EXIT_STOPPED)
@@ -129,87 +92,53 @@ def early_exit(
 
 
 @app.command("exit-sweep")
+@config_options("options", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "select_on")), SWEEP)
 def exit_sweep(
     num_threads: Optional[int] = ThreadsOpt,
     model: str = typer.Option(..., "--model", help="A saved early-exit model (a `kdistill early-exit` run folder: its data settings and seed are reused)."),
     task: Optional[str] = typer.Option(None, "--task", help="Default: the run's (else sst2)."),
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    max_eval_samples: Optional[int] = MaxEvalOpt,
-    select_on: Optional[str] = SelectOnOpt,
     seed: Optional[int] = typer.Option(None, "--seed", help="The seed that drew the selection slice (default: the run's)."),
-    rules: Optional[str] = RulesOpt,
-    entropy_thresholds: Optional[str] = EntropyOpt,
-    max_prob_thresholds: Optional[str] = MaxProbOpt,
-    patiences: Optional[str] = PatiencesOpt,
-    max_drop: Optional[float] = MaxDropOpt,
-    latency_examples: Optional[int] = LatencyExamplesOpt,
-    latency_rounds: Optional[int] = LatencyRoundsOpt,
-    sweep_batch_size: Optional[int] = SweepBatchOpt,
-    timed_points: Optional[int] = TimedPointsOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where sweep.{json,md,png} go (default: the model's folder)."),
+    options: Optional[dict] = None,
 ) -> None:
     """Speed–accuracy sweep of exit rules: dev metric, average exit layer, measured batch-1 / batch-32 latency; the
     fastest setting within --max-drop chosen on the held-out selection slice."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():
-        rep = api.exit_sweep(
-            model, task, output_dir=output, seed=seed,
-            **_given(data_dir=data_dir, train_file=train_file, validation_file=validation_file,
-                     max_eval_samples=max_eval_samples, select_on=select_on, rules=_strs(rules),
-                     entropy_thresholds=_floats(entropy_thresholds, "--entropy-thresholds"),
-                     max_prob_thresholds=_floats(max_prob_thresholds, "--max-prob-thresholds"),
-                     patiences=_int_list(patiences, "--patiences"), max_drop=max_drop, latency_examples=latency_examples,
-                     latency_rounds=latency_rounds, sweep_batch_size=sweep_batch_size, timed_points=timed_points))
+        rep = api.exit_sweep(model, task, output_dir=output, seed=seed, **options)
     _print_sweep(rep, f"kdistill exit-sweep: {model}")
 
 
 @app.command("born-again")
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")))
+@config_options("options", DATA, (BornAgainConfig, ("generations", "ensemble_teacher")),
+                (BornAgainConfig.model_fields["distill"].get_default(), ("temperature", "alpha", "kd_loss", "cos_weight")),
+                (BornAgainConfig.model_fields["train"].get_default(), TRAIN_FIELDS))
 def born_again(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigOpt,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task; required unless --config names it."),
     base: Optional[str] = typer.Option(None, "--base", help="The pretrained model the teacher was fine-tuned from (same architecture): every generation starts from it."),
-    generations: Optional[int] = typer.Option(None, "--generations", min=1, help="Generations; each learns from the one before (default 2, or the config file's)."),
-    ensemble_teacher: bool = typer.Option(False, "--ensemble-teacher", help="Generation k >= 2 learns from the mean logits of the teacher and all earlier generations."),
-    task: Optional[str] = TaskOpt,
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Soft-target temperature (default 1, the paper's)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the gold-label loss (default 0: the teacher's distribution only, the paper's)."),
-    kd_loss: Optional[str] = typer.Option(None, "--kd-loss", help="kl | mse."),
-    cos_weight: Optional[float] = typer.Option(None, "--cos-weight", help="DistilBERT's hidden-state cosine (same width here)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    select_on: Optional[str] = SelectOnOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
+    task: Optional[str] = typer.Option(None, "--task", help=DataConfig.model_fields["task"].description),
     report: bool = typer.Option(False, "--report/--no-report", help="Each generation's full teacher-vs-student report too (slow)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder of gen1/, gen2/ ... and born_again.{json,md}; required unless --config names one."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    overwrite: bool = OverwriteOpt,
     resume: bool = typer.Option(False, "--resume", help="Reuse finished generations, resume an interrupted one (more --generations may be added)."),
-    data: Optional[dict] = None,
+    options: Optional[dict] = None,
 ) -> None:
     """Born-again networks: same-size students from the teacher's pretrained base, generation after generation."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill.recipes import self_distill_api as api
 
+    options.setdefault("generations", None)  # not given: the file's, else 2
     with user_errors():
-        rec = api.born_again(
-            teacher, task, base=base, output_dir=output, generations=generations, ensemble_teacher=ensemble_teacher,
-            overwrite=overwrite, resume=resume, report=report, config=config,
-            **_given(temperature=temperature, alpha=alpha, kd_loss=kd_loss, cos_weight=cos_weight, epochs=epochs,
-                     batch_size=batch_size, learning_rate=learning_rate, eval_steps=eval_steps, seed=seed,
-                     select_on=select_on, selection_size=selection_size, selection_file=selection_file),
-            **data,
-        )
+        rec = api.born_again(teacher, task, base=base, output_dir=output, overwrite=overwrite, resume=resume,
+                             report=report, config=config, **options)
+    _print_generations(rec)
+
+
+def _print_generations(rec: dict) -> None:
     m = rec["metric_name"]
     table = Table(title=f"kdistill born-again: {rec['output_dir']}")
     for col in ("model", f"dev {m}", "− teacher (points, 95% CI)", "p"):
@@ -240,8 +169,7 @@ def export_early_exit(
 ) -> None:
     """Export an early-exit model to ONNX Runtime as per-segment graphs (embeddings + layers up to each exit, the exit
     head), run by a driver that keeps exiting; parity-checked against PyTorch."""
-    _setup_logging()
-    _threads(num_threads)
+    _start(num_threads)
     from kdistill.recipes import self_distill_api as api
 
     with user_errors():
