@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import DataConfig, KDMethod, SpecStudent, TrainConfig
+from kdistill.search.study import SearchConfig as SEARCH
 from kdistill.cli.common import (app, console, EXIT_STOPPED, OverwriteOpt, TaskOpt, ThreadsOpt, user_errors, _floats,
                                  _given, _ints, _print_result, _start, _strs)
 
@@ -53,6 +54,12 @@ DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max
                 (TrainConfig, ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "eval_steps", "seed")),
                 helps={"temperature": "T of the base run (used when T is not searched).",
                        "epochs": "Length of the base run = the final run (trials: --trial-epochs / --trial-steps)."})
+@config_options("study", (SEARCH, ("n_trials", "objective", "sampler_seed", "startup_trials", "pruner",
+                                   "prune_startup_trials", "trial_epochs", "trial_max_steps", "trial_seed", "runtime",
+                                   "latency_runs", "latency_budget_ms", "final")),
+                flags={"n_trials": ("--trials", "-n"), "prune_startup_trials": ("--prune-startup",),
+                       "trial_max_steps": ("--trial-steps",), "latency_budget_ms": ("--latency-budget",),
+                       "final": ("--final/--no-final",)})
 def search(
     num_threads: Optional[int] = ThreadsOpt,
     config: Optional[Path] = ConfigFileOpt,
@@ -61,36 +68,50 @@ def search(
     method: Optional[str] = typer.Option(None, "--method", help="kd (default) | tinybert | finetune: the recipe every trial runs."),
     student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (searched instead with --param num_layers=LOW:HIGH)."),
-    trials: int = typer.Option(20, "--trials", "-n", help="Trials to finish (complete, pruned or diverged)."),
     param: Optional[list[str]] = typer.Option(None, "--param", help="A searched setting and its range, repeatable: NAME=LOW:HIGH, NAME=LOW:HIGH:log, NAME=A|B|C or NAME=off. Names: temperature (T), alpha, learning_rate (lr), warmup_ratio, weight_decay, cos_weight, attn_weight, hidden_weight, emb_weight, num_layers, keep_heads, hidden_size, num_heads, intermediate_size, bilstm_hidden, bilstm_fc, schedule.<knob> (e.g. schedule.temperature=none|linear:4:1)."),
     params: Optional[str] = typer.Option(None, "--params", help="Comma-separated settings to search with their default ranges (default: kd: T, alpha, lr, warm-up, and the L_cos weight for layers-from-teacher; tinybert: + attention/hidden weights)."),
     space: Optional[Path] = typer.Option(None, "--space", help="A YAML/JSON search space {params: {name: {low, high, log} | {choices: [...]}}} (--param entries override it)."),
-    objective: str = typer.Option("metric", "--objective", help="metric (the task's main metric on the selection slice) | metric-latency (and the measured latency of the trained student: Pareto front)."),
-    runtime: str = typer.Option("eager", "--runtime", help="metric-latency: eager | ort | ort-int8, on this machine."),
-    latency_budget: Optional[float] = typer.Option(None, "--latency-budget", help="metric-latency: choose the Pareto trial with the best metric within this many ms."),
-    latency_runs: int = typer.Option(30, "--latency-runs", help="metric-latency: timed forward passes per trial."),
-    trial_epochs: Optional[float] = typer.Option(None, "--trial-epochs", help="Shorter trials: epochs per trial (the final run keeps --epochs)."),
-    trial_steps: Optional[int] = typer.Option(None, "--trial-steps", help="Shorter trials: optimizer steps per trial."),
-    trial_seed: str = typer.Option("same", "--trial-seed", help="same (every trial trains with --seed: trials differ only by their settings) | per-trial (--seed + trial number)."),
-    pruner: str = typer.Option("median", "--pruner", help="median (stop a trial below the median of earlier ones at the same step) | halving (successive halving) | none."),
-    prune_startup: int = typer.Option(2, "--prune-startup", help="median pruner: trials that finish before any is pruned."),
-    sampler_seed: int = typer.Option(0, "--sampler-seed", help="Seed of the TPE sampler."),
-    startup_trials: Optional[int] = typer.Option(None, "--startup-trials", help="Random trials before TPE takes over (default min(10, max(1, trials/3)))."),
-    final: bool = typer.Option(True, "--final/--no-final", help="Train the best settings at the base length into OUTPUT/final and report dev (once)."),
     report_latency_runs: int = typer.Option(100, "--report-latency-runs", help="Timed batch-1 runs per model in the final report."),
     output: Path = typer.Option(..., "--output", "-o", help="Search folder (study.db, trials/, trials.csv, search.png, best_config.json, final/)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier search in OUTPUT."),
     resume: bool = typer.Option(False, "--resume", help="Continue the search in OUTPUT: finished trials are kept, an interrupted one continues from its checkpoint."),
     data: Optional[dict] = None,
+    study: Optional[dict] = None,
 ) -> None:
     """Search T, alpha, learning rate, warm-up, loss weights, schedules (and the student's shape) with Optuna's TPE;
     trials are scored on the held-out selection slice of the train split, never on dev."""
     _start(num_threads)
-    from rich.live import Live
-
     from kdistill.search import search as run
 
     live: dict = {}
+    on_trial = _live_trials(live, study.get("objective") == "metric-latency")
+    with user_errors(resume_hint=f"continue with --resume -o {output}", cleanup=lambda: _stop_live(live)):
+        sp, ranges = _space(space, param)
+        res = run(teacher, task, student, output_dir=output, config=config, method=method, params=_strs(params),
+                  ranges=ranges, space=sp, overwrite=overwrite, resume=resume, on_trial=on_trial,
+                  report_latency_runs=report_latency_runs, **study, **_given(layers=_ints(layers)), **data)
+    _stop_live(live)
+    if res.interrupted and res.final is None:
+        console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
+        raise typer.Exit(EXIT_STOPPED)
+    _print_best(res)
+
+
+def _space(space: Optional[Path], param: Optional[list[str]]):
+    """``--space FILE`` as a search space (None without it) and the ``--param`` ranges over it."""
+    from kdistill.search.space import SearchSpace, parse_param
+
+    sp = None
+    if space is not None:
+        from kdistill.config import read_config_file
+
+        sp = SearchSpace.model_validate(read_config_file(space))
+    return sp, dict(parse_param(p) for p in param or ())
+
+
+def _live_trials(live: dict, multi: bool):
+    """The ``on_trial`` callback of a search: the trials table, redrawn live as trials finish."""
+    from rich.live import Live
 
     def on_trial(rows: list[dict]) -> None:
         if not rows:
@@ -99,37 +120,17 @@ def search(
         names = [k for k in rows[0] if k not in ("trial", "state", metric, "latency_ms", "seed", "steps",
                                                   "pruned_at_step", "seconds", "retry_of", "run_dir", "best", "pareto",
                                                   "error")]
-        table = _trials_table(rows, metric, names, objective == "metric-latency")
+        table = _trials_table(rows, metric, names, multi)
         if "live" not in live:
             live["live"] = Live(table, console=Console(), refresh_per_second=2, transient=False)
             live["live"].start()
         else:
             live["live"].update(table, refresh=True)
 
-    with user_errors(resume_hint=f"continue with --resume -o {output}", cleanup=lambda: _stop_live(live)):
-        from kdistill.search.space import SearchSpace
+    return on_trial
 
-        sp = None
-        if space is not None:
-            from kdistill.config import read_config_file
 
-            sp = SearchSpace.model_validate(read_config_file(space))
-        ranges = {}
-        if param:
-            from kdistill.search.space import parse_param
-
-            ranges = dict(parse_param(p) for p in param)
-        res = run(teacher, task, student, output_dir=output, config=config, method=method, n_trials=trials,
-                  params=_strs(params), ranges=ranges, space=sp, objective=objective, sampler_seed=sampler_seed,
-                  startup_trials=startup_trials, pruner=pruner, prune_startup_trials=prune_startup,
-                  trial_epochs=trial_epochs, trial_max_steps=trial_steps, trial_seed=trial_seed, runtime=runtime,
-                  latency_runs=latency_runs, latency_budget_ms=latency_budget, final=final, overwrite=overwrite,
-                  resume=resume, on_trial=on_trial, report_latency_runs=report_latency_runs,
-                  **_given(layers=_ints(layers)), **data)
-    _stop_live(live)
-    if res.interrupted and res.final is None:
-        console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
-        raise typer.Exit(EXIT_STOPPED)
+def _print_best(res) -> None:
     best = Table(title=f"kdistill search: best of {len(res.rows)} trials")
     best.add_column("what")
     best.add_column("value", justify="right")
@@ -188,25 +189,30 @@ def provision(
     _start(num_threads)
     from kdistill.provision import provision as run
 
-    out = Console()
-
-    def on_candidate(c) -> None:
-        if c.latency_ms is None:
-            out.print(f"  {c.name}: {c.note}", highlight=False)
-            return
-        short = "" if c.short_metric is None else f", short run {c.short_metric:.4f}"
-        mark = "[green]in[/]" if c.fits else "[red]out[/]"
-        out.print(f"  {c.name}: {c.latency_ms:.3f} ms{' (cached)' if c.cached else ''}, "
-                  f"{(c.size_mb or 0):.2f} MB, {c.params or 0:,} params — {mark}{short}", highlight=False)
-
     with user_errors(resume_hint=f"continue with --resume -o {output}"):
         res = run(teacher, task, output_dir=output, config=config, latency_budget_ms=latency_budget, runtime=runtime,
                   size_budget_mb=size_budget, latency_batch_size=latency_batch_size, seq_len=seq_len, rank=rank, top_k=top_k,
                   short_steps=short_steps, kinds=_strs(kinds), layer_counts=_ints(layer_counts),
                   spec_widths=_floats(spec_widths, "--spec-widths"),
                   bilstm_hidden=_ints(bilstm_hidden), latency_runs=latency_runs, cache_file=cache_file,
-                  distill=distill, overwrite=overwrite, resume=resume, on_candidate=on_candidate,
+                  distill=distill, overwrite=overwrite, resume=resume, on_candidate=_print_candidate,
                   report_latency_runs=report_latency_runs, **data)
+    _print_candidates(res, latency_budget, runtime, latency_batch_size)
+
+
+def _print_candidate(c) -> None:
+    """One candidate as it is measured (``on_candidate``)."""
+    out = Console()
+    if c.latency_ms is None:
+        out.print(f"  {c.name}: {c.note}", highlight=False)
+        return
+    short = "" if c.short_metric is None else f", short run {c.short_metric:.4f}"
+    mark = "[green]in[/]" if c.fits else "[red]out[/]"
+    out.print(f"  {c.name}: {c.latency_ms:.3f} ms{' (cached)' if c.cached else ''}, "
+              f"{(c.size_mb or 0):.2f} MB, {c.params or 0:,} params — {mark}{short}", highlight=False)
+
+
+def _print_candidates(res, latency_budget: float, runtime: str, latency_batch_size: int) -> None:
     table = Table(title=f"kdistill provision: budget {latency_budget:g} ms ({runtime}, batch {latency_batch_size}); "
                         f"teacher {res.teacher_latency_ms:.3f} ms")
     for col in ("candidate", "params", "latency ms", "size MB", "in budget", "short run", "chosen"):

@@ -71,10 +71,10 @@ def load_config(path: str | Any, cls: type | None = None, *, keep_actions: bool 
     from kdistill.errors import KDistillError
 
     data = read_config_file(path)
-    method = data.get("method", "kd")
+    method = data.get("method")
     method = method.get("name", "kd") if isinstance(method, dict) else method  # a task run: the method's name
-    chain = method == "chain"  # kdistill run's record: a run inside, and the teacher stage
-    kind = CompressConfig if "run" in data and not chain else FILE_KINDS.get(str(method))  # compress: a run inside
+    # compress's record has a run inside and no method (kdistill run's record: a run inside, method chain)
+    kind = CompressConfig if method is None and "run" in data else FILE_KINDS.get(str(method or "kd"))
     if kind is None:
         raise KDistillError(f"--config {path}: unknown method '{method}'; one of {', '.join(FILE_KINDS)}")
     cls = cls or kind

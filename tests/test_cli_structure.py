@@ -1,0 +1,37 @@
+"""The structure issue 25 asks for, checked on the source: one merge, no method routing in the configs, short CLI
+functions (the options are generated; the logic is in the API)."""
+
+import ast
+import re
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "kdistill"
+
+
+def _code(path: Path) -> str:
+    """The file without comments and docstrings (their prose may name the old helpers)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body and \
+                isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def test_the_merge_is_one_function():
+    gone = re.compile(r"\b(_from_file|_override|split_options|_file_config|from_flat|override_config)\b|\bDefault\(")
+    found = [f"{p.relative_to(SRC)}: {m.group(0)}" for p in SRC.rglob("*.py") for m in gone.finditer(_code(p))]
+    assert not found, found
+
+
+def test_no_method_routing_in_the_configs():
+    found = [f"{p.name}: {m.group(0)}" for p in (SRC / "config").glob("*.py")
+             for m in re.finditer(r"\b(method|objective)\s*(==|!=|in)\s*['\"(]", _code(p))]
+    assert not found, found
+
+
+def test_no_cli_function_over_40_lines():
+    long = [f"{p.name}:{n.name} ({n.end_lineno - n.lineno + 1} lines)" for p in (SRC / "cli").glob("*.py")
+            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > 40]
+    assert not long, long
