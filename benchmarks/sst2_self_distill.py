@@ -63,8 +63,8 @@ def _data(smoke: bool) -> dict:
 
 def _sweep_opts(smoke: bool, max_drop: float) -> dict:
     if smoke:
-        return dict(latency_examples=8, latency_rounds=1, sweep_batch_size=8, timed_points=2, max_drop=max_drop)
-    return dict(latency_examples=200, latency_rounds=3, sweep_batch_size=32, timed_points=6, max_drop=max_drop)
+        return dict(latency_examples=8, latency_rounds=1, sweep_batch_size=8, timed_points=2, max_exit_drop=max_drop)
+    return dict(latency_examples=200, latency_rounds=3, sweep_batch_size=32, timed_points=6, max_exit_drop=max_drop)
 
 
 def run_exits(name: str, model: str, root: Path, args, **exit_opts) -> dict:
@@ -235,12 +235,12 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     sweeps, ban = {}, None
     if "a_frozen" in parts:
-        sweeps["a_frozen"] = run_exits("a_frozen", str(TEACHER), root, args, schedule="frozen")
+        sweeps["a_frozen"] = run_exits("a_frozen", str(TEACHER), root, args, exit_schedule="frozen")
     if "a_joint" in parts:
-        sweeps["a_joint"] = run_exits("a_joint", str(TEACHER), root, args, schedule="joint", weighting="depth",
+        sweeps["a_joint"] = run_exits("a_joint", str(TEACHER), root, args, exit_schedule="joint", weighting="depth",
                                       gold_weight=0.0)
     if "b" in parts:
-        sweeps["b"] = run_exits("b", l3_student(root, args), root, args, schedule="frozen")
+        sweeps["b"] = run_exits("b", l3_student(root, args), root, args, exit_schedule="frozen")
     if "c" in parts:
         ban = run_born_again(root, args)
     timing = combined_timing(sweeps, args) if sweeps else None

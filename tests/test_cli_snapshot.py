@@ -23,6 +23,14 @@ from pathlib import Path
 #: Flags renamed on purpose: ``(command, old flag) → new flag``; ``command`` "*" = every command that has the flag.
 #: The old flag's effective defaults and fields are then required of the new one. Empty on today's main.
 RENAMES: dict[tuple[str, str], str] = {}
+#: Flags renamed to end a name collision, the old spelling kept as a hidden, deprecated alias for one release:
+#: ``(command, old flag) → new flag``. The new flag must behave as the old one did; the old one stays, hidden.
+#: ``--schedule`` was also distill's KEY=KIND:START:END; ``--max-drop`` was two different gates.
+DEPRECATED: dict[tuple[str, str], str] = {
+    ("early-exit", "--schedule"): "--exit-schedule",
+    **{(command, "--max-drop"): "--max-exit-drop" for command in ("early-exit", "exit-sweep")},
+    **{(command, "--max-drop"): "--max-int8-drop" for command in ("distill", "run", "export")},
+}
 #: Flags or commands that are new on purpose: ``(command, flag)``, or ``(command, None)`` for a whole command.
 ADDED: set[tuple[str, str | None]] = {("config-schema", None), ("distill", "--print-config"),
                                       ("finetune", "--print-config"), ("run", "--print-config"),
@@ -86,7 +94,10 @@ def test_cli_matches_snapshot():
     gen = _generator()
     old = json.loads(gen.SNAPSHOT.read_text())
     new = json.loads(gen.dump(gen.snapshot()))
-    diffs = gen.compare(old, new, renames=RENAMES, added=ADDED, removed=REMOVED, field_moves=FIELD_MOVES)
+    diffs = gen.compare(old, new, renames={**RENAMES, **DEPRECATED}, added=ADDED | set(DEPRECATED), removed=REMOVED,
+                        field_moves=FIELD_MOVES)
+    for (command, flag), now in DEPRECATED.items():  # the old spelling is still there, hidden
+        assert new["commands"][command]["options"][flag]["hidden"] is True, (command, flag)
     listed = {f"{command} {flag} [{ctx}]:" for command, flag, ctx in CHANGED}
     accepted = [line for c, line in diffs if c == "behaviour" and any(line.startswith(k) for k in listed)]
     assert all(("now refused" in line or "now no effect" in line or "data.task" in line) for line in accepted), accepted

@@ -87,3 +87,31 @@ def test_every_flat_option_reaches_exactly_one_field(cls):
         data = {"method": {"name": method}} if cls is RunConfig and method else {}
         names = flat_names(cls, data)
         assert names and len(set(names.values())) == len(names)
+
+
+def test_renamed_flags_keep_their_old_spelling_hidden_and_deprecated(tmp_path, caplog):
+    """--max-drop (two different gates) and early-exit's --schedule (distill's is KEY=KIND:START:END) were renamed;
+    the old spellings still work for one release, saying they are deprecated; the API's old keywords too."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from kdistill.cli import app
+    from kdistill.config import EarlyExitRunConfig
+
+    base = ["distill", "--teacher", str(tmp_path / "t"), "-o", str(tmp_path / "o"), "--print-config"]
+    new = CliRunner().invoke(app, [*base, "--max-int8-drop", "2.5"])
+    old = CliRunner().invoke(app, [*base, "--max-drop", "2.5"])
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert json.loads(old.stdout[old.stdout.index("{"):])["export"]["max_drop"] == 2.5
+    logger = logging.getLogger("kdistill")
+    logger.addHandler(caplog.handler)  # (the CLI's logging setup may stop propagation)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kdistill"):
+            e = merge(EarlyExitRunConfig, student="m", output_dir="o", schedule="joint", max_drop=0.5)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert (e.exits.schedule, e.sweep.max_drop) == ("joint", 0.5)
+    assert "option schedule is deprecated: use exit_schedule" in caplog.text and "max_exit_drop" in caplog.text
+    with pytest.raises(KDistillError, match="give only exit_schedule"):
+        merge(EarlyExitRunConfig, student="m", output_dir="o", schedule="joint", exit_schedule="frozen")

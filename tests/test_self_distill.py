@@ -444,8 +444,8 @@ def test_commands_fail_in_one_line_before_touching_anything(tmp_path, tiny_token
         assert "Traceback" not in result.output and len(lines) == 1 and lines[0].startswith("error:"), result.output
         assert needle in lines[0], lines[0]
 
-    one_line(runner.invoke(app, ["early-exit", "--model", teacher, "-o", str(tmp_path / "a"), "--schedule", "fast"]),
-             "--schedule")
+    one_line(runner.invoke(app, ["early-exit", "--model", teacher, "-o", str(tmp_path / "a"), "--exit-schedule", "fast"]),
+             "--exit-schedule")
     one_line(runner.invoke(app, ["early-exit", "--model", teacher, "-o", str(tmp_path / "a"), "--exit-layers", "1,x"]),
              "--exit-layers takes comma-separated integers")
     one_line(runner.invoke(app, ["born-again", "--teacher", teacher, "-o", str(tmp_path / "b")]), "needs --base")

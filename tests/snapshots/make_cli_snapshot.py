@@ -106,7 +106,7 @@ COMMANDS: dict[str, dict[str, Any]] = {
                             "student=spec": SPEC}},
     "provision": {"base": ["--teacher", "{TMP}/teacher", "-o", "{TMP}/out", "--latency-budget", "5"]},
     "early-exit": {"base": ["--model", "{TMP}/model", "-o", "{TMP}/out"],
-                   "contexts": {"schedule=joint": ["--schedule", "joint"]}},
+                   "contexts": {"schedule=joint": ["--exit-schedule", "joint"]}},  # (--schedule before issue 25)
     "exit-sweep": {"base": ["--model", "{TMP}/model"]},
     "born-again": {"base": ["--teacher", "{TMP}/teacher", "--base", "{TMP}/base", "-o", "{TMP}/out"]},
     "export-early-exit": {"base": ["--model", "{TMP}/model", "-o", "{TMP}/out"]},
@@ -124,6 +124,7 @@ STRING_PROBES: dict[str, list[str]] = {
     "--augment": ["tang"], "--pair-mode": ["both"], "--method": ["tinybert", "distilbert", "finetune", "kd"],
     "--layer-map": ["last"], "--attention-loss": ["kl"], "--head-rule": ["mean"], "--kd-loss": ["mse"],
     "--hidden-align": ["tokens"], "--mixed-precision": ["bf16"], "--schedule": ["temperature=linear:4:1", "joint", "frozen"],
+    "--exit-schedule": ["joint", "frozen"],
     "--lr-scaling": ["linear"], "--select-on": ["dev"], "--deploy": ["int8"], "--quantize": ["dynamic", "static"],
     "--text-file": ["{TMP}/text2.txt"], "--text-dataset": ["wikitext"], "--text-dataset-config": ["wikitext-2-raw-v1"],
     "--text-column": ["content"], "--importance-loss": ["ce"], "--params": ["temperature,alpha"],

@@ -155,7 +155,8 @@ def export(
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write: model.onnx [+ model_quantized.onnx], tokenizer, predict.py, README.md."),
     quantize: str = typer.Option("none", "--quantize", help="none | dynamic (int8 weights per channel) | static (QDQ, calibrated on train rows) | auto (both; the better on the selection slice)."),
     optimize: bool = typer.Option(False, "--optimize", help="ONNX Runtime's transformer fusions (attention, LayerNorm, GELU) on the fp32 graph."),
-    max_drop: float = typer.Option(1.0, "--max-drop", help="Refuse an int8 model whose dev metric falls more than this many points below the fp32 graph's."),
+    max_drop: float = typer.Option(1.0, "--max-int8-drop", help="Refuse an int8 model whose dev metric falls more than this many points below the fp32 graph's."),
+    deprecated_max_drop: Optional[float] = typer.Option(None, "--max-drop", hidden=True),
     calibration_size: int = typer.Option(300, "--calibration-size", help="--quantize static/auto: train rows that calibrate the activation ranges."),
     seed: int = typer.Option(42, "--seed", help="Seed of the selection slice (the training run's --seed)."),
     task: Optional[str] = TaskOpt,
@@ -170,6 +171,11 @@ def export(
     task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
 
+    if deprecated_max_drop is not None:
+        import logging
+
+        logging.getLogger("kdistill").warning("option --max-drop is deprecated: use --max-int8-drop")
+        max_drop = deprecated_max_drop
     with user_errors():
         info = api.export(model, output, task, quantize=quantize, optimize=optimize, max_drop=max_drop,
                           calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,

@@ -112,6 +112,11 @@ def option_parameter(source, name: str, *, flags: Sequence[str] | None = None, p
                              annotation=annotation), parse
 
 
+def _was(field) -> str | None:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return extra.get("was")
+
+
 def flat_name(field, name: str) -> str:
     """The flat option name of a config field: its ``flat`` metadata (``exit_every``), else the field's name."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
@@ -143,6 +148,11 @@ def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[s
             for n in names:
                 param, parse = option_parameter(cls, n, flags=(flags or {}).get(n), help=(helps or {}).get(n))
                 made.append((param.name, param, (parsers or {}).get(n, parse)))
+                was = _was(_class(cls).model_fields[n])
+                if was:  # the old spelling, hidden, for one release (merge says it is deprecated)
+                    old = inspect.Parameter(f"deprecated_{was}", inspect.Parameter.KEYWORD_ONLY, annotation=param.annotation,
+                                            default=typer.Option(None, f"--{was.replace('_', '-')}", hidden=True))
+                    made.append((was, old, (parsers or {}).get(n, parse)))
         own = [p for p in sig.parameters.values() if p.name != group]
 
         @functools.wraps(fn)

@@ -21,7 +21,10 @@ from pydantic import BaseModel, ValidationError
 from kdistill.config.base import ConfigBase, one_line
 from kdistill.errors import KDistillError
 
-__all__ = ["merge", "flat_names"]
+__all__ = ["merge", "flat_names", "deprecated_names"]
+
+#: Index key prefix of the deprecated flat names (never a field name).
+DEPRECATED = "deprecated:"
 
 
 def _model(annotation: Any) -> type[BaseModel] | None:
@@ -41,6 +44,12 @@ def _members(field) -> dict[str, type[BaseModel]] | None:
 def _flat(field, name: str) -> str:
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     return str(extra.get("flat", name))
+
+
+def _was(field) -> str | None:
+    """The flat name a field had before it was renamed (a deprecated alias, kept for one release)."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return extra.get("was")
 
 
 def _selected(cls: type[BaseModel], data: dict[str, Any]) -> str | None:
@@ -80,6 +89,8 @@ def _walk(cls: type[BaseModel], data: dict[str, Any], prefix: tuple[str, ...], o
         if typing.get_origin(field.annotation) is typing.Literal and len(typing.get_args(field.annotation)) == 1:
             continue  # a constant: the kind of run a file holds (method: chain ...), not an option
         out.setdefault(_flat(field, name), []).append((*prefix, name))
+        if _was(field):
+            out.setdefault(f"{DEPRECATED}{_was(field)}", []).append((*prefix, name, _flat(field, name)))
 
 
 def flat_names(cls: type[BaseModel], data: dict[str, Any] | None = None, *,
@@ -91,11 +102,32 @@ def flat_names(cls: type[BaseModel], data: dict[str, Any] | None = None, *,
     """
     found: dict[str, list[tuple[str, ...]]] = {}
     _walk(cls, data or {}, (), found, student=student)
+    found = {k: v for k, v in found.items() if not k.startswith(DEPRECATED)}
     clash = {k: v for k, v in found.items() if len(v) > 1}
     if clash:
         raise ValueError(f"{cls.__name__}: flat names reach several fields: "
                          + "; ".join(f"{k}: {', '.join('.'.join(p) for p in v)}" for k, v in clash.items()))
     return {k: v[0] for k, v in found.items()}
+
+
+def deprecated_names(cls: type[BaseModel], data: dict[str, Any] | None = None) -> dict[str, str]:
+    """Old flat name → today's, for the renamed fields ``cls`` reaches (``schedule`` → ``exit_schedule`` ...)."""
+    found: dict[str, list[tuple[str, ...]]] = {}
+    _walk(cls, data or {}, (), found, student=True)
+    return {k[len(DEPRECATED):]: v[0][-1] for k, v in found.items() if k.startswith(DEPRECATED)}
+
+
+def _rename_deprecated(cls: type[BaseModel], data: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with deprecated flat names replaced by today's, each said once in a warning line."""
+    import logging
+
+    old = {k: v for k, v in deprecated_names(cls, data).items() if k in given}
+    for was, now in old.items():
+        if now in given:
+            raise KDistillError(f"option {was} is the deprecated spelling of {now}: give only {now}")
+        logging.getLogger("kdistill").warning("option %s is deprecated: use %s (%s)", was, now, cls.__name__)
+        given[now] = given.pop(was)
+    return given
 
 
 def _union_path(cls: type[BaseModel], name: str) -> tuple[str, ...] | None:
@@ -185,6 +217,7 @@ def merge(cls: type[BaseModel], base: Any = None, /, **given: Any):
     if student is not None and spath is None and "student" in cls.model_fields:  # a pretrained model's path
         data["student"] = {"kind": "pretrained", "path": str(student)}
         student = None
+    given = _rename_deprecated(cls, data, given)
     names = flat_names(cls, data, student=False)
     if (given.get("train_file") or given.get("validation_file")) and "task" not in given and "task" in names:
         given["task"] = ...  # your own files without a task: no task (set below, after the None filter)

@@ -154,7 +154,7 @@ class ExitConfig(_Base):
         "Exit input: mean (masked mean of the layer's tokens) | cls (first token)."))
     dropout: float | None = Field(json_schema_extra={"flat": "exit_dropout"}, default=None, ge=0, lt=1, description=(
         "Dropout in the exit heads (default the model's hidden dropout)."))
-    schedule: Literal["frozen", "joint"] = Field(default="frozen", description=(
+    schedule: Literal["frozen", "joint"] = Field(json_schema_extra={"flat": "exit_schedule", "was": "schedule"}, default="frozen", description=(
         "frozen (FastBERT's two-step: only the exits train) | joint (exits and backbone, weighted sum over exits + "
         "final gold CE). The command line's learning-rate default follows it: 5e-4 frozen, 5e-5 joint."))
     temperature: float = Field(default=2.0, gt=0, description=(
@@ -191,7 +191,7 @@ class SweepConfig(_Base):
         "0.6)."))
     patiences: list[int] | None = Field(default=None, description=(
         "PABEE patiences to sweep, e.g. 0,1,2 (default 0 .. exits-1)."))
-    max_drop: float = Field(default=1.0, ge=0, description=(
+    max_drop: float = Field(json_schema_extra={"flat": "max_exit_drop", "was": "max_drop"}, default=1.0, ge=0, description=(
         "Choose the fastest setting whose selection-slice metric is at most this many points below full depth."))
     latency_examples: int = Field(default=128, ge=1, description="Dev rows timed per setting.")
     latency_rounds: int = Field(default=3, ge=1, description="Interleaved timing rounds.")

@@ -78,7 +78,7 @@ class ExportConfig(_Base):
         "--deploy int8: auto (dynamic and static, the better on the selection slice) | dynamic | static."))
     optimize: bool = Field(default=True, description=(
         "ONNX Runtime's transformer fusions, kept only where parity holds."))
-    max_drop: float = Field(default=1.0, ge=0, description=(
+    max_drop: float = Field(json_schema_extra={"flat": "max_int8_drop", "was": "max_drop"}, default=1.0, ge=0, description=(
         "--deploy int8: refuse an int8 student more than this many points of the main metric below its fp32 self."))
     calibration_size: int = Field(default=300, ge=1, description=(
         "--quantize static/auto: train rows that calibrate the activation ranges."))

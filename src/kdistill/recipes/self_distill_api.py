@@ -29,7 +29,7 @@ def early_exit_config(model: str | None, task: str | None = None, *, output_dir:
     ``config``: a YAML/JSON early-exit config, e.g. a run's ``kdistill_run.json``, the given arguments over it).
 
     Options are flat (:func:`kdistill.config.merge`): the exits' ``exit_every``, ``exit_layers``, ``exit_dropout``,
-    ``pooling``, ``schedule``, ``temperature`` ..., the sweep's ``rules``, ``max_drop``, ``sweep_batch_size`` ..., and
+    ``pooling``, ``exit_schedule``, ``temperature`` ..., the sweep's ``rules``, ``max_exit_drop``, ``sweep_batch_size`` ..., and
     data and engine fields. Without a file and a learning rate: 5e-4 for ``schedule="frozen"``, 5e-5 for ``"joint"``.
 
     Raises:
@@ -41,7 +41,7 @@ def early_exit_config(model: str | None, task: str | None = None, *, output_dir:
         if model is None or output_dir is None:
             raise KDistillError("early-exit needs a model and an output folder (or a config file that names them)")
         if options.get("learning_rate") is None:
-            options["learning_rate"] = DEFAULT_LR.get(options.get("schedule") or "frozen")
+            options["learning_rate"] = DEFAULT_LR.get(options.get("exit_schedule") or options.get("schedule") or "frozen")
     return merge(EarlyExitRunConfig, config, student=model, task=task,
                  output_dir=None if output_dir is None else str(output_dir), overwrite=overwrite or None,
                  resume=resume or None, run_sweep=None if run_sweep else False, **options)
@@ -149,12 +149,13 @@ def exit_sweep(model: str, task: str | None = None, *, output_dir: str | Path | 
     :class:`~kdistill.config.DataConfig` fields. ``task`` defaults to the run's (else sst2).
     """
     from kdistill.config import DataConfig, SweepConfig, flat_names
+    from kdistill.config.merge import deprecated_names
     from kdistill.selfdistill.sweep import exit_sweep as sweep_fn
 
     run_file = Path(model) / "kdistill_run.json"
     recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
     options = {k: v for k, v in options.items() if v is not None}
-    sweep_names = flat_names(SweepConfig)
+    sweep_names = {*flat_names(SweepConfig), *deprecated_names(SweepConfig)}
     sweep = merge(SweepConfig, recorded.get("sweep"), **{k: v for k, v in options.items() if k in sweep_names})
     data = merge(DataConfig, recorded.get("data"), task=task,
                  **{k: v for k, v in options.items() if k not in sweep_names})
