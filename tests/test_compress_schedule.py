@@ -55,6 +55,9 @@ def test_layers_by_importance_keeps_the_largest_sums():
 
 def test_prune_distil_rounds_until_the_head_target(full_schedule, tiny_teacher_dir, glue_dir, monkeypatch):
     out, rep = full_schedule
+    from kdistill.reporting import Report
+
+    assert isinstance(rep, Report) and rep.files["json"].endswith("report.json")  # typed, as distill's report
     rounds = rep["rounds"]
     # tiny teacher: 4 layers x 2 heads. Round 1: 2 heads pruned, 1 layer dropped -> 3 layers; ...
     assert rep["targets_met"] and [r["heads"] for r in rounds] == [4, 2, 1]  # stops at the first round meeting it

@@ -258,7 +258,7 @@ def fit_mlm_head(model: str | None = None, *, text_files: Sequence[str] = (), ou
 
 def compress(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
              config: str | Path | None = None, overwrite: bool = False, resume: bool = False,
-             **options: Any) -> dict[str, Any]:
+             **options: Any) -> "Report":
     """Iterative prune → distil of ``teacher`` (``kdistill compress``; :mod:`kdistill.recipes.compress`).
 
     Args:
@@ -268,7 +268,8 @@ def compress(teacher: str | None = None, task: str | None = None, *, output_dir:
         config: a YAML/JSON compress config (a compress run's ``kdistill_run.json``); arguments given replace its values.
 
     Returns:
-        The final report dict, with ``rounds`` and ``targets_met``.
+        The final :class:`~kdistill.reporting.Report` (a dict: ``report["retention"]`` ...), with ``rounds`` and
+        ``targets_met``, and ``.files``.
     """
     return run_compress(compress_config(teacher, task, output_dir=output_dir, config=config, overwrite=overwrite,
                                         resume=resume, **options))

@@ -33,7 +33,7 @@ from kdistill.compress.prune import (
 )
 from kdistill.compress.vocab import VocabPruneResult, prune_embeddings, prune_vocabulary, remap_tokenizer
 
-from kdistill.compress.schedule import RoundRecord, targets_met  # noqa: E402
+from kdistill.compress.rounds import RoundRecord, targets_met  # noqa: E402
 
 register_auto_classes()
 

@@ -126,7 +126,7 @@ def _rounds(ccfg: CompressConfig, rd, splits, spec, teacher_model, tokenizer, ca
     from kdistill.compress.importance import importance_batches
     from kdistill.compress.modeling import ffn_per_layer, heads_per_layer
     from kdistill.compress.prune import parameter_count
-    from kdistill.compress.schedule import ROUNDS_FILE, RoundRecord, targets_met, write_rounds
+    from kdistill.compress.rounds import ROUNDS_FILE, RoundRecord, targets_met, write_rounds
     from kdistill.data.batching import tokenize
     from kdistill.models import load_classifier, load_tokenizer
 
@@ -216,4 +216,6 @@ def _rounds(ccfg: CompressConfig, rd, splits, spec, teacher_model, tokenizer, ca
     final.update({"rounds": [asdict(r) for r in records], "targets_met": done, "method": "compress (prune → distil)",
                   "final_recovery": final_record, **extra_steps})
     (out / "report.json").write_text(to_json(final, indent=1, default=str))  # strict JSON: no NaN
-    return final
+    from kdistill.reporting.render import Report
+
+    return Report(final, files={k: out / f"report.{k}" for k in ("json", "md", "png") if (out / f"report.{k}").exists()})

@@ -51,7 +51,7 @@ def load_task(cfg) -> Prepared:
     splits, task, mapping = match_teacher_labels(cfg, splits, task, teacher, tokenizer)
     sc = cfg.student
     if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
-        from kdistill.students.selection import select_by_importance
+        from kdistill.students.layer_choice import select_by_importance
 
         ds = tokenize(splits["train"], tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
                       desc="tokenize train")
