@@ -35,3 +35,13 @@ def test_no_cli_function_over_40_lines():
             for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
             and n.end_lineno - n.lineno + 1 > 40]
     assert not long, long
+
+
+def test_the_cli_starts_without_torch():
+    """Building every command (options generated from the configs, the search and provisioning configs included)
+    imports no torch: `kdistill --help` stays quick."""
+    import subprocess
+    import sys
+
+    code = "import sys, kdistill.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

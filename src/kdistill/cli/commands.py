@@ -11,7 +11,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
@@ -181,20 +180,9 @@ def export(
                           calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,
                           **_given(selection_size=selection_size, selection_file=selection_file),
                           **data)
-    table = Table(title=f"kdistill export: {info['output']}")
-    table.add_column("graph")
-    table.add_column(f"dev {info['metric_name']}", justify="right")
-    table.add_column("MB", justify="right")
-    from kdistill.results import fmt_num as f  # undefined (None) values as n/a
+    from kdistill.reporting.console import print_export
 
-    table.add_row("PyTorch (source)", f(info.get("pytorch_metric")), "")
-    table.add_row(f"ORT fp32 (|Δlogit| ≤ {f(info['parity']['max_abs_diff'], '.1e')})", f(info.get("fp32_metric")),
-                  f(info['sizes_mb']['fp32'], '.1f'))
-    if "int8" in info["files"]:
-        drop = info.get("int8_drop_points")
-        table.add_row(f"ORT int8 {info['quantization']['mode']} ({f(None if drop is None else -drop, '+.2f')} pt)",
-                      f(info.get("int8_metric")), f(info['sizes_mb']['int8'], '.1f'))
-    Console().print(table)
+    print_export(info)
 
 
 @app.command()
@@ -364,15 +352,9 @@ def compress(
                         config=config, overwrite=overwrite, resume=resume, **options)
     if rep is None:
         return
-    table = Table(title=f"kdistill compress: {output}")
-    for col in ("round", "layers", "heads", "params", "metric", "speedup"):
-        table.add_column(col, justify="right")
-    for r in rep.get("rounds", []):
-        from kdistill.results import fmt_num
+    from kdistill.reporting.console import print_rounds
 
-        table.add_row(str(r["round"]), str(r["layers"]), str(r["heads"]), fmt_num(r["params"], ".1f", "M", scale=1e-6),
-                      fmt_num(r.get("metric")), fmt_num(r.get("speedup"), ".2f", "×"))
-    Console().print(table)
+    print_rounds(rep, output)
 
 
 @app.command("config-schema")

@@ -12,7 +12,6 @@ from typing import Callable, Optional
 import typer
 from typer.core import TyperGroup
 from rich.console import Console
-from rich.table import Table
 
 from pydantic import ValidationError
 
@@ -228,41 +227,10 @@ def _fail(err: Exception) -> None:
 
 
 def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> None:
-    """The run's table; an undefined value (None: a correlation of constant predictions, a ratio to a metric of 0 ...)
-    is shown as n/a, with the reason the report records."""
-    from kdistill.results import fmt_num as f
+    """The run's table (:func:`kdistill.reporting.console.print_run`); a stopped run exits with 3 (resumable)."""
+    from kdistill.reporting.console import print_run
 
-    table = Table(title=f"{title}: {res.output_dir}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for k, v in res.metrics.items():
-        table.add_row(f"dev {k}", f(v))
-    table.add_row("train seconds", f(res.train_seconds, ".0f"))
-    if res.report:
-        r = res.report
-        table.add_row("teacher metric", f(r.get("teacher_metric")))
-        table.add_row("retention", f(r.get("retention"), ".1f", "%", scale=100))
-        table.add_row("params (teacher → student)",
-                      f"{f(r.get('teacher_params'), '.1f', 'M', scale=1e-6)} → {f(r.get('student_params'), '.1f', 'M', scale=1e-6)}")
-        table.add_row("latency bs1 ms (teacher → student)",
-                      f"{f(r.get('teacher_latency_ms'), '.2f')} → {f(r.get('student_latency_ms'), '.2f')}")
-        table.add_row("speedup", f(r.get("speedup"), ".2f", "×"))
-        if r.get("deployment_speedup"):
-            table.add_row("ORT speedup fp32 / deployment (student int8 vs teacher fp32)",
-                          f"{f(r.get('ort_speedup'), '.2f', '×')} / {f(r.get('deployment_speedup'), '.2f', '×')}")
-        undefined = r.get("undefined") if isinstance(r.get("undefined"), dict) else {}
-        for key in ("teacher_metric", "student_metric", "retention", "speedup"):
-            if r.get(key) is None and key in undefined:
-                table.add_row(f"n/a: {key}", str(undefined[key]))
-    d = getattr(res, "deployment", None)
-    if d:
-        q = (f", int8 {(d.get('quantization') or {}).get('mode')} {f(d.get('int8_metric'))} "
-             f"({f(None if d.get('int8_drop_points') is None else -d['int8_drop_points'], '+.2f')} pt)"
-             if "int8" in d.get("files", {}) else "")
-        table.add_row("deployed (ONNX Runtime)", f"{d.get('output')}: fp32 {f(d.get('fp32_metric'))}{q}")
-    if res.interrupted:
-        table.add_row("status", "[yellow]stopped; continue with --resume[/]")
-    Console().print(table)
+    print_run(res, title)
     if res.interrupted and exit_on_stop:
         raise typer.Exit(EXIT_STOPPED)
 

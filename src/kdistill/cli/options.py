@@ -143,16 +143,7 @@ def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[s
 
     def decorate(fn):
         sig = inspect.signature(fn)
-        made = []
-        for cls, names in fields:
-            for n in names:
-                param, parse = option_parameter(cls, n, flags=(flags or {}).get(n), help=(helps or {}).get(n))
-                made.append((param.name, param, (parsers or {}).get(n, parse)))
-                was = _was(_class(cls).model_fields[n])
-                if was:  # the old spelling, hidden, for one release (merge says it is deprecated)
-                    old = inspect.Parameter(f"deprecated_{was}", inspect.Parameter.KEYWORD_ONLY, annotation=param.annotation,
-                                            default=typer.Option(None, f"--{was.replace('_', '-')}", hidden=True))
-                    made.append((was, old, (parsers or {}).get(n, parse)))
+        made = _parameters(fields, flags or {}, parsers or {}, helps or {})
         own = [p for p in sig.parameters.values() if p.name != group]
 
         @functools.wraps(fn)
@@ -171,3 +162,19 @@ def config_options(group: str, *fields: tuple[Any, Sequence[str]], flags: dict[s
         return wrapper
 
     return decorate
+
+
+def _parameters(fields, flags: dict, parsers: dict, helps: dict) -> list[tuple[str, inspect.Parameter, Any]]:
+    """``(flat name, typer parameter, parser)`` per field of ``fields``, and per renamed field its old spelling too
+    (hidden, for one release: :func:`kdistill.config.merge` says it is deprecated)."""
+    made = []
+    for cls, names in fields:
+        for n in names:
+            param, parse = option_parameter(cls, n, flags=flags.get(n), help=helps.get(n))
+            made.append((param.name, param, parsers.get(n, parse)))
+            was = _was(_class(cls).model_fields[n])
+            if was:
+                old = inspect.Parameter(f"deprecated_{was}", inspect.Parameter.KEYWORD_ONLY, annotation=param.annotation,
+                                        default=typer.Option(None, f"--{was.replace('_', '-')}", hidden=True))
+                made.append((was, old, parsers.get(n, parse)))
+    return made

@@ -17,7 +17,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import BornAgainConfig, DataConfig, EarlyExitRunConfig, ExitConfig, SweepConfig
@@ -33,30 +32,6 @@ SWEEP = (SweepConfig, ("rules", "entropy_thresholds", "max_prob_thresholds", "pa
 #: Engine settings: the defaults of each command's own ``train`` section.
 EXIT_TRAIN = EarlyExitRunConfig.model_fields["train"].get_default(call_default_factory=True)
 TRAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "eval_steps", "seed")
-
-
-def _print_sweep(rep: dict, title: str) -> None:
-    m, f, c = rep["metric_name"], rep["full"], rep.get("chosen")
-    table = Table(title=title)
-    for col in ("setting", f"sel {m}", f"dev {m}", "avg layer", "bs1 ms", "speedup bs1", f"bs{rep['latency_batch_size']} ms",
-                "speedup batch"):
-        table.add_column(col, justify="right" if col != "setting" else "left")
-    table.add_row("full depth", f"{f['selection']['metric']:.4f}", f"{f['dev']['metric']:.4f}", f"{f['dev']['avg_layer']:.2f}",
-                  f"{f['latency']['bs1_ms']:.2f}", "1.00×", f"{f['latency']['batch_ms']:.2f}", "1.00×")
-    for p in rep["points"]:
-        if "latency" not in p:
-            continue
-        name = p["describe"] + (" [bold](chosen)[/]" if c is not None and p["describe"] == c["describe"] else "")
-        table.add_row(name, f"{p['selection']['metric']:.4f}", f"{p['dev']['metric']:.4f}", f"{p['dev']['avg_layer']:.2f}",
-                      f"{p['latency']['bs1_ms']:.2f}", f"{p['speedup_bs1']:.2f}×", f"{p['latency']['batch_ms']:.2f}",
-                      f"{p['speedup_batch']:.2f}×")
-    Console().print(table)
-    if c is None:
-        Console().print(f"no setting keeps the selection {m} within {rep['max_drop_points']} points: keep full depth")
-    else:
-        Console().print(f"chosen on the selection slice: [bold]{c['describe']}[/] — dev {m} {c['dev']['metric']:.4f} "
-                        f"({100 * c['dev_retention']:.1f} % of full depth), {c['speedup_bs1']:.2f}× at batch 1, "
-                        f"{c['speedup_batch']:.2f}× at batch {rep['latency_batch_size']}")
 
 
 @app.command("early-exit")
@@ -88,7 +63,9 @@ def early_exit(
     Console().print(f"early-exit model in {res.output_dir}: full-depth dev "
                     + ", ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in res.metrics.items()))
     if res.report:
-        _print_sweep(res.report, f"kdistill early-exit sweep: {res.output_dir}")
+        from kdistill.reporting.console import print_sweep
+
+        print_sweep(res.report, f"kdistill early-exit sweep: {res.output_dir}")
 
 
 @app.command("exit-sweep")
@@ -108,7 +85,9 @@ def exit_sweep(
 
     with user_errors():
         rep = api.exit_sweep(model, task, output_dir=output, seed=seed, **options)
-    _print_sweep(rep, f"kdistill exit-sweep: {model}")
+    from kdistill.reporting.console import print_sweep
+
+    print_sweep(rep, f"kdistill exit-sweep: {model}")
 
 
 @app.command("born-again")
@@ -135,25 +114,10 @@ def born_again(
     with user_errors():
         rec = api.born_again(teacher, task, base=base, output_dir=output, overwrite=overwrite, resume=resume,
                              report=report, config=config, **options)
-    _print_generations(rec)
+    from kdistill.reporting.console import print_generations
 
-
-def _print_generations(rec: dict) -> None:
-    m = rec["metric_name"]
-    table = Table(title=f"kdistill born-again: {rec['output_dir']}")
-    for col in ("model", f"dev {m}", "− teacher (points, 95% CI)", "p"):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    table.add_row("teacher", f"{rec['teacher_metric']:.4f}", "", "")
-    rows = [(f"generation {g['generation']}", g) for g in rec["generations"]]
-    if rec.get("ensemble"):
-        rows.append(("ensemble of generations", rec["ensemble"]))
-    for name, g in rows:
-        d = g["minus_teacher"]
-        table.add_row(name, f"{g['dev_metric']:.4f}", f"{100 * d['difference']:+.2f} [{100 * d['ci'][0]:+.2f}, "
-                      f"{100 * d['ci'][1]:+.2f}]", f"{d['p_value']:.3f}")
-    Console().print(table)
+    print_generations(rec)
     if rec["interrupted"]:
-        Console().print("[yellow]stopped[/]; continue with --resume")
         raise typer.Exit(EXIT_STOPPED)
 
 
