@@ -124,8 +124,14 @@ def compare(args) -> None:
     missing = [k for k in keys if k not in a["losses"] or k not in b["losses"]]
     loss_keys = [k for k in keys if k not in missing and not k.endswith("train/lr")]
     loss_rel = max((rel(a["losses"][k], b["losses"][k]) for k in loss_keys), default=0.0)
-    row = {"task": "sst2", "teacher": "minilm-l6-sst2", "student": "layers-from-teacher 0,2,5",
-           "method": "kd (T=2, alpha=0.5)", "epochs": a["epochs"], "before": args.compare[0], "after": args.compare[1],
+    kind = b.get("kind", "kd")
+    what = {"kd": ("layers-from-teacher 0,2,5", "kd (T=2, alpha=0.5), 0.25 epoch of SST-2 train"),
+            "tinybert": ("layers-from-teacher 0,2,5", "tinybert (defaults), 2,000 train rows, 0.5 + 0.5 epoch"),
+            "early-exit": ("the teacher with exits", "early-exit (frozen schedule), 2,000 train rows, 0.5 epoch, "
+                                                     "no sweep; dev logits not recorded (the weights are compared)"),
+            "rerun": ("layers-from-teacher 0,2,5", "the before run's kdistill_run.json re-run through --config by "
+                                                   "the after code")}[kind]
+    row = {"task": "sst2", "teacher": "minilm-l6-sst2", "student": what[0], "method": what[1], "epochs": a["epochs"], "before": args.compare[0], "after": args.compare[1],
            "dev_examples": len(la), "dev_logits_max_rel_diff": logit_rel, "dev_logits_max_abs_diff": logit_abs,
            "dev_predictions_differing": preds, "logged_loss_values": len(loss_keys), "loss_max_rel_diff": loss_rel,
            "log_keys_only_in_one": missing,
@@ -139,12 +145,16 @@ def compare(args) -> None:
           f"Machine: {row['machine']}; date {row['date']}", "",
           "| | before | after |", "|---|---:|---:|",
           f"| dev accuracy | {a['metrics'].get('accuracy', float('nan')):.4f} | {b['metrics'].get('accuracy', float('nan')):.4f} |",
-          f"| train seconds ({a['epochs']} epoch) | {a['train_seconds']:.0f} | {b['train_seconds']:.0f} |", "",
+          f"| train seconds | {a['train_seconds']:.0f} | {b['train_seconds']:.0f} |", "",
+          f"Run: {row['method']}; student: {row['student']}.", "",
+          f"Code: before `{a.get('kdistill_file')}`, after `{b.get('kdistill_file')}` (a before run is made with "
+          "`PYTHONPATH=<worktree of the old commit>/src`).", "",
           f"* dev logits: max relative difference {logit_rel:.2e} (absolute {logit_abs:.2e}); "
           f"{preds} of {len(la)} dev predictions differ",
           f"* {len(loss_keys)} logged loss values (every term, every 10 steps): max relative difference {loss_rel:.2e}",
           f"* log keys in one run only: {missing or 'none'}",
-          f"* saved weights identical (sha256 of model.safetensors): {row['weights_identical']}", ""]
+          f"* saved weights identical (sha256 of model.safetensors): {row['weights_identical']}", "",
+          "Seconds are not a timing result: the runs shared the machine with other work (niced, 1 thread).", ""]
     (RESULTS / f"{args.name}.md").write_text("\n".join(md))
     print("\n".join(md))
 
