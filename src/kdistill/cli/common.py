@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
@@ -265,3 +266,66 @@ def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:
                                      param_hint="--schedule")
         out[key.strip()] = spec.strip()
     return out
+
+
+# Command arguments that are no config field ---------------------------------------------------------------------
+#: name → (annotation, flags, help, default, parser): what a command takes besides its config fields (the API's own
+#: arguments), declared once; a command names the ones it takes (:func:`command_args`), with its own help if needed.
+ARGS: dict[str, tuple] = {
+    "config": (Optional[Path], ("--config",), ConfigOpt.help, None, None),
+    "teacher": (Optional[str], ("--teacher",), "Teacher fine-tuned on the task (directory or hub id); required unless "
+                "--config names it.", None, None),
+    "model": (Optional[str], ("--model",), "Saved model directory or hub id.", None, None),
+    "task": (Optional[str], ("--task",), TaskOpt.help, None, None),
+    "student": (Optional[str], ("--student",), "layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH "
+                "of a pretrained student.", None, None),
+    "layers": (Optional[str], ("--layers",), "Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last "
+               "kept).", None, "_ints"),
+    "method": (Optional[str], ("--method",), "kd (default; soft targets, Hinton 2015) | tinybert (layer-wise, two "
+               "steps, Jiao 2020).", None, None),
+    "text_files": (Optional[list[str]], ("--text-file",), "Unlabeled text, one passage per line (repeat for several "
+                   "files; .gz ok).", None, None),
+    "output_dir": (Optional[Path], ("--output", "-o"), OutputOpt.help, None, None),
+    "overwrite": (bool, ("--overwrite",), OverwriteOpt.help, False, None),
+    "resume": (bool, ("--resume",), ResumeOpt.help, False, None),
+    "latency_runs": (int, ("--latency-runs",), "Timed batch-1 runs per model in the report.", 100, None),
+    "base": (Optional[str], ("--base",), "The pretrained model the teacher was fine-tuned from (same architecture): "
+             "every generation starts from it.", None, None),
+    "print_config": (bool, ("--print-config",), PrintConfigOpt.help, False, None),
+}
+
+
+def command_args(*names: str, helps: dict[str, str] | None = None, required: tuple[str, ...] = ()):
+    """Add ``--num-threads`` and the :data:`ARGS` ``names`` to a typer command, which receives them as one dict
+    ``given`` (parsed, e.g. ``--layers`` to a list), after the threads are set and logging is on (:func:`_start`).
+
+    ``helps``: this command's help of an argument; ``required``: arguments that must be given (no default).
+    """
+    import functools
+    import inspect
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        made = [inspect.Parameter("num_threads", inspect.Parameter.KEYWORD_ONLY, default=ThreadsOpt,
+                                  annotation=Optional[int])]
+        for n in names:
+            annotation, flags, text, default, _ = ARGS[n]
+            option = typer.Option(... if n in required else default, *flags, help=(helps or {}).get(n, text))
+            made.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            _start(kwargs.pop("num_threads", None))
+            base = {n: kwargs.pop(n) for n in names}
+            with user_errors():  # a value its parser refuses (e.g. --layers a,b) is one line
+                for n in names:
+                    parse = ARGS[n][4]
+                    if parse and base[n] is not None:
+                        base[n] = globals()[parse](base[n])
+            return fn(*args, given=base, **kwargs)
+
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in sig.parameters.values() if p.name != "given"]
+        wrapper.__signature__ = sig.replace(parameters=[*made, *own])
+        return wrapper
+
+    return decorate

@@ -16,10 +16,8 @@ from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import DataConfig, KDMethod, SpecStudent, TrainConfig
 from kdistill.provision.run import ProvisionConfig as PROVISION
 from kdistill.search.study import SearchConfig as SEARCH
-from kdistill.cli.common import (app, console, EXIT_STOPPED, OverwriteOpt, TaskOpt, ThreadsOpt, user_errors,
-                                 _given, _ints, _start, _strs)
+from kdistill.cli.common import app, command_args, console, EXIT_STOPPED, user_errors, _strs
 
-ConfigFileOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its values; unknown keys are an error.")
 
 
 #: The data of the base run (the selection slice scores every trial).
@@ -39,42 +37,40 @@ DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max
                 flags={"n_trials": ("--trials", "-n"), "prune_startup_trials": ("--prune-startup",),
                        "trial_max_steps": ("--trial-steps",), "latency_budget_ms": ("--latency-budget",),
                        "final": ("--final/--no-final",)})
+@command_args("config", "teacher", "task", "method", "student", "layers", "output_dir", "overwrite", "resume",
+              required=("output_dir",), helps={
+    "config": "A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its "
+              "values; unknown keys are an error.",
+    "method": "kd (default) | tinybert | finetune: the recipe every trial runs.",
+    "layers": "Teacher layers to copy, e.g. 0,2,5 (searched instead with --param num_layers=LOW:HIGH).",
+    "output_dir": "Search folder (study.db, trials/, trials.csv, search.png, best_config.json, final/).",
+    "overwrite": "Replace an earlier search in OUTPUT.",
+    "resume": "Continue the search in OUTPUT: finished trials are kept, an interrupted one continues from its checkpoint."})
 def search(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigFileOpt,
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
-    task: Optional[str] = TaskOpt,
-    method: Optional[str] = typer.Option(None, "--method", help="kd (default) | tinybert | finetune: the recipe every trial runs."),
-    student: Optional[str] = typer.Option(None, "--student", help="layers-from-teacher (default) | spec | bilstm | PATH."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Teacher layers to copy, e.g. 0,2,5 (searched instead with --param num_layers=LOW:HIGH)."),
+    given: dict,
     param: Optional[list[str]] = typer.Option(None, "--param", help="A searched setting and its range, repeatable: NAME=LOW:HIGH, NAME=LOW:HIGH:log, NAME=A|B|C or NAME=off. Names: temperature (T), alpha, learning_rate (lr), warmup_ratio, weight_decay, cos_weight, attn_weight, hidden_weight, emb_weight, num_layers, keep_heads, hidden_size, num_heads, intermediate_size, bilstm_hidden, bilstm_fc, schedule.<knob> (e.g. schedule.temperature=none|linear:4:1)."),
     params: Optional[str] = typer.Option(None, "--params", help="Comma-separated settings to search with their default ranges (default: kd: T, alpha, lr, warm-up, and the L_cos weight for layers-from-teacher; tinybert: + attention/hidden weights)."),
     space: Optional[Path] = typer.Option(None, "--space", help="A YAML/JSON search space {params: {name: {low, high, log} | {choices: [...]}}} (--param entries override it)."),
     report_latency_runs: int = typer.Option(100, "--report-latency-runs", help="Timed batch-1 runs per model in the final report."),
-    output: Path = typer.Option(..., "--output", "-o", help="Search folder (study.db, trials/, trials.csv, search.png, best_config.json, final/)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier search in OUTPUT."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the search in OUTPUT: finished trials are kept, an interrupted one continues from its checkpoint."),
     data: Optional[dict] = None,
     study: Optional[dict] = None,
 ) -> None:
     """Search T, alpha, learning rate, warm-up, loss weights, schedules (and the student's shape) with Optuna's TPE;
     trials are scored on the held-out selection slice of the train split, never on dev."""
-    _start(num_threads)
+    from kdistill.reporting.console import print_search
     from kdistill.search import search as run
 
     live: dict = {}
     on_trial = _live_trials(live, study.get("objective") == "metric-latency")
-    with user_errors(resume_hint=f"continue with --resume -o {output}", cleanup=lambda: _stop_live(live)):
+    resume_hint = f"continue with --resume -o {given['output_dir']}"
+    with user_errors(resume_hint=resume_hint, cleanup=lambda: _stop_live(live)):
         sp, ranges = _space(space, param)
-        res = run(teacher, task, student, output_dir=output, config=config, method=method, params=_strs(params),
-                  ranges=ranges, space=sp, overwrite=overwrite, resume=resume, on_trial=on_trial,
-                  report_latency_runs=report_latency_runs, **study, **_given(layers=_ints(layers)), **data)
+        res = run(**given, params=_strs(params), ranges=ranges, space=sp, on_trial=on_trial,
+                  report_latency_runs=report_latency_runs, **study, **data)
     _stop_live(live)
     if res.interrupted and res.final is None:
-        console.print(f"[bold yellow]stopped[/] during a trial; continue with --resume -o {output}", markup=True)
+        console.print(f"[bold yellow]stopped[/] during a trial; {resume_hint}", markup=True)
         raise typer.Exit(EXIT_STOPPED)
-    from kdistill.reporting.console import print_search
-
     print_search(res)
 
 
@@ -129,33 +125,28 @@ def _stop_live(live: dict) -> None:
                                       "latency_runs", "distill")),
                 flags={"size_budget_mb": ("--size-budget",), "latency_batch_size": ("--batch-size",),
                        "distill": ("--distill/--no-distill",)})
+@command_args("config", "teacher", "task", "output_dir", "overwrite", "resume", required=("output_dir",), helps={
+    "config": "A YAML/JSON run config (e.g. a run's kdistill_run.json) as the base run; options given here replace its "
+              "values; unknown keys are an error.",
+    "output_dir": "Folder: candidates.{json,csv,md}, provision.png, short/, student/.",
+    "resume": "Reuse finished short runs and continue the final run."})
 def provision(
-    num_threads: Optional[int] = ThreadsOpt,
-    config: Optional[Path] = ConfigFileOpt,
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher fine-tuned on the task (required unless --config names it)."),
-    task: Optional[str] = TaskOpt,
+    given: dict,
     latency_budget: float = typer.Option(..., "--latency-budget", help="Budget in ms: each candidate's median latency at --batch-size in --runtime, measured on this machine."),
     cache_file: Optional[Path] = typer.Option(None, "--latency-cache", help="Measurement cache (default $KDISTILL_CACHE/latency_cache.json; keyed by machine, runtime, batch, length, threads and shape)."),
     report_latency_runs: int = typer.Option(100, "--report-latency-runs", help="Timed batch-1 runs per model in the final report."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder: candidates.{json,csv,md}, provision.png, short/, student/."),
-    overwrite: bool = OverwriteOpt,
-    resume: bool = typer.Option(False, "--resume", help="Reuse finished short runs and continue the final run."),
     data: Optional[dict] = None,
     study: Optional[dict] = None,
 ) -> None:
     """Choose the student for a latency (and size) budget measured on this machine, then distil it (candidates: teacher
     layer subsets, pruned layers, spec shapes, BiLSTMs)."""
-    _start(num_threads)
     from kdistill.provision import provision as run
     from kdistill.reporting.console import print_candidate, print_candidates
 
-    with user_errors(resume_hint=f"continue with --resume -o {output}"):
-        res = run(teacher, task, output_dir=output, config=config, latency_budget_ms=latency_budget,
-                  cache_file=cache_file, overwrite=overwrite, resume=resume, on_candidate=print_candidate,
+    with user_errors(resume_hint=f"continue with --resume -o {given['output_dir']}"):
+        res = run(**given, latency_budget_ms=latency_budget, cache_file=cache_file, on_candidate=print_candidate,
                   report_latency_runs=report_latency_runs, **study, **data)
     print_candidates(res, latency_budget, study.get("runtime", PROVISION.model_fields["runtime"].default),
                      study.get("latency_batch_size", 1))
     if res.final is None and res.interrupted:
         raise typer.Exit(EXIT_STOPPED)
-
-
