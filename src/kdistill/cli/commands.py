@@ -14,10 +14,8 @@ from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
                              ExportConfig, KDMethod, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
                              MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
-from kdistill.cli.common import (app, DataDirOpt, EXIT_STOPPED, LabelColOpt, LabelsOpt, ScheduleOpt, SelectionFileOpt,
-                                 SelectionSizeOpt, TaskOpt, TextColsOpt, ThreadsOpt, TrainFileOpt, user_errors,
-                                 ValFileOpt, command_args, _given, _layer_map, _print_result,
-                                 _run_or_print, _schedules, _setup_logging, _start, _strs, _task)
+from kdistill.cli.common import (app, EXIT_STOPPED, ScheduleOpt, user_errors, command_args, _given, _layer_map,
+                                 _print_result, _run_or_print, _schedules, _setup_logging, _task)
 
 
 #: The help of a flag shared by the methods of ``distill`` (the chosen method's field takes it): each method's default.
@@ -109,41 +107,32 @@ def report(given: dict, data: Optional[dict] = None) -> None:
 
 
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length")))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length", "selection_size", "selection_file")),
+                (ExportConfig(optimize=False), ("optimize", "max_drop", "calibration_size")),
+                (TrainConfig, ("seed",)), helps={"seed": "Seed of the selection slice (the training run's --seed)."})
+@command_args("model", "output_dir", "task", "overwrite", required=("model", "output_dir"), helps={
+    "model": "Saved classifier folder (teacher, any student, pruned/factorised/vocabulary-pruned, BiLSTM) or hub id.",
+    "output_dir": "Folder to write: model.onnx [+ model_quantized.onnx], tokenizer, predict.py, README.md.",
+    "overwrite": "Replace an earlier export in --output."})
 def export(
-    num_threads: Optional[int] = ThreadsOpt,
-    model: str = typer.Option(..., "--model", help="Saved classifier folder (teacher, any student, pruned/factorised/vocabulary-pruned, BiLSTM) or hub id."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder to write: model.onnx [+ model_quantized.onnx], tokenizer, predict.py, README.md."),
+    given: dict, data: Optional[dict] = None,
     quantize: str = typer.Option("none", "--quantize", help="none | dynamic (int8 weights per channel) | static (QDQ, calibrated on train rows) | auto (both; the better on the selection slice)."),
-    optimize: bool = typer.Option(False, "--optimize", help="ONNX Runtime's transformer fusions (attention, LayerNorm, GELU) on the fp32 graph."),
-    max_drop: float = typer.Option(1.0, "--max-int8-drop", help="Refuse an int8 model whose dev metric falls more than this many points below the fp32 graph's."),
-    deprecated_max_drop: Optional[float] = typer.Option(None, "--max-drop", hidden=True),
-    calibration_size: int = typer.Option(300, "--calibration-size", help="--quantize static/auto: train rows that calibrate the activation ranges."),
-    seed: int = typer.Option(42, "--seed", help="Seed of the selection slice (the training run's --seed)."),
-    task: Optional[str] = TaskOpt,
-    selection_size: Optional[int] = SelectionSizeOpt,
-    selection_file: Optional[str] = SelectionFileOpt,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the verified folder to this Hugging Face Hub repository (needs the hub and a token)."),
-    data: Optional[dict] = None,
 ) -> None:
     """Export to ONNX Runtime: parity-checked fp32, optionally int8 behind an accuracy gate, with a torch-free predictor."""
-    _start(num_threads)
-    task = _task(task, data.get("train_file"), data.get("validation_file"))
     from kdistill import api
+    from kdistill.reporting.console import print_export
 
-    if deprecated_max_drop is not None:
+    task = _task(given["task"], data.get("train_file"), data.get("validation_file"))
+    gate = {k: data.pop(k) for k in ("optimize", "calibration_size", "seed") if k in data}
+    if "max_drop" in data:  # the old spelling (hidden)
         import logging
 
         logging.getLogger("kdistill").warning("option --max-drop is deprecated: use --max-int8-drop")
-        max_drop = deprecated_max_drop
+    gate["max_drop"] = data.pop("max_int8_drop", data.pop("max_drop", 1.0))
     with user_errors():
-        info = api.export(model, output, task, quantize=quantize, optimize=optimize, max_drop=max_drop,
-                          calibration_size=calibration_size, seed=seed, overwrite=overwrite, push_to_hub=push_to_hub,
-                          **_given(selection_size=selection_size, selection_file=selection_file),
-                          **data)
-    from kdistill.reporting.console import print_export
-
+        info = api.export(given["model"], given["output_dir"], task, quantize=quantize, overwrite=given["overwrite"],
+                          push_to_hub=push_to_hub, **gate, **data)
     print_export(info)
 
 
@@ -223,16 +212,13 @@ def fit_mlm_head(given: dict, options: Optional[dict] = None) -> None:
 
 
 @app.command()
+@config_options("data", (DataConfig, ("data_dir", "train_file", "validation_file", "text_columns", "label_column",
+                                      "labels", "max_train_samples")),
+                helps={"max_train_samples": "Augment only the first N rows."})
+@command_args("task", "output_dir", required=("output_dir",), helps={
+    "output_dir": "Output file: .tsv (task columns, readable with --train-file) or .jsonl."})
 def augment(
-    num_threads: Optional[int] = ThreadsOpt,
-    task: Optional[str] = TaskOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    train_file: Optional[str] = TrainFileOpt,
-    validation_file: Optional[str] = ValFileOpt,
-    text_columns: Optional[str] = TextColsOpt,
-    label_column: Optional[str] = LabelColOpt,
-    labels: Optional[str] = LabelsOpt,
-    max_train_samples: Optional[int] = typer.Option(None, "--max-train-samples", help="Augment only the first N rows."),
+    given: dict, data: Optional[dict] = None,
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Model whose input embeddings give word neighbours (e.g. the teacher)."),
     embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Instead: a model folder or a GloVe/word2vec text file (.txt/.vec/.gz)."),
     mlm: Optional[str] = typer.Option(None, "--mlm", help="A masked-LM (AutoModelForMaskedLM) for single-piece words; default: embedding neighbours only."),
@@ -241,20 +227,15 @@ def augment(
     n_aug: Optional[int] = typer.Option(None, "--n-aug", help="Augmented copies per example (duplicates dropped)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="MLM batch size."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output file: .tsv (task columns, readable with --train-file) or .jsonl."),
 ) -> None:
     """TinyBERT data augmentation (Jiao et al. 2020, Algorithm 1): word replacement by MLM / embedding neighbours."""
-    _start(num_threads)
-    task = _task(task, train_file, validation_file)
     from kdistill.data.augment.tinybert_io import run_augment
 
+    task = _task(given["task"], data.get("train_file"), data.get("validation_file"))
     with user_errors():
-        path = run_augment(task, output=str(output), teacher=teacher, embeddings=embeddings, mlm=mlm, data_dir=data_dir,
-                           train_file=train_file, validation_file=validation_file, text_columns=_strs(text_columns),
-                           label_column=label_column, labels=_strs(labels), max_train_samples=max_train_samples,
-                           **_given(p_t=p_t, k=k, n_aug=n_aug, seed=seed, batch_size=batch_size))
+        path = run_augment(task, output=str(given["output_dir"]), teacher=teacher, embeddings=embeddings, mlm=mlm,
+                           **data, **_given(p_t=p_t, k=k, n_aug=n_aug, seed=seed, batch_size=batch_size))
     print(str(path))
-
 
 @app.command()
 @config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples")),

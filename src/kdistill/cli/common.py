@@ -191,7 +191,6 @@ def _int_list(text: Optional[str], what: str) -> Optional[list[int]]:
     return _numbers(text, what, int)
 
 
-PrintConfigOpt = typer.Option(False, "--print-config", help="Print the effective config (a --config file and the options over it, every default filled in) as JSON and exit; nothing is run or written.")
 
 
 def _start(num_threads: Optional[int]) -> None:
@@ -237,21 +236,8 @@ def _print_result(res, title: str = "kdistill", exit_on_stop: bool = True) -> No
 
 
 # Shared option declarations --------------------------------------------------------------
-TaskOpt = typer.Option(None, "--task", help="GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli); default sst2, or none with --train-file/--validation-file (labels inferred from train, or --labels).")
 ThreadsOpt = typer.Option(None, "--num-threads", min=1, help="torch CPU threads (default: torch's choice, i.e. OMP_NUM_THREADS or the cores); recorded in the report.")
-DataDirOpt = typer.Option(None, "--data-dir", help="Folder in the GLUE layout, e.g. glue/ holding SST-2/train.tsv. Default: the hub.")
-TrainFileOpt = typer.Option(None, "--train-file", help="Your own CSV/TSV/JSONL train file.")
-ValFileOpt = typer.Option(None, "--validation-file", help="Your own CSV/TSV/JSONL validation file.")
-TextColsOpt = typer.Option(None, "--text-columns", help="Comma-separated text column(s) of your own files (1 or 2).")
-LabelColOpt = typer.Option(None, "--label-column", help="Label column of your own files.")
-LabelsOpt = typer.Option(None, "--labels", help="Comma-separated label set of your own files (default: the task's, or the labels seen in train).")
-SelectionSizeOpt = typer.Option(None, "--selection-size", help="--select-on holdout: rows of the held-out slice (default 1000, at most 10%% of train).")
-SelectionFileOpt = typer.Option(None, "--selection-file", help="--select-on holdout: your own selection split instead (the train file's columns).")
 ScheduleOpt = typer.Option(None, "--schedule", help="KEY=KIND:START[:END], repeatable: temperature, alpha or a loss term's weight (cos, attn, hidden ...) as a function of progress, e.g. temperature=linear:4:1, alpha=cosine:0.9:0.1 (kinds: constant, linear, cosine).")
-OutputOpt = typer.Option(None, "--output", "-o", help="Run directory (required unless --config names one).")
-OverwriteOpt = typer.Option(False, "--overwrite", help="Replace a non-empty output directory (only one a kdistill run made).")
-ResumeOpt = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint (a run stopped or killed).")
-ConfigOpt = typer.Option(None, "--config", help="A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best config of `kdistill search`); options given here replace its values; unknown keys are an error.")
 
 
 def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:
@@ -272,11 +258,14 @@ def _schedules(items: Optional[list[str]]) -> Optional[dict[str, str]]:
 #: name → (annotation, flags, help, default, parser): what a command takes besides its config fields (the API's own
 #: arguments), declared once; a command names the ones it takes (:func:`command_args`), with its own help if needed.
 ARGS: dict[str, tuple] = {
-    "config": (Optional[Path], ("--config",), ConfigOpt.help, None, None),
+    "config": (Optional[Path], ("--config",), "A YAML/JSON run config (e.g. a run's kdistill_run.json, or the best "
+               "config of `kdistill search`); options given here replace its values; unknown keys are an error.", None,
+               None),
     "teacher": (Optional[str], ("--teacher",), "Teacher fine-tuned on the task (directory or hub id); required unless "
                 "--config names it.", None, None),
     "model": (Optional[str], ("--model",), "Saved model directory or hub id.", None, None),
-    "task": (Optional[str], ("--task",), TaskOpt.help, None, None),
+    "task": (Optional[str], ("--task",), "GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli); default sst2, or "
+             "none with --train-file/--validation-file (labels inferred from train, or --labels).", None, None),
     "student": (Optional[str], ("--student",), "layers-from-teacher (default) | spec | bilstm (Tang et al. 2019) | PATH "
                 "of a pretrained student.", None, None),
     "layers": (Optional[str], ("--layers",), "Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last "
@@ -285,13 +274,15 @@ ARGS: dict[str, tuple] = {
                "steps, Jiao 2020).", None, None),
     "text_files": (Optional[list[str]], ("--text-file",), "Unlabeled text, one passage per line (repeat for several "
                    "files; .gz ok).", None, None),
-    "output_dir": (Optional[Path], ("--output", "-o"), OutputOpt.help, None, None),
-    "overwrite": (bool, ("--overwrite",), OverwriteOpt.help, False, None),
-    "resume": (bool, ("--resume",), ResumeOpt.help, False, None),
+    "output_dir": (Optional[Path], ("--output", "-o"), "Run directory (required unless --config names one).", None, None),
+    "overwrite": (bool, ("--overwrite",), "Replace a non-empty output directory (only one a kdistill run made).", False,
+                  None),
+    "resume": (bool, ("--resume",), "Continue from OUTPUT/checkpoint (a run stopped or killed).", False, None),
     "latency_runs": (int, ("--latency-runs",), "Timed batch-1 runs per model in the report.", 100, None),
     "base": (Optional[str], ("--base",), "The pretrained model the teacher was fine-tuned from (same architecture): "
              "every generation starts from it.", None, None),
-    "print_config": (bool, ("--print-config",), PrintConfigOpt.help, False, None),
+    "print_config": (bool, ("--print-config",), "Print the effective config (a --config file and the options over it, "
+                     "every default filled in) as JSON and exit; nothing is run or written.", False, None),
 }
 
 
