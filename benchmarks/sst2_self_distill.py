@@ -69,7 +69,7 @@ def _sweep_opts(smoke: bool, max_drop: float) -> dict:
 
 def run_exits(name: str, model: str, root: Path, args, **exit_opts) -> dict:
     """Exits on ``model`` trained by self-distillation, then the sweep; the sweep record."""
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
 
     out = root / name
     if (out / "sweep.json").exists() and (out / "train_results.json").exists():
@@ -99,7 +99,7 @@ def l3_student(root: Path, args) -> str:
 
 def run_born_again(root: Path, args) -> dict:
     from kdistill.models import default_pretrained_model
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
 
     out = root / "born_again"
     if (out / "born_again.json").exists() and not json.loads((out / "born_again.json").read_text())["interrupted"]:
@@ -159,7 +159,7 @@ def ort_timing(sweeps: dict, args) -> dict | None:
     from kdistill.deploy.graph import export_graph
     from kdistill.deploy.runtime import OrtModel
     from kdistill.models import load_classifier, load_tokenizer
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
     from kdistill.selfdistill.export import OrtEarlyExit
     from kdistill.selfdistill.sweep import latency_inputs
 

@@ -283,7 +283,7 @@ def _teacher(tmp_path, tokenizer, layers: int = 3):
 def test_early_exit_run_trains_the_exits_and_sweeps_on_the_selection_slice(tmp_path, tiny_tokenizer, glue_dir):
     from safetensors.torch import load_file
 
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
 
     teacher = _teacher(tmp_path, tiny_tokenizer, layers=4)
     out = tmp_path / "ee"
@@ -326,7 +326,7 @@ def test_choice_uses_the_selection_slice_not_dev():
 
 
 def test_born_again_two_generations_runs_and_records_both(tmp_path, tiny_tokenizer, glue_dir):
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
 
     teacher = _teacher(tmp_path, tiny_tokenizer)
     base = tmp_path / "base"  # the "pretrained" base: the same architecture (here: an untrained copy)
@@ -358,7 +358,7 @@ def test_config_file_reruns_early_exit_and_born_again_with_command_line_over_it(
     from typer.testing import CliRunner
 
     from kdistill.cli import app
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
 
     runner = CliRunner()
     teacher = _teacher(tmp_path, tiny_tokenizer, layers=4)

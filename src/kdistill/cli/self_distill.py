@@ -44,7 +44,7 @@ TRAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "eval_steps", "seed")
     "output_dir": "Run directory (the early-exit model, sweep.{json,md,png}); required unless --config names one."})
 def early_exit(given: dict, options: Optional[dict] = None) -> None:
     """Early exits trained by self-distillation (each exit learns the final layer's soft targets), then the sweep."""
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
     from kdistill.reporting.console import print_sweep
 
     with user_errors():
@@ -67,7 +67,7 @@ def exit_sweep(given: dict, options: Optional[dict] = None, seed: Optional[int] 
         None, "--seed", help="The seed that drew the selection slice (default: the run's).")) -> None:
     """Speed–accuracy sweep of exit rules: dev metric, average exit layer, measured batch-1 / batch-32 latency; the
     fastest setting within --max-exit-drop chosen on the held-out selection slice."""
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
     from kdistill.reporting.console import print_sweep
 
     with user_errors():
@@ -85,7 +85,7 @@ def exit_sweep(given: dict, options: Optional[dict] = None, seed: Optional[int] 
 def born_again(given: dict, options: Optional[dict] = None, report: bool = typer.Option(
         False, "--report/--no-report", help="Each generation's full teacher-vs-student report too (slow).")) -> None:
     """Born-again networks: same-size students from the teacher's pretrained base, generation after generation."""
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
     from kdistill.reporting.console import print_generations
 
     options.setdefault("generations", None)  # not given: the file's, else 2
@@ -108,7 +108,7 @@ def export_early_exit(given: dict,
                       patience: Optional[int] = typer.Option(None, "--patience", help="patience rule's patience.")) -> None:
     """Export an early-exit model to ONNX Runtime as per-segment graphs (embeddings + layers up to each exit, the exit
     head), run by a driver that keeps exiting; parity-checked against PyTorch."""
-    from kdistill.recipes import self_distill_api as api
+    from kdistill import api
 
     with user_errors():
         man = api.export_early_exit(given["model"], given["output_dir"], rule=rule, threshold=threshold,

@@ -228,7 +228,7 @@ class EarlyExitRunConfig(_Base):
     self-distillation; then, unless ``run_sweep`` is off, the threshold sweep. No teacher runs (the final layer teaches).
 
     ``train`` here defaults to 2 epochs at the engine's learning rate; the CLI and
-    :func:`kdistill.recipes.self_distill_api.early_exit` default to 5e-4 for ``schedule="frozen"`` (only the small
+    :func:`kdistill.api.early_exit` default to 5e-4 for ``schedule="frozen"`` (only the small
     heads train) and 5e-5 for ``"joint"`` (the whole model).
     """
 

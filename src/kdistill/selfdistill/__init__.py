@@ -13,7 +13,7 @@ adaptive inference.
 
 The recipes (``early-exit``, ``born-again``: Furlanello et al. 2018) and the flat-option Python API (``early_exit``,
 ``born_again``, ``exit_sweep``, ``export_early_exit``, ``exit_pipeline``) are :mod:`kdistill.recipes.self_distill` and
-:mod:`kdistill.recipes.self_distill_api` (recipes sit above this library tier).
+:mod:`kdistill.api` (recipes sit above this library tier).
 """
 
 from kdistill.selfdistill.modeling import add_exits, is_early_exit, register_early_exit_classes, strip_exits
