@@ -45,3 +45,15 @@ def test_the_cli_starts_without_torch():
 
     code = "import sys, kdistill.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_option_of_every_command_has_help():
+    """`kdistill COMMAND --help` explains every option (generated ones from the config field's description)."""
+    import typer.main
+
+    from kdistill.cli import app
+
+    group = typer.main.get_command(app)
+    missing = [f"{name} {'/'.join(p.opts)}" for name, command in group.commands.items() for p in command.params
+               if p.param_type_name == "option" and not p.hidden and not (p.help or "").strip()]
+    assert not missing, missing

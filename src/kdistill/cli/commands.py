@@ -49,7 +49,8 @@ RUN_ARGS = ("config", "teacher", "task", "student", "layers", "output_dir", "ove
     "Teacher layers to copy, e.g. 0,2,5 (default: every other, first and last kept), or 'importance' (top layers by "
     "head importance; count: --num-layers).")})
 def distill(given: dict, schedule: Optional[list[str]] = ScheduleOpt,
-            report: bool = typer.Option(True, "--report/--no-report"), options: Optional[dict] = None) -> None:
+            report: bool = typer.Option(True, "--report/--no-report", help="Write the teacher-vs-student report (default on)."),
+            options: Optional[dict] = None) -> None:
     """Distil a fine-tuned teacher into a smaller student (soft targets, optional hidden-state cosine)."""
     from kdistill import api
 
@@ -225,7 +226,7 @@ def augment(
     p_t: Optional[float] = typer.Option(None, "--p-t", help="Probability of replacing each word."),
     k: Optional[int] = typer.Option(None, "--k", help="Candidates per word."),
     n_aug: Optional[int] = typer.Option(None, "--n-aug", help="Augmented copies per example (duplicates dropped)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the replacements (default 0)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="MLM batch size."),
 ) -> None:
     """TinyBERT data augmentation (Jiao et al. 2020, Algorithm 1): word replacement by MLM / embedding neighbours."""

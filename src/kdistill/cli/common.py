@@ -181,16 +181,6 @@ def _numbers(text: Optional[str], what: str, cast=float) -> Optional[list]:
         raise KDistillError(f"{what} takes comma-separated {kind} such as {example}; got '{text}'") from None
 
 
-def _floats(text: Optional[str], what: str) -> Optional[list[float]]:
-    """``"0.5,0.25"`` → ``[0.5, 0.25]`` (see :func:`_numbers`)."""
-    return _numbers(text, what, float)
-
-
-def _int_list(text: Optional[str], what: str) -> Optional[list[int]]:
-    """``"2,4"`` → ``[2, 4]`` (see :func:`_numbers`)."""
-    return _numbers(text, what, int)
-
-
 
 
 def _start(num_threads: Optional[int]) -> None:
