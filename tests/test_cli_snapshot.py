@@ -53,6 +53,9 @@ FIELD_MOVES: list[tuple[str, str, str]] = [
     *((command, f"{prefix}{old}", f"{prefix}method") for command, prefix in
       (("distill", ""), ("finetune", ""), ("run", "run."), ("compress", "run."), ("search", "base."),
        ("provision", "base.")) for old in ("distill", "tinybert")),
+    # general distillation's objective is one section too (tinybert | distilbert | minilm, by name)
+    ("general-distill", "objective", "objective.name"),
+    *(("general-distill", old, "objective") for old in ("tinybert", "distilbert", "minilm")),
 ]
 
 #: Behaviour changed on purpose, each with its reason: ``(command, flag, context) → why``. Only an option that had no

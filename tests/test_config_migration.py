@@ -40,10 +40,28 @@ def test_older_tinybert_compress_and_chain_files_migrate(tmp_path):
 
 
 def test_error_locations_leave_out_every_union_tag():
-    from kdistill.config import METHODS, STUDENT_KINDS
+    from kdistill.config import GENERAL_OBJECTIVES, METHODS, STUDENT_KINDS
     from kdistill.config.base import UNION_TAGS
 
-    assert UNION_TAGS == set(STUDENT_KINDS) | set(METHODS)
+    assert UNION_TAGS == set(STUDENT_KINDS) | set(METHODS) | set(GENERAL_OBJECTIVES)
+
+
+def test_a_general_distillation_file_of_the_older_layout_keeps_only_its_objective(tmp_path):
+    from kdistill.config import (DistilBertGeneralConfig, DistilBertGeneralObjective, GeneralDistillConfig,
+                                 MiniLMConfig, TinyBertConfig)
+
+    old = {"method": "general", "text_files": ["a.txt"], "objective": "distilbert", "output_dir": "g",
+           "tinybert": TinyBertConfig().model_dump(), "minilm": MiniLMConfig().model_dump(),
+           "distilbert": {**DistilBertGeneralConfig().model_dump(), "mlm_weight": 3.0}}
+    path = tmp_path / "general.json"
+    path.write_text(json.dumps(old))
+    cfg = load_config(path)
+    assert isinstance(cfg, GeneralDistillConfig) and isinstance(cfg.objective, DistilBertGeneralObjective)
+    assert cfg.objective.mlm_weight == 3.0 and not {"tinybert", "minilm", "distilbert"} & set(cfg.model_dump())
+    g = merge(GeneralDistillConfig, cfg, objective="minilm", relation_heads=6)
+    assert g.objective.name == "minilm" and g.objective.relation_heads == 6
+    with pytest.raises(KDistillError, match="mlm_weight do not apply to objective 'minilm'.*distilbert"):
+        merge(GeneralDistillConfig, g, mlm_weight=1.0)
 
 
 def test_a_kd_run_holds_no_tinybert_settings_and_each_setting_has_one_default():

@@ -16,10 +16,12 @@ from kdistill.config.students import (LayersFromTeacherStudent, SpecStudent, Pre
 from kdistill.config.schedules import KINDS, KNOBS, TERM_NAMES, Schedule, parse_schedule, check_schedules
 from kdistill.config.methods import (DistillConfig, AugmentConfig, TinyBertConfig, DistilBertGeneralConfig,
                                      MiniLMConfig, ExitConfig, SweepConfig, ENTROPY_GRID, MAX_PROB_GRID, FinetuneMethod,
-                                     KDMethod, TinyBertMethod, METHODS)
+                                     KDMethod, TinyBertMethod, METHODS, TinyBertGeneralObjective,
+                                     DistilBertGeneralObjective, MiniLMGeneralObjective, GENERAL_OBJECTIVES)
 from kdistill.config.train import TrainConfig, ExportConfig
 from kdistill.config.run import (RunConfig, GeneralDistillConfig, MlmHeadConfig, CompressConfig, TeacherStageConfig,
-                                 ChainConfig, EarlyExitRunConfig, BornAgainConfig, MethodConfig, migrate_run)
+                                 ChainConfig, EarlyExitRunConfig, BornAgainConfig, MethodConfig, migrate_run,
+                                 GeneralObjective, migrate_general)
 from kdistill.config.files import FILE_KINDS, read_config_file, load_config
 from kdistill.config.merge import merge, flat_names
 
@@ -28,6 +30,8 @@ __all__ = ['ConfigBase', 'DataConfig', 'LayersFromTeacherStudent', 'SpecStudent'
            'Schedule', 'parse_schedule', 'check_schedules', 'DistillConfig', 'AugmentConfig', 'TinyBertConfig',
            'DistilBertGeneralConfig', 'MiniLMConfig', 'ExitConfig', 'SweepConfig', 'ENTROPY_GRID', 'MAX_PROB_GRID',
            'FinetuneMethod', 'KDMethod', 'TinyBertMethod', 'METHODS', 'MethodConfig', 'migrate_run',
+           'TinyBertGeneralObjective', 'DistilBertGeneralObjective', 'MiniLMGeneralObjective', 'GENERAL_OBJECTIVES',
+           'GeneralObjective', 'migrate_general',
            'TrainConfig', 'ExportConfig', 'RunConfig', 'GeneralDistillConfig', 'MlmHeadConfig', 'CompressConfig',
            'TeacherStageConfig', 'ChainConfig', 'EarlyExitRunConfig', 'BornAgainConfig', 'FILE_KINDS',
            'read_config_file', 'load_config', 'merge', 'flat_names']

@@ -12,9 +12,10 @@ class ConfigBase(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # every float finite
 
 
-#: Tags of the discriminated unions (student kinds, task-run methods): left out of error locations
+#: Tags of the discriminated unions (student kinds, task-run methods, general-distillation objectives): left out of error locations
 #: (``student.layers``, not ``student.layers-from-teacher.layers``).
-UNION_TAGS = frozenset({"layers-from-teacher", "spec", "pretrained", "bilstm", "finetune", "kd", "tinybert"})
+UNION_TAGS = frozenset({"layers-from-teacher", "spec", "pretrained", "bilstm", "finetune", "kd", "tinybert",
+                        "distilbert", "minilm"})
 
 
 def one_line(err: ValidationError, where: str) -> str:

@@ -5,8 +5,8 @@ API's keyword arguments are *flat* (``temperature=2, epochs=1, data_dir=...``), 
 field of the config class, found by walking its sections (:func:`flat_names`). A field is reached by its own name,
 or by the name in its ``flat`` metadata where the plain name would be ambiguous (``json_schema_extra={"flat":
 "sweep_batch_size"}``: the sweep's batch size beside the engine's). A section that is a discriminated union (a task
-run's ``method``, the ``student``) contributes the fields of its chosen member; a section named in the class's
-``one_of`` (general distillation's ``tinybert | distilbert | minilm``) only when the class's selector names it.
+run's ``method``, general distillation's ``objective``, the ``student``) contributes the fields of its chosen member
+only.
 ``None`` is "not given": the file's value, else the field's default, stands.
 """
 
@@ -23,6 +23,9 @@ from kdistill.errors import KDistillError
 
 __all__ = ["merge", "flat_names", "deprecated_names"]
 
+#: Union sections chosen by a flat option of their own name (its ``name``): a task run's method, general distillation's
+#: objective.
+SELECTED = ("method", "objective")
 #: Index key prefix of the deprecated flat names (never a field name).
 DEPRECATED = "deprecated:"
 
@@ -52,19 +55,8 @@ def _was(field) -> str | None:
     return extra.get("was")
 
 
-def _selected(cls: type[BaseModel], data: dict[str, Any]) -> str | None:
-    """The section a class's selector names (``one_of = ("objective", (sections...))``), from the data or default."""
-    one_of = getattr(cls, "one_of", None)
-    if not one_of:
-        return None
-    key, _ = one_of
-    return data.get(key, cls.model_fields[key].default)
-
-
 def _walk(cls: type[BaseModel], data: dict[str, Any], prefix: tuple[str, ...], out: dict[str, list[tuple[str, ...]]],
           *, student: bool) -> None:
-    one_of = getattr(cls, "one_of", None)
-    selected = _selected(cls, data)
     for name, field in cls.model_fields.items():
         sub = data.get(name) if isinstance(data.get(name), dict) else {}
         members = _members(field)
@@ -80,8 +72,6 @@ def _walk(cls: type[BaseModel], data: dict[str, Any], prefix: tuple[str, ...], o
             continue
         model = _model(field.annotation)
         if model is not None and issubclass(model, ConfigBase):
-            if one_of and name in one_of[1] and name != selected:
-                continue
             _walk(model, sub, (*prefix, name), out, student=student)
             continue
         if name in ("kind",) or (prefix and name == "name"):
@@ -202,16 +192,15 @@ def merge(cls: type[BaseModel], base: Any = None, /, **given: Any):
     data, source = _read(base, cls)
     where = f"--config {source}" if source else "options"
     given = {k: v for k, v in given.items() if v is not None}
-    mpath = _union_path(cls, "method")
-    if mpath is not None:
-        parent = _at(data, mpath[:-1])
-        old = parent.get("method") if isinstance(parent.get("method"), dict) else {}
-        name = str(given.pop("method", None) or old.get("name") or _owner(cls, mpath).model_fields["method"].default.name)
+    for section in SELECTED:  # the method / objective first: it decides which settings the options reach
+        path = _union_path(cls, section)
+        if path is None:
+            continue
+        parent = _at(data, path[:-1])
+        old = parent.get(section) if isinstance(parent.get(section), dict) else {}
+        name = str(given.pop(section, None) or old.get("name") or _owner(cls, path).model_fields[section].default.name)
         if old.get("name") != name:
-            parent["method"] = {"name": name}  # another method: the base's method settings do not carry over
-    one_of = getattr(cls, "one_of", None)
-    if one_of and one_of[0] in given:  # the selector first: it decides which section takes the options
-        data[one_of[0]] = given.pop(one_of[0])
+            parent[section] = {"name": name}  # another one: the base's settings of the old one do not carry over
     spath = _union_path(cls, "student")
     student = given.pop("student", None)
     if student is not None and spath is None and "student" in cls.model_fields:  # a pretrained model's path
@@ -274,14 +263,15 @@ def _value(cfg: BaseModel, path: tuple[str, ...]) -> Any:
 
 
 def _unknown(cls: type[BaseModel], data: dict[str, Any], keys: list[str]) -> str:
-    """The one-line error for options ``cls`` does not take: those that belong to another method say which."""
-    from kdistill.config.methods import METHODS
+    """The one-line error for options ``cls`` does not take: those of another method / objective say which."""
+    from kdistill.config.methods import GENERAL_OBJECTIVES, METHODS
 
-    mpath = _union_path(cls, "method")
-    method = _at(data, mpath) if mpath is not None else None
-    if method:
-        others = {k: [n for n, m in METHODS.items() if k in m.model_fields] for k in keys}
+    for section, members in (("method", METHODS), ("objective", GENERAL_OBJECTIVES)):
+        path = _union_path(cls, section)
+        if path is None:
+            continue
+        others = {k: [n for n, m in members.items() if k in m.model_fields] for k in keys}
         if all(others.values()):
-            return (f"option(s) {', '.join(keys)} do not apply to method '{method.get('name')}' (they are "
+            return (f"option(s) {', '.join(keys)} do not apply to {section} '{_at(data, path).get('name')}' (they are "
                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in others.items()) + ")")
     return f"unknown option(s): {', '.join(keys)}"

@@ -225,3 +225,31 @@ class TinyBertMethod(TinyBertConfig):
 
 #: The methods of a task run by name: ``RunConfig.method`` is one of these (a union discriminated by ``name``).
 METHODS: dict[str, type[_Base]] = {"finetune": FinetuneMethod, "kd": KDMethod, "tinybert": TinyBertMethod}
+
+
+# --------------------------------------------------------------------------- the objective of general distillation
+class TinyBertGeneralObjective(TinyBertConfig):
+    """Objective ``tinybert`` of general distillation: TinyBERT's stage 1 (Jiao et al. 2020, Sec. 3.2), attention,
+    hidden-state and embedding losses; the settings of :class:`TinyBertConfig` (its prediction-step fields unused)."""
+
+    name: Literal["tinybert"] = Field(default="tinybert", description=(
+        "The objective: TinyBERT's attention + hidden-state + embedding losses."))
+
+
+class DistilBertGeneralObjective(DistilBertGeneralConfig):
+    """Objective ``distilbert`` of general distillation: DistilBERT's triple loss (Sanh et al. 2019, Sec. 3)."""
+
+    name: Literal["distilbert"] = Field(default="distilbert", description=(
+        "The objective: DistilBERT's masked-LM soft targets + MLM + cosine (the teacher needs a masked-LM head)."))
+
+
+class MiniLMGeneralObjective(MiniLMConfig):
+    """Objective ``minilm`` of general distillation: MiniLM's self-attention relations (Wang et al. 2020, 2021)."""
+
+    name: Literal["minilm"] = Field(default="minilm", description=(
+        "The objective: MiniLM's self-attention relations of one layer."))
+
+
+#: The objectives of general distillation by name: ``GeneralDistillConfig.objective`` is one of these.
+GENERAL_OBJECTIVES: dict[str, type[_Base]] = {"tinybert": TinyBertGeneralObjective,
+                                              "distilbert": DistilBertGeneralObjective, "minilm": MiniLMGeneralObjective}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
 from kdistill.config.base import ConfigBase as _Base
 from kdistill.config.data import DataConfig
-from kdistill.config.methods import (AugmentConfig, DistilBertGeneralConfig, DistillConfig, ExitConfig,
-                                     FinetuneMethod, KDMethod, MiniLMConfig, SweepConfig, TinyBertConfig,
-                                     TinyBertMethod)
+from kdistill.config.methods import (AugmentConfig, DistilBertGeneralObjective, DistillConfig, ExitConfig,
+                                     FinetuneMethod, KDMethod, MiniLMGeneralObjective, SweepConfig,
+                                     TinyBertGeneralObjective, TinyBertMethod)
 from kdistill.config.students import GENERAL_STUDENT, LayersFromTeacherStudent, PretrainedStudent, StudentConfig
 from kdistill.config.train import ExportConfig, TrainConfig
 
@@ -71,6 +71,30 @@ class RunConfig(_Base):
     _migrate = model_validator(mode="before")(classmethod(lambda cls, data: migrate_run(data)))
 
 
+#: The objective of general distillation: one section, chosen by its ``name``.
+GeneralObjective = Annotated[Union[TinyBertGeneralObjective, DistilBertGeneralObjective, MiniLMGeneralObjective],
+                             Field(discriminator="name")]
+
+
+def migrate_general(data: Any) -> Any:
+    """A general-distillation config in today's layout: ``objective`` one section named by its ``name``.
+
+    Files written before (``objective: "distilbert"`` beside ``tinybert``, ``distilbert`` and ``minilm`` sections,
+    all always present) load through this: the chosen objective's section is kept, the others, never read, dropped.
+    """
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    legacy = {key: data.pop(key) for key in ("tinybert", "distilbert", "minilm") if key in data}
+    objective = data.get("objective", "tinybert")
+    if isinstance(objective, str):
+        section = legacy.get(objective)
+        data["objective"] = {"name": objective, **(section if isinstance(section, dict) else {})}
+    elif legacy:
+        data.update(legacy)
+    return data
+
+
 class GeneralDistillConfig(_Base):
     """TinyBERT stage 1, general distillation (Jiao et al. 2020, Sec. 3.2): unlabeled text, pretrained teacher.
 
@@ -80,9 +104,6 @@ class GeneralDistillConfig(_Base):
     by default (:data:`GENERAL_STUDENT`); the result is a base encoder that any task run can start
     from (``--student DIR``).
     """
-
-    #: Only the section the objective names takes flat options (``temperature``: TinyBERT's or DistilBERT's).
-    one_of: ClassVar[tuple[str, tuple[str, ...]]] = ("objective", ("tinybert", "distilbert", "minilm"))
 
     method: Literal["general"] = Field(default="general", description="The kind of run: general distillation.")
     teacher: str | None = Field(default=None, description=(
@@ -97,20 +118,17 @@ class GeneralDistillConfig(_Base):
     max_length: int = Field(default=128, ge=8, le=4096, description="Truncate passages to this many tokens.")
     student: StudentConfig = Field(default=GENERAL_STUDENT, description=(
         "spec (4 layers × 192 hidden, 12 heads, FFN 768) | layers-from-teacher | PATH of an encoder to continue."))
-    objective: Literal["tinybert", "distilbert", "minilm"] = Field(default="tinybert", description=(
-        "The loss: tinybert (attention + hidden + embedding losses) | distilbert (masked-LM soft targets + MLM + "
-        "cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm (self-attention relations of one "
-        "layer, Wang et al. 2020/2021)."))
-    tinybert: TinyBertConfig = Field(default=TinyBertConfig(), description=(
-        "objective tinybert: TinyBERT's stage-1 losses (layer map, attention loss, weights)."))
-    distilbert: DistilBertGeneralConfig = Field(default=DistilBertGeneralConfig(), description=(
-        "objective distilbert: DistilBERT's triple loss."))
-    minilm: MiniLMConfig = Field(default=MiniLMConfig(), description="objective minilm: MiniLM's relations.")
+    objective: GeneralObjective = Field(default=TinyBertGeneralObjective(), description=(
+        "The loss and its settings, by name: tinybert (attention + hidden + embedding losses) | distilbert (masked-LM "
+        "soft targets + MLM + cosine; teacher needs a masked-LM head: kdistill fit-mlm-head) | minilm "
+        "(self-attention relations of one layer, Wang et al. 2020/2021)."))
     train: TrainConfig = Field(default=TrainConfig(epochs=1.0), description=(
         "The training engine's settings (default 1 epoch)."))
     output_dir: str = Field(description="Run directory.")
     overwrite: bool = Field(default=False, description="Replace a non-empty output directory.")
     resume: bool = Field(default=False, description="Continue from OUTPUT/checkpoint.")
+
+    _migrate = model_validator(mode="before")(classmethod(lambda cls, data: migrate_general(data)))
 
     @model_validator(mode="after")
     def _check_source(self) -> "GeneralDistillConfig":

@@ -38,7 +38,7 @@ def load_general(cfg) -> Prepared:
     teacher_name, teacher, tokenizer, student = _models(cfg)
     objective = _objective(cfg, student, teacher, tokenizer)
     tcfg = _steps(cfg, cfg.train)
-    whole_words = cfg.objective == "distilbert" and cfg.distilbert.whole_word_mask
+    whole_words = cfg.objective.name == "distilbert" and cfg.objective.whole_word_mask
     stream = text_stream(tokenizer, files=cfg.text_files, dataset=cfg.text_dataset, dataset_config=cfg.text_dataset_config,
                          text_column=cfg.text_column, max_length=cfg.max_length, seed=tcfg.seed, word_ids=whole_words)
     loader = stream_loader(stream, tokenizer, batch_size=tcfg.batch_size)
@@ -52,7 +52,7 @@ def _models(cfg):
     from kdistill.models import check_same_vocab, default_pretrained_model, load_encoder, load_mlm, load_tokenizer
     from kdistill.students.transformer import from_spec, layers_from_teacher
 
-    mlm = cfg.objective == "distilbert"
+    mlm = cfg.objective.name == "distilbert"
     teacher_name = cfg.teacher or default_pretrained_model()
     teacher = load_mlm(teacher_name, "teacher") if mlm else load_encoder(teacher_name, "teacher")
     tokenizer = load_tokenizer(teacher_name)
@@ -78,17 +78,17 @@ def _objective(cfg, student, teacher, tokenizer):
     from kdistill.objectives import distilbert_general_objective, minilm_objective, tinybert_objective
     from kdistill.students.transformer import check_layerwise_pair
 
-    if cfg.objective == "distilbert":
-        d = cfg.distilbert
+    if cfg.objective.name == "distilbert":
+        d = cfg.objective
         if d.cos_weight > 0 and student.config.hidden_size != teacher.config.hidden_size:
             raise ModelError(f"L_cos compares hidden states of equal width; the student is {student.config.hidden_size} "
                              f"wide, the teacher {teacher.config.hidden_size}: pass --cos-weight 0 or a student of the "
                              "teacher's width")
         return distilbert_general_objective(d, tokenizer)
-    if cfg.objective == "minilm":  # relations of one layer's projections: any widths (v2), no attention capture
-        return minilm_objective(cfg.minilm, student.config, teacher.config)
+    if cfg.objective.name == "minilm":  # relations of one layer's projections: any widths (v2), no attention capture
+        return minilm_objective(cfg.objective, student.config, teacher.config)
     check_layerwise_pair(student, teacher)
-    return tinybert_objective(None, cfg.tinybert, student.config, teacher.config, "general")
+    return tinybert_objective(None, cfg.objective, student.config, teacher.config, "general")
 
 
 def _steps(cfg, tcfg):
@@ -102,11 +102,11 @@ def _steps(cfg, tcfg):
 
 
 def general_summary(p: Prepared, result) -> dict:
-    if p.cfg.objective == "minilm":
-        return {"method": f"minilm-v{p.cfg.minilm.version}", "loss": p.cfg.minilm.model_dump(),
+    if p.cfg.objective.name == "minilm":
+        return {"method": f"minilm-v{p.cfg.objective.version}", "loss": p.cfg.objective.model_dump(),
                 "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
-    if p.cfg.objective == "distilbert":
-        return {"method": "distilbert-general", "loss": p.cfg.distilbert.model_dump(),
+    if p.cfg.objective.name == "distilbert":
+        return {"method": "distilbert-general", "loss": p.cfg.objective.model_dump(),
                 "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
     return {"method": "tinybert-general", "layer_map": p.info["objective"].layer_map,
             "student": p.cfg.student.model_dump(), "teacher": p.info["teacher_name"]}
