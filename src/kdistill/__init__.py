@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _API = ("distill", "finetune", "evaluate", "report", "run", "general_distill", "search", "provision", "export",
         "compress", "fit_mlm_head", "early_exit", "born_again", "exit_sweep", "export_early_exit", "exit_pipeline",
-        "RunResult")
+        "label", "RunResult")
 
 
 def __getattr__(name):

@@ -16,7 +16,8 @@ from pathlib import Path
 import json
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDistillConfig, MlmHeadConfig, RunConfig,
+from kdistill.config import (ChainConfig, CompressConfig, DataConfig, GeneralDistillConfig, LabelConfig, MlmHeadConfig,
+                             RunConfig,
                              merge, read_config_file)
 from kdistill.errors import KDistillError
 from kdistill.provision.run import provision  # noqa: F401 - re-exported (kdistill provision)
@@ -35,7 +36,7 @@ def _actions(overwrite: bool, resume: bool) -> dict[str, Any]:
 __all__ = ["RunResult", "search", "provision", "early_exit", "born_again", "exit_sweep", "export_early_exit",
            "exit_pipeline", "early_exit_config", "born_again_config", "distill", "distill_config", "finetune",
            "finetune_config", "run_config", "compress_config", "evaluate", "report", "run", "general_distill",
-           "compress", "export", "export_onnx", "make_report", "fit_mlm_head"]
+           "compress", "export", "export_onnx", "make_report", "fit_mlm_head", "label", "label_config"]
 
 
 def distill(teacher: str | None = None, task: str | None = None, student: str | None = None, *,
@@ -584,3 +585,44 @@ def exit_pipeline(model, tokenizer=None, *, rule: str = "entropy", threshold: fl
         raise ModelError("exit_pipeline needs an early-exit model (kdistill early-exit)")
     model.set_exit_rule(rule, threshold, patience)
     return pipeline("text-classification", model=model.eval(), tokenizer=tokenizer, **kwargs)
+
+
+# --------------------------------------------------------------------------- transfer sets
+def label(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
+          text_files: Sequence[str | Path] = (), config: str | Path | None = None, overwrite: bool = False,
+          resume: bool = False, show_progress: bool = True, **options: Any) -> dict[str, Any]:
+    """Write a transfer set (``kdistill label``): ``teacher``'s logits on the train split of ``task`` (or your own
+    ``train_file``, or ``text_files`` of unlabeled text, one input per line), as Parquet shards with a manifest
+    (:mod:`kdistill.transfer.label`; Hinton et al. 2015, Sec. 2). ``resume`` finishes an interrupted set without
+    recomputing its finished shards.
+
+    Args:
+        options: :class:`~kdistill.config.DataConfig` fields (``data_dir``, ``max_train_samples``, ``max_length`` ...),
+            ``shard_rows`` (default 4096), ``batch_size`` (64).
+
+    Returns:
+        The manifest (``SET_DIR/manifest.json``).
+
+    Raises:
+        KDistillError: no teacher or output folder, a folder holding another set (or an unfinished one without
+            ``resume``), a second writer on the folder (one line each).
+    """
+    cfg = label_config(teacher, task, output_dir=output_dir, text_files=text_files, config=config, overwrite=overwrite,
+                       resume=resume, **options)
+    from kdistill.transfer import write_transfer_set
+
+    return write_transfer_set(cfg, show_progress=show_progress)
+
+
+def label_config(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
+                 text_files: Sequence[str | Path] = (), config: str | Path | None = None, overwrite: bool = False,
+                 resume: bool = False, **options: Any) -> LabelConfig:
+    """The effective :class:`~kdistill.config.LabelConfig` of :func:`label` (``kdistill label --print-config``).
+
+    Raises:
+        KDistillError: no teacher or output folder (nor a file naming them), unknown options.
+    """
+    if config is None and (teacher is None or output_dir is None):
+        raise KDistillError("label needs a teacher and an output folder (or a config file that names them)")
+    return merge(LabelConfig, config, teacher=teacher, task=task, text_files=[str(f) for f in text_files] or None,
+                 output_dir=None if output_dir is None else str(output_dir), **_actions(overwrite, resume), **options)

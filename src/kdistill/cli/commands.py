@@ -12,7 +12,8 @@ import typer
 
 from kdistill.cli.options import DATA_SOURCE, config_options
 from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
-                             ExportConfig, KDMethod, GeneralDistillConfig, LayersFromTeacherStudent, MiniLMConfig,
+                             ExportConfig, KDMethod, GeneralDistillConfig, LabelConfig, LayersFromTeacherStudent,
+                             MiniLMConfig,
                              MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
 from kdistill.cli.common import (app, EXIT_STOPPED, ScheduleOpt, user_errors, command_args, _given, _layer_map,
                                  _print_result, _run_or_print, _schedules, _setup_logging, _task)
@@ -258,6 +259,38 @@ def compress(given: dict, options: Optional[dict] = None) -> None:
     rep = _run_or_print(given.pop("print_config"), api.compress_config, api.compress, **given, **options)
     if rep is not None:
         print_rounds(rep, given["output_dir"])
+
+
+@app.command()
+@config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")),
+                (LabelConfig, ("shard_rows", "batch_size")))
+@command_args("config", "teacher", "task", "text_files", "output_dir", "overwrite", "resume", "print_config", helps={
+    "teacher": "Teacher fine-tuned on the task (directory or hub id) whose outputs are stored; required unless "
+               "--config names it.",
+    "text_files": "Or unlabeled text, one input per line (repeatable): rows with no gold label.",
+    "output_dir": "The transfer set's folder (manifest.json, shards/part-*.parquet).",
+    "resume": "Finish an interrupted transfer set (finished shards are kept, never recomputed)."})
+def label(given: dict, options: Optional[dict] = None, inspect: Optional[Path] = typer.Option(
+        None, "--inspect", help="Instead: summarise the transfer set in this folder (rows, labels, the teacher's "
+                                "accuracy on gold rows, confidence histogram: inspect.png) and exit.")) -> None:
+    """Write a transfer set: the teacher's logits on the train split (or on text files) as Parquet shards + manifest."""
+    from kdistill import api
+    from kdistill.results import to_json
+
+    if inspect is not None:
+        from kdistill.transfer import inspect_transfer_set
+
+        with user_errors():
+            info = inspect_transfer_set(inspect)
+        sys.stdout.write(to_json(info, indent=1) + "\n")
+        return
+
+    given["text_files"] = given["text_files"] or ()
+    manifest = _run_or_print(given.pop("print_config"), api.label_config, api.label, **given, **options)
+    if manifest is not None:
+        keys = ("rows", "rows_computed_here", "rows_per_second", "teacher_seconds", "teacher_dev_metrics")
+        sys.stdout.write(to_json({"output": str(given["output_dir"]), **{k: manifest.get(k) for k in keys}},
+                                 indent=1) + "\n")
 
 
 @app.command("config-schema")

@@ -22,6 +22,7 @@ from kdistill.config.train import TrainConfig, ExportConfig
 from kdistill.config.run import (RunConfig, GeneralDistillConfig, MlmHeadConfig, CompressConfig, TeacherStageConfig,
                                  ChainConfig, EarlyExitRunConfig, BornAgainConfig, MethodConfig, migrate_run,
                                  GeneralObjective, migrate_general)
+from kdistill.config.transfer import LabelConfig
 from kdistill.config.files import FILE_KINDS, read_config_file, load_config
 from kdistill.config.merge import merge, flat_names
 
@@ -34,4 +35,4 @@ __all__ = ['ConfigBase', 'DataConfig', 'LayersFromTeacherStudent', 'SpecStudent'
            'GeneralObjective', 'migrate_general',
            'TrainConfig', 'ExportConfig', 'RunConfig', 'GeneralDistillConfig', 'MlmHeadConfig', 'CompressConfig',
            'TeacherStageConfig', 'ChainConfig', 'EarlyExitRunConfig', 'BornAgainConfig', 'FILE_KINDS',
-           'read_config_file', 'load_config', 'merge', 'flat_names']
+           'read_config_file', 'load_config', 'merge', 'flat_names', 'LabelConfig']

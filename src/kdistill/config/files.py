@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kdistill.config.base import one_line
+from kdistill.config.transfer import LabelConfig
 from kdistill.config.run import (BornAgainConfig, ChainConfig, CompressConfig, EarlyExitRunConfig, GeneralDistillConfig,
                                  MlmHeadConfig, RunConfig)
 
@@ -13,7 +14,7 @@ from kdistill.config.run import (BornAgainConfig, ChainConfig, CompressConfig, E
 #: What a config file may hold, per kind of run (the ``method`` key tells them apart; a file without one is a task run).
 FILE_KINDS = {"finetune": RunConfig, "kd": RunConfig, "tinybert": RunConfig, "general": GeneralDistillConfig,
               "mlm-head": MlmHeadConfig, "chain": ChainConfig, "early-exit": EarlyExitRunConfig,
-              "born-again": BornAgainConfig}
+              "born-again": BornAgainConfig, "label": LabelConfig}
 
 
 def read_config_file(path: str | Any) -> dict[str, Any]:

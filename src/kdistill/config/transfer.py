@@ -1,0 +1,34 @@
+"""Transfer sets: the teacher's outputs as a dataset (:class:`LabelConfig`, ``kdistill label``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from kdistill.config.base import ConfigBase as _Base
+from kdistill.config.data import DataConfig
+
+
+class LabelConfig(_Base):
+    """A transfer set to write (Hinton et al. 2015, Sec. 2: the data a student learns the teacher's soft targets on):
+    the inputs (the train split of ``data``, or ``text_files`` of unlabeled text), labelled once by ``teacher`` into
+    Parquet shards of ``shard_rows`` rows under ``output_dir`` with a manifest (:mod:`kdistill.transfer`)."""
+
+    method: Literal["label"] = Field(default="label", description="The kind of run: a transfer set labelled.")
+    teacher: str = Field(description="Teacher fine-tuned on the task (directory or hub id) whose outputs are stored.")
+    data: DataConfig = Field(default=DataConfig(), description="Where the inputs come from (the train split).")
+    text_files: list[str] = Field(default=[], description=(
+        "Or unlabeled text, one input per line (repeatable): rows with no gold label."))
+    shard_rows: int = Field(default=4096, ge=1, description=(
+        "Rows per Parquet shard: the unit that is written atomically and never recomputed on --resume."))
+    batch_size: int = Field(default=64, ge=1, description="Teacher batch size (length-sorted within each shard).")
+    output_dir: str = Field(description="The transfer set's folder (manifest.json, shards/part-*.parquet).")
+    overwrite: bool = Field(default=False, description="Replace a transfer set in the output folder.")
+    resume: bool = Field(default=False, description="Finish an interrupted transfer set (finished shards are kept).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "LabelConfig":
+        if self.overwrite and self.resume:
+            raise ValueError("--overwrite and --resume exclude each other: replace the set, or finish it")
+        return self

@@ -1,0 +1,75 @@
+"""What a transfer set holds (``kdistill label --inspect SET_DIR``): rows, labels, how sure the teacher is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdistill.errors import KDistillError
+from kdistill.transfer.label import MANIFEST
+
+#: Bins of the max-probability histogram (the teacher's confidence on each row).
+BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+def inspect_transfer_set(path: str | Path, *, plot: bool = True) -> dict[str, Any]:
+    """Summary of a transfer set: rows and shards, size on disk (bytes), the teacher's argmax label counts beside the
+    gold ones, the teacher's accuracy on rows with a gold label (single-label sets), mean normalised entropy and a
+    max-probability histogram of its softmax (:data:`BINS`); with ``plot``, ``SET_DIR/inspect.png`` (the histogram).
+
+    Raises:
+        KDistillError: ``path`` holds no transfer set (no ``manifest.json``), or an unfinished one.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(path)
+    if not (folder / MANIFEST).is_file():
+        raise KDistillError(f"{folder} holds no transfer set (no {MANIFEST}); make one with kdistill label")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if not manifest.get("complete"):
+        raise KDistillError(f"{folder} holds an unfinished transfer set; finish it with kdistill label --resume")
+    table = pa.concat_tables([pq.read_table(folder / s["file"]) for s in manifest["shards"]])
+    logits = np.asarray(table.column("logits").to_pylist(), dtype=np.float64)
+    labels = list(manifest.get("labels") or [])
+    out: dict[str, Any] = {"path": str(folder), "rows": table.num_rows, "shards": len(manifest["shards"]),
+                           "bytes_on_disk": sum((folder / s["file"]).stat().st_size for s in manifest["shards"]),
+                           "problem_type": manifest.get("problem_type")}
+    if manifest.get("problem_type") == "single_label" and logits.shape[1] > 1:
+        z = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        argmax = probs.argmax(axis=1)
+        entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1) / np.log(probs.shape[1])
+        gold = table.column("label").to_pylist()
+        known = [(g, a) for g, a in zip(gold, argmax) if g is not None]
+        out.update(teacher_label_counts={labels[i] if i < len(labels) else str(i): int((argmax == i).sum())
+                                         for i in range(probs.shape[1])},
+                   gold_label_counts={labels[i] if i < len(labels) else str(i): sum(1 for g, _ in known if g == i)
+                                      for i in range(probs.shape[1])},
+                   teacher_accuracy_on_gold=(sum(int(g == a) for g, a in known) / len(known)) if known else None,
+                   gold_rows=len(known), mean_normalised_entropy=float(entropy.mean()),
+                   max_probability_histogram={f"{lo:g}-{hi:g}": int(((probs.max(1) >= lo) & (probs.max(1) < hi if hi < 1
+                                              else probs.max(1) <= hi)).sum()) for lo, hi in zip(BINS, BINS[1:])})
+        if plot:
+            out["plot"] = _plot(probs.max(1), folder / "inspect.png", manifest)
+    return out
+
+
+def _plot(max_prob: np.ndarray, path: Path, manifest: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(max_prob, bins=40, range=(0, 1), color="#4c72b0")
+    ax.set_xlabel("teacher's max probability")
+    ax.set_ylabel("rows")
+    ax.set_title(f"transfer set: {manifest['rows']} rows, teacher {Path(str(manifest['teacher'])).name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)

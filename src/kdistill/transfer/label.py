@@ -1,0 +1,307 @@
+"""Write a transfer set: the teacher's outputs on a set of inputs, labelled once, stored as Parquet shards.
+
+Hinton et al. (2015, Sec. 2) train the student on a *transfer set*: the inputs with the teacher's soft targets. Here
+it is a folder::
+
+    SET_DIR/manifest.json            what the set is (teacher and tokenizer fingerprints, inputs and their hashes,
+                                     task, labels, shards with their rows and sha256, the teacher's dev metric, speed)
+    SET_DIR/shards/part-00000.parquet  idx, source_idx, text_a [, text_b], label (gold; null when unknown), logits
+
+Each shard is computed on its own (the rows sorted by length into batches, so padding is small; the order restored)
+and written aside, then renamed: a killed run resumed with ``resume`` recomputes only the missing shards, and gives
+the same bytes as an uninterrupted run (same batches, same kernels). A manifest that names another teacher, tokenizer
+or input is refused in one line (a set is never served stale); a second writer on the folder is refused (the lock).
+Loadable with ``datasets.load_dataset("parquet", data_files="SET_DIR/shards/*.parquet")``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdistill.errors import KDistillError
+
+LOG = logging.getLogger("kdistill")
+MANIFEST = "manifest.json"
+SHARDS = "shards"
+FORMAT = "kdistill-transfer-set"
+FORMAT_VERSION = 1
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def teacher_fingerprint(name: str | Path) -> str:
+    """Content hash of a teacher's weights and config (sha256 over its ``*.safetensors``/``*.bin``/``config.json``),
+    computed once per file state and cached in ``$KDISTILL_CACHE/fingerprints.json`` (keyed by path, size and mtime).
+    A hub id without a local folder is fingerprinted by its name."""
+    from kdistill.data.batching import default_cache_dir
+    from kdistill.engine.teacher import teacher_key
+
+    folder = Path(str(name))
+    if not folder.is_dir():
+        return hashlib.sha256(str(name).encode()).hexdigest()
+    key = teacher_key(folder)
+    cache = default_cache_dir() / "fingerprints.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if key not in known:
+        h = hashlib.sha256()
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name == "config.json"):
+                h.update(f.name.encode())
+                h.update(file_sha256(f).encode())
+        known[key] = h.hexdigest()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, cache)
+    return known[key]
+
+
+def _inputs(cfg) -> tuple[Any, Any, dict[str, Any]]:
+    """``(rows, task spec or None, description)``: the inputs as a Dataset with ``text_a`` [``text_b``], ``label``
+    (None when unknown) and ``source_idx``, from the task's train split or from text files."""
+    import datasets
+
+    if cfg.text_files:
+        texts, sources = [], []
+        for name in cfg.text_files:
+            path = Path(name)
+            if not path.is_file():
+                raise KDistillError(f"--text-file {path}: no such file")
+            texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            sources.append({"file": str(path.resolve()), "sha256": file_sha256(path)})
+        if not texts:
+            raise KDistillError("the --text-file inputs hold no text: one input per line")
+        rows = datasets.Dataset.from_dict({"text_a": texts, "label": [None] * len(texts),
+                                           "source_idx": list(range(len(texts)))})
+        return rows, None, {"kind": "text", "sources": sources}
+    from kdistill.data import load_data
+
+    splits, spec = load_data(cfg.data)
+    train = splits["train"]
+    keep = [c for c in ("text_a", "text_b", "label") if c in train.column_names]
+    rows = train.select_columns(keep).add_column("source_idx", list(range(len(train))))
+    files = [Path(cfg.data.train_file)] if cfg.data.train_file else []
+    if cfg.data.task and cfg.data.data_dir:  # a GLUE folder: the task's train file in it
+        folder = Path(cfg.data.data_dir)
+        files += [p for p in (folder / spec.glue_dir / spec.train_file, folder / spec.train_file) if p.is_file()][:1]
+    sources = [{"file": str(f.resolve()), "sha256": file_sha256(f)} for f in files]
+    return rows, spec, {"kind": "task", "task": cfg.data.task, "sources": sources,
+                        "max_train_samples": cfg.data.max_train_samples}
+
+
+def _rows_hash(rows) -> str:
+    """sha256 of the inputs themselves (texts and gold labels, in order): what the set was made from."""
+    h = hashlib.sha256()
+    for chunk in rows.with_format("arrow").iter(batch_size=10_000):
+        for col in ("text_a", "text_b", "label", "source_idx"):
+            if col in chunk.column_names:
+                h.update(str(chunk[col].to_pylist()).encode())
+    return h.hexdigest()
+
+
+def shard_logits(teacher, tokenizer, texts_a: list[str], texts_b: list[str] | None, *, max_length: int,
+                 batch_size: int) -> np.ndarray:
+    """The teacher's logits ``[n, C]`` (float32) for one shard of inputs, in input order: the rows sorted by token
+    length into batches (dynamic padding), the same batches on every call (so the same bytes on a resume)."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    from kdistill.data.batching import forward_keys, model_inputs
+
+    enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
+    features = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts_a))]
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    keys = forward_keys(teacher)
+    out = np.zeros((len(features), teacher.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            ids = order[start:start + batch_size]
+            batch = pad([features[i] for i in ids])
+            out[ids] = teacher(**model_inputs(dict(batch), keys)).logits.float().cpu().numpy()
+    return out
+
+
+def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int) -> None:
+    """One shard (``rows``: columns as lists) as Parquet, written aside then renamed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {"idx": pa.array(range(start, start + len(rows["text_a"])), pa.int64()),
+               "source_idx": pa.array(rows["source_idx"], pa.int64()),
+               "text_a": pa.array(rows["text_a"], pa.string())}
+    if "text_b" in rows:
+        columns["text_b"] = pa.array(rows["text_b"], pa.string())
+    columns["label"] = pa.array(rows["label"])
+    columns["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1), pa.float32()), logits.shape[1])
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.table(columns), tmp)
+    os.replace(tmp, path)
+
+
+def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, spec, inputs: dict) -> dict[str, Any]:
+    return {"teacher": str(cfg.teacher), "teacher_fingerprint": teacher_fp, "tokenizer_hash": tok_hash,
+            "inputs_sha256": rows_hash, "inputs": inputs, "max_length": cfg.data.max_length,
+            "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size}
+
+
+def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | None:
+    """The existing manifest when the folder holds this very set (to finish or already complete); None for a fresh
+    folder. Raises one line for a folder that holds another set, an unfinished one without ``resume``, or files of
+    something else."""
+    manifest = out / MANIFEST
+    if cfg.overwrite and out.exists():
+        if manifest.exists() or not any(out.iterdir()):
+            import shutil
+
+            shutil.rmtree(out)
+            return None
+        raise KDistillError(f"{out} is not empty and holds no transfer set: --overwrite replaces only a transfer set")
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    if not manifest.exists():
+        raise KDistillError(f"{out} is not empty and holds no transfer set; use a new folder")
+    old = json.loads(manifest.read_text())
+    changed = [k for k in ("teacher_fingerprint", "tokenizer_hash", "inputs_sha256", "max_length", "shard_rows",
+                           "batch_size") if old.get(k) != identity[k]]
+    if changed:
+        what = {"teacher_fingerprint": "the teacher's weights", "tokenizer_hash": "the tokenizer",
+                "inputs_sha256": "the inputs", "max_length": "--max-length", "shard_rows": "--shard-rows",
+                "batch_size": "--batch-size"}
+        raise KDistillError(f"{out} holds a transfer set that differs in {', '.join(what[k] for k in changed)}; a "
+                            "set is never reused stale: use a new folder, or --overwrite to replace it")
+    if not old.get("complete") and not cfg.resume:
+        raise KDistillError(f"{out} holds an unfinished transfer set ({len(old.get('shards', []))} shard(s) done); "
+                            "pass --resume to finish it, or --overwrite to start again")
+    return old
+
+
+def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
+    """Label ``cfg``'s inputs with its teacher into a transfer set (see the module docstring); returns the manifest.
+
+    Args:
+        cfg: a :class:`~kdistill.config.LabelConfig`.
+
+    Returns:
+        The manifest (also ``SET_DIR/manifest.json``): ``rows``, ``shards``, ``teacher_fingerprint``,
+        ``tokenizer_hash``, ``inputs``, ``task``, ``labels``, ``problem_type``, ``teacher_dev_metrics``,
+        ``rows_per_second`` ...
+
+    Raises:
+        KDistillError: a folder holding another set or an unfinished one without ``resume``, a second writer on the
+            folder, missing inputs; :class:`~kdistill.errors.ModelError` for a teacher without a trained head.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from importlib.metadata import version
+
+    from kdistill.data.batching import tokenizer_key
+    from kdistill.locks import hold_lock, in_use_message
+    from kdistill.models import load_classifier, load_tokenizer
+    from kdistill.results import to_json
+
+    out = Path(cfg.output_dir)
+    rows, spec, inputs = _inputs(cfg)
+    tokenizer = load_tokenizer(cfg.teacher)
+    identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), spec,
+                         inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.kdistill.lock"
+    with hold_lock(lock, lambda holder: KDistillError(in_use_message(out, holder)), reentrant=False):
+        old = _check_folder(out, identity, cfg)
+        if old is not None and old.get("complete"):
+            LOG.warning("%s: the transfer set is already complete; nothing was changed", out)
+            return old
+        (out / SHARDS).mkdir(parents=True, exist_ok=True)
+        teacher_spec = spec or _spec_of_teacher(cfg.teacher)
+        teacher = load_classifier(cfg.teacher, teacher_spec, require_trained_head=True, what="teacher").eval()
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **identity, "complete": False,
+                    "task": teacher_spec.name if spec is not None else None,
+                    "problem_type": _problem_type(teacher_spec), "labels": list(teacher_spec.labels),
+                    "logits_dtype": "float32", "columns": ["idx", "source_idx", "text_a", "text_b", "label", "logits"],
+                    "rows": len(rows), "shards": [], "kdistill_version": version("kdistill"),
+                    "threads": torch.get_num_threads()}
+        _save(out / MANIFEST, manifest, to_json)
+        n_shards = (len(rows) + cfg.shard_rows - 1) // cfg.shard_rows
+        records, seconds, computed = [], 0.0, 0
+        bar = tqdm(total=len(rows), desc="label (teacher pass)", unit="row", disable=not show_progress)
+        for i in range(n_shards):
+            start = i * cfg.shard_rows
+            part = rows.select(range(start, min(start + cfg.shard_rows, len(rows)))).to_dict()
+            path = out / SHARDS / f"part-{i:05d}.parquet"
+            if not path.exists():  # finished shards are never recomputed
+                t0 = time.perf_counter()
+                logits = shard_logits(teacher, tokenizer, part["text_a"], part.get("text_b"),
+                                      max_length=cfg.data.max_length, batch_size=cfg.batch_size)
+                _write_shard(path, part, logits, start)
+                seconds += time.perf_counter() - t0
+                computed += len(part["text_a"])
+                bar.set_postfix(rows_per_s=f"{computed / max(seconds, 1e-9):.0f}")
+            records.append({"file": f"{SHARDS}/{path.name}", "rows": len(part["text_a"]), "sha256": file_sha256(path)})
+            manifest["shards"] = records
+            _save(out / MANIFEST, manifest, to_json)
+            bar.update(len(part["text_a"]))
+        bar.close()
+        manifest.update(complete=True, rows_computed_here=computed, teacher_seconds=round(seconds, 3),
+                        rows_per_second=None if not computed else round(computed / seconds, 1),
+                        teacher_dev_metrics=_dev_metrics(cfg, teacher, tokenizer, spec))
+        _save(out / MANIFEST, manifest, to_json)
+        return manifest
+
+
+def _spec_of_teacher(name: str):
+    """A task spec from the teacher's own config (text inputs have no task): its labels and problem type."""
+    from transformers import AutoConfig
+
+    from kdistill.data.tasks import TaskSpec
+
+    conf = AutoConfig.from_pretrained(str(name))
+    regression = conf.problem_type == "regression"
+    labels = None if regression else tuple(str(conf.id2label[i]) for i in range(conf.num_labels))
+    metrics = ("pearson",) if regression else ("accuracy",)
+    return TaskSpec(name="custom", glue_dir="", text_columns=("text",), label_column="label", labels=labels,
+                    metrics=metrics, main_metric=metrics[0],
+                    multi_label=conf.problem_type == "multi_label_classification")
+
+
+def _problem_type(spec) -> str:
+    return "regression" if spec.is_regression else ("multi_label" if spec.multi_label else "single_label")
+
+
+def _dev_metrics(cfg, teacher, tokenizer, spec) -> dict[str, Any] | None:
+    """The teacher's metrics on the task's validation split (so a report gives retention without the teacher)."""
+    if spec is None:
+        return None
+    from kdistill.data import load_data
+    from kdistill.data.batching import tokenize
+    from kdistill.engine.evaluation import evaluate_model
+
+    splits, _ = load_data(cfg.data)
+    if "validation" not in splits or len(splits["validation"]) == 0:
+        return None
+    dev = tokenize(splits["validation"], tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
+                   desc="tokenize dev")
+    return {"split": "validation", "rows": len(dev),
+            **evaluate_model(teacher, dev, tokenizer, spec, batch_size=cfg.batch_size, show_progress=False)}
+
+
+def _save(path: Path, manifest: dict, to_json) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(to_json(manifest, indent=1) + "\n")
+    os.replace(tmp, path)
