@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from kdistill.cli.options import DATA_SOURCE, config_options
-from kdistill.config import (AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
+from kdistill.config import (FILE_KINDS, AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
                              ExportConfig, KDMethod, GeneralDistillConfig, LabelConfig, LayersFromTeacherStudent,
                              MiniLMConfig,
                              MlmHeadConfig, SpecStudent, TeacherStageConfig, TinyBertConfig, TrainConfig)
@@ -295,14 +295,14 @@ def label(given: dict, options: Optional[dict] = None, inspect: Optional[Path] =
 
 @app.command("config-schema")
 def config_schema(
-    kind: str = typer.Option("kd", "--kind", help="The kind of run whose --config file to describe: kd, finetune, "
-                                                  "tinybert, general, mlm-head, chain, early-exit, born-again or compress."),
+    kind: str = typer.Option("kd", "--kind", help="The kind of run whose --config file to describe: "
+                                                  + ", ".join([*FILE_KINDS, "compress"]) + "."),
 ) -> None:
     """Print the JSON schema of the config file that --config takes for a kind of run (fields, types, defaults, help)."""
     _setup_logging()
     import json
 
-    from kdistill.config import FILE_KINDS, CompressConfig
+    from kdistill.config import CompressConfig
     from kdistill.errors import KDistillError
 
     kinds = {**FILE_KINDS, "compress": CompressConfig}
