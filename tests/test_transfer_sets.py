@@ -80,17 +80,22 @@ def test_another_teacher_or_input_is_refused_and_a_complete_set_is_kept(made, ti
     with pytest.raises(KDistillError, match="differs in the inputs"):
         kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=copy, data_dir=str(glue_dir),
                        **{**OPTS, "max_train_samples": 40})
-    other = tmp_path / "teacher2"
-    shutil.copytree(tiny_teacher_dir, other)
+    other = _nudged_copy(tiny_teacher_dir, tmp_path / "teacher2")
+    with pytest.raises(KDistillError, match="teacher's weights"):
+        kdistill.label(str(other), "sst2", output_dir=copy, data_dir=str(glue_dir), **OPTS)
+
+
+def _nudged_copy(teacher, to):
+    """A copy of ``teacher`` with one weight changed by 1e-3: another teacher."""
     import torch
     from safetensors.torch import load_file, save_file
 
-    weights = load_file(str(other / "model.safetensors"))
+    shutil.copytree(teacher, to)
+    weights = load_file(str(to / "model.safetensors"))
     name = next(iter(weights))
     weights[name] = weights[name] + 1e-3 * torch.ones_like(weights[name])
-    save_file(weights, str(other / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(KDistillError, match="teacher's weights"):
-        kdistill.label(str(other), "sst2", output_dir=copy, data_dir=str(glue_dir), **OPTS)
+    save_file(weights, str(to / "model.safetensors"), metadata={"format": "pt"})
+    return to
 
 
 def test_unlabeled_text_files_and_the_cli(tiny_teacher_dir, tmp_path):
@@ -121,3 +126,46 @@ def test_inspect_summarises_a_set(made, tmp_path):
     assert (out / "inspect.png").stat().st_size > 0 and info["bytes_on_disk"] > 0
     r = CliRunner().invoke(app, ["label", "--inspect", str(tmp_path)])
     assert r.exit_code == 2 and "holds no transfer set" in r.output
+
+
+def test_a_student_distilled_from_a_set_matches_the_teacher_pass(made, tiny_teacher_dir, glue_dir, tmp_path):
+    """`distill --transfer-set`: the stored logits replace the teacher pass (rows looked up by text, the held-out slice
+    renumbered or not). Same seed, same data: the student matches the one trained on its own teacher-logit cache up
+    to the last bits of the logits (the set batches rows within shards, the cache across the whole split)."""
+    from safetensors.torch import load_file
+
+    out, _ = made
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16, selection_size=8, epochs=1,
+                batch_size=16, layers=[0, 2], report=False, show_progress=False, seed=3)
+    ref = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "ref", **base)
+    via = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "set", transfer_set=str(out), **base)
+    cache = load_file(str(tmp_path / "ref" / "teacher_logits.safetensors"))["logits"]
+    assert not (tmp_path / "set" / "teacher_logits.safetensors").exists()  # no teacher pass
+    assert 40 <= cache.shape[0] < 50  # the held-out slice (at most 10 % of train) is not trained on, in either run
+    from kdistill.config import DataConfig
+    from kdistill.data import load_data
+    from kdistill.data.selection import holdout_slice
+    from kdistill.transfer.read import stored_logits
+
+    splits, spec = load_data(DataConfig(task="sst2", data_dir=str(glue_dir), max_train_samples=50))
+    rest, _, _ = holdout_slice(splits["train"], size=8, seed=3)
+    stored = stored_logits(out, rest, teacher=str(tiny_teacher_dir), max_length=128)
+    assert stored.shape == tuple(cache.shape) and np.abs(stored - cache.numpy()).max() < 1e-5  # the same soft targets
+    # Adam turns last-bit differences of the targets into ~lr-sized weight differences: equal up to that
+    a, b = load_file(str(tmp_path / "ref" / "model.safetensors")), load_file(str(tmp_path / "set" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
+    assert abs(ref.metrics["accuracy"] - via.metrics["accuracy"]) <= 1 / 16
+
+
+def test_a_set_of_another_teacher_or_a_layerwise_method_is_refused(made, tiny_teacher_dir, glue_dir, tmp_path):
+    out, _ = made
+    other = _nudged_copy(tiny_teacher_dir, tmp_path / "teacher2")
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, epochs=1, report=False, show_progress=False)
+    with pytest.raises(KDistillError, match="labelled by another teacher"):
+        kdistill.distill(str(other), "sst2", output_dir=tmp_path / "a", transfer_set=str(out), **base)
+    with pytest.raises(KDistillError, match="logits only"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", transfer_set=str(out),
+                         cos_weight=1.0, **base)
+    with pytest.raises(KDistillError, match="does not hold 10 of"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "c", transfer_set=str(out),
+                         **{**base, "max_train_samples": 60, "select_on": "dev"})

@@ -35,7 +35,7 @@ RUN_ARGS = ("config", "teacher", "task", "student", "layers", "output_dir", "ove
 
 
 @app.command()
-@config_options("options", TRAIN_DATA, TRAIN, (TrainConfig, ("cache_teacher",)),
+@config_options("options", TRAIN_DATA, TRAIN, (TrainConfig, ("cache_teacher", "transfer_set")),
                 (LayersFromTeacherStudent, ("keep_heads",)),
                 (SpecStudent, ("num_layers", "hidden_size", "num_heads", "intermediate_size")),
                 (BiLSTMStudent, ("bilstm_hidden", "bilstm_fc", "bilstm_dropout", "word_vectors", "embedding_mode")),

@@ -46,6 +46,9 @@ class TrainConfig(_Base):
     cache_teacher: bool = Field(default=True, description="Compute teacher logits once and reuse them.")
     teacher_cache_file: str | None = Field(default=None, description=(
         "Where cached teacher logits live (default: <output>/teacher_logits.safetensors)."))
+    transfer_set: str | None = Field(default=None, description=(
+        "A transfer set (kdistill label) made by this teacher: its stored logits replace the teacher pass (rows looked "
+        "up by text; logit-only KD)."))
     show_progress: bool = Field(default=True, description="Show progress bars.")
     schedules: dict[str, str] = Field(default={}, description=(
         "Knobs as functions of training progress, KEY: KIND:START[:END] (--schedule KEY=KIND:START[:END], repeatable): "

@@ -128,6 +128,17 @@ class CachedLogits(NoTeacher):
         return TeacherSignal(logits=self.logits[batch["idx"].cpu()].to(self.device))
 
 
+class StoredLogits(NoTeacher):
+    """Teacher logits ``[N, C]`` read from a transfer set (:mod:`kdistill.transfer`), indexed by the batch's ``idx``,
+    on the batch's device: no teacher runs."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits, self.seconds = logits, 0.0
+
+    def __call__(self, batch) -> TeacherSignal:
+        return TeacherSignal(logits=self.logits[batch["idx"].cpu()].to(batch["idx"].device))
+
+
 class LiveTeacher(NoTeacher):
     """The frozen teacher run under ``no_grad`` on each batch (never wrapped in DDP).
 

@@ -62,6 +62,7 @@ class Prepared:
     loader: Any = None
     fingerprint: str = ""
     teacher_view: Any = None  # the teacher's own tokenisation of the train split, when its tokenizer differs
+    teacher_source: Any = None  # the teacher signal when it does not come from the teacher (a transfer set)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,7 +137,8 @@ def _train_stage(stage: Stage, prepared: Prepared, sdir, *, resume: bool, callba
     result = train(student=prepared.student, objective=objective, train_ds=prepared.train_ds, eval_ds=prepared.eval_ds,
                    tokenizer=prepared.tokenizer, task=prepared.task, cfg=stage.train(prepared), output_dir=sdir,
                    teacher=prepared.teacher, loader=prepared.loader, resume=resume, callbacks=callbacks,
-                   teacher_fingerprint=prepared.fingerprint, teacher_view=prepared.teacher_view)
+                   teacher_fingerprint=prepared.fingerprint, teacher_view=prepared.teacher_view,
+                   teacher_source=prepared.teacher_source)
     return objective, result
 
 

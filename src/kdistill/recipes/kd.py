@@ -168,8 +168,29 @@ def prepare_task_data(p: Prepared, procs) -> None:
                                                                cache_dir=cache, desc="tokenize selection slice")
     # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
     p.fingerprint = fingerprint(teacher_key(cfg.teacher), train_key)
+    if cfg.train.transfer_set:  # the teacher's logits read from a transfer set instead of a teacher pass
+        p.teacher_source = transfer_set_source(cfg, train_split)
     if aug_info is not None:
         p.info["augment"] = aug_info
+
+
+def transfer_set_source(cfg, train_split):
+    """The stored logits of ``cfg.train.transfer_set`` for the run's train rows (:mod:`kdistill.transfer.read`).
+
+    Raises:
+        KDistillError: a method that needs more than the teacher's logits (TinyBERT's layers, L_cos), and what
+            :func:`kdistill.transfer.read.stored_logits` refuses (another teacher, missing rows ...).
+    """
+    import torch
+
+    from kdistill.engine.teacher import StoredLogits
+    from kdistill.transfer.read import stored_logits
+
+    if cfg.method.name != "kd" or cfg.method.cos_weight > 0:
+        raise KDistillError("--transfer-set stores the teacher's logits only: use it with --method kd and --cos-weight "
+                            "0 (hidden states and attention need the live teacher)")
+    logits = stored_logits(cfg.train.transfer_set, train_split, teacher=cfg.teacher, max_length=cfg.data.max_length)
+    return StoredLogits(torch.from_numpy(logits))
 
 
 def selection_split(cfg, train_split, task):

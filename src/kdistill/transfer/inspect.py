@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kdistill.errors import KDistillError
-from kdistill.transfer.label import MANIFEST
+from kdistill.transfer.label import read_complete_set
 
 #: Bins of the max-probability histogram (the teacher's confidence on each row).
 BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -23,16 +21,8 @@ def inspect_transfer_set(path: str | Path, *, plot: bool = True) -> dict[str, An
     Raises:
         KDistillError: ``path`` holds no transfer set (no ``manifest.json``), or an unfinished one.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     folder = Path(path)
-    if not (folder / MANIFEST).is_file():
-        raise KDistillError(f"{folder} holds no transfer set (no {MANIFEST}); make one with kdistill label")
-    manifest = json.loads((folder / MANIFEST).read_text())
-    if not manifest.get("complete"):
-        raise KDistillError(f"{folder} holds an unfinished transfer set; finish it with kdistill label --resume")
-    table = pa.concat_tables([pq.read_table(folder / s["file"]) for s in manifest["shards"]])
+    manifest, table = read_complete_set(folder)
     logits = np.asarray(table.column("logits").to_pylist(), dtype=np.float64)
     labels = list(manifest.get("labels") or [])
     out: dict[str, Any] = {"path": str(folder), "rows": table.num_rows, "shards": len(manifest["shards"]),

@@ -305,3 +305,22 @@ def _save(path: Path, manifest: dict, to_json) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(to_json(manifest, indent=1) + "\n")
     os.replace(tmp, path)
+
+
+def read_complete_set(folder: str | Path, what: str = "") -> tuple[dict[str, Any], Any]:
+    """``(manifest, table)`` of the complete transfer set in ``folder`` (all shards as one pyarrow table).
+
+    Raises:
+        KDistillError: no set there, or an unfinished one (``what``: how the folder was named, e.g. the option).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    where = f"{what} {folder}".strip()
+    if not (folder / MANIFEST).is_file():
+        raise KDistillError(f"{where} holds no transfer set (no {MANIFEST}); make one with kdistill label")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if not manifest.get("complete"):
+        raise KDistillError(f"{where} holds an unfinished transfer set; finish it with kdistill label --resume")
+    return manifest, pa.concat_tables([pq.read_table(folder / s["file"]) for s in manifest["shards"]])
