@@ -169,3 +169,24 @@ def test_a_set_of_another_teacher_or_a_layerwise_method_is_refused(made, tiny_te
     with pytest.raises(KDistillError, match="does not hold 10 of"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "c", transfer_set=str(out),
                          **{**base, "max_train_samples": 60, "select_on": "dev"})
+
+
+def test_the_onnx_runtime_teacher_pass_matches_eager(made, tiny_teacher_dir, glue_dir, tmp_path):
+    """--runtime ort: the deploy path's fp32 graph labels the set when it matches eager on the first shard (<= 1e-4);
+    the manifest says which ran and the measured difference; its logits agree with the eager set's."""
+    out, manifest = made
+    ort = kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "ort", data_dir=str(glue_dir),
+                         runtime="ort", **OPTS)
+    used = ort["runtime"]
+    assert used["used"] == "ort" and used[f"max_abs_logit_diff[{used['graph']}]"] <= 1e-4
+    assert manifest["runtime"]["used"] == "eager"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def logits(folder, m):
+        table = pa.concat_tables([pq.read_table(folder / s["file"]) for s in m["shards"]])
+        return np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
+
+    assert np.abs(logits(out, manifest) - logits(tmp_path / "ort", ort)).max() <= 1e-4
+    with pytest.raises(KDistillError, match="differs in --runtime"):
+        kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "ort", data_dir=str(glue_dir), **OPTS)

@@ -23,6 +23,9 @@ class LabelConfig(_Base):
     shard_rows: int = Field(default=4096, ge=1, description=(
         "Rows per Parquet shard: the unit that is written atomically and never recomputed on --resume."))
     batch_size: int = Field(default=64, ge=1, description="Teacher batch size (length-sorted within each shard).")
+    runtime: Literal["eager", "ort"] = Field(default="eager", description=(
+        "The teacher pass: eager (PyTorch) | ort (ONNX Runtime fp32, the deploy path, fused where ORT's optimizer "
+        "matches; checked against eager on the first shard, max |logit difference| <= 1e-4, else eager with a note)."))
     output_dir: str = Field(description="The transfer set's folder (manifest.json, shards/part-*.parquet).")
     overwrite: bool = Field(default=False, description="Replace a transfer set in the output folder.")
     resume: bool = Field(default=False, description="Finish an interrupted transfer set (finished shards are kept).")

@@ -33,6 +33,8 @@ MANIFEST = "manifest.json"
 SHARDS = "shards"
 FORMAT = "kdistill-transfer-set"
 FORMAT_VERSION = 1
+#: Manifest keys added after the first sets were written, with the value those sets had.
+LEGACY = {"runtime_asked": "eager"}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -157,7 +159,7 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
 def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, spec, inputs: dict) -> dict[str, Any]:
     return {"teacher": str(cfg.teacher), "teacher_fingerprint": teacher_fp, "tokenizer_hash": tok_hash,
             "inputs_sha256": rows_hash, "inputs": inputs, "max_length": cfg.data.max_length,
-            "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size}
+            "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size, "runtime_asked": cfg.runtime}
 
 
 def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | None:
@@ -178,11 +180,11 @@ def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | 
         raise KDistillError(f"{out} is not empty and holds no transfer set; use a new folder")
     old = json.loads(manifest.read_text())
     changed = [k for k in ("teacher_fingerprint", "tokenizer_hash", "inputs_sha256", "max_length", "shard_rows",
-                           "batch_size") if old.get(k) != identity[k]]
+                           "batch_size", "runtime_asked") if old.get(k, LEGACY.get(k)) != identity[k]]
     if changed:
         what = {"teacher_fingerprint": "the teacher's weights", "tokenizer_hash": "the tokenizer",
                 "inputs_sha256": "the inputs", "max_length": "--max-length", "shard_rows": "--shard-rows",
-                "batch_size": "--batch-size"}
+                "batch_size": "--batch-size", "runtime_asked": "--runtime"}
         raise KDistillError(f"{out} holds a transfer set that differs in {', '.join(what[k] for k in changed)}; a "
                             "set is never reused stale: use a new folder, or --overwrite to replace it")
     if not old.get("complete") and not cfg.resume:
@@ -239,6 +241,10 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
                     "threads": torch.get_num_threads()}
         _save(out / MANIFEST, manifest, to_json)
         n_shards = (len(rows) + cfg.shard_rows - 1) // cfg.shard_rows
+        runner, manifest["runtime"] = teacher, {"used": "eager"}  # what runs the teacher pass (dev: always eager)
+        if cfg.runtime == "ort":
+            first = rows.select(range(min(cfg.shard_rows, len(rows)))).to_dict()
+            runner, manifest["runtime"] = ort_teacher(teacher, tokenizer, first, out, cfg)
         records, seconds, computed = [], 0.0, 0
         bar = tqdm(total=len(rows), desc="label (teacher pass)", unit="row", disable=not show_progress)
         for i in range(n_shards):
@@ -247,7 +253,7 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
             path = out / SHARDS / f"part-{i:05d}.parquet"
             if not path.exists():  # finished shards are never recomputed
                 t0 = time.perf_counter()
-                logits = shard_logits(teacher, tokenizer, part["text_a"], part.get("text_b"),
+                logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"),
                                       max_length=cfg.data.max_length, batch_size=cfg.batch_size)
                 _write_shard(path, part, logits, start)
                 seconds += time.perf_counter() - t0
@@ -324,3 +330,39 @@ def read_complete_set(folder: str | Path, what: str = "") -> tuple[dict[str, Any
     if not manifest.get("complete"):
         raise KDistillError(f"{where} holds an unfinished transfer set; finish it with kdistill label --resume")
     return manifest, pa.concat_tables([pq.read_table(folder / s["file"]) for s in manifest["shards"]])
+
+
+#: Largest |logit difference| between the ONNX Runtime graph and eager PyTorch on the first shard for ORT to be used.
+ORT_PARITY = 1e-4
+
+
+def ort_teacher(teacher, tokenizer, first: dict[str, list], out: Path, cfg) -> tuple[Any, dict[str, Any]]:
+    """The teacher as an ONNX Runtime fp32 graph (the deploy path's export, ``SET_DIR/teacher.onnx``; ORT's transformer
+    fusions tried first, ``teacher.opt.onnx``) when its logits on the first shard are within :data:`ORT_PARITY` of eager
+    PyTorch's; else the eager teacher, with a note. Returns ``(model, record)`` — the record (runtime used, fusions
+    applied, measured differences, note) goes into the manifest."""
+    from kdistill.deploy.graph import export_graph, optimize_graph
+    from kdistill.deploy.runtime import OrtModel
+
+    path = out / "teacher.onnx"
+    if not path.exists():
+        export_graph(teacher, tokenizer, path.with_name("teacher.onnx.tmp"))
+        os.replace(path.with_name("teacher.onnx.tmp"), path)
+    fused = optimize_graph(path, out / "teacher.opt.onnx", teacher.config)
+    texts_b = first.get("text_b")
+    eager = shard_logits(teacher, tokenizer, first["text_a"], texts_b, max_length=cfg.data.max_length,
+                         batch_size=cfg.batch_size)
+    record: dict[str, Any] = {"parity_rows": len(eager), "fusions": fused.get("fusions", {}),
+                              "fusion_note": fused.get("reason")}
+    for name in (["teacher.opt.onnx"] if fused["applied"] else []) + ["teacher.onnx"]:
+        graph = OrtModel(out / name, teacher.config)
+        ort = shard_logits(graph, tokenizer, first["text_a"], texts_b, max_length=cfg.data.max_length,
+                           batch_size=cfg.batch_size)
+        diff = float(np.abs(eager - ort).max()) if len(eager) else 0.0
+        record[f"max_abs_logit_diff[{name}]"] = diff
+        if diff <= ORT_PARITY:
+            return graph, {"used": "ort", "graph": name, **record}
+    note = (f"ONNX Runtime's logits differ from eager PyTorch's by more than {ORT_PARITY:g} on the first shard: the "
+            "eager teacher labels the set")
+    LOG.warning("%s", note)
+    return teacher, {"used": "eager", "note": note, **record}
