@@ -128,9 +128,9 @@ def export(
     task = _task(given["task"], data.get("train_file"), data.get("validation_file"))
     gate = {k: data.pop(k) for k in ("optimize", "calibration_size", "seed") if k in data}
     if "max_drop" in data:  # the old spelling (hidden)
-        import logging
+        from kdistill.config.merge import warn_deprecated
 
-        logging.getLogger("kdistill").warning("option --max-drop is deprecated: use --max-int8-drop")
+        warn_deprecated("--max-drop", "--max-int8-drop")
     gate["max_drop"] = data.pop("max_int8_drop", data.pop("max_drop", 1.0))
     with user_errors():
         info = api.export(given["model"], given["output_dir"], task, quantize=quantize, overwrite=given["overwrite"],

@@ -24,6 +24,8 @@ from typing import Any, Callable, Literal, Optional, Sequence
 
 import typer
 
+from kdistill.config.merge import deprecated_name, flat_name
+
 __all__ = ["DATA_SOURCE", "FLAGS", "config_options", "field_help", "flat_name", "option_parameter"]
 
 #: Flag spellings other than ``--field-name`` (the first is the main one; the rest are aliases).
@@ -112,17 +114,6 @@ def option_parameter(source, name: str, *, flags: Sequence[str] | None = None, p
                              annotation=annotation), parse
 
 
-def _was(field) -> str | None:
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    return extra.get("was")
-
-
-def flat_name(field, name: str) -> str:
-    """The flat option name of a config field: its ``flat`` metadata (``exit_every``), else the field's name."""
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    return str(extra.get("flat", name))
-
-
 def _numbers(text: str, what: str, cast) -> list:
     from kdistill.cli.common import _numbers as parse
 
@@ -172,7 +163,7 @@ def _parameters(fields, flags: dict, parsers: dict, helps: dict) -> list[tuple[s
         for n in names:
             param, parse = option_parameter(cls, n, flags=flags.get(n), help=helps.get(n))
             made.append((param.name, param, parsers.get(n, parse)))
-            was = _was(_class(cls).model_fields[n])
+            was = deprecated_name(_class(cls).model_fields[n])
             if was:
                 old = inspect.Parameter(f"deprecated_{was}", inspect.Parameter.KEYWORD_ONLY, annotation=param.annotation,
                                         default=typer.Option(None, f"--{was.replace('_', '-')}", hidden=True))

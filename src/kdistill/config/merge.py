@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from kdistill.config.base import ConfigBase, one_line
 from kdistill.errors import KDistillError
 
-__all__ = ["merge", "flat_names", "deprecated_names"]
+__all__ = ["merge", "flat_names", "deprecated_names", "flat_name", "deprecated_name", "warn_deprecated"]
 
 #: Union sections chosen by a flat option of their own name (its ``name``): a task run's method, general distillation's
 #: objective.
@@ -44,15 +44,23 @@ def _members(field) -> dict[str, type[BaseModel]] | None:
     return {m.model_fields[disc].default: m for m in args if _model(m)} or None
 
 
-def _flat(field, name: str) -> str:
+def flat_name(field, name: str) -> str:
+    """The flat option name of a config field: its ``flat`` metadata (``exit_every``), else the field's name."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     return str(extra.get("flat", name))
 
 
-def _was(field) -> str | None:
-    """The flat name a field had before it was renamed (a deprecated alias, kept for one release)."""
+def deprecated_name(field) -> str | None:
+    """The flat name a field had before it was renamed (a deprecated alias, kept for one release), or None."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     return extra.get("was")
+
+
+def warn_deprecated(old: str, new: str, where: str = "") -> None:
+    """The one warning line of a deprecated spelling (``--max-drop`` → ``--max-int8-drop``)."""
+    import logging
+
+    logging.getLogger("kdistill").warning("option %s is deprecated: use %s%s", old, new, f" ({where})" if where else "")
 
 
 def _walk(cls: type[BaseModel], data: dict[str, Any], prefix: tuple[str, ...], out: dict[str, list[tuple[str, ...]]],
@@ -78,9 +86,9 @@ def _walk(cls: type[BaseModel], data: dict[str, Any], prefix: tuple[str, ...], o
             continue  # discriminators are chosen by the section's own key
         if typing.get_origin(field.annotation) is typing.Literal and len(typing.get_args(field.annotation)) == 1:
             continue  # a constant: the kind of run a file holds (method: chain ...), not an option
-        out.setdefault(_flat(field, name), []).append((*prefix, name))
-        if _was(field):
-            out.setdefault(f"{DEPRECATED}{_was(field)}", []).append((*prefix, name, _flat(field, name)))
+        out.setdefault(flat_name(field, name), []).append((*prefix, name))
+        if deprecated_name(field):
+            out.setdefault(f"{DEPRECATED}{deprecated_name(field)}", []).append((*prefix, name, flat_name(field, name)))
 
 
 def flat_names(cls: type[BaseModel], data: dict[str, Any] | None = None, *,
@@ -109,13 +117,11 @@ def deprecated_names(cls: type[BaseModel], data: dict[str, Any] | None = None) -
 
 def _rename_deprecated(cls: type[BaseModel], data: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` with deprecated flat names replaced by today's, each said once in a warning line."""
-    import logging
-
     old = {k: v for k, v in deprecated_names(cls, data).items() if k in given}
     for was, now in old.items():
         if now in given:
             raise KDistillError(f"option {was} is the deprecated spelling of {now}: give only {now}")
-        logging.getLogger("kdistill").warning("option %s is deprecated: use %s (%s)", was, now, cls.__name__)
+        warn_deprecated(was, now, cls.__name__)
         given[now] = given.pop(was)
     return given
 

@@ -73,9 +73,9 @@ def teacher_fingerprint(name: str | Path) -> str:
     return known[key]
 
 
-def _inputs(cfg) -> tuple[Any, Any, dict[str, Any]]:
-    """``(rows, task spec or None, description)``: the inputs as a Dataset with ``text_a`` [``text_b``], ``label``
-    (None when unknown) and ``source_idx``, from the task's train split or from text files."""
+def _inputs(cfg) -> tuple[Any, Any, dict[str, Any], Any]:
+    """``(rows, task spec or None, description, validation split or None)``: the inputs as a Dataset with ``text_a``
+    [``text_b``], ``label`` (None when unknown) and ``source_idx``, from the task's train split or from text files."""
     import datasets
 
     if cfg.text_files:
@@ -90,7 +90,7 @@ def _inputs(cfg) -> tuple[Any, Any, dict[str, Any]]:
             raise KDistillError("the --text-file inputs hold no text: one input per line")
         rows = datasets.Dataset.from_dict({"text_a": texts, "label": [None] * len(texts),
                                            "source_idx": list(range(len(texts)))})
-        return rows, None, {"kind": "text", "sources": sources}
+        return rows, None, {"kind": "text", "sources": sources}, None
     from kdistill.data import load_data
 
     splits, spec = load_data(cfg.data)
@@ -103,7 +103,7 @@ def _inputs(cfg) -> tuple[Any, Any, dict[str, Any]]:
         files += [p for p in (folder / spec.glue_dir / spec.train_file, folder / spec.train_file) if p.is_file()][:1]
     sources = [{"file": str(f.resolve()), "sha256": file_sha256(f)} for f in files]
     return rows, spec, {"kind": "task", "task": cfg.data.task, "sources": sources,
-                        "max_train_samples": cfg.data.max_train_samples}
+                        "max_train_samples": cfg.data.max_train_samples}, splits.get("validation")
 
 
 def _rows_hash(rows) -> str:
@@ -156,7 +156,7 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
     os.replace(tmp, path)
 
 
-def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, spec, inputs: dict) -> dict[str, Any]:
+def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, inputs: dict) -> dict[str, Any]:
     return {"teacher": str(cfg.teacher), "teacher_fingerprint": teacher_fp, "tokenizer_hash": tok_hash,
             "inputs_sha256": rows_hash, "inputs": inputs, "max_length": cfg.data.max_length,
             "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size, "runtime_asked": cfg.runtime}
@@ -219,10 +219,9 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
     from kdistill.results import to_json
 
     out = Path(cfg.output_dir)
-    rows, spec, inputs = _inputs(cfg)
+    rows, spec, inputs, dev = _inputs(cfg)
     tokenizer = load_tokenizer(cfg.teacher)
-    identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), spec,
-                         inputs)
+    identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.kdistill.lock"
     with hold_lock(lock, lambda holder: KDistillError(in_use_message(out, holder)), reentrant=False):
@@ -266,7 +265,7 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
         bar.close()
         manifest.update(complete=True, rows_computed_here=computed, teacher_seconds=round(seconds, 3),
                         rows_per_second=None if not computed else round(computed / seconds, 1),
-                        teacher_dev_metrics=_dev_metrics(cfg, teacher, tokenizer, spec))
+                        teacher_dev_metrics=_dev_metrics(cfg, teacher, tokenizer, spec, dev))
         _save(out / MANIFEST, manifest, to_json)
         return manifest
 
@@ -290,18 +289,14 @@ def _problem_type(spec) -> str:
     return "regression" if spec.is_regression else ("multi_label" if spec.multi_label else "single_label")
 
 
-def _dev_metrics(cfg, teacher, tokenizer, spec) -> dict[str, Any] | None:
+def _dev_metrics(cfg, teacher, tokenizer, spec, validation) -> dict[str, Any] | None:
     """The teacher's metrics on the task's validation split (so a report gives retention without the teacher)."""
-    if spec is None:
+    if spec is None or validation is None or len(validation) == 0:
         return None
-    from kdistill.data import load_data
     from kdistill.data.batching import tokenize
     from kdistill.engine.evaluation import evaluate_model
 
-    splits, _ = load_data(cfg.data)
-    if "validation" not in splits or len(splits["validation"]) == 0:
-        return None
-    dev = tokenize(splits["validation"], tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
+    dev = tokenize(validation, tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
                    desc="tokenize dev")
     return {"split": "validation", "rows": len(dev),
             **evaluate_model(teacher, dev, tokenizer, spec, batch_size=cfg.batch_size, show_progress=False)}
