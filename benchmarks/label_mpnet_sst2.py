@@ -2,9 +2,12 @@
 
     python benchmarks/sst2_mpnet_teacher.py      # first: the teacher (~1 h at 2 threads; resumable)
     python benchmarks/label_mpnet_sst2.py        # then: its logits on all of SST-2 train (resumable shard by shard)
+    python benchmarks/label_mpnet_sst2.py --augment   # and the augmented set: Tang et al.'s perturbations of
+                                                      # SST-2 train less the seed-42 selection slice, 100,000 rows
 
-The set itself goes to ``$KDISTILL_CACHE/transfer_sets/mpnet-sst2-train`` (never committed); its manifest, with the
-command, machine and threads, to ``benchmarks/results/transfer_set_mpnet_sst2_train.{json,md}``.
+The set itself goes to ``$KDISTILL_CACHE/transfer_sets/mpnet-sst2-train`` (``mpnet-sst2-tang`` with ``--augment``;
+never committed); its manifest, with the command, machine and threads, to
+``benchmarks/results/transfer_set_mpnet_sst2_{train,tang}.{json,md}``.
 """
 
 from __future__ import annotations
@@ -20,12 +23,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sst2_foundation import GLUE, RESULTS, machine  # noqa: E402
 from sst2_mpnet_teacher import OUT as TEACHER  # noqa: E402
 
-SET = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill")) / "transfer_sets" / "mpnet-sst2-train"
+SETS = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill")) / "transfer_sets"
+SET = SETS / "mpnet-sst2-train"
+AUG_SET = SETS / "mpnet-sst2-tang"
+#: The augmented set of the campaign (issue 27): Tang et al.'s perturbations (paper settings but 4 per example, not
+#: 20), 100,000 of them (a seeded subset: about 1.5x SST-2 train, what the 2-core budget trains on in about an epoch).
+AUGMENT = dict(augment="tang", n_iter=4, max_augmented=100_000, seed=42)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-threads", type=int, default=None)
+    ap.add_argument("--augment", action="store_true", help="the augmented set (settings: AUGMENT) instead of train")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -37,23 +46,26 @@ def main() -> None:
         torch.set_num_threads(args.num_threads)
     if not (TEACHER / "model.safetensors").exists():
         raise SystemExit("the MPNet teacher is not fine-tuned yet: run python benchmarks/sst2_mpnet_teacher.py")
-    resume = (SET / "manifest.json").exists()
-    manifest = kdistill.label(str(TEACHER), "sst2", data_dir=str(GLUE), output_dir=SET, resume=resume)
+    out, name = (AUG_SET, "transfer_set_mpnet_sst2_tang") if args.augment else (SET, "transfer_set_mpnet_sst2_train")
+    resume = (out / "manifest.json").exists()
+    manifest = kdistill.label(str(TEACHER), "sst2", data_dir=str(GLUE), output_dir=out, resume=resume,
+                              **(AUGMENT if args.augment else {}))
     command = "python benchmarks/label_mpnet_sst2.py " + shlex.join(sys.argv[1:])
-    row = {"name": "transfer_set_mpnet_sst2_train", "command": command, "machine": machine(), "set_dir": str(SET),
-           "manifest": manifest}
+    row = {"name": name, "command": command, "machine": machine(), "set_dir": str(out), "manifest": manifest}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "transfer_set_mpnet_sst2_train.json").write_text(json.dumps(row, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=1))
     dev = manifest.get("teacher_dev_metrics") or {}
-    md = ["# transfer_set_mpnet_sst2_train", "", f"`{command}`", "", f"Machine: {row['machine']}", "",
-          f"The MPNet teacher's logits on all {manifest['rows']} SST-2 train rows in {len(manifest['shards'])} "
-          f"Parquet shards (set folder `{SET}`, not committed). Teacher dev accuracy recorded in the manifest: "
-          f"{dev.get('accuracy')}.", "",
+    what = (f"{manifest['rows']} Tang et al. perturbations of SST-2 train (settings {AUGMENT}; made from the train "
+            f"split less its {manifest['inputs'].get('augment', {}).get('selection_rows_left_out')}-row seed-42 "
+            "selection slice)") if args.augment else f"all {manifest['rows']} SST-2 train rows"
+    md = [f"# {name}", "", f"`{command}`", "", f"Machine: {row['machine']}", "",
+          f"The MPNet teacher's logits on {what} in {len(manifest['shards'])} Parquet shards (set folder `{out}`, "
+          f"not committed). Teacher dev accuracy recorded in the manifest: {dev.get('accuracy')}.", "",
           f"This run computed {manifest.get('rows_computed_here')} rows in {manifest.get('teacher_seconds')} s "
           f"({manifest.get('rows_per_second')} rows/s, eager PyTorch, length-sorted batches of "
           f"{manifest['batch_size']}, {manifest['threads']} threads); a resumed run counts only its own rows. Not a "
           "throughput comparison: that is a separate benchmark, on an idle machine.", ""]
-    (RESULTS / "transfer_set_mpnet_sst2_train.md").write_text("\n".join(md))
+    (RESULTS / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md))
 
 

@@ -32,7 +32,8 @@ DEPRECATED: dict[tuple[str, str], str] = {
     **{(command, "--max-drop"): "--max-int8-drop" for command in ("distill", "run", "export")},
 }
 #: Flags or commands that are new on purpose: ``(command, flag)``, or ``(command, None)`` for a whole command.
-ADDED: set[tuple[str, str | None]] = {("config-schema", None), ("label", None), ("distill", "--transfer-set"), ("distill", "--print-config"),
+ADDED: set[tuple[str, str | None]] = {("config-schema", None), ("label", None), ("distill", "--transfer-set"), ("distill", "--transfer-set-ratio"),
+                                      ("distill", "--print-config"),
                                       ("finetune", "--print-config"), ("run", "--print-config"),
                                       ("compress", "--print-config"),
                                       # exit-sweep reads your own files the way every other data command does

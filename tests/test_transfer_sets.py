@@ -166,7 +166,7 @@ def test_a_set_of_another_teacher_or_a_layerwise_method_is_refused(made, tiny_te
     with pytest.raises(KDistillError, match="logits only"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", transfer_set=str(out),
                          cos_weight=1.0, **base)
-    with pytest.raises(KDistillError, match="does not hold 10 of"):
+    with pytest.raises(KDistillError, match="do not hold 10 of"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "c", transfer_set=str(out),
                          **{**base, "max_train_samples": 60, "select_on": "dev"})
 
@@ -190,3 +190,46 @@ def test_the_onnx_runtime_teacher_pass_matches_eager(made, tiny_teacher_dir, glu
     assert np.abs(logits(out, manifest) - logits(tmp_path / "ort", ort)).max() <= 1e-4
     with pytest.raises(KDistillError, match="differs in --runtime"):
         kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "ort", data_dir=str(glue_dir), **OPTS)
+
+
+def test_an_augmented_set_leaves_out_the_selection_slice_and_mixes_into_a_run(made, tiny_teacher_dir, glue_dir,
+                                                                               tmp_path):
+    """`label --augment tang`: Tang's perturbations of the train rows less the held-out selection slice (chosen with
+    --seed as distill chooses it), no gold label, source_idx naming the train row. `distill --transfer-set GOLD
+    --transfer-set AUG` adds them to the run (ratio: a seeded share); a run with another seed (another slice) leaves
+    out the rows made from its own slice."""
+    from kdistill.config import DataConfig
+    from kdistill.data import load_data
+    from kdistill.data.selection import holdout_slice
+
+    gold, _ = made
+    aug_opts = dict(augment="tang", p_pos=0.0, n_iter=2, seed=3, selection_size=8)
+    aug = kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "aug", data_dir=str(glue_dir),
+                         **OPTS, **aug_opts)
+    splits, _ = load_data(DataConfig(task="sst2", data_dir=str(glue_dir), max_train_samples=50))
+    _, selection, _ = holdout_slice(splits["train"], size=8, seed=3)
+    assert aug["inputs"]["kind"] == "augment" and aug["inputs"]["augment"]["selection_rows_left_out"] == len(selection)
+    table = kdistill.transfer.read_complete_set(tmp_path / "aug")[1].to_pydict()
+    assert aug["rows"] == len(table["text_a"]) > 40 and set(table["label"]) == {None}
+    held = {splits["train"]["text_a"].index(t) for t in selection["text_a"]}
+    assert held and not held & set(table["source_idx"]) and set(table["source_idx"]) <= set(range(50))
+
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16, selection_size=8, epochs=1,
+                batch_size=16, layers=[0, 2], report=False, show_progress=False)
+    run = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "mix", seed=3,
+                           transfer_set=[str(gold), str(tmp_path / "aug")], transfer_set_ratio=[1.0, 0.5], **base)
+    sets = json.loads((tmp_path / "mix" / "train_results.json").read_text())["transfer_sets"]["sets"]
+    assert sets[0]["run_rows_found"] == 50 - len(selection) and sets[0]["extra_rows_used"] == 0
+    assert sets[1]["extra_rows_used"] == round(0.5 * aug["rows"]) and sets[1]["left_out_from_selection_slice"] == 0
+    other = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "other", seed=4,
+                             transfer_set=[str(gold), str(tmp_path / "aug")], **base)
+    left = json.loads((tmp_path / "other" / "train_results.json").read_text())["transfer_sets"]["sets"][1]
+    assert left["left_out_from_selection_slice"] > 0
+    assert left["extra_rows_used"] + left["left_out_from_selection_slice"] == aug["rows"]
+    assert run.metrics and other.metrics
+    with pytest.raises(KDistillError, match="give one per set"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "bad", transfer_set=[str(gold)],
+                         transfer_set_ratio=[1.0, 2.0], **base)
+    with pytest.raises(KDistillError, match="kdistill label --augment"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "bad2", transfer_set=[str(gold)],
+                         augment="tang", p_pos=0.0, **base)

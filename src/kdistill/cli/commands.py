@@ -35,7 +35,7 @@ RUN_ARGS = ("config", "teacher", "task", "student", "layers", "output_dir", "ove
 
 
 @app.command()
-@config_options("options", TRAIN_DATA, TRAIN, (TrainConfig, ("cache_teacher", "transfer_set")),
+@config_options("options", TRAIN_DATA, TRAIN, (TrainConfig, ("cache_teacher", "transfer_set", "transfer_set_ratio")),
                 (LayersFromTeacherStudent, ("keep_heads",)),
                 (SpecStudent, ("num_layers", "hidden_size", "num_heads", "intermediate_size")),
                 (BiLSTMStudent, ("bilstm_hidden", "bilstm_fc", "bilstm_dropout", "word_vectors", "embedding_mode")),
@@ -263,7 +263,8 @@ def compress(given: dict, options: Optional[dict] = None) -> None:
 
 @app.command()
 @config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")),
-                (LabelConfig, ("shard_rows", "batch_size")))
+                (LabelConfig, ("seed", "shard_rows", "batch_size")), (DataConfig, ("select_on", "selection_size")),
+                (AugmentConfig, ("augment", "p_mask", "p_pos", "p_ng", "n_iter", "pair_mode", "max_augmented")))
 @command_args("config", "teacher", "task", "text_files", "output_dir", "overwrite", "resume", "print_config", helps={
     "teacher": "Teacher fine-tuned on the task (directory or hub id) whose outputs are stored; required unless "
                "--config names it.",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kdistill.config.base import ConfigBase as _Base
 from kdistill.config.schedules import check_schedules
@@ -46,9 +46,13 @@ class TrainConfig(_Base):
     cache_teacher: bool = Field(default=True, description="Compute teacher logits once and reuse them.")
     teacher_cache_file: str | None = Field(default=None, description=(
         "Where cached teacher logits live (default: <output>/teacher_logits.safetensors)."))
-    transfer_set: str | None = Field(default=None, description=(
-        "A transfer set (kdistill label) made by this teacher: its stored logits replace the teacher pass (rows looked "
-        "up by text; logit-only KD)."))
+    transfer_set: list[str] = Field(default=[], description=(
+        "Transfer set(s) (kdistill label) made by this teacher (repeatable): their stored logits replace the teacher "
+        "pass (rows looked up by text; logit-only KD); a set's unlabeled rows (augmented, text files) are added to "
+        "the train rows, less those made from the selection slice."))
+    transfer_set_ratio: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default=[], description=(
+        "Per --transfer-set, in order: the share of its added rows used (a seeded sample; above 1 repeats them); "
+        "default 1 each."))
     show_progress: bool = Field(default=True, description="Show progress bars.")
     schedules: dict[str, str] = Field(default={}, description=(
         "Knobs as functions of training progress, KEY: KIND:START[:END] (--schedule KEY=KIND:START[:END], repeatable): "
@@ -60,6 +64,11 @@ class TrainConfig(_Base):
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(default="none", description=(
         "With --max-tokens: scale the learning rate per step by rows/batch-size: none | linear (Goyal et al. 2017) | "
         "sqrt (Krizhevsky 2014; Hoffer et al. 2017)."))
+
+    @field_validator("transfer_set", mode="before")
+    @classmethod
+    def _one_set(cls, value):  # configs saved before several sets were taken: one path, or null
+        return [] if value is None else [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_schedules(self) -> "TrainConfig":

@@ -151,6 +151,9 @@ def prepare_task_data(p: Prepared, procs) -> None:
     selection = None
     if cfg.data.select_on == "holdout":  # chosen off the reported split, before any augmentation sees the rows
         train_split, selection, p.info["selection"] = selection_split(cfg, train_split, p.task)
+    if cfg.train.transfer_set:  # stored teacher logits, and the sets' extra (unlabeled) rows, instead of a teacher pass
+        train_split, p.teacher_source, p.info["transfer_sets"] = transfer_set_source(cfg, train_split, p.splits["train"],
+                                                                                     selection)
     if cfg.augment.augment != "none":  # Tang et al. (2019) transfer set: originals + unlabeled perturbations
         train_split, aug_info = augment_train_split(
             train_split, cfg.augment, mask_token=teacher_tok.mask_token or teacher_tok.unk_token or "[MASK]", seed=cfg.train.seed,
@@ -168,29 +171,33 @@ def prepare_task_data(p: Prepared, procs) -> None:
                                                                cache_dir=cache, desc="tokenize selection slice")
     # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
     p.fingerprint = fingerprint(teacher_key(cfg.teacher), train_key)
-    if cfg.train.transfer_set:  # the teacher's logits read from a transfer set instead of a teacher pass
-        p.teacher_source = transfer_set_source(cfg, train_split)
     if aug_info is not None:
         p.info["augment"] = aug_info
 
 
-def transfer_set_source(cfg, train_split):
-    """The stored logits of ``cfg.train.transfer_set`` for the run's train rows (:mod:`kdistill.transfer.read`).
+def transfer_set_source(cfg, train_split, full_train, selection):
+    """``(train rows, teacher source, info)`` from ``cfg.train.transfer_set``: the run's rows with their stored logits
+    and the sets' extra rows appended (:func:`kdistill.transfer.read.transfer_rows`).
 
     Raises:
-        KDistillError: a method that needs more than the teacher's logits (TinyBERT's layers, L_cos), and what
-            :func:`kdistill.transfer.read.stored_logits` refuses (another teacher, missing rows ...).
+        KDistillError: a method that needs more than the teacher's logits (TinyBERT's layers, L_cos), --augment
+            beside a set (augment with kdistill label --augment), and what ``transfer_rows`` refuses.
     """
     import torch
 
     from kdistill.engine.teacher import StoredLogits
-    from kdistill.transfer.read import stored_logits
+    from kdistill.transfer.read import transfer_rows
 
     if cfg.method.name != "kd" or cfg.method.cos_weight > 0:
         raise KDistillError("--transfer-set stores the teacher's logits only: use it with --method kd and --cos-weight "
                             "0 (hidden states and attention need the live teacher)")
-    logits = stored_logits(cfg.train.transfer_set, train_split, teacher=cfg.teacher, max_length=cfg.data.max_length)
-    return StoredLogits(torch.from_numpy(logits))
+    if cfg.augment.augment != "none":
+        raise KDistillError("--augment beside --transfer-set: make the augmented rows once with kdistill label --augment "
+                            "tang and pass that set as another --transfer-set")
+    rows, logits, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, train_split,
+                                       full_train=full_train, selection=selection, teacher=cfg.teacher,
+                                       max_length=cfg.data.max_length, seed=cfg.train.seed)
+    return rows, StoredLogits(torch.from_numpy(logits)), info
 
 
 def selection_split(cfg, train_split, task):
@@ -219,10 +226,9 @@ def task_summary(p: Prepared, result) -> dict:
            "selected_on": selected_on(p)}
     if "selection" in p.info:
         out["selection"] = p.info["selection"]
-    if "augment" in p.info:
-        out["augment"] = p.info["augment"]
-    if "label_mapping" in p.info:
-        out["label_mapping"] = p.info["label_mapping"]
+    for key in ("augment", "transfer_sets", "label_mapping"):
+        if key in p.info:
+            out[key] = p.info[key]
     return out
 
 
@@ -242,8 +248,9 @@ def student_facts(p: Prepared) -> dict:
                            "embeddings": p.cfg.student.word_vectors or "teacher input embeddings"}
     if "augment" in p.info:
         extra["augment"] = {k: v for k, v in p.info["augment"].items() if k != "cache"}
-    if "label_mapping" in p.info:
-        extra["label_mapping"] = p.info["label_mapping"]
+    for key in ("transfer_sets", "label_mapping"):
+        if key in p.info:
+            extra[key] = p.info[key]
     return extra
 
 

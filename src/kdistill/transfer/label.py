@@ -96,14 +96,47 @@ def _inputs(cfg) -> tuple[Any, Any, dict[str, Any], Any]:
     splits, spec = load_data(cfg.data)
     train = splits["train"]
     keep = [c for c in ("text_a", "text_b", "label") if c in train.column_names]
-    rows = train.select_columns(keep).add_column("source_idx", list(range(len(train))))
+    augmented = None
+    if cfg.augment.augment != "none":
+        rows, augmented = _augmented(cfg, train, spec)
+    else:
+        rows = train.select_columns(keep).add_column("source_idx", list(range(len(train))))
     files = [Path(cfg.data.train_file)] if cfg.data.train_file else []
     if cfg.data.task and cfg.data.data_dir:  # a GLUE folder: the task's train file in it
         folder = Path(cfg.data.data_dir)
         files += [p for p in (folder / spec.glue_dir / spec.train_file, folder / spec.train_file) if p.is_file()][:1]
     sources = [{"file": str(f.resolve()), "sha256": file_sha256(f)} for f in files]
-    return rows, spec, {"kind": "task", "task": cfg.data.task, "sources": sources,
-                        "max_train_samples": cfg.data.max_train_samples}, splits.get("validation")
+    described = {"kind": "task", "task": cfg.data.task, "sources": sources, "max_train_samples": cfg.data.max_train_samples}
+    if augmented is not None:
+        described.update(kind="augment", augment=augmented)
+    return rows, spec, described, splits.get("validation")
+
+
+def _augmented(cfg, train, spec) -> tuple[Any, dict[str, Any]]:
+    """``(rows, record)``: Tang et al.'s perturbations (2019, Sec. 3.1) of the train split less its held-out
+    selection slice (chosen as distill chooses it: ``cfg.data`` and ``cfg.seed``), without gold labels, each with the
+    ``source_idx`` of the train row it was made from. The record (settings, counts, the slice left out and the hash of
+    the train split) goes into the manifest; distill checks it against its own split."""
+    from kdistill.data.augment.tang import augment_train_split, pos_tagger_for
+    from kdistill.data.selection import selection_split
+    from kdistill.models import load_tokenizer
+
+    source = train.add_column("train_idx", list(range(len(train))))  # carried to each augmented row by its original
+    rest, selection = source, None
+    if cfg.data.select_on == "holdout":
+        rest, selection, _ = selection_split(cfg.data, source, spec, seed=cfg.seed)
+    tok = load_tokenizer(cfg.teacher)
+    both, info = augment_train_split(rest, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]",
+                                     seed=cfg.seed, pos_tagger=pos_tagger_for(cfg.augment),
+                                     cache_dir=cfg.data.cache_dir, show_progress=True)
+    made = both.select(range(len(rest), len(both)))
+    keep = [c for c in ("text_a", "text_b") if c in made.column_names]
+    rows = (made.select_columns([*keep, "train_idx"]).rename_column("train_idx", "source_idx")
+            .add_column("label", [None] * len(made)))
+    record = {**{k: v for k, v in info.items() if k != "cache"}, "seed": cfg.seed, "select_on": cfg.data.select_on,
+              "selection_rows_left_out": 0 if selection is None else len(selection),
+              "source_split_sha256": _rows_hash(train.select_columns(keep + ["label"]))}
+    return rows.select_columns([*keep, "label", "source_idx"]), record
 
 
 def _rows_hash(rows) -> str:
