@@ -197,15 +197,12 @@ def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, inputs: dict)
 
 def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | None:
     """The existing manifest when the folder holds this very set (to finish or already complete); None for a fresh
-    folder. Raises one line for a folder that holds another set, an unfinished one without ``resume``, or files of
-    something else."""
+    folder (or one ``overwrite`` replaces). Changes nothing (every process of a launch checks). Raises one line for a
+    folder that holds another set, an unfinished one without ``resume``, or files of something else."""
     manifest = out / MANIFEST
     if cfg.overwrite and out.exists():
         if manifest.exists() or not any(out.iterdir()):
-            import shutil
-
-            shutil.rmtree(out)
-            return None
+            return None  # replaced by the main process
         raise KDistillError(f"{out} is not empty and holds no transfer set: --overwrite replaces only a transfer set")
     if not out.exists() or not any(out.iterdir()):
         return None
@@ -229,6 +226,10 @@ def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | 
 def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
     """Label ``cfg``'s inputs with its teacher into a transfer set (see the module docstring); returns the manifest.
 
+    Under ``accelerate launch --num_processes N`` (one machine or several sharing the folder) process ``r`` computes
+    shards ``r, r + N, ...`` — whole shards, so whole batches, the same as one process computes them — and the main
+    process writes the manifest once every process is done.
+
     Args:
         cfg: a :class:`~kdistill.config.LabelConfig`.
 
@@ -241,66 +242,115 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
         KDistillError: a folder holding another set or an unfinished one without ``resume``, a second writer on the
             folder, missing inputs; :class:`~kdistill.errors.ModelError` for a teacher without a trained head.
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from importlib.metadata import version
+    import contextlib
 
     from kdistill.data.batching import tokenizer_key
     from kdistill.locks import hold_lock, in_use_message
-    from kdistill.models import load_classifier, load_tokenizer
-    from kdistill.results import to_json
+    from kdistill.models import load_tokenizer
+    from kdistill.rundir import process_state
 
+    procs = process_state()
     out = Path(cfg.output_dir)
     rows, spec, inputs, dev = _inputs(cfg)
     tokenizer = load_tokenizer(cfg.teacher)
     identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.kdistill.lock"
-    with hold_lock(lock, lambda holder: KDistillError(in_use_message(out, holder)), reentrant=False):
-        old = _check_folder(out, identity, cfg)
+    busy = lambda holder: KDistillError(in_use_message(out, holder))  # noqa: E731
+    # the main process holds the lock; the launch's other processes must not take it for another writer's
+    with hold_lock(lock, busy, reentrant=False) if procs.is_main_process else contextlib.nullcontext():
+        old = _check_folder(out, identity, cfg)  # every process checks (and raises) before anything changes
+        procs.wait_for_everyone()
         if old is not None and old.get("complete"):
             LOG.warning("%s: the transfer set is already complete; nothing was changed", out)
             return old
+        return _label_shards(cfg, rows, spec, dev, tokenizer, identity, procs, show_progress)
+
+
+def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_progress: bool) -> dict[str, Any]:
+    """The teacher pass of :func:`write_transfer_set`, in the folder it checked: this process's missing shards, then
+    (main process) the complete manifest."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from importlib.metadata import version
+
+    from kdistill.deploy.runtime import OrtModel
+    from kdistill.models import load_classifier
+    from kdistill.results import to_json
+
+    out, main = Path(cfg.output_dir), procs.is_main_process
+    teacher_spec = spec or _spec_of_teacher(cfg.teacher)
+    teacher = load_classifier(cfg.teacher, teacher_spec, require_trained_head=True, what="teacher").eval()
+    n_shards = (len(rows) + cfg.shard_rows - 1) // cfg.shard_rows
+    paths = [out / SHARDS / f"part-{i:05d}.parquet" for i in range(n_shards)]
+    if main:
+        if cfg.overwrite and out.exists():
+            import shutil
+
+            shutil.rmtree(out)
         (out / SHARDS).mkdir(parents=True, exist_ok=True)
-        teacher_spec = spec or _spec_of_teacher(cfg.teacher)
-        teacher = load_classifier(cfg.teacher, teacher_spec, require_trained_head=True, what="teacher").eval()
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **identity, "complete": False,
                     "task": teacher_spec.name if spec is not None else None,
-                    "problem_type": _problem_type(teacher_spec), "labels": list(teacher_spec.labels),
+                    "problem_type": _problem_type(teacher_spec), "labels": list(teacher_spec.labels or []),
                     "logits_dtype": "float32", "columns": ["idx", "source_idx", "text_a", "text_b", "label", "logits"],
                     "rows": len(rows), "shards": [], "kdistill_version": version("kdistill"),
-                    "threads": torch.get_num_threads()}
-        _save(out / MANIFEST, manifest, to_json)
-        n_shards = (len(rows) + cfg.shard_rows - 1) // cfg.shard_rows
+                    "threads": torch.get_num_threads(), "processes": procs.num_processes}
         runner, manifest["runtime"] = teacher, {"used": "eager"}  # what runs the teacher pass (dev: always eager)
         if cfg.runtime == "ort":
             first = rows.select(range(min(cfg.shard_rows, len(rows)))).to_dict()
             runner, manifest["runtime"] = ort_teacher(teacher, tokenizer, first, out, cfg)
-        records, seconds, computed = [], 0.0, 0
-        bar = tqdm(total=len(rows), desc="label (teacher pass)", unit="row", disable=not show_progress)
-        for i in range(n_shards):
-            start = i * cfg.shard_rows
-            part = rows.select(range(start, min(start + cfg.shard_rows, len(rows)))).to_dict()
-            path = out / SHARDS / f"part-{i:05d}.parquet"
-            if not path.exists():  # finished shards are never recomputed
-                t0 = time.perf_counter()
-                logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"),
-                                      max_length=cfg.data.max_length, batch_size=cfg.batch_size)
-                _write_shard(path, part, logits, start)
-                seconds += time.perf_counter() - t0
-                computed += len(part["text_a"])
-                bar.set_postfix(rows_per_s=f"{computed / max(seconds, 1e-9):.0f}")
-            records.append({"file": f"{SHARDS}/{path.name}", "rows": len(part["text_a"]), "sha256": file_sha256(path)})
-            manifest["shards"] = records
+        _save(out / MANIFEST, manifest, to_json)
+    procs.wait_for_everyone()  # the folder is ready
+    missing = [i for i, path in enumerate(paths) if not path.exists()]
+    procs.wait_for_everyone()  # every process has seen what was missing before any writes a shard
+    if not main:  # the main process chose the runtime (ORT only where it matched eager)
+        manifest = json.loads((out / MANIFEST).read_text())
+        used = manifest["runtime"]
+        runner = OrtModel(out / used["graph"], teacher.config) if used["used"] == "ort" else teacher
+    mine = [i for i in missing if i % procs.num_processes == procs.process_index]
+    hashes: dict[str, str] = {}
+    t0, computed = time.perf_counter(), 0
+    bar = tqdm(total=sum(min(cfg.shard_rows, len(rows) - i * cfg.shard_rows) for i in mine),
+               desc=f"label (teacher pass{'' if procs.num_processes == 1 else ', this process'})", unit="row",
+               disable=not (show_progress and main))
+    for i in mine:  # finished shards are never recomputed
+        part = rows.select(range(i * cfg.shard_rows, min((i + 1) * cfg.shard_rows, len(rows)))).to_dict()
+        logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"), max_length=cfg.data.max_length,
+                              batch_size=cfg.batch_size)
+        _write_shard(paths[i], part, logits, i * cfg.shard_rows)
+        computed += len(part["text_a"])
+        bar.update(len(part["text_a"]))
+        bar.set_postfix(rows_per_s=f"{computed / max(time.perf_counter() - t0, 1e-9):.0f}")
+        if main:  # the shards done so far (by any process), for --inspect and the resume message
+            manifest["shards"] = _records(paths, hashes, only_done=True)
             _save(out / MANIFEST, manifest, to_json)
-            bar.update(len(part["text_a"]))
-        bar.close()
-        manifest.update(complete=True, rows_computed_here=computed, teacher_seconds=round(seconds, 3),
-                        rows_per_second=None if not computed else round(computed / seconds, 1),
+    bar.close()
+    procs.wait_for_everyone()
+    seconds = time.perf_counter() - t0
+    if main:
+        done = sum(min(cfg.shard_rows, len(rows) - i * cfg.shard_rows) for i in missing)
+        manifest.update(shards=_records(paths, hashes, only_done=False), complete=True, rows_computed_here=done,
+                        teacher_seconds=round(seconds, 3), rows_per_second=round(done / seconds, 1) if done else None,
                         teacher_dev_metrics=_dev_metrics(cfg, teacher, tokenizer, spec, dev))
         _save(out / MANIFEST, manifest, to_json)
-        return manifest
+    procs.wait_for_everyone()
+    return manifest if main else json.loads((out / MANIFEST).read_text())
+
+
+def _records(paths: list[Path], hashes: dict[str, str], *, only_done: bool) -> list[dict[str, Any]]:
+    """The manifest's shard records (file, rows, sha256), each file hashed once (``hashes`` remembers)."""
+    import pyarrow.parquet as pq
+
+    records = []
+    for path in paths:
+        if only_done and not path.exists():
+            continue
+        if path.name not in hashes:
+            hashes[path.name] = file_sha256(path)
+        records.append({"file": f"{SHARDS}/{path.name}", "rows": pq.ParquetFile(path).metadata.num_rows,
+                        "sha256": hashes[path.name]})
+    return records
 
 
 def _spec_of_teacher(name: str):
