@@ -157,15 +157,15 @@ def test_a_student_distilled_from_a_set_matches_the_teacher_pass(made, tiny_teac
     assert abs(ref.metrics["accuracy"] - via.metrics["accuracy"]) <= 1 / 16
 
 
-def test_a_set_of_another_teacher_or_a_layerwise_method_is_refused(made, tiny_teacher_dir, glue_dir, tmp_path):
+def test_a_set_of_another_teacher_or_fine_tuning_is_refused(made, tiny_teacher_dir, glue_dir, tmp_path):
     out, _ = made
     other = _nudged_copy(tiny_teacher_dir, tmp_path / "teacher2")
     base = dict(data_dir=str(glue_dir), max_train_samples=50, epochs=1, report=False, show_progress=False)
     with pytest.raises(KDistillError, match="labelled by another teacher"):
         kdistill.distill(str(other), "sst2", output_dir=tmp_path / "a", transfer_set=str(out), **base)
-    with pytest.raises(KDistillError, match="logits only"):
-        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", transfer_set=str(out),
-                         cos_weight=1.0, **base)
+    with pytest.raises(KDistillError, match="fine-tuning on gold labels does not use"):
+        kdistill.finetune(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", transfer_set=str(out),
+                          **{k: v for k, v in base.items() if k != "report"})
     with pytest.raises(KDistillError, match="do not hold 10 of"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "c", transfer_set=str(out),
                          **{**base, "max_train_samples": 60, "select_on": "dev"})
@@ -233,3 +233,20 @@ def test_an_augmented_set_leaves_out_the_selection_slice_and_mixes_into_a_run(ma
     with pytest.raises(KDistillError, match="kdistill label --augment"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "bad2", transfer_set=[str(gold)],
                          augment="tang", p_pos=0.0, **base)
+
+
+def test_a_method_that_needs_the_teachers_internals_runs_it_live_on_the_sets_rows(made, tiny_teacher_dir, glue_dir,
+                                                                                   tmp_path):
+    """L_cos needs hidden states, which a set does not store: the teacher runs live, on the set's rows (gold and added);
+    the run says so in its results."""
+    gold, _ = made
+    aug = kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "aug", data_dir=str(glue_dir),
+                         augment="tang", p_pos=0.0, n_iter=1, seed=3, selection_size=8, **OPTS)
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16, selection_size=8, epochs=1,
+                batch_size=16, layers=[0, 2], report=False, show_progress=False, seed=3)
+    kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "cos", cos_weight=1.0,
+                     transfer_set=[str(gold), str(tmp_path / "aug")], **base)
+    info = json.loads((tmp_path / "cos" / "train_results.json").read_text())["transfer_sets"]
+    assert info["teacher"].startswith("live") and info["sets"][1]["extra_rows_used"] == aug["rows"]
+    state = json.loads((tmp_path / "cos" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["global_step"] == -(-(50 - 5 + aug["rows"]) // 16)  # every row, gold and added, was trained on

@@ -5,14 +5,21 @@ Also the task-data steps the task recipes share (:func:`load_task`, :func:`prepa
 
 from __future__ import annotations
 
+import logging
+
 from kdistill.errors import KDistillError, ModelError
 from kdistill.recipes.base import Prepared, Recipe, Stage, fingerprint, register
+
+LOG = logging.getLogger("kdistill")
 
 ALL_STUDENTS = ("layers-from-teacher", "spec", "pretrained", "bilstm")
 
 
 def check_augment(cfg) -> None:
-    """Augmented rows have no gold label: only a teacher can label them."""
+    """Augmented rows have no gold label: only a teacher can label them; a transfer set is a teacher's outputs."""
+    if cfg.method.name == "finetune" and cfg.train.transfer_set:
+        raise KDistillError("--transfer-set holds a teacher's outputs, which fine-tuning on gold labels does not use: "
+                            "distil with them (kdistill distill), or drop --transfer-set")
     if cfg.augment.augment == "none":
         return
     if cfg.method.name == "finetune" or (cfg.method.name == "kd" and cfg.method.alpha >= 1 and cfg.method.cos_weight == 0):
@@ -162,7 +169,7 @@ def prepare_task_data(p: Prepared, procs) -> None:
     train_key = dataset_key(train_split, tok, cfg.data.max_length)  # hashes every text: computed once, used twice
     p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train",
                           key=train_key, word_ids=words)
-    if teacher_tok is not tok:  # the teacher reads the same rows in its own tokens (same idx)
+    if teacher_tok is not tok and p.teacher_source is None:  # the teacher reads the same rows in its own tokens
         train_key = dataset_key(train_split, teacher_tok, cfg.data.max_length)
         p.teacher_view = TeacherView(tokenize(train_split, teacher_tok, max_length=cfg.data.max_length, cache_dir=cache,
                                               desc="tokenize train (teacher)", key=train_key, word_ids=words), teacher_tok)
@@ -176,28 +183,30 @@ def prepare_task_data(p: Prepared, procs) -> None:
 
 
 def transfer_set_source(cfg, train_split, full_train, selection):
-    """``(train rows, teacher source, info)`` from ``cfg.train.transfer_set``: the run's rows with their stored logits
-    and the sets' extra rows appended (:func:`kdistill.transfer.read.transfer_rows`).
+    """``(train rows, teacher source, info)`` from ``cfg.train.transfer_set``: the run's rows and the sets' extra rows
+    appended (:func:`kdistill.transfer.read.transfer_rows`), with the stored logits as the teacher source — or, for a
+    method that needs the teacher's internals (L_cos, TinyBERT's layers), source None: the teacher runs live on them.
 
     Raises:
-        KDistillError: a method that needs more than the teacher's logits (TinyBERT's layers, L_cos), --augment
-            beside a set (augment with kdistill label --augment), and what ``transfer_rows`` refuses.
+        KDistillError: --augment beside a set (augment with kdistill label --augment), and what ``transfer_rows``
+            refuses.
     """
     import torch
 
     from kdistill.engine.teacher import StoredLogits
     from kdistill.transfer.read import transfer_rows
 
-    if cfg.method.name != "kd" or cfg.method.cos_weight > 0:
-        raise KDistillError("--transfer-set stores the teacher's logits only: use it with --method kd and --cos-weight "
-                            "0 (hidden states and attention need the live teacher)")
     if cfg.augment.augment != "none":
         raise KDistillError("--augment beside --transfer-set: make the augmented rows once with kdistill label --augment "
                             "tang and pass that set as another --transfer-set")
     rows, logits, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, train_split,
                                        full_train=full_train, selection=selection, teacher=cfg.teacher,
                                        max_length=cfg.data.max_length, seed=cfg.train.seed)
-    return rows, StoredLogits(torch.from_numpy(logits)), info
+    if cfg.method.name != "kd" or cfg.method.cos_weight > 0:  # stored hidden states are not built: run it live
+        LOG.info("--transfer-set: the set stores the teacher's logits only; this method also needs its hidden states "
+                 "or attention, so the teacher runs live on the set's rows")
+        return rows, None, {**info, "teacher": "live (the method needs the teacher's internals)"}
+    return rows, StoredLogits(torch.from_numpy(logits)), {**info, "teacher": "stored logits"}
 
 
 def selection_split(cfg, train_split, task):

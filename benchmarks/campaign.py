@@ -1,0 +1,268 @@
+"""The benchmark campaign (issue 27): every experiment a file, every result written by this runner.
+
+    python benchmarks/campaign.py run NAME [NAME ...] [--seeds 42,43] [--num-threads 2]
+    python benchmarks/campaign.py status
+    python benchmarks/campaign.py time [NAME ...]          # on an otherwise idle machine: batch 1 and 32 latency
+    python benchmarks/campaign.py report                   # tables + plot: docs/campaign.md, README's block
+
+An experiment is ``benchmarks/experiments/NAME.yaml``: the run config (``config:``, the schema ``kdistill distill
+--config`` takes, with ``{teacher}``, ``{glue}``, ``{sets}``, ``{minilm}`` filled in here) and the benchmark's own
+fields: ``row`` (the campaign table's row), ``role`` (``kd`` or ``gold``: the gold-only twin), ``twin`` (the other
+role's experiment), ``seeds``, ``steps_from`` (a gold twin runs as many optimizer steps as its KD twin's run with the
+same seed), ``needs`` (``teacher``, ``set:train``, ``set:tang``: re-created here when missing, ~1 h for the teacher),
+``target``, ``title``.
+
+Each (experiment, seed) trains in ``$KDISTILL_CACHE/campaign/NAME-sSEED`` (resumable: run the same command again),
+is evaluated once on SST-2 dev (the kept model was chosen on the held-out train slice, never on dev), and its result is
+written to ``benchmarks/results/campaign/NAME-sSEED.json``: metric, per-example dev correctness (for paired tests and
+bootstrap intervals), CPU-seconds, wall seconds, threads, machine, git commit, the full config, the selection rule,
+the dev size. Nothing else writes there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+EXPERIMENTS = ROOT / "benchmarks" / "experiments"
+RESULTS = ROOT / "benchmarks" / "results" / "campaign"
+CACHE = Path(os.environ.get("KDISTILL_CACHE", Path.home() / ".cache" / "kdistill"))
+RUNS = CACHE / "campaign"
+SHARED = ROOT.parent / "shared"
+
+
+def places() -> dict[str, str]:
+    """What an experiment's ``{placeholders}`` stand for on this machine."""
+    from sst2_mpnet_teacher import OUT as TEACHER  # noqa: PLC0415
+
+    from kdistill.models import default_pretrained_model
+
+    return {"teacher": str(TEACHER), "glue": str(SHARED / "data" / "glue"), "sets": str(CACHE / "transfer_sets"),
+            "minilm": str(default_pretrained_model())}
+
+
+def load_experiment(name: str) -> dict[str, Any]:
+    """The experiment file ``NAME.yaml`` as a dict (``config`` not yet filled in).
+
+    Raises:
+        SystemExit: no such experiment (one line listing the known ones).
+    """
+    import yaml
+
+    path = EXPERIMENTS / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")))
+        raise SystemExit(f"no experiment '{name}' (benchmarks/experiments/{name}.yaml); known: {known}")
+    exp = yaml.safe_load(path.read_text())
+    if exp.get("name") != name:
+        raise SystemExit(f"{path}: its name field says '{exp.get('name')}', the file name '{name}'")
+    return exp
+
+
+def fill(value: Any, where: dict[str, str]) -> Any:
+    """``value`` with ``{placeholder}`` in every string replaced."""
+    if isinstance(value, str):
+        return value.format(**where)
+    if isinstance(value, list):
+        return [fill(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, where) for k, v in value.items()}
+    return value
+
+
+def result_path(name: str, seed: int) -> Path:
+    return RESULTS / f"{name}-s{seed}.json"
+
+
+def git_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def machine(threads: int) -> dict[str, Any]:
+    import torch
+
+    return {"processor": platform.machine(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "threads": threads, "node": platform.node()}
+
+
+def ensure(needs: list[str]) -> None:
+    """Re-create what an experiment needs and this machine lacks (the teacher, transfer sets), by their scripts."""
+    from sst2_mpnet_teacher import OUT as TEACHER  # noqa: PLC0415
+
+    steps = {"teacher": (TEACHER / "model.safetensors", ["benchmarks/sst2_mpnet_teacher.py"]),
+             "set:train": (CACHE / "transfer_sets" / "mpnet-sst2-train" / "manifest.json",
+                           ["benchmarks/label_mpnet_sst2.py"]),
+             "set:tang": (CACHE / "transfer_sets" / "mpnet-sst2-tang" / "manifest.json",
+                          ["benchmarks/label_mpnet_sst2.py", "--augment"])}
+    for need in ["teacher", *[n for n in needs if n != "teacher"]] if needs else []:
+        marker, script = steps[need]
+        complete = marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))
+        if not complete:
+            print(f"[campaign] {need} is missing here: re-creating it with python {shlex.join(script)}", flush=True)
+            subprocess.run([sys.executable, *script], cwd=ROOT, check=True)
+
+
+def run_config(exp: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The experiment's run config for ``seed`` (placeholders filled; a gold twin's ``max_steps`` from its KD twin)."""
+    cfg = fill(exp["config"], places())
+    cfg.setdefault("train", {})["seed"] = seed
+    if exp.get("steps_from"):
+        twin = result_path(exp["steps_from"], seed)
+        if not twin.exists():
+            raise SystemExit(f"{exp['name']} runs as many steps as {exp['steps_from']} (seed {seed}): run that first")
+        cfg["train"]["max_steps"] = json.loads(twin.read_text())["optimizer_steps"]
+    cfg["output_dir"] = str(RUNS / f"{exp['name']}-s{seed}")
+    return cfg
+
+
+def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
+    """Train (or resume) one (experiment, seed), evaluate it once on dev, write its result file."""
+    from kdistill import api
+
+    cfg = run_config(exp, seed)
+    out = Path(cfg["output_dir"])
+    cpu_file = out.parent / f".{out.name}.cpu.json"  # CPU/wall seconds of earlier invocations that ended
+    spent = json.loads(cpu_file.read_text()) if cpu_file.exists() else {"cpu_seconds": 0.0, "wall_seconds": 0.0,
+                                                                         "invocations": 0}
+    method = (cfg.get("method") or {}).get("name", "kd")
+    fn = api.finetune if method == "finetune" else api.distill
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    resume = out.exists()
+    try:
+        res = fn(config=cfg, resume=resume, report=False) if fn is api.distill else fn(config=cfg, resume=resume)
+    finally:
+        spent = {"cpu_seconds": spent["cpu_seconds"] + time.process_time() - cpu0,
+                 "wall_seconds": spent["wall_seconds"] + time.perf_counter() - wall0,
+                 "invocations": spent["invocations"] + 1}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cpu_file.write_text(json.dumps(spent))
+    if getattr(res, "interrupted", False):
+        raise SystemExit(f"{out.name}: stopped; run the same command to resume")
+    dev = dev_eval(out, cfg)
+    results = json.loads((out / "train_results.json").read_text())
+    settings = json.loads((out / "kdistill_run.json").read_text())
+    row = {"name": exp["name"], "seed": seed, "row": exp["row"], "role": exp["role"], "twin": exp.get("twin"),
+           "title": exp.get("title"), "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
+           "experiment_file": f"benchmarks/experiments/{exp['name']}.yaml", "git_commit": git_commit(),
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(threads),
+           **spent, "optimizer_steps": results.get("global_step"), "best_step": results.get("best_step"),
+           "selected_on": results.get("selected_on"), "selection": results.get("selection"),
+           "transfer_sets": results.get("transfer_sets"), "dev": dev, "config": settings,
+           "model_dir": str(out)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result_path(exp["name"], seed).write_text(json.dumps(row, indent=1) + "\n")
+    print(f"[campaign] {exp['name']} seed {seed}: dev {dev['metric']} = {dev['value']:.4f} "
+          f"({spent['cpu_seconds'] / 3600:.2f} CPU-h)", flush=True)
+
+
+def dev_eval(model_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The model's SST-2 dev accuracy and per-example correctness (a string of 0/1, in dev order)."""
+    import numpy as np
+
+    from kdistill.config import DataConfig
+    from kdistill.data.batching import eval_loader, tokenize
+    from kdistill.data.loading import load_data
+    from kdistill.engine.evaluation import predict
+    from kdistill.models import load_classifier, load_tokenizer
+
+    data = cfg.get("data") or {}
+    splits, spec = load_data(DataConfig(task=data.get("task", "sst2"), data_dir=data.get("data_dir")))
+    model = load_classifier(str(model_dir), spec, require_trained_head=True).eval()
+    tok = load_tokenizer(str(model_dir))
+    ds = tokenize(splits["validation"], tok, max_length=data.get("max_length", 128), desc="tokenize dev")
+    logits, gold = predict(model, eval_loader(ds, tok, batch_size=64), desc="dev", show_progress=False)
+    correct = (logits.argmax(-1) == gold).astype(int)
+    return {"split": "validation", "rows": int(len(correct)), "metric": "accuracy", "value": float(correct.mean()),
+            "correct": "".join(map(str, correct.tolist())), "labels_sha": _sha(np.asarray(gold).tolist())}
+
+
+def _sha(values) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
+
+
+def teacher_result(threads: int) -> None:
+    """The teacher's dev evaluation, once (``benchmarks/results/campaign/teacher.json``)."""
+    path = RESULTS / "teacher.json"
+    if path.exists():
+        return
+    where = places()
+    dev = dev_eval(Path(where["teacher"]), {"data": {"task": "sst2", "data_dir": where["glue"]}})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": "teacher", "title": "all-mpnet-base-v2 fine-tuned on SST-2 "
+                                "(benchmarks/sst2_mpnet_teacher.py)", "model_dir": where["teacher"],
+                                "command": "python benchmarks/campaign.py run ...", "git_commit": git_commit(),
+                                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                "machine": machine(threads), "dev": dev}, indent=1) + "\n")
+
+
+def status() -> None:
+    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+        exp = load_experiment(path.stem)
+        for seed in exp.get("seeds", [42]):
+            res = result_path(exp["name"], seed)
+            run = RUNS / f"{exp['name']}-s{seed}"
+            if res.exists():
+                row = json.loads(res.read_text())
+                state = f"done: dev {row['dev']['value']:.4f}, {row['cpu_seconds'] / 3600:.2f} CPU-h"
+            elif (run / "checkpoint" / "trainer_state.json").exists():
+                step = json.loads((run / "checkpoint" / "trainer_state.json").read_text()).get("global_step")
+                state = f"started (checkpoint at step {step}): run it again to resume"
+            else:
+                state = "not started"
+            print(f"{exp['name']:<24} seed {seed:<4} {state}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["run", "status", "time", "report"])
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--seeds", default=None, help="comma-separated: only these of each experiment's seeds")
+    ap.add_argument("--num-threads", type=int, default=2)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if args.action == "status":
+        return status()
+    if args.action == "report":
+        from campaign_tables import write_all  # noqa: PLC0415
+
+        return write_all()
+    import torch
+
+    torch.set_num_threads(args.num_threads)
+    if args.action == "time":
+        from campaign_timing import time_models  # noqa: PLC0415
+
+        return time_models(args.names, threads=args.num_threads)
+    for name in args.names:
+        exp = load_experiment(name)
+        ensure(exp.get("needs", []))
+        teacher_result(args.num_threads)
+        seeds = exp.get("seeds", [42])
+        if args.seeds:
+            seeds = [s for s in seeds if str(s) in args.seeds.split(",")]
+        for seed in seeds:
+            if result_path(name, seed).exists():
+                print(f"[campaign] {name} seed {seed}: done (delete {result_path(name, seed)} to redo)")
+                continue
+            train_one(exp, seed, args.num_threads)
+
+
+if __name__ == "__main__":
+    main()
