@@ -156,7 +156,7 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
     results = json.loads((out / "train_results.json").read_text())
     settings = json.loads((out / "kdistill_run.json").read_text())
     row = {"name": exp["name"], "seed": seed, "row": exp["row"], "role": exp["role"], "twin": exp.get("twin"),
-           "title": exp.get("title"), "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
+           "title": exp.get("title"), "target": exp.get("target"), "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
            "experiment_file": f"benchmarks/experiments/{exp['name']}.yaml", "git_commit": git_commit(),
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(threads),
            **spent, "optimizer_steps": results.get("global_step"), "best_step": results.get("best_step"),

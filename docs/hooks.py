@@ -40,12 +40,13 @@ def on_pre_build(config, **kwargs) -> None:
 
 
 def on_files(files, config, **kwargs):
-    """Add every file of ``benchmarks/results/`` to the site at ``benchmarks/results/NAME`` (the results page links
-    them); the ``.md`` reports become pages of their own (not in the navigation)."""
+    """Add the files of ``benchmarks/results/`` and ``benchmarks/results/campaign/`` to the site under the same path
+    (the results and campaign pages link them); the ``.md`` reports become pages of their own (not in the
+    navigation)."""
     from mkdocs.structure.files import File
 
-    for path in sorted(RESULTS_DIR.iterdir()) if RESULTS_DIR.is_dir() else ():
-        uri = f"{RESULTS_URI}/{path.name}"
+    for path in sorted([*RESULTS_DIR.glob("*"), *RESULTS_DIR.glob("campaign/*")]) if RESULTS_DIR.is_dir() else ():
+        uri = f"{RESULTS_URI}/{path.relative_to(RESULTS_DIR).as_posix()}"
         if path.is_file() and files.get_file_from_path(uri) is None:
             files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files

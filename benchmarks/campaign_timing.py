@@ -1,0 +1,83 @@
+"""The campaign's timing step: the teacher and each KD student, batch 1 and batch 32 at the dev set's median length.
+
+    python benchmarks/campaign.py time       # every KD experiment with a result, in one run; on an idle machine
+
+One process, eager PyTorch, ``--num-threads`` threads (2), the models interleaved round by round (so a drift of the
+machine hits all alike); each input is one real dev sentence cut or chosen to the median token length of the dev set
+under the teacher's tokenizer, repeated 32 times for batch 32. Writes ``benchmarks/results/campaign/timing.json``
+(median ms per call, speedups over the teacher, command, commit, machine, threads).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from campaign import RESULTS, git_commit, load_experiment, machine, places
+
+ROUNDS = {1: 200, 32: 30}
+WARMUP = 5
+
+
+def time_models(names: list[str], *, threads: int) -> dict[str, Any]:
+    """Time the teacher and the first seed's model of every KD experiment with a result, in one run (speedups are
+    compared only within one run: ``names``, when given, must all have results, and the others are timed too)."""
+    import numpy as np
+    import torch
+
+    from kdistill.config import DataConfig
+    from kdistill.data.batching import forward_keys
+    from kdistill.data.loading import load_data
+    from kdistill.models import load_classifier, load_tokenizer
+    from kdistill.reporting.measure import _batch1_inputs, _token_lengths
+
+    runs = {}
+    for path in sorted(RESULTS.glob("*-s*.json")):
+        row = json.loads(path.read_text())
+        if row["role"] == "kd" and row["name"] not in runs:
+            runs[row["name"]] = row
+    for name in names:
+        if name not in runs:
+            load_experiment(name)  # a one-line error for an unknown name
+            raise SystemExit(f"{name}: no result yet to time; run it first")
+    where = places()
+    splits, spec = load_data(DataConfig(task="sst2", data_dir=where["glue"]))
+    texts = list(splits["validation"]["text_a"])
+    dirs = {"teacher": where["teacher"], **{name: row["model_dir"] for name, row in runs.items()}}
+    models = {k: load_classifier(str(d), spec, require_trained_head=True).eval() for k, d in dirs.items()}
+    toks = {k: load_tokenizer(str(d)) for k, d in dirs.items()}
+    seq_len = int(statistics.median_low(_token_lengths(toks["teacher"], texts, None)))
+    inputs = {}
+    for k in models:
+        one = _batch1_inputs(toks[k], texts, None, _token_lengths(toks[k], texts, None), seq_len,
+                             forward_keys(models[k]))
+        inputs[k] = {1: one, 32: {key: v.repeat(32, *[1] * (v.dim() - 1)) for key, v in one.items()}}
+    ms: dict[str, dict[int, float]] = {k: {} for k in models}
+    with torch.inference_mode():
+        for batch, rounds in ROUNDS.items():
+            times = {k: [] for k in models}
+            for i in range(WARMUP + rounds):
+                for k, m in models.items():
+                    t0 = time.perf_counter()
+                    m(**inputs[k][batch])
+                    if i >= WARMUP:
+                        times[k].append(time.perf_counter() - t0)
+            for k in models:
+                ms[k][batch] = 1000 * float(np.median(times[k]))
+    out = {"name": "timing", "command": "python benchmarks/campaign.py time",
+           "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "machine": machine(threads), "runtime": "eager PyTorch", "seq_len": seq_len, "rounds": ROUNDS,
+           "teacher": {"batch1_ms": ms["teacher"][1], "batch32_ms": ms["teacher"][32],
+                       "params": sum(p.numel() for p in models["teacher"].parameters())},
+           "models": {k: {"model_dir": dirs[k], "batch1_ms": ms[k][1], "batch32_ms": ms[k][32],
+                          "speedup_batch1": ms["teacher"][1] / ms[k][1], "speedup_batch32": ms["teacher"][32] / ms[k][32],
+                          "params": sum(p.numel() for p in models[k].parameters())}
+                      for k in models if k != "teacher"}}
+    path = RESULTS / "timing.json"
+    Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+    return out

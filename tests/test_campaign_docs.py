@@ -1,0 +1,98 @@
+"""Documented figures come from result files (issue 27): the campaign page and README's campaign block are exactly what
+the generator renders from `benchmarks/results/campaign/*.json`, and every figure in a hand-written paragraph of the
+README or the docs that cites a result file is a value of that file. Needs no `../shared` and no models."""
+
+import copy
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import campaign_tables as tables  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+#: pages written by generators (checked against their generator, not here)
+GENERATED = {"results.md", "campaign.md"}
+NUMBER = re.compile(r"(?<![\w.])(\d+\.\d{2,})(\s*%|×)?")
+
+
+def test_the_campaign_page_and_the_readme_block_are_what_the_files_give():
+    doc, block = tables.render(tables.load())
+    assert tables.DOC.read_text() == doc + "\n", "docs/campaign.md differs from its files: python benchmarks/campaign.py report"
+    assert block in tables.README.read_text(), "README's campaign block differs from its files: python benchmarks/campaign.py report"
+
+
+def _result(name, seed, bits, role="kd"):
+    return {"name": name, "seed": seed, "row": "minilm", "role": role, "title": name, "target": {"retention": 0.982,
+            "paired_gain": 0.015}, "dev": {"rows": len(bits), "value": bits.count("1") / len(bits), "correct": bits},
+            "cpu_seconds": 3600.0, "command": f"python benchmarks/campaign.py run {name}", "git_commit": "0" * 40,
+            "machine": {"threads": 2}}
+
+
+def test_the_generator_compares_unrounded_and_a_changed_file_changes_the_page():
+    teacher = {"title": "t", "dev": {"rows": 1000, "correct": "1" * 1000}}
+    kd = _result("minilm-kd", 42, "1" * 982 + "0" * 18)
+    data = {"teacher": teacher, "runs": {"minilm-kd": {42: kd}, "minilm-gold": {42: _result("minilm-gold", 42, "1" * 900 + "0" * 100, "gold")}},
+            "timing": None}
+    row = tables.summarize(data)[0]
+    assert row["retention"] == pytest.approx(0.982) and row["met"]["retention"]
+    assert row["gain"] == pytest.approx(0.082) and row["gain_interval"][0] > 0 and row["met"]["paired_gain"]
+    below = copy.deepcopy(data)
+    below["runs"]["minilm-kd"][42]["dev"]["correct"] = "1" * 981 + "0" * 19  # 98.1 %: missed
+    assert not tables.summarize(below)[0]["met"]["retention"]
+    assert tables.render(below)[0] != tables.render(data)[0]
+    doc = tables.render(data)[0]
+    assert "98.20 %" in doc and "99.0 %" not in doc and "not timed" in doc
+
+
+def _numbers(obj, out):
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, (int, float)):
+        out.append(float(obj))
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _numbers(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _numbers(v, out)
+    elif isinstance(obj, str):
+        out.extend(float(m) for m in re.findall(r"-?\d+\.\d+", obj))
+
+
+def _mismatches(text: str, names: set[str]) -> list[str]:
+    """Figures (two or more decimals; % and × read as such) of each paragraph that cites a result file and that no
+    value of the cited files gives at that precision."""
+    bad = []
+    for para in re.split(r"\n\s*\n", text):
+        cited = {n for n in names if re.search(rf"\b{re.escape(n)}\b", para)}
+        if not cited:
+            continue
+        values = []
+        for n in cited:
+            _numbers(json.loads((RESULTS / f"{n}.json").read_text()), values)
+        for m in NUMBER.finditer(para):
+            figure, unit = float(m.group(1)), (m.group(2) or "").strip()
+            digits = len(m.group(1).split(".")[1])
+            if not any(abs((100 * v if unit == "%" else v) - figure) <= 0.5 * 10 ** -digits + 1e-12 for v in values):
+                bad.append(f"{m.group(0)} (cites {', '.join(sorted(cited))})")
+    return bad
+
+
+def test_every_figure_next_to_a_cited_result_file_is_in_that_file():
+    names = {p.stem for p in RESULTS.glob("*.json")}
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    bad = [f"{p.relative_to(ROOT)}: {b}" for p in pages if p.name not in GENERATED and "reference" not in p.parts
+           for b in _mismatches(p.read_text(), names)]
+    assert not bad, "figures no cited result file holds (drift):\n" + "\n".join(bad)
+
+
+def test_the_figure_check_catches_a_drifted_figure():
+    names = {p.stem for p in RESULTS.glob("*.json")}
+    assert _mismatches("measured: 0.8796 vs the teacher's 0.8922, `sst2_l3_kd_holdout`", names) == []
+    assert _mismatches("measured: 0.8797 vs the teacher's 0.8922, `sst2_l3_kd_holdout`", names)
+    assert _mismatches("a re-run gave 4.81× (`sst2_l3_kd_holdout`)", names)
