@@ -250,3 +250,31 @@ def test_a_method_that_needs_the_teachers_internals_runs_it_live_on_the_sets_row
     assert info["teacher"].startswith("live") and info["sets"][1]["extra_rows_used"] == aug["rows"]
     state = json.loads((tmp_path / "cos" / "checkpoint" / "trainer_state.json").read_text())
     assert state["global_step"] == -(-(50 - 5 + aug["rows"]) // 16)  # every row, gold and added, was trained on
+
+
+def test_a_run_without_the_teachers_weights_learns_from_the_set_and_reports_retention_from_its_manifest(
+        made, tiny_teacher_dir, glue_dir, tmp_path):
+    """A transfer set can be shared where the teacher cannot: `distill --transfer-set SET` with no --teacher and a
+    pretrained student trains on the stored logits alone; the run's results take the teacher's dev metric from the
+    manifest (retention) and say its latency was not measured; the student equals the one the same run with the
+    teacher makes (same stored logits, same seed)."""
+    from safetensors.torch import load_file
+
+    gold, manifest = made
+    student = _nudged_copy(tiny_teacher_dir, tmp_path / "pretrained")  # a "pretrained" student with the same vocab
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16, selection_size=8, epochs=1,
+                batch_size=16, report=False, show_progress=False, seed=3, transfer_set=[str(gold)])
+    free = kdistill.distill(None, "sst2", str(student), output_dir=tmp_path / "free", **base)
+    with_teacher = kdistill.distill(str(tiny_teacher_dir), "sst2", str(student), output_dir=tmp_path / "with", **base)
+    results = json.loads((tmp_path / "free" / "train_results.json").read_text())
+    stored = results["teacher_from_transfer_set"]
+    teacher_acc = manifest["teacher_dev_metrics"]["accuracy"]
+    assert stored["retention"] == pytest.approx(free.metrics["accuracy"] / teacher_acc)
+    assert "not measured" in stored["latency"] and stored["teacher_fingerprint"] == manifest["teacher_fingerprint"]
+    a, b = load_file(str(tmp_path / "free" / "model.safetensors")), load_file(str(tmp_path / "with" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+    assert free.metrics == with_teacher.metrics
+    with pytest.raises(KDistillError, match="stored logits are there"):
+        kdistill.distill(None, "sst2", str(student), output_dir=tmp_path / "cos", cos_weight=1.0, **base)
+    with pytest.raises(KDistillError, match="needs --teacher .* or --transfer-set with a pretrained --student"):
+        kdistill.distill(None, "sst2", output_dir=tmp_path / "copy", **base)  # copying layers needs the teacher

@@ -93,13 +93,13 @@ def distill_config(teacher: str | None = None, task: str | None = None, student:
     """
     if method is not None and method not in ("kd", "tinybert"):
         raise KDistillError(f"unknown method '{method}'; choose kd or tinybert")
-    if config is None and (teacher is None or output_dir is None):
+    if config is None and (output_dir is None or (teacher is None and not options.get("transfer_set"))):
         raise KDistillError("distill needs a teacher and an output folder (or a config file that names them)")
     cfg = merge(RunConfig, config, teacher=teacher, task=task, student=student, method=method,
                 output_dir=None if output_dir is None else str(output_dir), **_actions(overwrite, resume), **options)
     if cfg.method.name not in ("kd", "tinybert"):
         raise KDistillError(f"unknown method '{cfg.method.name}'; choose kd or tinybert")
-    if cfg.teacher is None:
+    if cfg.teacher is None and not cfg.train.transfer_set:  # a transfer set alone: its stored logits stand in
         raise KDistillError("distill needs a teacher (--teacher DIR, or `teacher` in the config file)")
     return cfg
 

@@ -297,6 +297,11 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
                "eval": metrics, **extra_results, **recipe.summary(prepared, result)}
     if undefined:
         summary["undefined"] = undefined
+    stored = summary.get("teacher_from_transfer_set")
+    if stored is not None:  # no teacher weights: the retention against the teacher's metric in the set's manifest
+        name = prepared.task.main_metric
+        teacher_metric = (stored.get("teacher_dev_metrics") or {}).get(name)
+        stored["retention"] = None if not teacher_metric or metrics.get(name) is None else metrics[name] / teacher_metric
     from kdistill.results import finite
 
     # strict JSON: a non-finite value becomes null, its path listed under "undefined"

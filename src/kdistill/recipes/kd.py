@@ -52,7 +52,10 @@ def load_task(cfg) -> Prepared:
     pos_tagger = pos_tagger_for(cfg.augment)  # a missing tagger fails here, before any model is loaded
     splits, task = load_data(cfg.data)
     if not cfg.teacher:
-        raise KDistillError("distillation needs --teacher (a model fine-tuned on the task)")
+        if cfg.train.transfer_set and cfg.student.kind == "pretrained":
+            return load_without_teacher(cfg, splits, task, pos_tagger)
+        raise KDistillError("distillation needs --teacher (a model fine-tuned on the task), or --transfer-set with a "
+                            "pretrained --student: the stored logits then stand in for the teacher")
     teacher = load_classifier(cfg.teacher, task, require_trained_head=True, what="teacher")
     tokenizer = load_tokenizer(cfg.teacher)
     splits, task, mapping = match_teacher_labels(cfg, splits, task, teacher, tokenizer)
@@ -84,6 +87,49 @@ def load_task(cfg) -> Prepared:
             raise ModelError(f"student vocabulary ({student.config.vocab_size}) differs from the teacher's "
                              f"({teacher.config.vocab_size}); build the student on the teacher's tokenizer")
     return Prepared(cfg=cfg, task=task, tokenizer=tokenizer, student=student, teacher=teacher, splits=splits, info=info)
+
+
+def load_without_teacher(cfg, splits, task, pos_tagger) -> Prepared:
+    """A run with no teacher weights: logit KD from transfer sets (``--transfer-set``, no ``--teacher``) into a
+    pretrained student. The class names come from the first set's manifest (matched to the data's by the rule of
+    :mod:`kdistill.data.label_map`); the teacher's dev metrics, for the retention, too.
+
+    Raises:
+        KDistillError: a method or setting that needs the teacher itself (L_cos, TinyBERT, --augment); no complete set.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import PretrainedConfig
+
+    from kdistill.data.label_map import match_labels, renumber_splits
+    from kdistill.models import load_tokenizer
+    from kdistill.students.build import build_student
+    from kdistill.transfer.label import MANIFEST
+
+    if cfg.method.name != "kd" or cfg.method.cos_weight > 0 or cfg.augment.augment != "none":
+        raise KDistillError("without --teacher only the stored logits are there: use --method kd, --cos-weight 0 and no "
+                            "--augment (label augmented rows into a set with kdistill label --augment)")
+    folder = Path(cfg.train.transfer_set[0])
+    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).is_file() else {}
+    if not manifest.get("complete"):
+        raise KDistillError(f"--transfer-set {folder} holds no complete transfer set; make it with kdistill label")
+    labels = manifest.get("labels") or []
+    said = PretrainedConfig(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+                            problem_type={"multi_label": "multi_label_classification", "regression": "regression"}.get(
+                                manifest.get("problem_type"), "single_label_classification"))
+    task, mapping = match_labels(task, said)
+    if mapping.order is not None:
+        splits = renumber_splits(splits, mapping.order, task.multi_label)
+    student = build_student(cfg.student, None, task, seed=cfg.train.seed)
+    info: dict = {"pos_tagger": pos_tagger, "no_teacher": {
+        "teacher": manifest.get("teacher"), "teacher_fingerprint": manifest.get("teacher_fingerprint"),
+        "teacher_dev_metrics": manifest.get("teacher_dev_metrics"), "from": str(folder),
+        "latency": "not measured: the run had the teacher's outputs, not its weights"}}
+    if mapping.rule != "none":
+        info["label_mapping"] = mapping.to_json()
+    return Prepared(cfg=cfg, task=task, tokenizer=load_tokenizer(cfg.student.path), student=student, teacher=None,
+                    splits=splits, info=info)
 
 
 def match_teacher_labels(cfg, splits, task, teacher, tokenizer, sample: int = 512):
@@ -177,7 +223,7 @@ def prepare_task_data(p: Prepared, procs) -> None:
     p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length,
                                                                cache_dir=cache, desc="tokenize selection slice")
     # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
-    p.fingerprint = fingerprint(teacher_key(cfg.teacher), train_key)
+    p.fingerprint = fingerprint(teacher_key(cfg.teacher) if cfg.teacher else "transfer-set", train_key)
     if aug_info is not None:
         p.info["augment"] = aug_info
 
@@ -238,6 +284,8 @@ def task_summary(p: Prepared, result) -> dict:
     for key in ("augment", "transfer_sets", "label_mapping"):
         if key in p.info:
             out[key] = p.info[key]
+    if "no_teacher" in p.info:  # the teacher's metric from the set's manifest (retention: added beside the dev eval)
+        out["teacher_from_transfer_set"] = dict(p.info["no_teacher"])
     return out
 
 
