@@ -278,3 +278,26 @@ def test_a_run_without_the_teachers_weights_learns_from_the_set_and_reports_rete
         kdistill.distill(None, "sst2", str(student), output_dir=tmp_path / "cos", cos_weight=1.0, **base)
     with pytest.raises(KDistillError, match="needs --teacher .* or --transfer-set with a pretrained --student"):
         kdistill.distill(None, "sst2", output_dir=tmp_path / "copy", **base)  # copying layers needs the teacher
+
+
+def test_push_to_hub_without_the_hub_is_one_line_and_keeps_the_set(made, tiny_teacher_dir, glue_dir, tmp_path,
+                                                                    monkeypatch):
+    """`label --push-to-hub` uploads the complete set as a hub dataset repository; offline (as here) it fails in one
+    line naming the repository, and the set stays complete on disk."""
+    import kdistill.deploy.export as export
+
+    calls = []
+    monkeypatch.setattr(export, "push_folder", lambda folder, repo, **kw: calls.append((str(folder), repo, kw)) or
+                        f"https://huggingface.co/datasets/{repo}")
+    out, _ = made
+    got = kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=out, data_dir=str(glue_dir), push_to_hub="me/set",
+                         **OPTS)
+    assert got["pushed_to"].endswith("me/set") and calls == [(str(out), "me/set", {"repo_type": "dataset",
+                                                                                   "what": "transfer set"})]
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = CliRunner().invoke(app, ["label", "--teacher", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--output",
+                                 str(out), "--max-train-samples", "50", "--max-eval-samples", "16", "--shard-rows", "16",
+                                 "--batch-size", "8", "--push-to-hub", "me/set"])
+    assert r.exit_code != 0 and "--push-to-hub me/set: upload failed" in r.output and "is kept" in r.output
+    assert json.loads((out / "manifest.json").read_text())["complete"]

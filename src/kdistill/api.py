@@ -590,7 +590,8 @@ def exit_pipeline(model, tokenizer=None, *, rule: str = "entropy", threshold: fl
 # --------------------------------------------------------------------------- transfer sets
 def label(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,
           text_files: Sequence[str | Path] = (), config: str | Path | None = None, overwrite: bool = False,
-          resume: bool = False, show_progress: bool = True, **options: Any) -> dict[str, Any]:
+          resume: bool = False, show_progress: bool = True, push_to_hub: str | None = None,
+          **options: Any) -> dict[str, Any]:
     """Write a transfer set (``kdistill label``): ``teacher``'s logits on the train split of ``task`` (or your own
     ``train_file``, or ``text_files`` of unlabeled text, one input per line), as Parquet shards with a manifest
     (:mod:`kdistill.transfer.label`; Hinton et al. 2015, Sec. 2). ``resume`` finishes an interrupted set without
@@ -599,9 +600,11 @@ def label(teacher: str | None = None, task: str | None = None, *, output_dir: st
     Args:
         options: :class:`~kdistill.config.DataConfig` fields (``data_dir``, ``max_train_samples``, ``max_length`` ...),
             ``shard_rows`` (default 4096), ``batch_size`` (64).
+        push_to_hub: a hub dataset repository id to upload the complete set to (needs the hub and a token; the
+            local set is kept when the upload fails).
 
     Returns:
-        The manifest (``SET_DIR/manifest.json``).
+        The manifest (``SET_DIR/manifest.json``; with ``pushed_to`` when uploaded).
 
     Raises:
         KDistillError: no teacher or output folder, a folder holding another set (or an unfinished one without
@@ -611,7 +614,13 @@ def label(teacher: str | None = None, task: str | None = None, *, output_dir: st
                        resume=resume, **options)
     from kdistill.transfer import write_transfer_set
 
-    return write_transfer_set(cfg, show_progress=show_progress)
+    manifest = write_transfer_set(cfg, show_progress=show_progress)
+    if push_to_hub:
+        from kdistill.deploy.export import push_folder
+
+        manifest = {**manifest, "pushed_to": push_folder(cfg.output_dir, push_to_hub, repo_type="dataset",
+                                                         what="transfer set")}
+    return manifest
 
 
 def label_config(teacher: str | None = None, task: str | None = None, *, output_dir: str | Path | None = None,

@@ -273,7 +273,9 @@ def compress(given: dict, options: Optional[dict] = None) -> None:
     "resume": "Finish an interrupted transfer set (finished shards are kept, never recomputed)."})
 def label(given: dict, options: Optional[dict] = None, inspect: Optional[Path] = typer.Option(
         None, "--inspect", help="Instead: summarise the transfer set in this folder (rows, labels, the teacher's "
-                                "accuracy on gold rows, confidence histogram: inspect.png) and exit.")) -> None:
+                                "accuracy on gold rows, confidence histogram: inspect.png) and exit."),
+          push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help=(
+              "Upload the complete set to this Hugging Face Hub dataset repository (needs the hub and a token)."))) -> None:
     """Write a transfer set: the teacher's logits on the train split (or on text files) as Parquet shards + manifest."""
     from kdistill import api
     from kdistill.results import to_json
@@ -287,9 +289,10 @@ def label(given: dict, options: Optional[dict] = None, inspect: Optional[Path] =
         return
 
     given["text_files"] = given["text_files"] or ()
-    manifest = _run_or_print(given.pop("print_config"), api.label_config, api.label, **given, **options)
+    manifest = _run_or_print(given.pop("print_config"), api.label_config, api.label, **given, **options,
+                             run_only={"push_to_hub": push_to_hub})
     if manifest is not None:
-        keys = ("rows", "rows_computed_here", "rows_per_second", "teacher_seconds", "teacher_dev_metrics")
+        keys = ("rows", "rows_computed_here", "rows_per_second", "teacher_seconds", "teacher_dev_metrics", "pushed_to")
         sys.stdout.write(to_json({"output": str(given["output_dir"]), **{k: manifest.get(k) for k in keys}},
                                  indent=1) + "\n")
 

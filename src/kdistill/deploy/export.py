@@ -357,8 +357,9 @@ def _non_finite(obj: Any, where: str = "") -> list[str]:
     return [where] if isinstance(obj, float) and not math.isfinite(obj) else []
 
 
-def push_folder(folder: str | Path, repo_id: str) -> str:
-    """Upload an exported folder to the Hugging Face Hub (``create_repo(exist_ok=True)`` + ``upload_folder``).
+def push_folder(folder: str | Path, repo_id: str, *, repo_type: str = "model", what: str = "export") -> str:
+    """Upload a folder (an export; with ``repo_type="dataset"`` a transfer set) to the Hugging Face Hub
+    (``create_repo(exist_ok=True)`` + ``upload_folder``).
 
     Returns:
         The repository URL.
@@ -371,11 +372,13 @@ def push_folder(folder: str | Path, repo_id: str) -> str:
         from huggingface_hub import HfApi
 
         hub = HfApi()
-        url = hub.create_repo(repo_id, exist_ok=True)
-        hub.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="kdistill export")
+        url = hub.create_repo(repo_id, exist_ok=True, repo_type=repo_type)
+        hub.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                          commit_message=f"kdistill {what}")
     except Exception as err:  # noqa: BLE001 - whatever the hub says, in one line
         raise KDistillError(f"--push-to-hub {repo_id}: upload failed ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0][:160] if str(err) else ''}); the export in {folder} is kept") from err
+                            f"{str(err).splitlines()[0][:160] if str(err) else ''}); the {what} in {folder} is "
+                            "kept") from err
     return str(url)
 
 
