@@ -301,3 +301,42 @@ def test_push_to_hub_without_the_hub_is_one_line_and_keeps_the_set(made, tiny_te
                                  "--batch-size", "8", "--push-to-hub", "me/set"])
     assert r.exit_code != 0 and "--push-to-hub me/set: upload failed" in r.output and "is kept" in r.output
     assert json.loads((out / "manifest.json").read_text())["complete"]
+
+
+def test_stored_hidden_states_serve_l_cos_without_the_teacher_pass(tiny_teacher_dir, glue_dir, tmp_path, monkeypatch):
+    """`label --hidden-states` stores each row's last hidden states (float16, real tokens only; the size said first);
+    `distill --cos-weight 1 --transfer-set SET` then reads them instead of running the teacher, and trains the
+    student the live teacher trains, up to float16 rounding of the targets."""
+    import torch
+    from safetensors.torch import load_file
+
+    from kdistill.config import DataConfig
+    from kdistill.data import load_data
+    from kdistill.engine import teacher as teacher_mod
+    from kdistill.models import load_classifier, load_tokenizer
+
+    out = tmp_path / "hidden"
+    manifest = kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=out, data_dir=str(glue_dir), hidden_states=True,
+                              **OPTS)
+    tok = load_tokenizer(str(tiny_teacher_dir))
+    table = kdistill.transfer.read_complete_set(out)[1]
+    first = table.column("text_a")[0].as_py()
+    n_tokens = len(tok(first)["input_ids"])
+    assert manifest["hidden_states_bytes_estimate"] > 0 and "hidden_states" in manifest["columns"]
+    stored = np.asarray(table.column("hidden_states")[0].as_py(), dtype=np.float32)
+    _, spec = load_data(DataConfig(task="sst2", data_dir=str(glue_dir), max_train_samples=50))
+    teacher = load_classifier(str(tiny_teacher_dir), spec, require_trained_head=True).eval()
+    with torch.inference_mode():
+        live = teacher(**tok(first, return_tensors="pt"), output_hidden_states=True).hidden_states[-1][0].numpy()
+    assert stored.shape == (n_tokens, teacher.config.hidden_size) and np.abs(stored - live).max() < 1e-2
+
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16, selection_size=8, epochs=1,
+                batch_size=16, layers=[0, 2], report=False, show_progress=False, seed=3, cos_weight=1.0)
+    live_run = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "live", **base)
+    monkeypatch.setattr(teacher_mod.LiveTeacher, "__call__", lambda *a, **k: pytest.fail("the teacher ran"))
+    via = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "set", transfer_set=[str(out)], **base)
+    info = json.loads((tmp_path / "set" / "train_results.json").read_text())["transfer_sets"]
+    assert info["teacher"] == "stored logits and hidden states"
+    a, b = load_file(str(tmp_path / "live" / "model.safetensors")), load_file(str(tmp_path / "set" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-2
+    assert abs(live_run.metrics["accuracy"] - via.metrics["accuracy"]) <= 1 / 16

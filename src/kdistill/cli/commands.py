@@ -263,7 +263,7 @@ def compress(given: dict, options: Optional[dict] = None) -> None:
 
 @app.command()
 @config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")),
-                (LabelConfig, ("seed", "shard_rows", "batch_size")), (DataConfig, ("select_on", "selection_size")),
+                (LabelConfig, ("seed", "shard_rows", "batch_size", "hidden_states")), (DataConfig, ("select_on", "selection_size")),
                 (AugmentConfig, ("augment", "p_mask", "p_pos", "p_ng", "n_iter", "pair_mode", "max_augmented")))
 @command_args("config", "teacher", "task", "text_files", "output_dir", "overwrite", "resume", "print_config", helps={
     "teacher": "Teacher fine-tuned on the task (directory or hub id) whose outputs are stored; required unless "

@@ -29,6 +29,9 @@ class LabelConfig(_Base):
     seed: int = Field(default=42, ge=0, le=2**32 - 1, description=(
         "Seed of the held-out selection slice left out of augmentation and of the augmentation itself (use the "
         "students' --seed)."))
+    hidden_states: bool = Field(default=False, description=(
+        "Also store the teacher's last hidden states (float16, one [tokens, hidden] matrix per row: what L_cos reads; "
+        "the size is estimated and printed before the pass starts)."))
     shard_rows: int = Field(default=4096, ge=1, description=(
         "Rows per Parquet shard: the unit that is written atomically and never recomputed on --resume."))
     batch_size: int = Field(default=64, ge=1, description="Teacher batch size (length-sorted within each shard).")

@@ -139,6 +139,36 @@ class StoredLogits(NoTeacher):
         return TeacherSignal(logits=self.logits[batch["idx"].cpu()].to(batch["idx"].device))
 
 
+class StoredHidden(StoredLogits):
+    """Teacher logits ``[N, C]`` and last hidden states (one float16 ``[tokens, H]`` matrix per row) read from a
+    transfer set, indexed by the batch's ``idx``: what L_cos needs, with no teacher pass. The rows must be tokenised
+    as the set's teacher tokenised them (same tokenizer and max length), so each stored matrix fills exactly the
+    row's real tokens of the padded batch.
+
+    Raises:
+        KDistillError: a row whose real token count differs from its stored matrix (another tokenisation).
+    """
+
+    def __init__(self, logits: torch.Tensor, hidden: list):
+        super().__init__(logits)
+        self.hidden = hidden
+
+    def __call__(self, batch) -> TeacherSignal:
+        ids = batch["idx"].cpu().tolist()
+        mask = batch["attention_mask"].cpu()
+        width = self.hidden[ids[0]].shape[1]
+        out = torch.zeros(len(ids), mask.shape[1], width)
+        for j, i in enumerate(ids):
+            n = int(mask[j].sum())
+            if self.hidden[i].shape[0] != n:
+                raise KDistillError(f"the transfer set's hidden states of a row have {self.hidden[i].shape[0]} tokens, "
+                                    f"the batch's {n}: it was tokenised differently; use the set's tokenizer and "
+                                    "--max-length, or drop its hidden states (the teacher then runs live)")
+            out[j, :n] = torch.from_numpy(self.hidden[i].astype(np.float32))
+        device = batch["idx"].device
+        return TeacherSignal(logits=self.logits[ids].to(device), hidden_states=(out.to(device),))
+
+
 class LiveTeacher(NoTeacher):
     """The frozen teacher run under ``no_grad`` on each batch (never wrapped in DDP).
 

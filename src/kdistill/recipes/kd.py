@@ -205,8 +205,9 @@ def prepare_task_data(p: Prepared, procs) -> None:
     if cfg.data.select_on == "holdout":  # chosen off the reported split, before any augmentation sees the rows
         train_split, selection, p.info["selection"] = selection_split(cfg, train_split, p.task)
     if cfg.train.transfer_set:  # stored teacher logits, and the sets' extra (unlabeled) rows, instead of a teacher pass
-        train_split, p.teacher_source, p.info["transfer_sets"] = transfer_set_source(cfg, train_split, p.splits["train"],
-                                                                                     selection)
+        align = hidden_align(p) if cfg.method.name == "kd" else "tokens"
+        train_split, p.teacher_source, p.info["transfer_sets"] = transfer_set_source(
+            cfg, train_split, p.splits["train"], selection, tok if align == "tokens" else None)
     if cfg.augment.augment != "none":  # Tang et al. (2019) transfer set: originals + unlabeled perturbations
         train_split, aug_info = augment_train_split(
             train_split, cfg.augment, mask_token=teacher_tok.mask_token or teacher_tok.unk_token or "[MASK]", seed=cfg.train.seed,
@@ -228,29 +229,43 @@ def prepare_task_data(p: Prepared, procs) -> None:
         p.info["augment"] = aug_info
 
 
-def transfer_set_source(cfg, train_split, full_train, selection):
+def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None):
     """``(train rows, teacher source, info)`` from ``cfg.train.transfer_set``: the run's rows and the sets' extra rows
-    appended (:func:`kdistill.transfer.read.transfer_rows`), with the stored logits as the teacher source — or, for a
-    method that needs the teacher's internals (L_cos, TinyBERT's layers), source None: the teacher runs live on them.
+    appended (:func:`kdistill.transfer.read.transfer_rows`), with the stored logits as the teacher source; for L_cos
+    (token by token) the stored hidden states too, when every set has them and was tokenised by ``tokenizer``'s twin.
+    A method that needs more (TinyBERT's layers, word-aligned L_cos, sets without hidden states) gets source None:
+    the teacher runs live on the rows.
 
     Raises:
         KDistillError: --augment beside a set (augment with kdistill label --augment), and what ``transfer_rows``
             refuses.
     """
+    import json
+    from pathlib import Path
+
     import torch
 
-    from kdistill.engine.teacher import StoredLogits
+    from kdistill.data.batching import tokenizer_key
+    from kdistill.engine.teacher import StoredHidden, StoredLogits
     from kdistill.transfer.read import transfer_rows
 
     if cfg.augment.augment != "none":
         raise KDistillError("--augment beside --transfer-set: make the augmented rows once with kdistill label --augment "
                             "tang and pass that set as another --transfer-set")
+    method = cfg.method
+    cos = method.name == "kd" and method.cos_weight > 0
+    same_tokens = tokenizer is not None and all(
+        json.loads((Path(s) / "manifest.json").read_text()).get("tokenizer_hash") == tokenizer_key(tokenizer)
+        for s in cfg.train.transfer_set if (Path(s) / "manifest.json").is_file())
+    hidden: list | None = [] if cos and same_tokens else None
     rows, logits, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, train_split,
                                        full_train=full_train, selection=selection, teacher=cfg.teacher,
-                                       max_length=cfg.data.max_length, seed=cfg.train.seed)
-    if cfg.method.name != "kd" or cfg.method.cos_weight > 0:  # stored hidden states are not built: run it live
-        LOG.info("--transfer-set: the set stores the teacher's logits only; this method also needs its hidden states "
-                 "or attention, so the teacher runs live on the set's rows")
+                                       max_length=cfg.data.max_length, seed=cfg.train.seed, hidden=hidden)
+    if cos and hidden:
+        return rows, StoredHidden(torch.from_numpy(logits), hidden), {**info, "teacher": "stored logits and hidden states"}
+    if method.name != "kd" or cos:  # the teacher's internals are needed and not stored (for these tokens): run it live
+        LOG.info("--transfer-set: this method needs the teacher's hidden states or attention, which the set(s) do not "
+                 "store for this run's tokens: the teacher runs live on the set's rows")
         return rows, None, {**info, "teacher": "live (the method needs the teacher's internals)"}
     return rows, StoredLogits(torch.from_numpy(logits)), {**info, "teacher": "stored logits"}
 

@@ -34,7 +34,7 @@ SHARDS = "shards"
 FORMAT = "kdistill-transfer-set"
 FORMAT_VERSION = 1
 #: Manifest keys added after the first sets were written, with the value those sets had.
-LEGACY = {"runtime_asked": "eager"}
+LEGACY = {"runtime_asked": "eager", "hidden_states": False}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -150,9 +150,11 @@ def _rows_hash(rows) -> str:
 
 
 def shard_logits(teacher, tokenizer, texts_a: list[str], texts_b: list[str] | None, *, max_length: int,
-                 batch_size: int) -> np.ndarray:
+                 batch_size: int, hidden: list | None = None) -> np.ndarray:
     """The teacher's logits ``[n, C]`` (float32) for one shard of inputs, in input order: the rows sorted by token
-    length into batches (dynamic padding), the same batches on every call (so the same bytes on a resume)."""
+    length into batches (dynamic padding), the same batches on every call (so the same bytes on a resume). With a list
+    ``hidden``, each row's last hidden states ``[tokens, H]`` (float16, real tokens only) are put in it, in input
+    order."""
     import torch
     from transformers import DataCollatorWithPadding
 
@@ -164,16 +166,26 @@ def shard_logits(teacher, tokenizer, texts_a: list[str], texts_b: list[str] | No
     pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
     keys = forward_keys(teacher)
     out = np.zeros((len(features), teacher.config.num_labels), dtype=np.float32)
+    states: list = [None] * len(features)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             ids = order[start:start + batch_size]
             batch = pad([features[i] for i in ids])
-            out[ids] = teacher(**model_inputs(dict(batch), keys)).logits.float().cpu().numpy()
+            res = teacher(**model_inputs(dict(batch), keys), **({"output_hidden_states": True} if hidden is not None
+                                                                 else {}))
+            out[ids] = res.logits.float().cpu().numpy()
+            if hidden is not None:
+                last = res.hidden_states[-1].to(torch.float16).cpu().numpy()
+                for j, i in enumerate(ids):
+                    states[i] = last[j, : len(features[i]["input_ids"])]
+    if hidden is not None:
+        hidden.extend(states)
     return out
 
 
-def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int) -> None:
-    """One shard (``rows``: columns as lists) as Parquet, written aside then renamed."""
+def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int, hidden: list | None = None) -> None:
+    """One shard (``rows``: columns as lists; ``hidden``: per row a float16 ``[tokens, H]`` matrix, or None) as
+    Parquet, written aside then renamed."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -184,6 +196,12 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
         columns["text_b"] = pa.array(rows["text_b"], pa.string())
     columns["label"] = pa.array(rows["label"])
     columns["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1), pa.float32()), logits.shape[1])
+    if hidden is not None:  # list<fixed_size_list<float16, H>>: one [tokens, H] matrix per row
+        width = hidden[0].shape[1] if hidden else 0
+        offsets = np.concatenate([[0], np.cumsum([h.shape[0] for h in hidden])]).astype(np.int32)
+        flat = pa.array(np.concatenate([h.reshape(-1) for h in hidden]) if hidden else np.zeros(0, np.float16))
+        columns["hidden_states"] = pa.ListArray.from_arrays(pa.array(offsets),
+                                                            pa.FixedSizeListArray.from_arrays(flat, width))
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(pa.table(columns), tmp)
     os.replace(tmp, path)
@@ -192,7 +210,8 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
 def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, inputs: dict) -> dict[str, Any]:
     return {"teacher": str(cfg.teacher), "teacher_fingerprint": teacher_fp, "tokenizer_hash": tok_hash,
             "inputs_sha256": rows_hash, "inputs": inputs, "max_length": cfg.data.max_length,
-            "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size, "runtime_asked": cfg.runtime}
+            "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size, "runtime_asked": cfg.runtime,
+            "hidden_states": cfg.hidden_states}
 
 
 def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | None:
@@ -210,11 +229,11 @@ def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | 
         raise KDistillError(f"{out} is not empty and holds no transfer set; use a new folder")
     old = json.loads(manifest.read_text())
     changed = [k for k in ("teacher_fingerprint", "tokenizer_hash", "inputs_sha256", "max_length", "shard_rows",
-                           "batch_size", "runtime_asked") if old.get(k, LEGACY.get(k)) != identity[k]]
+                           "batch_size", "runtime_asked", "hidden_states") if old.get(k, LEGACY.get(k)) != identity[k]]
     if changed:
         what = {"teacher_fingerprint": "the teacher's weights", "tokenizer_hash": "the tokenizer",
                 "inputs_sha256": "the inputs", "max_length": "--max-length", "shard_rows": "--shard-rows",
-                "batch_size": "--batch-size", "runtime_asked": "--runtime"}
+                "batch_size": "--batch-size", "runtime_asked": "--runtime", "hidden_states": "--hidden-states"}
         raise KDistillError(f"{out} holds a transfer set that differs in {', '.join(what[k] for k in changed)}; a "
                             "set is never reused stale: use a new folder, or --overwrite to replace it")
     if not old.get("complete") and not cfg.resume:
@@ -293,11 +312,17 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **identity, "complete": False,
                     "task": teacher_spec.name if spec is not None else None,
                     "problem_type": _problem_type(teacher_spec), "labels": list(teacher_spec.labels or []),
-                    "logits_dtype": "float32", "columns": ["idx", "source_idx", "text_a", "text_b", "label", "logits"],
+                    "logits_dtype": "float32", "hidden_states_dtype": "float16" if cfg.hidden_states else None,
+                    "columns": ["idx", "source_idx", "text_a", "text_b", "label", "logits",
+                                *(["hidden_states"] if cfg.hidden_states else [])],
                     "rows": len(rows), "shards": [], "kdistill_version": version("kdistill"),
                     "threads": torch.get_num_threads(), "processes": procs.num_processes}
         runner, manifest["runtime"] = teacher, {"used": "eager"}  # what runs the teacher pass (dev: always eager)
-        if cfg.runtime == "ort":
+        if cfg.hidden_states:
+            manifest["hidden_states_bytes_estimate"] = _hidden_size(cfg, rows, tokenizer, teacher.config.hidden_size)
+        if cfg.runtime == "ort" and cfg.hidden_states:
+            manifest["runtime"]["note"] = "--hidden-states: the exported graph gives logits only, so eager runs"
+        elif cfg.runtime == "ort":
             first = rows.select(range(min(cfg.shard_rows, len(rows)))).to_dict()
             runner, manifest["runtime"] = ort_teacher(teacher, tokenizer, first, out, cfg)
         _save(out / MANIFEST, manifest, to_json)
@@ -316,9 +341,10 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
                disable=not (show_progress and main))
     for i in mine:  # finished shards are never recomputed
         part = rows.select(range(i * cfg.shard_rows, min((i + 1) * cfg.shard_rows, len(rows)))).to_dict()
+        hidden = [] if cfg.hidden_states else None
         logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"), max_length=cfg.data.max_length,
-                              batch_size=cfg.batch_size)
-        _write_shard(paths[i], part, logits, i * cfg.shard_rows)
+                              batch_size=cfg.batch_size, hidden=hidden)
+        _write_shard(paths[i], part, logits, i * cfg.shard_rows, hidden)
         computed += len(part["text_a"])
         bar.update(len(part["text_a"]))
         bar.set_postfix(rows_per_s=f"{computed / max(time.perf_counter() - t0, 1e-9):.0f}")
@@ -336,6 +362,20 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
         _save(out / MANIFEST, manifest, to_json)
     procs.wait_for_everyone()
     return manifest if main else json.loads((out / MANIFEST).read_text())
+
+
+def _hidden_size(cfg, rows, tokenizer, width: int) -> int:
+    """Bytes the stored hidden states will take (float16: tokens x hidden x 2, Parquet adds little), said in a log
+    line before the pass starts."""
+    tokens = 0
+    for start in range(0, len(rows), 10_000):
+        part = rows.select(range(start, min(start + 10_000, len(rows)))).to_dict()
+        enc = tokenizer(part["text_a"], part.get("text_b"), truncation=True, max_length=cfg.data.max_length)
+        tokens += sum(len(ids) for ids in enc["input_ids"])
+    size = 2 * tokens * width
+    LOG.warning("--hidden-states: %d rows, %d tokens x %d float16 values: about %.2f GB on disk", len(rows), tokens,
+                width, size / 1e9)
+    return size
 
 
 def _records(paths: list[Path], hashes: dict[str, str], *, only_done: bool) -> list[dict[str, Any]]:

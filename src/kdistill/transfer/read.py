@@ -40,11 +40,18 @@ def _read(folder: Path, *, teacher: str | None, fingerprint: str | None, max_len
     columns = {c: table.column(c).to_pylist() for c in ("text_a", "text_b", "label", "source_idx")
                if c in table.column_names}
     columns["logits"] = np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
+    if "hidden_states" in table.column_names:  # one float16 [tokens, H] view per row, without a Python list per value
+        col = table.column("hidden_states").combine_chunks()
+        width = col.type.value_type.list_size
+        flat = col.values.values.to_numpy(zero_copy_only=False).reshape(-1, width)
+        offsets = col.offsets.to_numpy()
+        columns["hidden_states"] = [flat[offsets[i]:offsets[i + 1]] for i in range(len(col))]
     return manifest, columns
 
 
 def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_split, *, full_train=None, selection=None,
-                  teacher: str | None, max_length: int, seed: int) -> tuple[Any, np.ndarray, dict[str, Any]]:
+                  teacher: str | None, max_length: int, seed: int,
+                  hidden: list | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The run's train rows plus the sets' extra rows, and the stored teacher logits of every row.
 
     Args:
@@ -56,6 +63,8 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
         teacher: the run's teacher (its weights must be the sets'), or None (no teacher: the sets must agree).
         max_length: the run's ``--max-length`` (must be the sets').
         seed: seeds the sampling of extra rows.
+        hidden: when a list, filled with each returned row's stored last hidden states (float16 ``[tokens, H]``, in
+            ``idx`` order) if every set stores them; left empty otherwise.
 
     Returns:
         ``(rows, logits, info)``: ``rows`` the train split with the extra rows appended (no gold label: -1, NaN for
@@ -95,10 +104,16 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
     if not np.array_equal(np.sort(idx), np.arange(len(idx))):
         raise ValueError("transfer_rows needs a train split whose idx are 0..n-1")
     logits = []
+    stored = hidden is not None and all("hidden_states" in columns for _, columns in loaded)
+    states: list = []
     if run_keys:
         found = np.stack([loaded[where[key][0]][1]["logits"][where[key][1]] for key in run_keys])
         logits.append(np.zeros_like(found))
         logits[0][idx] = found
+        if stored:
+            states = [None] * len(run_keys)
+            for j, key in zip(idx, run_keys):
+                states[j] = loaded[where[key][0]][1]["hidden_states"][where[key][1]]
     extra: dict[str, list] = {"text_a": [], "text_b": []}
     rng = random.Random(f"{seed}:transfer-set")
     for k, ((manifest, columns), ratio) in enumerate(zip(loaded, ratios)):
@@ -121,9 +136,13 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
             extra["text_b"].append(keys[i][1])
         if chosen:
             logits.append(columns["logits"][chosen])
+            if stored:
+                states.extend(columns["hidden_states"][i] for i in chosen)
         info.append({"set": str(sets[k]), "kind": manifest["inputs"].get("kind"), "rows": manifest["rows"],
                      "run_rows_found": sum(1 for key in run_keys if where[key][0] == k), "ratio": ratio,
                      "extra_rows_used": len(chosen), "left_out_from_selection_slice": left_out})
+    if stored:
+        hidden.extend(states)
     rows = train_split
     if extra["text_a"]:
         n, m = len(train_split), len(extra["text_a"])
