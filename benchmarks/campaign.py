@@ -107,7 +107,9 @@ def ensure(needs: list[str]) -> None:
              "set:train": (CACHE / "transfer_sets" / "mpnet-sst2-train" / "manifest.json",
                            ["benchmarks/label_mpnet_sst2.py"]),
              "set:tang": (CACHE / "transfer_sets" / "mpnet-sst2-tang" / "manifest.json",
-                          ["benchmarks/label_mpnet_sst2.py", "--augment"])}
+                          ["benchmarks/label_mpnet_sst2.py", "--augment"]),
+             "set:train-hidden": (CACHE / "transfer_sets" / "mpnet-sst2-train-hidden" / "manifest.json",
+                                  ["benchmarks/label_mpnet_sst2.py", "--hidden-states"])}
     for need in ["teacher", *[n for n in needs if n != "teacher"]] if needs else []:
         marker, script = steps[need]
         complete = marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))
