@@ -132,6 +132,8 @@ class StoredLogits(NoTeacher):
     """Teacher logits ``[N, C]`` read from a transfer set (:mod:`kdistill.transfer`), indexed by the batch's ``idx``,
     on the batch's device: no teacher runs."""
 
+    provides = frozenset({"logits"})
+
     def __init__(self, logits: torch.Tensor):
         self.logits, self.seconds = logits, 0.0
 
@@ -148,6 +150,8 @@ class StoredHidden(StoredLogits):
     Raises:
         KDistillError: a row whose real token count differs from its stored matrix (another tokenisation).
     """
+
+    provides = frozenset({"logits", "hidden_states"})
 
     def __init__(self, logits: torch.Tensor, hidden: list):
         super().__init__(logits)

@@ -138,8 +138,19 @@ def _train_stage(stage: Stage, prepared: Prepared, sdir, *, resume: bool, callba
                    tokenizer=prepared.tokenizer, task=prepared.task, cfg=stage.train(prepared), output_dir=sdir,
                    teacher=prepared.teacher, loader=prepared.loader, resume=resume, callbacks=callbacks,
                    teacher_fingerprint=prepared.fingerprint, teacher_view=prepared.teacher_view,
-                   teacher_source=prepared.teacher_source)
+                   teacher_source=stored_source(prepared.teacher_source, objective))
     return objective, result
+
+
+def stored_source(source, objective):
+    """``source`` (a transfer set's stored outputs) when it gives everything ``objective`` needs of the teacher
+    (``source.provides``: logits, hidden states); else None: the engine runs the teacher (e.g. TinyBERT's intermediate
+    stage needs attention, its prediction stage the logits alone)."""
+    if source is None:
+        return None
+    needs = {"logits"} | ({"hidden_states"} if objective.needs_hidden_states else set()) | (
+        {"attentions"} if objective.needs_attentions or objective.teacher_qkv_layer is not None else set())
+    return source if needs <= source.provides else None
 
 
 def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callable] = (), report: bool = True,

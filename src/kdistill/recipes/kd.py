@@ -216,7 +216,8 @@ def prepare_task_data(p: Prepared, procs) -> None:
     train_key = dataset_key(train_split, tok, cfg.data.max_length)  # hashes every text: computed once, used twice
     p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train",
                           key=train_key, word_ids=words)
-    if teacher_tok is not tok and p.teacher_source is None:  # the teacher reads the same rows in its own tokens
+    logits_only = p.teacher_source is not None and cfg.method.name == "kd" and cfg.method.cos_weight == 0
+    if teacher_tok is not tok and not logits_only:  # the teacher, when it runs, reads the same rows in its own tokens
         train_key = dataset_key(train_split, teacher_tok, cfg.data.max_length)
         p.teacher_view = TeacherView(tokenize(train_split, teacher_tok, max_length=cfg.data.max_length, cache_dir=cache,
                                               desc="tokenize train (teacher)", key=train_key, word_ids=words), teacher_tok)
@@ -263,10 +264,11 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
                                        max_length=cfg.data.max_length, seed=cfg.train.seed, hidden=hidden)
     if cos and hidden:
         return rows, StoredHidden(torch.from_numpy(logits), hidden), {**info, "teacher": "stored logits and hidden states"}
-    if method.name != "kd" or cos:  # the teacher's internals are needed and not stored (for these tokens): run it live
+    if method.name != "kd" or cos:  # a stage that needs internals the set lacks runs the teacher (recipes.base)
         LOG.info("--transfer-set: this method needs the teacher's hidden states or attention, which the set(s) do not "
-                 "store for this run's tokens: the teacher runs live on the set's rows")
-        return rows, None, {**info, "teacher": "live (the method needs the teacher's internals)"}
+                 "store for this run's tokens: the teacher runs live on the set's rows where a stage needs them")
+        what = "stored logits where a stage needs only logits; live where it needs the teacher's internals"
+        return rows, StoredLogits(torch.from_numpy(logits)), {**info, "teacher": what}
     return rows, StoredLogits(torch.from_numpy(logits)), {**info, "teacher": "stored logits"}
 
 
