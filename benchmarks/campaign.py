@@ -9,8 +9,9 @@ An experiment is ``benchmarks/experiments/NAME.yaml``: the run config (``config:
 --config`` takes, with ``{teacher}``, ``{glue}``, ``{sets}``, ``{minilm}`` filled in here) and the benchmark's own
 fields: ``row`` (the campaign table's row), ``role`` (``kd`` or ``gold``: the gold-only twin), ``twin`` (the other
 role's experiment), ``seeds``, ``steps_from`` (a gold twin runs as many optimizer steps as its KD twin's run with the
-same seed), ``needs`` (``teacher``, ``set:train``, ``set:tang``: re-created here when missing, ~1 h for the teacher),
-``target``, ``title``.
+same seed), ``needs`` (``teacher``, ``set:train``, ``set:tang``, ``set:train-hidden``, ``corpus``, ``run:NAME``:
+re-created here when missing, ~1 h for the teacher), ``target``, ``title``, ``command`` (``general-distill`` for a
+general distillation step; default a task run).
 
 Each (experiment, seed) trains in ``$KDISTILL_CACHE/campaign/NAME-sSEED`` (resumable: run the same command again),
 is evaluated once on SST-2 dev (the kept model was chosen on the held-out train slice, never on dev), and its result is
@@ -49,7 +50,9 @@ def places() -> dict[str, str]:
     from kdistill.models import default_pretrained_model
 
     return {"teacher": str(TEACHER), "glue": str(SHARED / "data" / "glue"), "sets": str(CACHE / "transfer_sets"),
-            "minilm": str(default_pretrained_model())}
+            "minilm": str(default_pretrained_model()), "runs": str(RUNS),
+            "mpnet_base": str(CACHE / "models" / "all-mpnet-base-v2"),
+            "corpus": str(CACHE / "corpora" / "wiki-vital4-en" / "passages.txt")}
 
 
 def load_experiment(name: str) -> dict[str, Any]:
@@ -110,7 +113,16 @@ def ensure(needs: list[str]) -> None:
                           ["benchmarks/label_mpnet_sst2.py", "--augment"]),
              "set:train-hidden": (CACHE / "transfer_sets" / "mpnet-sst2-train-hidden" / "manifest.json",
                                   ["benchmarks/label_mpnet_sst2.py", "--hidden-states"])}
+    steps["corpus"] = (CACHE / "corpora" / "wiki-vital4-en" / "passages.txt", ["benchmarks/fetch_corpus.py"])
     for need in ["teacher", *[n for n in needs if n != "teacher"]] if needs else []:
+        if need.startswith("run:"):  # another experiment's model (e.g. a general-distilled student)
+            name = need[len("run:"):]
+            if not result_path(name, 42).exists():
+                print(f"[campaign] {name} is missing here: running it first", flush=True)
+                exp = load_experiment(name)
+                ensure(exp.get("needs", []))
+                train_one(exp, 42, torch_threads())
+            continue
         marker, script = steps[need]
         complete = marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))
         if not complete:
@@ -141,7 +153,8 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
     spent = json.loads(cpu_file.read_text()) if cpu_file.exists() else {"cpu_seconds": 0.0, "wall_seconds": 0.0,
                                                                          "invocations": 0}
     method = (cfg.get("method") or {}).get("name", "kd")
-    fn = api.finetune if method == "finetune" else api.distill
+    general = exp.get("command") == "general-distill"
+    fn = api.general_distill if general else api.finetune if method == "finetune" else api.distill
     cpu0, wall0 = time.process_time(), time.perf_counter()
     resume = out.exists()
     try:
@@ -154,11 +167,12 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
         cpu_file.write_text(json.dumps(spent))
     if getattr(res, "interrupted", False):
         raise SystemExit(f"{out.name}: stopped; run the same command to resume")
-    dev = dev_eval(out, cfg)
+    dev = None if general else dev_eval(out, cfg)  # a general-distilled encoder has no task head
     results = json.loads((out / "train_results.json").read_text())
     settings = json.loads((out / "kdistill_run.json").read_text())
     row = {"name": exp["name"], "seed": seed, "row": exp["row"], "role": exp["role"], "twin": exp.get("twin"),
-           "title": exp.get("title"), "target": exp.get("target"), "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
+           "title": exp.get("title"), "target": exp.get("target"),
+           "steps": [n[len("run:"):] for n in exp.get("needs", []) if n.startswith("run:")], "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
            "experiment_file": f"benchmarks/experiments/{exp['name']}.yaml", "git_commit": git_commit(),
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(threads),
            **spent, "optimizer_steps": results.get("global_step"), "best_step": results.get("best_step"),
@@ -167,8 +181,8 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
            "model_dir": str(out)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_path(exp["name"], seed).write_text(json.dumps(row, indent=1) + "\n")
-    print(f"[campaign] {exp['name']} seed {seed}: dev {dev['metric']} = {dev['value']:.4f} "
-          f"({spent['cpu_seconds'] / 3600:.2f} CPU-h)", flush=True)
+    score = "" if dev is None else f"dev {dev['metric']} = {dev['value']:.4f} "
+    print(f"[campaign] {exp['name']} seed {seed}: {score}({spent['cpu_seconds'] / 3600:.2f} CPU-h)", flush=True)
 
 
 def dev_eval(model_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +227,12 @@ def teacher_result(threads: int) -> None:
                                 "machine": machine(threads), "dev": dev}, indent=1) + "\n")
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def status() -> None:
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
         exp = load_experiment(path.stem)
@@ -221,7 +241,8 @@ def status() -> None:
             run = RUNS / f"{exp['name']}-s{seed}"
             if res.exists():
                 row = json.loads(res.read_text())
-                state = f"done: dev {row['dev']['value']:.4f}, {row['cpu_seconds'] / 3600:.2f} CPU-h"
+                score = "" if row["dev"] is None else f"dev {row['dev']['value']:.4f}, "
+                state = f"done: {score}{row['cpu_seconds'] / 3600:.2f} CPU-h"
             elif (run / "checkpoint" / "trainer_state.json").exists():
                 step = json.loads((run / "checkpoint" / "trainer_state.json").read_text()).get("global_step")
                 state = f"started (checkpoint at step {step}): run it again to resume"

@@ -40,8 +40,10 @@ def load(folder: Path = RESULTS) -> dict[str, Any]:
             teacher = data
         elif path.name == "timing.json":
             timing = data
-        else:
+        elif data.get("dev") is not None:  # a general-distillation step has no dev metric (its CPU time counts)
             runs.setdefault(data["name"], {})[int(data["seed"])] = data
+        else:
+            runs.setdefault("_steps", {})[data["name"]] = data
     return {"teacher": teacher, "runs": runs, "timing": timing}
 
 
@@ -87,7 +89,9 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
                    "accuracy": float(s.mean()), "per_seed": {k: kd[k]["dev"]["value"] for k in seeds},
                    "retention": float(s.mean() / t.mean()),
                    "retention_interval": bootstrap(lambda a, b: a.mean(1) / b.mean(1), s, t),
-                   "cpu_hours": sum(r["cpu_seconds"] for r in [*kd.values(), *gold.values()]) / 3600,
+                   "cpu_hours": sum(r["cpu_seconds"] for r in [*kd.values(), *gold.values(),
+                                                                *(data["runs"].get("_steps", {}).get(n)
+                                                                  for n in first.get("steps", []))] if r) / 3600,
                    "target": target, "kd": kd_name, "gold": gold_name}
         paired = [k for k in seeds if k in gold]
         if paired:
@@ -168,8 +172,11 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
     files = ["", "## Result files", "", *[f"* [`{name}-s{seed}.json`](benchmarks/results/campaign/{name}-s{seed}.json): "
                                          f"{r['command']} — commit {r['git_commit'][:12]}, {r['machine']['threads']} "
                                          f"threads, {r['cpu_seconds'] / 3600:.2f} CPU-h"
-                                         for name, by_seed in sorted(data["runs"].items())
-                                         for seed, r in sorted(by_seed.items())], ""]
+                                         for name, by_seed in sorted(data["runs"].items()) if name != "_steps"
+                                         for seed, r in sorted(by_seed.items())],
+             *[f"* [`{name}-s{r['seed']}.json`](benchmarks/results/campaign/{name}-s{r['seed']}.json): {r['command']} "
+               f"— a step of another experiment, commit {r['git_commit'][:12]}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
+               for name, r in sorted(data["runs"].get("_steps", {}).items())], ""]
     plot = ["", "![retention vs speedup](img/campaign.png)", ""] if any("speedup_b1" in s for s in rows) else []
     doc = "\n".join(head + intro + table + plot + seeds + files)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
