@@ -360,3 +360,25 @@ def test_tinybert_reads_the_sets_logits_in_its_prediction_stage_and_runs_the_tea
                      prediction_epochs=1, data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16,
                      selection_size=8, batch_size=16, report=False, show_progress=False, transfer_set=[str(gold)])
     assert calls == {"live": 3, "stored": 3}  # 45 rows / 16: 3 steps in each stage
+
+
+def test_tinybert_augmentation_through_label(tiny_teacher_dir, glue_dir, tmp_path):
+    """`label --augment tinybert`: TinyBERT's word replacements by neighbours in the teacher's input embeddings, made
+    from the train rows less the selection slice, without gold labels; distill itself refuses it in one line."""
+    from kdistill.config import DataConfig
+    from kdistill.data import load_data
+    from kdistill.data.selection import holdout_slice
+
+    aug = kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "tb", data_dir=str(glue_dir),
+                         augment="tinybert", n_iter=2, seed=3, selection_size=8, **OPTS)
+    table = kdistill.transfer.read_complete_set(tmp_path / "tb")[1].to_pydict()
+    splits, _ = load_data(DataConfig(task="sst2", data_dir=str(glue_dir), max_train_samples=50))
+    _, selection, _ = holdout_slice(splits["train"], size=8, seed=3)
+    held = {splits["train"]["text_a"].index(t) for t in selection["text_a"]}
+    assert aug["inputs"]["augment"]["augment"] == "tinybert" and aug["rows"] > 0 and set(table["label"]) == {None}
+    assert not held & set(table["source_idx"])
+    originals = set(splits["train"]["text_a"])
+    assert not originals & set(table["text_a"])  # every row is a changed sentence
+    with pytest.raises(KDistillError, match="kdistill label --augment tinybert"):
+        kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "d", augment="tinybert",
+                         data_dir=str(glue_dir), max_train_samples=50, report=False, show_progress=False)

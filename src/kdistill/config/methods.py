@@ -43,8 +43,9 @@ class AugmentConfig(_Base):
     subset) to fit the machine; ``augment_seed`` None = the run's seed.
     """
 
-    augment: Literal["none", "tang"] = Field(default="none", description=(
-        "none | tang: add Tang et al. (2019) perturbations of the train set, labelled by the teacher."))
+    augment: Literal["none", "tang", "tinybert"] = Field(default="none", description=(
+        "none | tang: add Tang et al. (2019) perturbations of the train set, labelled by the teacher | tinybert "
+        "(kdistill label only): TinyBERT's word replacement by embedding neighbours (Jiao et al. 2020, Algorithm 1)."))
     p_mask: float = Field(default=0.1, ge=0, le=1, description="augment: per-word probability of the mask token.")
     p_pos: float = Field(default=0.1, ge=0, le=1, description=(
         "augment: per-word probability of a same-POS replacement (needs spaCy; 0 = off)."))

@@ -22,6 +22,9 @@ def check_augment(cfg) -> None:
                             "distil with them (kdistill distill), or drop --transfer-set")
     if cfg.augment.augment == "none":
         return
+    if cfg.augment.augment == "tinybert":
+        raise KDistillError("--augment tinybert makes a transfer set: kdistill label --augment tinybert ... -o SET, then "
+                            "distill --transfer-set SET (or kdistill augment, then --train-file)")
     if cfg.method.name == "finetune" or (cfg.method.name == "kd" and cfg.method.alpha >= 1 and cfg.method.cos_weight == 0):
         raise KDistillError("--augment tang adds rows without gold labels that only the teacher can label; "
                             "distil with --alpha < 1 (the paper: --kd-loss mse --alpha 0)")

@@ -113,8 +113,8 @@ def _inputs(cfg) -> tuple[Any, Any, dict[str, Any], Any]:
 
 
 def _augmented(cfg, train, spec) -> tuple[Any, dict[str, Any]]:
-    """``(rows, record)``: Tang et al.'s perturbations (2019, Sec. 3.1) of the train split less its held-out
-    selection slice (chosen as distill chooses it: ``cfg.data`` and ``cfg.seed``), without gold labels, each with the
+    """``(rows, record)``: Tang et al.'s perturbations (2019, Sec. 3.1), or TinyBERT's word replacements (Jiao et al.
+    2020, Algorithm 1), of the train split less its held-out selection slice (chosen as distill chooses it: ``cfg.data`` and ``cfg.seed``), without gold labels, each with the
     ``source_idx`` of the train row it was made from. The record (settings, counts, the slice left out and the hash of
     the train split) goes into the manifest; distill checks it against its own split."""
     from kdistill.data.augment.tang import augment_train_split, pos_tagger_for
@@ -126,10 +126,13 @@ def _augmented(cfg, train, spec) -> tuple[Any, dict[str, Any]]:
     if cfg.data.select_on == "holdout":
         rest, selection, _ = selection_split(cfg.data, source, spec, seed=cfg.seed)
     tok = load_tokenizer(cfg.teacher)
-    both, info = augment_train_split(rest, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]",
-                                     seed=cfg.seed, pos_tagger=pos_tagger_for(cfg.augment),
-                                     cache_dir=cfg.data.cache_dir, show_progress=True)
-    made = both.select(range(len(rest), len(both)))
+    if cfg.augment.augment == "tinybert":
+        made, info = _tinybert_rows(cfg, rest)
+    else:
+        both, info = augment_train_split(rest, cfg.augment, mask_token=tok.mask_token or tok.unk_token or "[MASK]",
+                                         seed=cfg.seed, pos_tagger=pos_tagger_for(cfg.augment),
+                                         cache_dir=cfg.data.cache_dir, show_progress=True)
+        made = both.select(range(len(rest), len(both)))
     keep = [c for c in ("text_a", "text_b") if c in made.column_names]
     rows = (made.select_columns([*keep, "train_idx"]).rename_column("train_idx", "source_idx")
             .add_column("label", [None] * len(made)))
@@ -137,6 +140,31 @@ def _augmented(cfg, train, spec) -> tuple[Any, dict[str, Any]]:
               "selection_rows_left_out": 0 if selection is None else len(selection),
               "source_split_sha256": _rows_hash(train.select_columns(keep + ["label"]))}
     return rows.select_columns([*keep, "label", "source_idx"]), record
+
+
+def _tinybert_rows(cfg, rest) -> tuple[Any, dict[str, Any]]:
+    """TinyBERT's augmented rows (Jiao et al. 2020, Sec. 3.3, Algorithm 1) of ``rest``: each eligible word replaced
+    with probability 0.4 by one of its 15 nearest neighbours in the teacher's input-embedding space (no masked-LM head
+    here), ``n_iter`` copies per example (the paper: 20), ``max_augmented`` a seeded subset; with ``train_idx``."""
+    import random
+    import time
+
+    from kdistill.data.augment.candidates import EmbeddingNeighbours
+    from kdistill.data.augment.tinybert import augment_dataset
+
+    t0 = time.perf_counter()
+    neighbours = EmbeddingNeighbours.from_pretrained(cfg.teacher)
+    both = augment_dataset(rest, tokenizer=neighbours.tokenizer, neighbours=neighbours, n_aug=cfg.augment.n_iter,
+                           seed=cfg.seed, cache_dir=cfg.data.cache_dir)
+    made = both.filter(lambda flags: flags, input_columns="augmented", batched=False)
+    generated = len(made)
+    if cfg.augment.max_augmented and generated > cfg.augment.max_augmented:
+        keep = sorted(random.Random(f"{cfg.seed}:max_augmented").sample(range(generated), cfg.augment.max_augmented))
+        made = made.select(keep)
+    return made, {"augment": "tinybert", "original_rows": len(rest), "augmented_generated": generated,
+                  "augmented_used": len(made), "n_iter": cfg.augment.n_iter, "p_t": 0.4, "k": 15,
+                  "candidates": "nearest neighbours in the teacher's input embeddings (no masked-LM head)",
+                  "max_augmented": cfg.augment.max_augmented, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _rows_hash(rows) -> str:

@@ -431,7 +431,7 @@ def pos_tagger_for(acfg: "AugmentConfig"):
     Raises:
         KDistillError: ``p_pos > 0`` and no spaCy English pipeline installed (one line with the pip command).
     """
-    if acfg.augment == "none" or acfg.p_pos == 0:
+    if acfg.augment != "tang" or acfg.p_pos == 0:
         return None
     try:
         return default_pos_tagger()
