@@ -1,0 +1,252 @@
+"""Token-classification data (NER): reading CoNLL-style files, IOB1 → IOB2, labels, sub-token alignment, windows.
+
+Three layouts are read (:func:`read_sentences`), told apart by their content:
+
+* **CoNLL, one token a line** (``token TAG`` or ``token TAG 0``, e.g. ``../shared/data/conll2003``): the tag is the
+  second column; blank lines end sentences;
+* **CoNLL-2003 original** (``token POS chunk NER``, IOB1 tags, ``-DOCSTART- -X- O O`` document lines): the tag is the
+  last column; document lines are dropped;
+* **JSONL** (``{"tokens": [...], "ner_tags": [...]}``, tags as names or as ids into ``label_names``).
+
+IOB1 tags (an ``I-`` that starts an entity) are converted to IOB2 (:func:`iob1_to_iob2`, Tjong Kim Sang & Veenstra
+1999), said once in a log line. Labels are inferred from the train split (``O`` first, then ``B-``/``I-`` of each type
+in alphabetical order) or given.
+
+A sentence is aligned to sub-tokens the usual Hugging Face way (:func:`encode_words`): the label of a word sits on its
+first sub-token, the other sub-tokens and the special tokens get ``-100`` (ignored by the loss and the metric). A
+sentence longer than ``max_length`` sub-tokens is split into windows of whole words (never truncated), so every gold
+entity is scored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from kdistill.errors import DataError
+
+LOG = logging.getLogger("kdistill")
+IGNORE = -100
+DOCSTART = "-DOCSTART-"
+
+
+@dataclass
+class Sentences:
+    """Sentences read from one file: ``words[i]`` and ``tags[i]`` (IOB2 strings), and how they were read."""
+
+    words: list[list[str]]
+    tags: list[list[str]]
+    layout: str
+    converted_from_iob1: bool = False
+    dropped_document_lines: int = 0
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
+    """IOB1 → IOB2: an ``I-X`` that does not continue an entity of type X (sentence start, after ``O`` or after another
+    type) becomes ``B-X``; everything else is kept. IOB2 input comes back unchanged."""
+    out, prev = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def _is_iob1(tag_lists: Sequence[Sequence[str]]) -> bool:
+    """True when some entity starts with ``I-`` (IOB1), i.e. the conversion changes something."""
+    return any(iob1_to_iob2(tags) != list(tags) for tags in tag_lists)
+
+
+def _check_tags(tags: Sequence[str], where: str) -> None:
+    for tag in tags:
+        if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
+            raise DataError(f"{where}: tag '{tag}' is not IOB (O, B-TYPE or I-TYPE); give a CoNLL/IOB file")
+
+
+def read_sentences(path: str | Path, *, label_names: Sequence[str] | None = None) -> Sentences:
+    """The sentences of a CoNLL-style or JSONL NER file (see the module docstring), tags in IOB2.
+
+    Args:
+        path: the file.
+        label_names: for JSONL files whose ``ner_tags`` are ids: the name of each id.
+
+    Raises:
+        DataError: no such file, an empty file, a line that is not ``token ... TAG``, a tag that is not IOB, JSONL
+            rows without ``tokens``/``ner_tags`` or of different lengths, ids without ``label_names`` (one line each).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not first:
+        raise DataError(f"{path} is empty: give one token per line (CoNLL) or one sentence per JSON line")
+    if first.lstrip().startswith("{"):
+        sents = _read_jsonl(path, text, label_names)
+    else:
+        sents = _read_conll(path, text)
+    if not sents.words:
+        raise DataError(f"{path} holds no sentence")
+    if _is_iob1(sents.tags):
+        sents.tags = [iob1_to_iob2(t) for t in sents.tags]
+        sents.converted_from_iob1 = True
+        LOG.info("%s: IOB1 tags (entities starting with I-) converted to IOB2", path.name)
+    return sents
+
+
+def _read_conll(path: Path, text: str) -> Sentences:
+    words: list[list[str]] = []
+    tags: list[list[str]] = []
+    cur_w: list[str] = []
+    cur_t: list[str] = []
+    widths, docs = set(), 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            if cur_w:
+                words.append(cur_w), tags.append(cur_t)
+                cur_w, cur_t = [], []
+            continue
+        parts = line.split()
+        if parts[0] == DOCSTART:
+            docs += 1
+            continue
+        if len(parts) < 2:
+            raise DataError(f"{path}:{n}: '{line[:60]}' is not 'token TAG' (CoNLL: a token and its tag per line)")
+        widths.add(len(parts))
+        tag = parts[-1] if len(parts) >= 4 else parts[1]  # original 4 columns: NER last; else token TAG [0]
+        _check_tags([tag], f"{path}:{n}")
+        cur_w.append(parts[0]), cur_t.append(tag)
+    if cur_w:
+        words.append(cur_w), tags.append(cur_t)
+    layout = "conll-2003 (token POS chunk NER)" if max(widths, default=0) >= 4 else "conll (token TAG)"
+    return Sentences(words, tags, layout, dropped_document_lines=docs, source=str(path))
+
+
+def _read_jsonl(path: Path, text: str, label_names: Sequence[str] | None) -> Sentences:
+    words, tags = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not a JSON line ({err.msg})") from None
+        if not isinstance(row, dict) or "tokens" not in row or "ner_tags" not in row:
+            raise DataError(f"{path}:{n}: a JSONL NER row needs 'tokens' and 'ner_tags'")
+        toks, ts = list(row["tokens"]), list(row["ner_tags"])
+        if len(toks) != len(ts):
+            raise DataError(f"{path}:{n}: {len(toks)} tokens but {len(ts)} tags")
+        if ts and all(isinstance(t, int) for t in ts):
+            if not label_names:
+                raise DataError(f"{path}: ner_tags are ids; give the tag names (--label-names FILE, one per line, "
+                                "in id order)")
+            if max(ts) >= len(label_names) or min(ts) < 0:
+                raise DataError(f"{path}:{n}: tag id {max(ts)} has no name ({len(label_names)} names given)")
+            ts = [label_names[t] for t in ts]
+        ts = [str(t) for t in ts]
+        _check_tags(ts, f"{path}:{n}")
+        words.append([str(t) for t in toks]), tags.append(ts)
+    return Sentences(words, tags, "jsonl (tokens, ner_tags)", source=str(path))
+
+
+def infer_labels(tag_lists: Sequence[Sequence[str]]) -> list[str]:
+    """The label set of IOB2 tag lists: ``O``, then ``B-T``, ``I-T`` for each entity type ``T`` in alphabetical
+    order (both prefixes of every type seen, so a type seen only as ``B-`` still has its ``I-``)."""
+    types = sorted({t[2:] for tags in tag_lists for t in tags if t != "O"})
+    return ["O", *[f"{p}-{t}" for t in types for p in ("B", "I")]]
+
+
+def entity_types(labels: Sequence[str]) -> list[str]:
+    """The entity types of a label list (``B-PER`` → ``PER``), in order of first appearance."""
+    seen: list[str] = []
+    for label in labels:
+        if label != "O" and label[2:] not in seen:
+            seen.append(label[2:])
+    return seen
+
+
+def word_windows(n_subtokens: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Split a sentence into windows of whole words, each at most ``budget`` sub-tokens (a single longer word gets a
+    window of its own and is cut by the tokenizer). Returns ``[(first word, end word), ...]``, covering every word
+    exactly once."""
+    out, start, used = [], 0, 0
+    for i, n in enumerate(n_subtokens):
+        if used + n > budget and i > start:
+            out.append((start, i))
+            start, used = i, 0
+        used += n
+    out.append((start, len(n_subtokens)))
+    return out
+
+
+def encode_words(tokenizer, words: list[list[str]], tags: list[list[str]] | None, label2id: dict[str, int], *,
+                 max_length: int) -> dict[str, list]:
+    """Sub-token features of word-split sentences: ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``
+    (the word's label id on its first sub-token, ``-100`` elsewhere), ``word_ids`` (the word of each sub-token in its
+    sentence, ``-1`` for special tokens) and ``sentence`` (the sentence each window comes from). A sentence longer than
+    ``max_length`` sub-tokens becomes several windows of whole words (:func:`word_windows`).
+
+    Raises:
+        DataError: a fast tokenizer is needed (word ids); a tag that is not in ``label2id``.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(f"token classification needs a fast tokenizer (word ids); {type(tokenizer).__name__} is not: "
+                        "save the model with a tokenizer.json")
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    budget = max(1, max_length - special)
+    out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [], "word_ids": [], "sentence": []}
+    pieces = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    for s, sentence in enumerate(words):
+        ids = pieces.word_ids(s)
+        counts = [0] * len(sentence)
+        for w in ids:
+            if w is not None:
+                counts[w] += 1
+        for lo, hi in word_windows(counts, budget):
+            enc = tokenizer(sentence[lo:hi], is_split_into_words=True, truncation=True, max_length=max_length)
+            wid = [(-1 if w is None else w + lo) for w in enc.word_ids()]
+            labels, prev = [], None
+            for w in enc.word_ids():
+                if w is None or w == prev:
+                    labels.append(IGNORE)
+                else:
+                    tag = tags[s][w + lo] if tags is not None else None
+                    if tag is not None and tag not in label2id:
+                        raise DataError(f"tag '{tag}' is not among the labels ({', '.join(label2id)}); give "
+                                        "--labels with every tag, or let them be read from the train file")
+                    labels.append(IGNORE if tag is None else label2id[tag])
+                prev = w
+            for key in ("input_ids", "attention_mask", "token_type_ids"):
+                if key in enc:
+                    out.setdefault(key, []).append(enc[key])
+            out["labels"].append(labels)
+            out["word_ids"].append(wid)
+            out["sentence"].append(s)
+    return out
+
+
+def word_predictions(logits_per_window: Sequence[Any], word_ids: Sequence[Sequence[int]], sentences: Sequence[int],
+                     lengths: Sequence[int]) -> list[list[int]]:
+    """Per sentence, the predicted label id of each word: the argmax of the logits at the word's first sub-token, from
+    whichever window holds that word. ``lengths``: the number of words of each sentence."""
+    import numpy as np
+
+    preds = [[0] * n for n in lengths]
+    for logits, wids, s in zip(logits_per_window, word_ids, sentences):
+        prev = None
+        for pos, w in enumerate(wids):
+            if w >= 0 and w != prev:
+                preds[s][w] = int(np.argmax(logits[pos]))
+            prev = w
+    return preds
+
+
+__all__ = ["IGNORE", "Sentences", "encode_words", "entity_types", "infer_labels", "iob1_to_iob2", "read_sentences",
+           "word_predictions", "word_windows"]
