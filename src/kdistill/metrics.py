@@ -74,6 +74,8 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
     """
     preds = np.asarray(predictions)
     refs = np.asarray(references)
+    if task.token_level:
+        return token_metrics(task, preds, refs)
     if task.multi_label:
         return _multilabel_metrics(task, preds, refs, DEFAULT_THRESHOLD if threshold is None else threshold)
     if refs.ndim == 2 and refs.shape[1] == 1:
@@ -111,6 +113,35 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
         else:
             raise ValueError(f"unknown metric {name!r} for task {task.name!r}")
     return out
+
+
+def token_tags(task: TaskSpec, predictions: np.ndarray, references: np.ndarray) -> tuple[list, list]:
+    """``(gold tags, predicted tags)`` per row at its labelled positions (``references != -100``: first sub-tokens):
+    ``predictions`` logits ``[N, T, C]`` (argmax) or ids ``[N, T]``."""
+    ids = predictions.argmax(-1) if predictions.ndim == 3 else predictions
+    names = list(task.labels)
+    gold, pred = [], []
+    for p_row, r_row in zip(ids, references):
+        keep = r_row != -100
+        gold.append([names[int(t)] for t in r_row[keep]])
+        pred.append([names[int(t)] for t in p_row[keep]])
+    return gold, pred
+
+
+def token_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
+    """Entity-level ``f1``, ``precision``, ``recall`` (micro, strict IOB2) and ``f1_<TYPE>`` of token
+    classification (:mod:`kdistill.tokens.metrics`), over the rows (sentence windows) of ``references`` ``[N, T]``.
+
+    Raises:
+        ValueError: no rows.
+    """
+    from kdistill.tokens.data import entity_types
+    from kdistill.tokens.metrics import entity_metrics
+
+    if len(references) == 0:
+        raise ValueError("cannot compute metrics on zero examples")
+    gold, pred = token_tags(task, predictions, references)
+    return entity_metrics(gold, pred, entity_types(task.labels))
 
 
 def compact_predictions(task: TaskSpec, predictions) -> np.ndarray:

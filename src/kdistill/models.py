@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
+                          PreTrainedModel)
 from transformers.utils import logging as hf_logging
 
 from kdistill.data.tasks import TaskSpec
@@ -128,16 +129,20 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
         if task.labels:
             kwargs["id2label"] = dict(enumerate(task.labels))
             kwargs["label2id"] = {l: i for i, l in enumerate(task.labels)}
-        kwargs["problem_type"] = task.problem_type  # also over a base model's own (e.g. a single-label head)
-    has_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+        # also over a base model's own (e.g. a single-label head); transformers has no token-classification type
+        kwargs["problem_type"] = None if task.token_level else task.problem_type
+    # a head of either kind may have another size (e.g. a sentence classifier's, fine-tuned for tokens)
+    has_head = any(a.endswith(("ForSequenceClassification", "ForTokenClassification")) for a in (config.architectures or []))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report a fresh head ourselves, in one line
+    auto = AutoModelForTokenClassification if task.token_level else AutoModelForSequenceClassification
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        model, info = auto.from_pretrained(
             name, output_loading_info=True, ignore_mismatched_sizes=not require_trained_head and has_head, **kwargs
         )
     except Exception as err:  # noqa: BLE001
-        raise ModelError(f"cannot load '{name}' as a sequence classifier ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+        kind = "token classifier" if task.token_level else "sequence classifier"
+        raise ModelError(f"cannot load '{name}' as a {kind} ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
     finally:
         hf_logging.set_verbosity(verbosity)
     fresh = [k for k in list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else m for m in info.get("mismatched_keys", [])]
@@ -169,7 +174,7 @@ def set_task_labels(config, task: TaskSpec) -> None:
         config: a transformers ``PretrainedConfig`` (changed in place), e.g. ``student.config``.
         task: the run's :class:`~kdistill.data.tasks.TaskSpec`.
     """
-    config.problem_type = task.problem_type
+    config.problem_type = None if task.token_level else task.problem_type  # transformers knows no token type
     if not task.labels or int(config.num_labels or 0) != len(task.labels):
         return
     if task.name == "custom" or task.multi_label or not config.id2label:

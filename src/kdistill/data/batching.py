@@ -112,6 +112,10 @@ def tokenize(
     Raises:
         DataError: the cache folder is not writable; ``word_ids`` with a tokenizer that gives no offsets.
     """
+    if "tokens" in ds.column_names:  # token classification: words -> sub-tokens, labels on first sub-tokens, windows
+        from kdistill.tokens.data import tokenize_words
+
+        return tokenize_words(ds, tokenizer, max_length=max_length)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
@@ -231,7 +235,14 @@ class Collator:
             fill = [torch.full((width - len(r),), -1, dtype=torch.long) for r in rows]
             batch["word_ids"] = torch.stack([torch.cat([f, r] if left else [r, f]) for r, f in zip(rows, fill)])
         if "labels" in features[0]:  # unlabeled text (general distillation) has none
-            batch["labels"] = torch.stack([torch.as_tensor(f["labels"]) for f in features])
+            rows = [torch.as_tensor(f["labels"]) for f in features]
+            if "sentence" in features[0]:  # token classification (windows of sentences): one label per position
+                width = batch["input_ids"].shape[1]
+                left = getattr(self.pad.tokenizer, "padding_side", "right") == "left"
+                fill = [torch.full((width - len(r),), -100, dtype=torch.long) for r in rows]
+                batch["labels"] = torch.stack([torch.cat([f, r] if left else [r, f]) for r, f in zip(rows, fill)])
+            else:
+                batch["labels"] = torch.stack(rows)
         if "idx" in features[0]:
             batch["idx"] = torch.as_tensor([int(f["idx"]) for f in features], dtype=torch.long)
         return batch

@@ -475,6 +475,28 @@ def _check_max(name: str, value: int | None) -> None:
         raise DataError(f"--{name.replace('_', '-')} must be a positive whole number, got {short_repr(value)}")
 
 
+def _looks_like_ner(path: Path) -> bool:
+    """Own files read as token classification: a ``.conll``/``.iob`` file, a ``.txt`` whose first line is ``token TAG``
+    (IOB tag last), or JSONL rows with ``tokens`` and ``ner_tags``."""
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in (".conll", ".iob", ".bio"):
+        return True
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = next((line.strip() for line in f if line.strip()), "")
+    if path.suffix.lower() == ".txt":
+        parts = first.split()
+        return len(parts) >= 2 and (parts[0] == "-DOCSTART-" or parts[-1] == "O" or parts[-1][:2] in ("B-", "I-")
+                                    or parts[1] == "O" or parts[1][:2] in ("B-", "I-"))
+    if path.suffix.lower() in (".jsonl", ".json") and first.startswith("{"):
+        try:
+            row = json.loads(first)
+        except ValueError:
+            return False
+        return isinstance(row, dict) and "tokens" in row and "ner_tags" in row
+    return False
+
+
 def load_splits(
     task: str | TaskSpec | None = None,
     *,
@@ -535,6 +557,16 @@ def load_splits(
         raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
+    if (spec is not None and spec.token_level) or problem_type == "token_classification" or (
+            spec is None and train_file is not None and _looks_like_ner(Path(train_file))):
+        from kdistill.tokens.data import load_token_splits
+
+        if data_dir is None and train_file is None:
+            raise DataError(f"task {spec.name!r}: pass --data-dir (a folder with {spec.glue_dir}/{spec.train_file}) "
+                            "or --train-file/--validation-file")
+        return load_token_splits(spec, data_dir=data_dir, train_file=train_file, validation_file=validation_file,
+                                 labels=labels or label_names, max_train_samples=max_train_samples,
+                                 max_eval_samples=max_eval_samples)
 
     if label_separator is not None and not str(label_separator):
         raise DataError("--label-separator is empty; give the character(s) between labels, e.g. ','")

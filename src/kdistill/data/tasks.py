@@ -17,7 +17,8 @@ from kdistill.errors import DataError
 __all__ = ["TaskSpec", "TASKS", "get_task"]
 
 #: Metric names understood by :func:`kdistill.metrics.compute_metrics`.
-KNOWN_METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr", "micro_f1", "macro_f1", "exact_match")
+KNOWN_METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr", "micro_f1", "macro_f1", "exact_match",
+                 "precision", "recall")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class TaskSpec:
         label_separator: what separates the labels of a multi-label cell (``None``: a JSON list, ``|`` or ``;``).
         label_ids: cells may hold class ids (0-based positions in ``labels``) instead of names, as with
             ``--label-names FILE``; a cell that is a name is read as that name.
+        token_level: token classification (NER): one label per word (IOB2 tags, :mod:`kdistill.tokens`); rows hold
+            ``tokens`` and a list of tag ids, the metric is entity-level F1.
     """
 
     name: str
@@ -67,6 +70,8 @@ class TaskSpec:
     label_separator: str | None = None
     #: cells may hold class ids (``"8"`` = ``labels[8]``), as with a ``--label-names`` file
     label_ids: bool = False
+    #: token classification: one IOB2 tag per word (``tokens``, ``label`` a list of tag ids)
+    token_level: bool = False
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2):
@@ -99,6 +104,8 @@ class TaskSpec:
         ``single_label_classification``."""
         if self.is_regression:
             return "regression"
+        if self.token_level:
+            return "token_classification"
         return "multi_label_classification" if self.multi_label else "single_label_classification"
 
     @property
@@ -164,6 +171,15 @@ TASKS: dict[str, TaskSpec] = {
             name="rte", glue_dir="RTE", text_columns=("sentence1", "sentence2"), label_column="label",
             labels=("entailment", "not_entailment"), metrics=("accuracy",), main_metric="accuracy",
             hub=("nyu-mll/glue", "rte"),
+        ),
+        # CoNLL-2003 NER (Tjong Kim Sang & De Meulder 2003): one `token TAG` per line (or the original four columns),
+        # IOB2 tags in the hub's ClassLabel order; papers report entity-level F1 on test.txt, which is the split
+        # reported here (the kept model is chosen on a held-out train slice; valid.txt is not used).
+        TaskSpec(
+            name="conll2003", glue_dir="conll2003", text_columns=("tokens",), label_column="ner_tags",
+            labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"),
+            metrics=("f1", "precision", "recall"), main_metric="f1", train_file="train.txt", dev_file="test.txt",
+            hub=("eriktks/conll2003", "conll2003"), hub_validation_split="test", token_level=True,
         ),
         # WNLI: index sentence1 sentence2 label (0 = not_entailment, 1 = entailment).
         TaskSpec(

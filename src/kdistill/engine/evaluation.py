@@ -23,7 +23,8 @@ def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "
 
     Returns:
         ``(logits [N, C] float32, labels [N])`` ordered by the dataset's ``idx`` column, gathered
-        across processes when ``accelerator`` runs several.
+        across processes when ``accelerator`` runs several; token classification: ``(logits [N, T, C], labels
+        [N, T])``, padded to the longest batch (labels -100 there).
     """
     was_training = model.training
     model.eval()
@@ -38,6 +39,10 @@ def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "
             logits, idx, labels = accelerator.gather_for_metrics((logits, idx, labels))
         all_logits.append(logits.cpu()), all_idx.append(idx.cpu()), all_labels.append(labels.cpu())
     model.train(was_training)
+    if all_logits and all_logits[0].dim() == 3:  # token classification: [B, T, C] per batch, T varies: pad
+        width = max(x.shape[1] for x in all_logits)
+        all_logits = [torch.nn.functional.pad(x, (0, 0, 0, width - x.shape[1])) for x in all_logits]
+        all_labels = [torch.nn.functional.pad(y, (0, width - y.shape[1]), value=-100) for y in all_labels]
     logits, idx, labels = torch.cat(all_logits), torch.cat(all_idx), torch.cat(all_labels)
     order = torch.argsort(idx)
     return logits[order].numpy(), labels[order].numpy()

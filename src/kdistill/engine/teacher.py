@@ -118,6 +118,13 @@ class NoTeacher:
         return None
 
 
+def _rows(logits: torch.Tensor, batch) -> torch.Tensor:
+    """The cached logits of the batch's rows (``idx``); per-token logits ``[N, T_max, C]`` cut to the batch's width
+    (rows are padded on the right, so position t is the same token in both)."""
+    out = logits[batch["idx"].cpu()]
+    return out[:, : batch["input_ids"].shape[1]] if out.dim() == 3 else out
+
+
 class CachedLogits(NoTeacher):
     """Teacher logits ``[N, C]`` indexed by the batch's ``idx`` (computed once; see :func:`teacher_logits_cache`)."""
 
@@ -125,7 +132,7 @@ class CachedLogits(NoTeacher):
         self.logits, self.device, self.seconds = logits, device, seconds
 
     def __call__(self, batch) -> TeacherSignal:
-        return TeacherSignal(logits=self.logits[batch["idx"].cpu()].to(self.device))
+        return TeacherSignal(logits=_rows(self.logits, batch).to(self.device))
 
 
 class StoredLogits(NoTeacher):
@@ -138,7 +145,7 @@ class StoredLogits(NoTeacher):
         self.logits, self.seconds = logits, 0.0
 
     def __call__(self, batch) -> TeacherSignal:
-        return TeacherSignal(logits=self.logits[batch["idx"].cpu()].to(batch["idx"].device))
+        return TeacherSignal(logits=_rows(self.logits, batch).to(batch["idx"].device))
 
 
 class StoredHidden(StoredLogits):

@@ -95,6 +95,9 @@ def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> tor
         labels: ``[B]`` class ids (``-1`` = none) or float scores (NaN = none); multi-label: ``[B, C]`` multi-hot
             (binary cross-entropy; a row of ``-1`` = none).
     """
+    if task.token_level:  # [B, T, C] per position: the labelled ones (first sub-tokens; -100 elsewhere)
+        keep = labels != -100
+        return hard_label_ce(logits[keep], labels[keep]) if bool(keep.any()) else logits.sum() * 0.0
     if task.multi_label:  # multi-hot [B, C]; an augmented row (no gold) is all -1
         has_gold, loss = (labels >= 0).all(dim=-1), multilabel_bce
     elif task.is_regression:
@@ -106,6 +109,21 @@ def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> tor
     if not bool(has_gold.any()):
         return logits.sum() * 0.0
     return loss(logits[has_gold], labels[has_gold])
+
+
+def labelled_positions(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                       labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token classification: the ``[M, C]`` student and teacher logits at the ``M`` labelled positions (``labels`` !=
+    -100: each word's first sub-token) of ``[B, T, C]`` logits and ``[B, T]`` labels.
+
+    Raises:
+        KDistillError: the student's, the teacher's and the labels' ``[B, T]`` shapes differ (another tokenisation).
+    """
+    if student_logits.shape[:2] != labels.shape or teacher_logits.shape[:2] != labels.shape:
+        raise KDistillError(f"per-token KD needs one tokenisation: student logits {tuple(student_logits.shape)}, "
+                            f"teacher {tuple(teacher_logits.shape)}, labels {tuple(labels.shape)}")
+    keep = labels != -100
+    return student_logits[keep], teacher_logits[keep]
 
 
 @register("gold")
@@ -138,6 +156,9 @@ class _SoftTargets(Term):
             return regression_mse(student.logits, teacher.logits)
         if self.task.multi_label:  # one sigmoid per label: binary KL per label
             return multilabel_soft_kl(student.logits, teacher.logits, self.temperature)
+        if self.task.token_level:  # per position: the teacher's tag distribution at each labelled position
+            s_logits, t_logits = labelled_positions(student.logits, teacher.logits, batch["labels"])
+            return self.soft(s_logits, t_logits, self.temperature)
         return self.soft(student.logits, teacher.logits, self.temperature)
 
 
@@ -163,6 +184,8 @@ class LogitMSE(Term):
     def forward(self, student, teacher, batch):
         if self.task.is_regression:
             return regression_mse(student.logits, teacher.logits)
+        if self.task.token_level:
+            return logit_mse(*labelled_positions(student.logits, teacher.logits, batch["labels"]))
         return logit_mse(student.logits, teacher.logits)
 
 

@@ -186,7 +186,7 @@ def word_windows(n_subtokens: Sequence[int], budget: int) -> list[tuple[int, int
     return out
 
 
-def encode_words(tokenizer, words: list[list[str]], tags: list[list[str]] | None, label2id: dict[str, int], *,
+def encode_words(tokenizer, words: list[list[str]], tags: list[list[Any]] | None, label2id: dict[Any, int], *,
                  max_length: int) -> dict[str, list]:
     """Sub-token features of word-split sentences: ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``
     (the word's label id on its first sub-token, ``-100`` elsewhere), ``word_ids`` (the word of each sub-token in its
@@ -248,5 +248,76 @@ def word_predictions(logits_per_window: Sequence[Any], word_ids: Sequence[Sequen
     return preds
 
 
-__all__ = ["IGNORE", "Sentences", "encode_words", "entity_types", "infer_labels", "iob1_to_iob2", "read_sentences",
-           "word_predictions", "word_windows"]
+def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=None, labels=None,
+                      max_train_samples: int | None = None, max_eval_samples: int | None = None):
+    """``(DatasetDict, TaskSpec)`` of a token-classification task: splits ``train`` and ``validation`` with columns
+    ``text_a`` (the words joined by spaces), ``tokens`` (the words), ``label`` (tag ids, one per word) and ``idx``.
+
+    ``spec``: the task's (``conll2003``: files ``train.txt`` and ``test.txt`` under ``data_dir`` or
+    ``data_dir/conll2003``), or None with your own ``train_file``/``validation_file`` in any of the three layouts
+    (labels: ``labels``, else the task's, else inferred from the train file).
+
+    Raises:
+        DataError: missing files (the expected layout said), a tag outside the labels, unreadable lines.
+    """
+    import dataclasses
+
+    import datasets
+
+    from kdistill.data.tasks import TaskSpec
+
+    if train_file is None:
+        from kdistill.data.loading import _task_dir
+
+        folder = _task_dir(Path(data_dir), spec)
+        train_file, validation_file = folder / spec.train_file, folder / spec.dev_file
+        for f in (train_file, validation_file):
+            if not Path(f).is_file():
+                raise DataError(f"{f} not found: --data-dir should hold {spec.glue_dir}/{spec.train_file} and "
+                                f"{spec.glue_dir}/{spec.dev_file} (one 'token TAG' per line, blank line between "
+                                "sentences)")
+    given = list(labels) if labels else (list(spec.labels) if spec is not None and spec.labels else None)
+    train = read_sentences(train_file, label_names=given)
+    dev = read_sentences(validation_file, label_names=given)
+    names = given or infer_labels(train.tags)
+    if spec is None:
+        spec = TaskSpec(name="custom", glue_dir="", text_columns=("tokens",), label_column="ner_tags",
+                        labels=tuple(names), metrics=("f1", "precision", "recall"), main_metric="f1",
+                        token_level=True)
+    elif labels:
+        spec = dataclasses.replace(spec, labels=tuple(names))
+    label2id = {n: i for i, n in enumerate(names)}
+    out = {}
+    for split, sents, cap in (("train", train, max_train_samples), ("validation", dev, max_eval_samples)):
+        words, tags = sents.words[:cap], sents.tags[:cap]
+        unknown = sorted({t for ts in tags for t in ts if t not in label2id})
+        if unknown:
+            raise DataError(f"{sents.source}: tag(s) {', '.join(unknown[:5])} not among the labels "
+                            f"({', '.join(names)}); give --labels with every tag")
+        out[split] = datasets.Dataset.from_dict(
+            {"text_a": [" ".join(w) for w in words], "tokens": words, "label": [[label2id[t] for t in ts] for ts in tags],
+             "idx": list(range(len(words)))},
+            features=datasets.Features({"text_a": datasets.Value("string"),
+                                        "tokens": datasets.Sequence(datasets.Value("string")),
+                                        "label": datasets.Sequence(datasets.Value("int64")),
+                                        "idx": datasets.Value("int64")}))
+    return datasets.DatasetDict(out), spec
+
+
+def tokenize_words(ds, tokenizer, *, max_length: int):
+    """Sub-token features of a token split (:func:`encode_words`) as a torch-formatted Dataset: ``input_ids``,
+    ``attention_mask`` [, ``token_type_ids``], ``labels`` (per sub-token, -100 off first sub-tokens), ``word_ids``,
+    ``sentence`` (the split's ``idx`` of the row each window comes from), ``idx`` (0..windows-1) and ``length``."""
+    import datasets
+
+    data = ds.to_dict()
+    ids = {t for row in data["label"] for t in row}
+    enc = encode_words(tokenizer, data["tokens"], data["label"], {i: i for i in ids}, max_length=max_length)
+    enc["sentence"] = [data["idx"][s] for s in enc["sentence"]]
+    enc["idx"] = list(range(len(enc["input_ids"])))
+    enc["length"] = [len(x) for x in enc["input_ids"]]
+    return datasets.Dataset.from_dict(enc).with_format("torch")
+
+
+__all__ = ["IGNORE", "Sentences", "encode_words", "entity_types", "infer_labels", "iob1_to_iob2", "load_token_splits",
+           "read_sentences", "tokenize_words", "word_predictions", "word_windows"]
