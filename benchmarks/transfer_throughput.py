@@ -33,6 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--num-threads", type=int, default=2)
+    ap.add_argument("--shard-rows", type=int, default=1250,
+                    help="the same for every arm; 1250 splits 10,000 rows into 8 shards, 4 per process of 2")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -50,14 +52,15 @@ def main() -> None:
         out = BENCH / f"label-{runtime}"
         shutil.rmtree(out, ignore_errors=True)
         runs[runtime] = kdistill.label(str(TEACHER), "sst2", data_dir=str(data), output_dir=out, runtime=runtime,
-                                       show_progress=False)
+                                       shard_rows=args.shard_rows, show_progress=False)
     out = BENCH / "label-processes"
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", ACCELERATE_USE_CPU="1")
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
     subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", str(args.num_threads), "--num_machines", "1",
                     "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "kdistill.cli", "label", "--teacher",
-                    str(TEACHER), "--task", "sst2", "--data-dir", str(data), "--output", str(out)], env=env, check=True)
+                    str(TEACHER), "--task", "sst2", "--data-dir", str(data), "--output", str(out), "--shard-rows",
+                    str(args.shard_rows)], env=env, check=True)
     runs["processes"] = json.loads((out / "manifest.json").read_text())
 
     def logits(runtime):
@@ -78,14 +81,15 @@ def main() -> None:
            "max_abs_logit_diff_all_rows": diff, "processes_rows_per_second": p["rows_per_second"],
            "ratio_processes_over_eager": ratio_p, "max_abs_logit_diff_processes": diff_p,
            "best": best[0], "best_ratio": best[1], "target_ratio": 1.6, "met": best[1] >= 1.6,
-           "sample": f"seeded sample of {args.rows} SST-2 train rows (numpy seed 0)",
+           "sample": f"seeded sample of {args.rows} SST-2 train rows (numpy seed 0)", "shard_rows": args.shard_rows,
            "eager_seconds": e["teacher_seconds"], "ort_seconds": o["teacher_seconds"],
            "processes_seconds": p["teacher_seconds"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "transfer_throughput.json").write_text(json.dumps(row, indent=1))
     md = ["# transfer_throughput: the teacher pass of kdistill label", "", f"`{command}`", "",
           f"Machine: {row['machine']}; {args.num_threads} threads; {row['sample']}; MPNet-base "
-          "teacher; batches of 64, length-sorted within shards of 4096.", "",
+          f"teacher; batches of 64, length-sorted within shards of {args.shard_rows} (the same for every arm; with "
+          "several processes, process r computes shards r, r+N, ...).", "",
           "| teacher pass | rows/s | seconds | ratio to eager |", "|---|---:|---:|---:|",
           f"| eager PyTorch, 1 process x {args.num_threads} threads (today's) | {e['rows_per_second']} | "
           f"{e['teacher_seconds']} | 1 |",
