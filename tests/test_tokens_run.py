@@ -36,3 +36,39 @@ def test_a_token_classification_teacher_and_its_student(ner_teacher, tmp_path):
     assert AutoConfig.from_pretrained(tmp_path / "s").architectures == ["BertForTokenClassification"]
     again = kdistill.evaluate(str(tmp_path / "s"), "conll2003", data_dir=str(conll), max_eval_samples=40, max_length=64)
     assert again["f1"] == pytest.approx(student.metrics["f1"])
+
+
+def test_the_student_loads_in_the_token_classification_pipeline(ner_teacher):
+    """The saved model is a stock token classifier with the tag names: transformers' pipeline groups its B-/I- tags
+    into entities with character spans."""
+    from transformers import pipeline
+
+    teacher, _, _ = ner_teacher
+    ner = pipeline("token-classification", model=str(teacher), aggregation_strategy="simple")
+    text = "EU rejects German call to boycott British lamb ."
+    out = ner(text)
+    assert isinstance(out, list)
+    for ent in out:
+        assert ent["entity_group"] in {"PER", "ORG", "LOC", "MISC"} and text[ent["start"]:ent["end"]] == ent["word"] \
+            or ent["word"].lower() == text[ent["start"]:ent["end"]].lower()
+
+
+def test_own_ner_files_through_the_cli(tiny_teacher_dir, tmp_path):
+    """Your own files in the original CoNLL-2003 layout (IOB1, -DOCSTART-) are recognised by their content, converted
+    to IOB2 (said once) and fine-tuned on from the command line; labels come from the train file."""
+    from typer.testing import CliRunner
+
+    from kdistill.cli import app
+
+    rows = ["-DOCSTART- -X- O O", "", "EU NNP I-NP I-ORG", "rejects VBZ I-VP O", "German JJ I-NP I-MISC", "call NN I-NP O",
+            "", "Peter NNP I-NP I-PER", "Blackburn NNP I-NP I-PER", ""]
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(rows * 15) + "\n")
+    r = CliRunner().invoke(app, ["finetune", "--model", str(tiny_teacher_dir), "--train-file", str(train),
+                                 "--validation-file", str(train), "--output", str(tmp_path / "m"), "--epochs", "1",
+                                 "--select-on", "last", "--batch-size", "8"])
+    assert r.exit_code == 0, r.output
+    results = json.loads((tmp_path / "m" / "train_results.json").read_text())
+    assert results["problem_type"] == "token_classification"
+    assert results["labels"] == ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert "f1" in results["eval"]
