@@ -72,3 +72,17 @@ def test_own_ner_files_through_the_cli(tiny_teacher_dir, tmp_path):
     assert results["problem_type"] == "token_classification"
     assert results["labels"] == ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
     assert "f1" in results["eval"]
+
+
+def test_the_report_of_a_token_classification_student(ner_teacher, tmp_path):
+    """distill's report on a token task: entity F1 of both models with bootstrap intervals over sentences (from
+    per-sentence counts), the difference and its interval, retention, latency on a 30-token input, parameters."""
+    teacher, conll, _ = ner_teacher
+    res = kdistill.distill(str(teacher), "conll2003", output_dir=tmp_path / "r", data_dir=str(conll), layers=[0, 3],
+                           latency_runs=5, **DATA)
+    rep = res.report
+    assert rep["metric_name"] == "f1" and rep["task"] == "conll2003"
+    lo, hi = rep["student_ci"]
+    assert lo <= rep["student_metric"] <= hi and rep["retention"] is None or rep["retention"] >= 0
+    assert rep["seq_len"] == 30 and rep["speedup"] > 0
+    assert rep["baseline"]["kind"] == "all O (no entity)" and rep["baseline_metric"] == 0.0

@@ -20,6 +20,9 @@ ARCH_FIELDS = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_
                "vocab_size", "kdistill_layers", "fc_size", "embedding_dim")
 
 
+#: The batch-1 input length (sub-tokens) at which token-classification students are timed (issue 28).
+TOKEN_SEQ_LEN = 30
+
 def library_versions() -> dict[str, str | None]:
     """Installed versions: ``{"python": "3.11.9", "torch": "2.4.1", ...}``; a distribution that is not
     installed is left out (``onnxruntime``) or, for the required ones, recorded as ``None``. Never raises."""
@@ -147,7 +150,9 @@ def _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries, *,
         timed = [(role, "eager_fp32", net, tok) for role, net, tok in zip(("teacher", "student"), nets, toks)]
         timed += [(role, v.runtime, v.module, toks[i]) for i, role in enumerate(("teacher", "student"))
                   for v in variants.get(role, [])]
-        stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs)
+        # token classification: a 30-token sentence (CoNLL-2003 sentences average ~14 words, ~20-30 sub-tokens)
+        stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs,
+                                            seq_len=TOKEN_SEQ_LEN if spec.token_level else None)
         rows = _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) if variants else {}
     return stats, rows, errors
 

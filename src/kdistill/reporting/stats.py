@@ -222,6 +222,9 @@ def paired_bootstrap_diff(task: TaskSpec, preds_a: Any, preds_b: Any, labels: An
     Klein (EMNLP 2012); p-value with the +1 correction of Davison & Hinkley (1997), eq. 4.11.
     """
     _check_options(n_resamples, level)
+    if task.token_level:
+        return _assess_tokens(task, teacher_preds, student_preds, labels, n_resamples=n_resamples, seed=seed,
+                              level=level)
     refs = _labels(task, labels)
     ml = _is_multilabel(task, refs)
     a = _predictions(task, preds_a, refs.shape[0], ml)
@@ -323,6 +326,9 @@ def assess(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: Any, 
         ValueError: as :func:`bootstrap_ci`.
     """
     _check_options(n_resamples, level)
+    if task.token_level:
+        return _assess_tokens(task, teacher_preds, student_preds, labels, n_resamples=n_resamples, seed=seed,
+                              level=level)
     refs = _labels(task, labels)
     ml = _is_multilabel(task, refs)
     n = refs.shape[0]
@@ -346,6 +352,54 @@ def assess(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: Any, 
         out["paired_test"] = mcnemar(t == refs, s == refs)
     else:
         out["paired_test"] = paired
+    out["flags"] = _flags(out)
+    return out
+
+
+def _assess_tokens(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: Any, *, n_resamples: int, seed: int,
+                   level: float) -> dict[str, Any]:
+    """:func:`assess` for token classification: entity-level F1 from per-row counts ``(tp, predicted, gold)``
+    (:func:`kdistill.tokens.metrics.sentence_counts`; rows are sentence windows), resampled row by row — the metric
+    library runs once per model, not once per resample. The baseline predicts no entity (all ``O``): F1 0."""
+    from kdistill.metrics import token_metrics, token_tags
+    from kdistill.tokens.data import entity_types
+    from kdistill.tokens.metrics import sentence_counts
+
+    refs = np.asarray(labels)
+    types = entity_types(task.labels)
+    totals, metrics = [], {}
+    for role, preds in (("teacher", np.asarray(teacher_preds)), ("student", np.asarray(student_preds))):
+        gold, pred = token_tags(task, preds, refs)
+        totals.append(sentence_counts(gold, pred, types)[:, -1, :].astype(np.float64))  # [N, 3]
+        metrics[role] = token_metrics(task, preds, refs)
+    gold_counts = totals[0][:, 2]
+    base_counts = np.stack([np.zeros_like(gold_counts), np.zeros_like(gold_counts), gold_counts], axis=1)
+    n = refs.shape[0]
+    values = np.empty((3, n_resamples))
+    row = 0
+    for idx in _resamples(n, n_resamples, seed):
+        k = idx.shape[0]
+        for j, c in enumerate([*totals, base_counts]):
+            sums = c[idx].sum(axis=1)  # [k, 3]
+            denom = sums[:, 1] + sums[:, 2]
+            values[j, row:row + k] = np.where(denom > 0, 2 * sums[:, 0] / np.maximum(denom, 1e-12), 0.0)
+        row += k
+    main = task.main_metric
+    out: dict[str, Any] = {"metric_name": main, "n": int(n), "level": float(level), "n_resamples": int(n_resamples),
+                           "seed": int(seed), "interval_method": "bootstrap percentile over sentences (windows), F1 "
+                                                                 "from per-sentence entity counts"}
+    out["baseline"] = {"kind": "all O (no entity)", "metric": 0.0, "metrics": {main: 0.0},
+                       "ci": list(_interval(values[2], level))}
+    for j, role in enumerate(("teacher", "student")):
+        out[role] = {"metric": metrics[role][main], "metrics": metrics[role], "ci": list(_interval(values[j], level))}
+    d = metrics["teacher"][main] - metrics["student"][main]
+    dstar = values[0] - values[1]
+    lo, hi = _interval(dstar, level)
+    p = (1 + int(np.sum(np.abs(dstar - d) >= abs(d) - 1e-12))) / (dstar.shape[0] + 1)
+    out["difference"] = {"teacher_minus_student": float(d), "ci": [lo, hi]}
+    out["paired_test"] = {"name": "paired bootstrap", "statistic": float(d), "difference": float(d), "ci": [lo, hi],
+                          "p_value": float(min(1.0, p)), "n_resamples": int(n_resamples), "seed": int(seed),
+                          "level": float(level)}
     out["flags"] = _flags(out)
     return out
 
