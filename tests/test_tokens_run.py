@@ -3,6 +3,7 @@ a layer copy with per-token KD; evaluated with entity-level F1 on the reported s
 
 import json
 
+import numpy as np
 import pytest
 
 import kdistill
@@ -86,3 +87,31 @@ def test_the_report_of_a_token_classification_student(ner_teacher, tmp_path):
     assert lo <= rep["student_metric"] <= hi and rep["retention"] is None or rep["retention"] >= 0
     assert rep["seq_len"] == 30 and rep["speedup"] > 0
     assert rep["baseline"]["kind"] == "all O (no entity)" and rep["baseline_metric"] == 0.0
+
+
+def test_export_of_a_token_classifier_and_the_torch_free_predictor(ner_teacher, tmp_path):
+    """`kdistill export` of a token classifier: ONNX graphs whose output is per-token logits, parity checked, the int8
+    gate on entity F1; the torch-free predictor gives entities with character spans."""
+    teacher, conll, _ = ner_teacher
+    meta = kdistill.export(str(teacher), tmp_path / "onnx", "conll2003", data_dir=str(conll), quantize="dynamic",
+                           max_eval_samples=40, max_length=64)
+    exported = json.loads((tmp_path / "onnx" / "kdistill_export.json").read_text())
+    assert exported["problem_type"] == "token_classification" and exported["metric_name"] == "f1"
+    from kdistill.serve import Predictor
+
+    predictor = Predictor(tmp_path / "onnx")
+    text = "EU rejects German call to boycott British lamb ."
+    entities, probabilities = predictor.predict([text])
+    assert probabilities is None and len(entities) == 1
+    for ent in entities[0]:
+        assert ent["word"] == text[ent["start"]:ent["end"]] and ent["entity_group"] in {"PER", "ORG", "LOC", "MISC"}
+    # the grouping itself, on made-up per-token probabilities: B-PER I-PER O B-LOC over four one-piece words
+    names = predictor.labels
+    enc = predictor.tokenizer.encode("Peter Blackburn in Paris")
+    tags = [None, "B-PER", "I-PER", "O", "B-LOC", None]
+    probs = np.full((len(enc.ids), len(names)), 0.01, dtype=np.float32)
+    for pos, tag in enumerate(tags[: len(enc.ids)]):
+        if tag:
+            probs[pos, names.index(tag)] = 0.9
+    got = predictor._group("Peter Blackburn in Paris", enc, probs)
+    assert [(e["entity_group"], e["word"]) for e in got] == [("PER", "Peter Blackburn"), ("LOC", "Paris")]

@@ -127,10 +127,13 @@ class Predictor:
         """``(labels, probabilities)`` of ``texts``.
 
         Single-label: each label is the name of the arg-max class, ``probabilities`` the softmax ``[N, C]``.
+        Token classification: per text its entities (:meth:`entities`), and ``None``.
         Multi-label: each label is the list of names whose sigmoid is above :attr:`threshold` (the run's, chosen on
         its selection slice; else 0.5), ``probabilities`` the sigmoids ``[N, C]``. Regression: the predicted scores
         (floats) and ``None``.
         """
+        if self.problem_type == "token_classification":
+            return self.entities(texts, batch_size=batch_size), None
         z = self.logits(texts, batch_size=batch_size)
         if self.problem_type == "regression":
             return [float(v) for v in z[:, 0]], None
@@ -140,6 +143,65 @@ class Predictor:
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         return [self.labels[j] for j in p.argmax(axis=1)], p
+
+
+    def entities(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[dict]]:
+        """Token classification: the entities of each text, as transformers' ``pipeline("token-classification",
+        aggregation_strategy="simple")`` gives them — ``{"entity_group", "score", "word", "start", "end"}`` with
+        character spans into the text. Each word takes the tag of its first sub-token (arg-max); ``B-X`` starts an
+        entity, ``I-X`` continues one of type X (or starts one after another type); ``score`` is the mean
+        probability of the words' tags.
+
+        Raises:
+            TypeError: as :meth:`logits`.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        items = list(texts)
+        for i, item in enumerate(items):
+            _check_text(i, item)
+        out = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            enc = self.tokenizer.encode_batch(chunk)
+            columns = {"input_ids": [e.ids for e in enc], "attention_mask": [e.attention_mask for e in enc],
+                       "token_type_ids": [e.type_ids for e in enc]}
+            feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.input_names}
+            z = self.session.run(None, feed)[0].astype(np.float32)  # [B, T, C]
+            e = np.exp(z - z.max(axis=-1, keepdims=True))
+            p = e / e.sum(axis=-1, keepdims=True)
+            for text, encoding, probs in zip(chunk, enc, p):
+                out.append(self._group(text, encoding, probs))
+        return out
+
+    def _group(self, text: str, encoding, probs: np.ndarray) -> list[dict]:
+        words: dict[int, list] = {}  # word -> [first-sub-token tag id, its probability, start, end]
+        for pos, (word, (lo, hi)) in enumerate(zip(encoding.word_ids, encoding.offsets)):
+            if word is None or encoding.attention_mask[pos] == 0:
+                continue
+            if word not in words:
+                tag = int(probs[pos].argmax())
+                words[word] = [tag, float(probs[pos, tag]), lo, hi]
+            else:
+                words[word][3] = hi
+        entities: list[dict] = []
+        current = None
+        for word in sorted(words):
+            tag, prob, lo, hi = words[word]
+            name = self.labels[tag]
+            kind = name[2:] if name[:2] in ("B-", "I-") else None
+            if kind is not None and name.startswith("I-") and current is not None and current["entity_group"] == kind:
+                current["end"], current["_scores"] = hi, current["_scores"] + [prob]
+                continue
+            if current is not None:
+                entities.append(current)
+            current = None if kind is None else {"entity_group": kind, "start": lo, "end": hi, "_scores": [prob]}
+        if current is not None:
+            entities.append(current)
+        for ent in entities:
+            ent["score"] = float(np.mean(ent.pop("_scores")))
+            ent["word"] = text[ent["start"]:ent["end"]]
+        return entities
 
 
 class DamagedExport(ValueError):
