@@ -111,14 +111,7 @@ class Predictor:
         items = list(texts)
         for i, item in enumerate(items):
             _check_text(i, item)
-        out = []
-        for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
-            enc = self.tokenizer.encode_batch([tuple(t) if isinstance(t, (tuple, list)) else t for t in chunk])
-            columns = {"input_ids": [e.ids for e in enc], "attention_mask": [e.attention_mask for e in enc],
-                       "token_type_ids": [e.type_ids for e in enc]}
-            feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.input_names}
-            out.append(self.session.run(None, feed)[0])
+        out = [self._forward(items[start:start + batch_size])[1] for start in range(0, len(items), batch_size)]
         n_out = len(self.labels) or 1
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, n_out), np.float32)
 
@@ -145,6 +138,14 @@ class Predictor:
         return [self.labels[j] for j in p.argmax(axis=1)], p
 
 
+    def _forward(self, chunk: list) -> tuple[list, np.ndarray]:
+        """``(encodings, the graph's first output)`` of one batch of texts (or pairs)."""
+        enc = self.tokenizer.encode_batch([tuple(t) if isinstance(t, (tuple, list)) else t for t in chunk])
+        columns = {"input_ids": [e.ids for e in enc], "attention_mask": [e.attention_mask for e in enc],
+                   "token_type_ids": [e.type_ids for e in enc]}
+        feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.input_names}
+        return enc, self.session.run(None, feed)[0]
+
     def entities(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[dict]]:
         """Token classification: the entities of each text, as transformers' ``pipeline("token-classification",
         aggregation_strategy="simple")`` gives them — ``{"entity_group", "score", "word", "start", "end"}`` with
@@ -163,11 +164,8 @@ class Predictor:
         out = []
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
-            enc = self.tokenizer.encode_batch(chunk)
-            columns = {"input_ids": [e.ids for e in enc], "attention_mask": [e.attention_mask for e in enc],
-                       "token_type_ids": [e.type_ids for e in enc]}
-            feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.input_names}
-            z = self.session.run(None, feed)[0].astype(np.float32)  # [B, T, C]
+            enc, z = self._forward(chunk)  # z: [B, T, C]
+            z = z.astype(np.float32)
             e = np.exp(z - z.max(axis=-1, keepdims=True))
             p = e / e.sum(axis=-1, keepdims=True)
             for text, encoding, probs in zip(chunk, enc, p):
