@@ -115,3 +115,33 @@ def test_export_of_a_token_classifier_and_the_torch_free_predictor(ner_teacher, 
             probs[pos, names.index(tag)] = 0.9
     got = predictor._group("Peter Blackburn in Paris", enc, probs)
     assert [(e["entity_group"], e["word"]) for e in got] == [("PER", "Peter Blackburn"), ("LOC", "Paris")]
+
+
+def test_word_level_kd_across_tokenizers(ner_teacher, tmp_path):
+    """A student with its own tokenizer: the teacher's tag distribution at the first sub-token of each word (its own
+    tokens) is paired with the student's at its own first sub-token of the same word; L_cos is refused in one line."""
+    from conftest import make_tiny_bert
+    from test_cross_tokenizer import _own_tokenizer
+
+    from kdistill.errors import KDistillError
+    from kdistill.engine import teacher as teacher_mod
+    from kdistill.tokens.data import read_sentences
+
+    teacher, conll, _ = ner_teacher
+    words = read_sentences(conll / "conll2003" / "train.txt").words[:300]
+    own = _own_tokenizer(tmp_path, [" ".join(w) for w in words])
+    student_dir = tmp_path / "student"
+    make_tiny_bert(vocab_size=len(own), layers=1, seed=5).save_pretrained(student_dir)
+    own.save_pretrained(student_dir)
+    seen = []
+    real = teacher_mod.CachedLogits.__call__
+    teacher_mod.CachedLogits.__call__ = lambda self, b: seen.append(real(self, b)) or seen[-1]
+    try:
+        res = kdistill.distill(str(teacher), "conll2003", str(student_dir), output_dir=tmp_path / "kd",
+                               data_dir=str(conll), report=False, **DATA)
+    finally:
+        teacher_mod.CachedLogits.__call__ = real
+    assert "f1" in res.metrics and seen and all(s.logits.dim() == 2 for s in seen)  # word-level teacher signal
+    with pytest.raises(KDistillError, match="word by word"):
+        kdistill.distill(str(teacher), "conll2003", str(student_dir), output_dir=tmp_path / "cos", data_dir=str(conll),
+                         cos_weight=1.0, report=False, **DATA)

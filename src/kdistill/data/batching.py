@@ -89,7 +89,7 @@ def word_index(text_a: str, text_b: str | None, offsets: list[tuple[int, int]], 
 
 def tokenize(
     ds: datasets.Dataset, tokenizer, *, max_length: int = 128, cache_dir: str | Path | None = None, desc: str = "tokenize",
-    key: str | None = None, word_ids: bool = False,
+    key: str | None = None, word_ids: bool = False, window_with=(),
 ) -> datasets.Dataset:
     """Tokenise a split produced by :func:`kdistill.data.load_splits`, caching the result on disk.
 
@@ -104,6 +104,8 @@ def tokenize(
         key: :func:`dataset_key` of ``ds`` when the caller already has it (it hashes every text).
         word_ids: also add ``word_ids`` (:func:`word_index` per token; needs a fast tokenizer) for word-level
             alignment of hidden states across tokenizers.
+        window_with: token classification: other tokenizers the sentence windows must also fit
+            (:func:`kdistill.tokens.data.encode_words`).
 
     Returns:
         Dataset with ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``,
@@ -115,7 +117,7 @@ def tokenize(
     if "tokens" in ds.column_names:  # token classification: words -> sub-tokens, labels on first sub-tokens, windows
         from kdistill.tokens.data import tokenize_words
 
-        return tokenize_words(ds, tokenizer, max_length=max_length)
+        return tokenize_words(ds, tokenizer, max_length=max_length, window_with=window_with)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
         cache_root.mkdir(parents=True, exist_ok=True)

@@ -126,12 +126,21 @@ def _rows(logits: torch.Tensor, batch) -> torch.Tensor:
 
 
 class CachedLogits(NoTeacher):
-    """Teacher logits ``[N, C]`` indexed by the batch's ``idx`` (computed once; see :func:`teacher_logits_cache`)."""
+    """Teacher logits ``[N, C]`` indexed by the batch's ``idx`` (computed once; see :func:`teacher_logits_cache`).
 
-    def __init__(self, logits: torch.Tensor, device, seconds: float = 0.0):
-        self.logits, self.device, self.seconds = logits, device, seconds
+    Token classification across tokenizers (``word_labels``: the teacher's own ``[N, T]`` labels, -100 off each
+    word's first sub-token): the signal is word level, ``[M, C]`` — the teacher's logits at the first sub-token of
+    every word of the batch's rows, row by row — which the soft-target terms pair with the student's own first
+    sub-tokens (:func:`kdistill.objectives.terms.labelled_positions`)."""
+
+    def __init__(self, logits: torch.Tensor, device, seconds: float = 0.0, word_labels: torch.Tensor | None = None):
+        self.logits, self.device, self.seconds, self.word_labels = logits, device, seconds, word_labels
 
     def __call__(self, batch) -> TeacherSignal:
+        if self.word_labels is not None:
+            ids = batch["idx"].cpu()
+            rows, keep = self.logits[ids], self.word_labels[ids] != -100
+            return TeacherSignal(logits=rows[keep[:, : rows.shape[1]]].to(self.device))
         return TeacherSignal(logits=_rows(self.logits, batch).to(self.device))
 
 
@@ -258,7 +267,12 @@ def teacher_source_for(objective: Objective, teacher, *, train_ds, tokenizer, cf
         logits = teacher_logits_cache(teacher, t_ds, t_tok, path=cache_path, fingerprint=fingerprint or "unnamed",
                                       batch_size=cfg.eval_batch_size, accelerator=accelerator,
                                       show_progress=cfg.show_progress)
-        return CachedLogits(logits, accelerator.device, time.perf_counter() - t0)
+        words = None
+        if view is not None and logits.dim() == 3:  # token classification, the teacher's own tokens: word level
+            words = torch.full(logits.shape[:2], -100, dtype=torch.long)
+            for i, row in enumerate(view.ds.with_format(None)["labels"]):
+                words[i, : len(row)] = torch.as_tensor(row[: logits.shape[1]])
+        return CachedLogits(logits, accelerator.device, time.perf_counter() - t0, word_labels=words)
     layers = objective.teacher_attention_layers if objective.needs_attentions else False
     return LiveTeacher(teacher, accelerator, want_hidden=objective.needs_hidden_states or objective.needs_attentions,
                        attention_layers=layers, view=view, qkv_layer=objective.teacher_qkv_layer)

@@ -114,15 +114,22 @@ def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> tor
 def labelled_positions(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                        labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Token classification: the ``[M, C]`` student and teacher logits at the ``M`` labelled positions (``labels`` !=
-    -100: each word's first sub-token) of ``[B, T, C]`` logits and ``[B, T]`` labels.
+    -100: each word's first sub-token) of ``[B, T, C]`` logits and ``[B, T]`` labels; a ``[M, C]`` teacher signal
+    (word level, from another tokenizer: :class:`kdistill.engine.teacher.CachedLogits`) is paired word by word.
 
     Raises:
         KDistillError: the student's, the teacher's and the labels' ``[B, T]`` shapes differ (another tokenisation).
     """
+    keep = labels != -100
+    if teacher_logits.dim() == 2:  # word level already (the teacher tokenised the words its own way)
+        if int(keep.sum()) != teacher_logits.shape[0]:
+            raise KDistillError(f"word-level KD: the student's rows hold {int(keep.sum())} words, the teacher's "
+                                f"{teacher_logits.shape[0]}: the two tokenizations split the sentences into different "
+                                "windows; raise --max-length so that every sentence fits one window")
+        return student_logits[keep], teacher_logits
     if student_logits.shape[:2] != labels.shape or teacher_logits.shape[:2] != labels.shape:
         raise KDistillError(f"per-token KD needs one tokenisation: student logits {tuple(student_logits.shape)}, "
                             f"teacher {tuple(teacher_logits.shape)}, labels {tuple(labels.shape)}")
-    keep = labels != -100
     return student_logits[keep], teacher_logits[keep]
 
 

@@ -80,7 +80,7 @@ def load_task(cfg) -> Prepared:
     if mapping.rule != "none":
         info["label_mapping"] = mapping.to_json()
     if sc.kind == "pretrained" and not same_tokenizer(tokenizer, student_tok := load_tokenizer(sc.path)):
-        check_cross_tokenizer(cfg, tokenizer, student_tok)
+        check_cross_tokenizer(cfg, tokenizer, student_tok, token_level=task.token_level)
         info["teacher_tokenizer"] = tokenizer  # the student reads its own tokens; the teacher gets a TeacherView
         tokenizer = student_tok
     elif not is_bilstm(student):
@@ -169,10 +169,32 @@ def same_tokenizer(a, b) -> bool:
     return a is b or a.get_vocab() == b.get_vocab()
 
 
-def check_cross_tokenizer(cfg, teacher_tok, student_tok) -> None:
+def check_same_windows(student_ds, teacher_ds, max_length: int) -> None:
+    """Token classification across tokenizers: both tokenizations must cut the sentences into the same windows of
+    words (each row the same words), so that KD pairs the two models word by word.
+
+    Raises:
+        KDistillError: a sentence that one tokenizer splits into more windows than the other (one line).
+    """
+    def words(ds):
+        return [(int(s), sum(1 for v in row if v != -100)) for s, row in zip(ds.with_format(None)["sentence"],
+                                                                             ds.with_format(None)["labels"])]
+
+    a, b = words(student_ds), words(teacher_ds)
+    if a != b:
+        raise KDistillError(f"the student's and the teacher's tokenizers cut some sentences into different windows at "
+                            f"--max-length {max_length} (one splits words into more pieces): raise --max-length so "
+                            "that every sentence fits one window of both")
+
+
+def check_cross_tokenizer(cfg, teacher_tok, student_tok, token_level: bool = False) -> None:
     """What works when teacher and student tokenize differently: logit KD (per example, cached or live) and L_cos
     aligned by words; layer-wise (token by token) losses do not. Raises a one-line :class:`ModelError` otherwise."""
     what = (f"the student's tokenizer ({len(student_tok)} tokens) differs from the teacher's ({len(teacher_tok)})")
+    if token_level and (cfg.method.name != "kd" or cfg.method.cos_weight > 0):
+        raise ModelError(f"{what}: token classification across tokenizers distils the teacher's tag distributions word "
+                         "by word (first sub-token of each word); token-level terms (L_cos, TinyBERT's layers) pair "
+                         "tokens one to one: use --method kd with --cos-weight 0")
     if cfg.method.name == "tinybert":
         raise ModelError(f"{what}: TinyBERT's attention and hidden-state losses pair tokens one to one; use --method kd "
                          "(soft targets, and --cos-weight for hidden states aligned by words)")
@@ -217,13 +239,17 @@ def prepare_task_data(p: Prepared, procs) -> None:
             pos_tagger=p.info.get("pos_tagger"), cache_dir=cache,
             show_progress=cfg.train.show_progress and procs.is_main_process)
     train_key = dataset_key(train_split, tok, cfg.data.max_length)  # hashes every text: computed once, used twice
+    both = [teacher_tok] if teacher_tok is not tok and p.task.token_level else []  # the same windows of words
     p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train",
-                          key=train_key, word_ids=words)
+                          key=train_key, word_ids=words, window_with=both)
     logits_only = p.teacher_source is not None and cfg.method.name == "kd" and cfg.method.cos_weight == 0
     if teacher_tok is not tok and not logits_only:  # the teacher, when it runs, reads the same rows in its own tokens
         train_key = dataset_key(train_split, teacher_tok, cfg.data.max_length)
         p.teacher_view = TeacherView(tokenize(train_split, teacher_tok, max_length=cfg.data.max_length, cache_dir=cache,
-                                              desc="tokenize train (teacher)", key=train_key, word_ids=words), teacher_tok)
+                                              desc="tokenize train (teacher)", key=train_key, word_ids=words,
+                                              window_with=[tok] if both else []), teacher_tok)
+        if p.task.token_level:
+            check_same_windows(p.train_ds, p.teacher_view.ds, cfg.data.max_length)
     p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
     p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length,
                                                                cache_dir=cache, desc="tokenize selection slice")

@@ -187,11 +187,13 @@ def word_windows(n_subtokens: Sequence[int], budget: int) -> list[tuple[int, int
 
 
 def encode_words(tokenizer, words: list[list[str]], tags: list[list[Any]] | None, label2id: dict[Any, int], *,
-                 max_length: int) -> dict[str, list]:
+                 max_length: int, window_with: Sequence = ()) -> dict[str, list]:
     """Sub-token features of word-split sentences: ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``
     (the word's label id on its first sub-token, ``-100`` elsewhere), ``word_ids`` (the word of each sub-token in its
     sentence, ``-1`` for special tokens) and ``sentence`` (the sentence each window comes from). A sentence longer than
-    ``max_length`` sub-tokens becomes several windows of whole words (:func:`word_windows`).
+    ``max_length`` sub-tokens becomes several windows of whole words (:func:`word_windows`); with ``window_with``
+    (other tokenizers, e.g. the teacher's of a student with its own), the windows fit every one of them, so two
+    tokenizations of the same sentences hold the same words row by row.
 
     Raises:
         DataError: a fast tokenizer is needed (word ids); a tag that is not in ``label2id``.
@@ -202,13 +204,16 @@ def encode_words(tokenizer, words: list[list[str]], tags: list[list[Any]] | None
     special = tokenizer.num_special_tokens_to_add(pair=False)
     budget = max(1, max_length - special)
     out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [], "word_ids": [], "sentence": []}
-    pieces = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    splits = [t(words, is_split_into_words=True, add_special_tokens=False) for t in (tokenizer, *window_with)]
+    budget = min([budget, *(max(1, max_length - t.num_special_tokens_to_add(pair=False)) for t in window_with)])
     for s, sentence in enumerate(words):
-        ids = pieces.word_ids(s)
         counts = [0] * len(sentence)
-        for w in ids:
-            if w is not None:
-                counts[w] += 1
+        for pieces in splits:
+            mine = [0] * len(sentence)
+            for w in pieces.word_ids(s):
+                if w is not None:
+                    mine[w] += 1
+            counts = [max(a, b) for a, b in zip(counts, mine)]
         for lo, hi in word_windows(counts, budget):
             enc = tokenizer(sentence[lo:hi], is_split_into_words=True, truncation=True, max_length=max_length)
             wid = [(-1 if w is None else w + lo) for w in enc.word_ids()]
@@ -304,7 +309,7 @@ def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=N
     return datasets.DatasetDict(out), spec
 
 
-def tokenize_words(ds, tokenizer, *, max_length: int):
+def tokenize_words(ds, tokenizer, *, max_length: int, window_with: Sequence = ()):
     """Sub-token features of a token split (:func:`encode_words`) as a torch-formatted Dataset: ``input_ids``,
     ``attention_mask`` [, ``token_type_ids``], ``labels`` (per sub-token, -100 off first sub-tokens), ``word_ids``,
     ``sentence`` (the split's ``idx`` of the row each window comes from), ``idx`` (0..windows-1) and ``length``."""
@@ -312,7 +317,8 @@ def tokenize_words(ds, tokenizer, *, max_length: int):
 
     data = ds.to_dict()
     ids = {t for row in data["label"] for t in row}
-    enc = encode_words(tokenizer, data["tokens"], data["label"], {i: i for i in ids}, max_length=max_length)
+    enc = encode_words(tokenizer, data["tokens"], data["label"], {i: i for i in ids}, max_length=max_length,
+                       window_with=window_with)
     enc["sentence"] = [data["idx"][s] for s in enc["sentence"]]
     enc["idx"] = list(range(len(enc["input_ids"])))
     enc["length"] = [len(x) for x in enc["input_ids"]]
