@@ -145,3 +145,39 @@ def test_word_level_kd_across_tokenizers(ner_teacher, tmp_path):
     with pytest.raises(KDistillError, match="word by word"):
         kdistill.distill(str(teacher), "conll2003", str(student_dir), output_dir=tmp_path / "cos", data_dir=str(conll),
                          cos_weight=1.0, report=False, **DATA)
+
+
+def test_a_token_transfer_set_holds_word_level_logits_and_serves_any_student(ner_teacher, tmp_path):
+    """`kdistill label --task conll2003`: one [n_words, C] matrix of the teacher's logits per sentence (word level);
+    a student distilled from the set trains as one distilled from its own teacher pass (same seed), and a student
+    with its own tokenizer reads the same set."""
+    from safetensors.torch import load_file
+
+    from kdistill.transfer import read_complete_set
+
+    teacher, conll, _ = ner_teacher
+    data = {k: v for k, v in DATA.items() if k in ("max_train_samples", "max_eval_samples", "max_length")}
+    manifest = kdistill.label(str(teacher), "conll2003", output_dir=tmp_path / "set", data_dir=str(conll),
+                              shard_rows=50, batch_size=8, show_progress=False, **data)
+    assert manifest["problem_type"] == "token_classification" and manifest["rows"] == 120
+    table = read_complete_set(tmp_path / "set")[1]
+    first = table.slice(0, 1).to_pylist()[0]
+    assert len(first["logits"]) == len(first["tokens"]) == len(first["label"])  # one row of logits per word
+    base = dict(data_dir=str(conll), layers=[0, 3], report=False, seed=4, **DATA)
+    own = kdistill.distill(str(teacher), "conll2003", output_dir=tmp_path / "own", **base)
+    via = kdistill.distill(str(teacher), "conll2003", output_dir=tmp_path / "via", transfer_set=[str(tmp_path / "set")],
+                           **base)
+    a, b = load_file(str(tmp_path / "own" / "model.safetensors")), load_file(str(tmp_path / "via" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3  # the same soft targets, up to batching's last bits
+    assert json.loads((tmp_path / "via" / "train_results.json").read_text())["transfer_sets"]["level"] == "word"
+    assert own.metrics.keys() == via.metrics.keys()
+    from conftest import make_tiny_bert
+    from test_cross_tokenizer import _own_tokenizer
+
+    own_tok = _own_tokenizer(tmp_path, [" ".join(t) for t in table.column("tokens").to_pylist()])
+    student_dir = tmp_path / "student"
+    make_tiny_bert(vocab_size=len(own_tok), layers=1, seed=5).save_pretrained(student_dir)
+    own_tok.save_pretrained(student_dir)
+    other = kdistill.distill(str(teacher), "conll2003", str(student_dir), output_dir=tmp_path / "other",
+                             transfer_set=[str(tmp_path / "set")], **{k: v for k, v in base.items() if k != "layers"})
+    assert "f1" in other.metrics  # its own tokens, the set's word-level targets

@@ -247,6 +247,8 @@ class Collator:
                 batch["labels"] = torch.stack(rows)
         if "idx" in features[0]:
             batch["idx"] = torch.as_tensor([int(f["idx"]) for f in features], dtype=torch.long)
+        if "sentence" in features[0]:  # token classification: the sentence each window comes from
+            batch["sentence"] = torch.as_tensor([int(f["sentence"]) for f in features], dtype=torch.long)
         return batch
 
 

@@ -157,6 +157,26 @@ class StoredLogits(NoTeacher):
         return TeacherSignal(logits=_rows(self.logits, batch).to(batch["idx"].device))
 
 
+class StoredWordLogits(NoTeacher):
+    """Token classification from a transfer set: the teacher's word-level logits, one ``[n_words, C]`` array per
+    sentence (indexed by the split's ``idx``); for a batch of sentence windows, the rows of the words each window
+    labels (its first sub-tokens, in order), concatenated ``[M, C]`` — paired word by word with the student's
+    (:func:`kdistill.objectives.terms.labelled_positions`), whatever its tokenizer."""
+
+    provides = frozenset({"logits"})
+
+    def __init__(self, per_sentence: list):
+        self.per_sentence, self.seconds = per_sentence, 0.0
+
+    def __call__(self, batch) -> TeacherSignal:
+        labels, word_ids, sentences = batch["labels"].cpu(), batch["word_ids"].cpu(), batch["sentence"].cpu()
+        parts = []
+        for row, s in enumerate(sentences.tolist()):
+            words = word_ids[row][labels[row] != -100].tolist()
+            parts.append(torch.from_numpy(np.asarray(self.per_sentence[s][words], dtype=np.float32)))
+        return TeacherSignal(logits=torch.cat(parts).to(batch["idx"].device))
+
+
 class StoredHidden(StoredLogits):
     """Teacher logits ``[N, C]`` and last hidden states (one float16 ``[tokens, H]`` matrix per row) read from a
     transfer set, indexed by the batch's ``idx``: what L_cos needs, with no teacher pass. The rows must be tokenised

@@ -291,6 +291,10 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
     rows, logits, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, train_split,
                                        full_train=full_train, selection=selection, teacher=cfg.teacher,
                                        max_length=cfg.data.max_length, seed=cfg.train.seed, hidden=hidden)
+    if isinstance(logits, list):  # token classification: word-level logits per sentence
+        from kdistill.engine.teacher import StoredWordLogits
+
+        return rows, StoredWordLogits(logits), {**info, "teacher": "stored word-level logits"}
     if cos and hidden:
         return rows, StoredHidden(torch.from_numpy(logits), hidden), {**info, "teacher": "stored logits and hidden states"}
     if method.name != "kd" or cos:  # a stage that needs internals the set lacks runs the teacher (recipes.base)

@@ -95,7 +95,7 @@ def _inputs(cfg) -> tuple[Any, Any, dict[str, Any], Any]:
 
     splits, spec = load_data(cfg.data)
     train = splits["train"]
-    keep = [c for c in ("text_a", "text_b", "label") if c in train.column_names]
+    keep = [c for c in ("text_a", "text_b", "tokens", "label") if c in train.column_names]
     augmented = None
     if cfg.augment.augment != "none":
         rows, augmented = _augmented(cfg, train, spec)
@@ -171,7 +171,7 @@ def _rows_hash(rows) -> str:
     """sha256 of the inputs themselves (texts and gold labels, in order): what the set was made from."""
     h = hashlib.sha256()
     for chunk in rows.with_format("arrow").iter(batch_size=10_000):
-        for col in ("text_a", "text_b", "label", "source_idx"):
+        for col in ("text_a", "text_b", "tokens", "label", "source_idx"):
             if col in chunk.column_names:
                 h.update(str(chunk[col].to_pylist()).encode())
     return h.hexdigest()
@@ -211,6 +211,37 @@ def shard_logits(teacher, tokenizer, texts_a: list[str], texts_b: list[str] | No
     return out
 
 
+def shard_word_logits(teacher, tokenizer, words: list[list[str]], *, max_length: int, batch_size: int) -> list:
+    """Token classification: the teacher's logits at the first sub-token of every word, one ``[n_words, C]`` float32
+    array per sentence (word level: any student tokenizer can be paired with it). Sentences longer than
+    ``max_length`` sub-tokens are run in windows of whole words (:func:`kdistill.tokens.data.encode_words`); windows
+    are sorted by length into batches, the same on every call."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    from kdistill.data.batching import forward_keys, model_inputs
+    from kdistill.tokens.data import encode_words
+
+    enc = encode_words(tokenizer, words, None, {}, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    features = [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    fkeys = forward_keys(teacher)
+    out = [np.zeros((len(w), teacher.config.num_labels), dtype=np.float32) for w in words]
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            ids = order[start:start + batch_size]
+            logits = teacher(**model_inputs(dict(pad([features[i] for i in ids])), fkeys)).logits.float().cpu().numpy()
+            for j, i in enumerate(ids):
+                prev = None
+                for pos, w in enumerate(enc["word_ids"][i]):
+                    if w >= 0 and w != prev:
+                        out[enc["sentence"][i]][w] = logits[j, pos]
+                    prev = w
+    return out
+
+
 def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int, hidden: list | None = None) -> None:
     """One shard (``rows``: columns as lists; ``hidden``: per row a float16 ``[tokens, H]`` matrix, or None) as
     Parquet, written aside then renamed."""
@@ -222,8 +253,17 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
                "text_a": pa.array(rows["text_a"], pa.string())}
     if "text_b" in rows:
         columns["text_b"] = pa.array(rows["text_b"], pa.string())
+    if "tokens" in rows:
+        columns["tokens"] = pa.array(rows["tokens"], pa.list_(pa.string()))
     columns["label"] = pa.array(rows["label"])
-    columns["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1), pa.float32()), logits.shape[1])
+    if isinstance(logits, list):  # word level: list<fixed_size_list<float32, C>>, one [n_words, C] matrix per row
+        width = logits[0].shape[1] if logits else 0
+        offsets = np.concatenate([[0], np.cumsum([x.shape[0] for x in logits])]).astype(np.int32)
+        flat = pa.array(np.concatenate([x.reshape(-1) for x in logits]) if logits else np.zeros(0, np.float32))
+        columns["logits"] = pa.ListArray.from_arrays(pa.array(offsets), pa.FixedSizeListArray.from_arrays(flat, width))
+    else:
+        columns["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1), pa.float32()),
+                                                              logits.shape[1])
     if hidden is not None:  # list<fixed_size_list<float16, H>>: one [tokens, H] matrix per row
         width = hidden[0].shape[1] if hidden else 0
         offsets = np.concatenate([[0], np.cumsum([h.shape[0] for h in hidden])]).astype(np.int32)
@@ -299,6 +339,9 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
     procs = process_state()
     out = Path(cfg.output_dir)
     rows, spec, inputs, dev = _inputs(cfg)
+    if spec is not None and spec.token_level and (cfg.hidden_states or cfg.runtime == "ort"):
+        raise KDistillError("a token-classification set stores word-level logits from the eager teacher: drop "
+                            "--hidden-states and --runtime ort")
     tokenizer = load_tokenizer(cfg.teacher)
     identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -370,8 +413,12 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
     for i in mine:  # finished shards are never recomputed
         part = rows.select(range(i * cfg.shard_rows, min((i + 1) * cfg.shard_rows, len(rows)))).to_dict()
         hidden = [] if cfg.hidden_states else None
-        logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"), max_length=cfg.data.max_length,
-                              batch_size=cfg.batch_size, hidden=hidden)
+        if "tokens" in part:  # token classification: word-level logits
+            logits = shard_word_logits(runner, tokenizer, part["tokens"], max_length=cfg.data.max_length,
+                                       batch_size=cfg.batch_size)
+        else:
+            logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"),
+                                  max_length=cfg.data.max_length, batch_size=cfg.batch_size, hidden=hidden)
         _write_shard(paths[i], part, logits, i * cfg.shard_rows, hidden)
         computed += len(part["text_a"])
         bar.update(len(part["text_a"]))
@@ -437,6 +484,8 @@ def _spec_of_teacher(name: str):
 
 
 def _problem_type(spec) -> str:
+    if spec.token_level:
+        return "token_classification"
     return "regression" if spec.is_regression else ("multi_label" if spec.multi_label else "single_label")
 
 

@@ -39,14 +39,28 @@ def _read(folder: Path, *, teacher: str | None, fingerprint: str | None, max_len
                             f"reads {max_length}: the teacher saw other inputs; use the same --max-length")
     columns = {c: table.column(c).to_pylist() for c in ("text_a", "text_b", "label", "source_idx")
                if c in table.column_names}
-    columns["logits"] = np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
+    if pa_is_list(table.column("logits").type):  # word level (token classification): one [n_words, C] per row
+        columns["logits"] = _matrices(table.column("logits"))
+    else:
+        columns["logits"] = np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
     if "hidden_states" in table.column_names:  # one float16 [tokens, H] view per row, without a Python list per value
-        col = table.column("hidden_states").combine_chunks()
-        width = col.type.value_type.list_size
-        flat = col.values.values.to_numpy(zero_copy_only=False).reshape(-1, width)
-        offsets = col.offsets.to_numpy()
-        columns["hidden_states"] = [flat[offsets[i]:offsets[i + 1]] for i in range(len(col))]
+        columns["hidden_states"] = _matrices(table.column("hidden_states"))
     return manifest, columns
+
+
+def pa_is_list(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_list(kind)
+
+
+def _matrices(column) -> list[np.ndarray]:
+    """A ``list<fixed_size_list<x, W>>`` column as one ``[n_i, W]`` array view per row (no Python list per value)."""
+    col = column.combine_chunks()
+    width = col.type.value_type.list_size
+    flat = col.values.values.to_numpy(zero_copy_only=False).reshape(-1, width)
+    offsets = col.offsets.to_numpy()
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(col))]
 
 
 def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_split, *, full_train=None, selection=None,
@@ -106,6 +120,15 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
     logits = []
     stored = hidden is not None and all("hidden_states" in columns for _, columns in loaded)
     states: list = []
+    words = any(isinstance(columns["logits"], list) for _, columns in loaded)
+    if words:  # token classification: per run row (by idx) its word-level [n_words, C] logits; no added rows
+        per_row: list = [None] * len(run_keys)
+        for j, key in zip(idx, run_keys):
+            per_row[j] = loaded[where[key][0]][1]["logits"][where[key][1]]
+        return train_split, per_row, {"sets": [{"set": str(s), "kind": m["inputs"].get("kind"), "rows": m["rows"],
+                                                "run_rows_found": sum(1 for key in run_keys if where[key][0] == k)}
+                                               for k, (s, (m, _)) in enumerate(zip(sets, loaded))],
+                                      "teacher_fingerprint": fingerprint, "level": "word"}
     if run_keys:
         found = np.stack([loaded[where[key][0]][1]["logits"][where[key][1]] for key in run_keys])
         logits.append(np.zeros_like(found))
