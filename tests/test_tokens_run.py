@@ -93,7 +93,7 @@ def test_export_of_a_token_classifier_and_the_torch_free_predictor(ner_teacher, 
     """`kdistill export` of a token classifier: ONNX graphs whose output is per-token logits, parity checked, the int8
     gate on entity F1; the torch-free predictor gives entities with character spans."""
     teacher, conll, _ = ner_teacher
-    meta = kdistill.export(str(teacher), tmp_path / "onnx", "conll2003", data_dir=str(conll), quantize="dynamic",
+    kdistill.export(str(teacher), tmp_path / "onnx", "conll2003", data_dir=str(conll), quantize="dynamic",
                            max_eval_samples=40, max_length=64)
     exported = json.loads((tmp_path / "onnx" / "kdistill_export.json").read_text())
     assert exported["problem_type"] == "token_classification" and exported["metric_name"] == "f1"
