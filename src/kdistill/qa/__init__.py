@@ -1,0 +1,2 @@
+"""Extractive question answering: data (:mod:`kdistill.qa.data`) and SQuAD's metrics (:mod:`kdistill.qa.metrics`).
+Nothing is imported here."""

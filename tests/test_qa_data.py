@@ -1,0 +1,68 @@
+"""Question answering, part 1 (issue 28): SQuAD v1.1 / v2.0 JSON and JSONL read alike, spans checked against their
+contexts, and SQuAD's exact match / F1 with the official normalisation, checked by hand."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kdistill.errors import DataError
+from kdistill.qa.data import read_questions
+from kdistill.qa.metrics import exact_match, normalize_answer, question_scores, squad_metrics, token_f1
+
+CTX = "The Broncos defeated the Panthers 24-10 in Santa Clara."
+
+
+def _squad(tmp_path, version="1.1", impossible=False):
+    qas = [{"id": "q1", "question": "Who won?", "answers": [{"text": "The Broncos", "answer_start": 0},
+                                                            {"text": "Broncos", "answer_start": 4}]}]
+    if impossible:
+        qas.append({"id": "q2", "question": "Who sang?", "answers": [], "is_impossible": True})
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"version": version, "data": [{"title": "SB", "paragraphs": [{"context": CTX,
+                                                                                              "qas": qas}]}]}))
+    return path
+
+
+def test_squad_json_and_jsonl_read_alike(tmp_path):
+    a = read_questions(_squad(tmp_path))
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text(json.dumps({"id": "q1", "title": "SB", "question": "Who won?", "context": CTX,
+                                 "answers": {"text": ["The Broncos", "Broncos"], "answer_start": [0, 4]}}) + "\n")
+    b = read_questions(jsonl)
+    assert a.question == b.question and a.answers == b.answers and a.answer_starts == b.answer_starts
+    assert a.version == "squad v1.1" and b.version == "jsonl" and a.article == b.article == [0]
+    v2 = read_questions(_squad(tmp_path, "v2.0", impossible=True))
+    assert v2.unanswerable == 1 and v2.answers[1] == []
+
+
+def test_a_misplaced_answer_is_one_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"question": "q", "context": CTX, "answers": {"text": ["Panthers"],
+                                                                            "answer_start": [3]}}) + "\n")
+    with pytest.raises(DataError, match="not at character 3"):
+        read_questions(path)
+
+
+def test_the_official_normalisation_and_scores_by_hand():
+    assert normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert normalize_answer("an apple, a pear") == "apple pear"
+    assert exact_match("the Broncos", "Broncos") == 1.0 and exact_match("Broncos win", "Broncos") == 0.0
+    # "denver broncos team" vs "broncos": 1 common token, P 1/3, R 1, F1 0.5
+    assert token_f1("Denver Broncos team", "Broncos") == pytest.approx(0.5)
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0
+    scores = question_scores(["Denver Broncos", "Carolina", ""], [["Broncos", "Denver Broncos"], ["Panthers"], []])
+    assert scores.tolist() == [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]  # best over references; v2's null answer
+    m = squad_metrics(["Denver Broncos", "Carolina"], [["Broncos", "Denver Broncos"], ["Panthers"]])
+    assert m == {"exact_match": 50.0, "f1": 50.0}
+
+
+def test_the_shared_dev_set_reads_whole():
+    from pathlib import Path
+
+    dev = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json"
+    if not dev.exists():
+        pytest.skip("../shared/data/squad is not beside the repository")
+    q = read_questions(dev)
+    assert len(q) == 10570 and sum(len(a) for a in q.answers) == 34726 and max(q.article) == 47
+    assert np.all([len(a) >= 1 for a in q.answers])
