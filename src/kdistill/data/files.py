@@ -82,3 +82,19 @@ def save_dataset_atomically(ds, path: Path, info_name: str, info: dict[str, Any]
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return datasets.load_from_disk(str(path))
+
+
+def json_lines(path, text: str, what: str):
+    """``(line number, object)`` of each non-blank line of a JSONL file's ``text``.
+
+    Raises:
+        DataError: a line that is not JSON (one line naming the file, the line and ``what`` was expected).
+    """
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not a JSON line ({err.msg}); {what}") from None
+

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdistill.data.files import json_lines
 from kdistill.errors import DataError
 
 
@@ -98,13 +99,7 @@ def _read_squad(path: Path, doc: dict, out: Questions) -> None:
 def _read_jsonl(path: Path, text: str, out: Questions) -> None:
     out.version = "jsonl"
     articles: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: neither SQuAD JSON nor JSONL ({err.msg})") from None
+    for n, row in json_lines(path, text, "give SQuAD JSON, or one question a line (JSONL)"):
         if not isinstance(row, dict) or not {"question", "context", "answers"} <= set(row):
             raise DataError(f"{path}:{n}: a JSONL question needs 'question', 'context' and 'answers' "
                             "({'text': [...], 'answer_start': [...]})")

@@ -20,12 +20,12 @@ entity is scored.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from kdistill.data.files import json_lines
 from kdistill.errors import DataError
 
 LOG = logging.getLogger("kdistill")
@@ -131,13 +131,7 @@ def _read_conll(path: Path, text: str) -> Sentences:
 
 def _read_jsonl(path: Path, text: str, label_names: Sequence[str] | None) -> Sentences:
     words, tags = [], []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: not a JSON line ({err.msg})") from None
+    for n, row in json_lines(path, text, "one sentence a line: {\"tokens\": [...], \"ner_tags\": [...]}"):
         if not isinstance(row, dict) or "tokens" not in row or "ner_tags" not in row:
             raise DataError(f"{path}:{n}: a JSONL NER row needs 'tokens' and 'ner_tags'")
         toks, ts = list(row["tokens"]), list(row["ner_tags"])
