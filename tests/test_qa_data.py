@@ -66,3 +66,32 @@ def test_the_shared_dev_set_reads_whole():
     q = read_questions(dev)
     assert len(q) == 10570 and sum(len(a) for a in q.answers) == 34726 and max(q.article) == 47
     assert np.all([len(a) >= 1 for a in q.answers])
+
+
+def test_windows_overlap_and_the_answer_span_comes_back(tiny_tokenizer):
+    """A long context cut into overlapping windows: the answer's token span is marked in the windows that hold it
+    whole ([CLS] elsewhere), and logits peaked on those tokens give the answer's characters back."""
+    from kdistill.qa.features import best_answers, encode_windows
+
+    context = " ".join(f"word{i}" for i in range(60)) + " The Broncos won the game in Santa Clara ."
+    start = context.index("Santa Clara")
+    enc = encode_windows(tiny_tokenizer, ["Where?"], [context], max_length=48, doc_stride=16, answer_starts=[[start]],
+                         answers=[["Santa Clara"]])
+    assert len(enc["input_ids"]) > 1 and set(enc["example"]) == {0} and all(len(x) <= 48 for x in enc["input_ids"])
+    marked = [w for w, p in enumerate(enc["start_positions"]) if p > 0]
+    assert marked and enc["start_positions"][0] == 0  # the first window does not hold the answer: [CLS]
+    w = marked[-1]
+    offs = enc["offsets"][w]
+    assert context[offs[enc["start_positions"][w]][0]:offs[enc["end_positions"][w]][1]] == "Santa Clara"
+    starts = [np.full(len(ids), -5.0) for ids in enc["input_ids"]]
+    ends = [np.full(len(ids), -5.0) for ids in enc["input_ids"]]
+    starts[w][enc["start_positions"][w]] = 5.0
+    ends[w][enc["end_positions"][w]] = 5.0
+    got = best_answers([context], enc["example"], enc["offsets"], starts, ends)
+    assert got[0]["text"] == "Santa Clara" and got[0]["start"] == start
+    # SQuAD v2.0: a strong [CLS] in every window makes the null answer win past the threshold
+    for s_, e_ in zip(starts, ends):
+        s_[0], e_[0] = 9.0, 9.0
+    assert best_answers([context], enc["example"], enc["offsets"], starts, ends, null_threshold=0.0)[0]["text"] == ""
+    with pytest.raises(DataError, match="doc-stride"):
+        encode_windows(tiny_tokenizer, ["q"], [context], max_length=32, doc_stride=32)

@@ -1,0 +1,123 @@
+"""Question-answering windows and answers: questions and contexts into overlapping windows, start/end logits back
+into answer texts — the procedure of transformers' ``run_qa`` example (Devlin et al. 2019, Sec. 4.2).
+
+* :func:`encode_windows`: each (question, context) pair tokenised as ``[CLS] question [SEP] context [SEP]``, the
+  context cut into windows of ``max_length`` tokens that overlap by ``doc_stride`` tokens (``only_second``
+  truncation); each window keeps its question (``example``), the character span of each context token
+  (``offsets``; ``None`` elsewhere) and, for training, the answer's token span in the window — or ``(0, 0)``, the
+  ``[CLS]`` token, when the answer is not wholly inside it (or the question has none).
+* :func:`best_answers`: per question, over all its windows, the ``n_best`` start and end positions by logit, every
+  valid span (inside the context, start <= end, at most ``max_answer_length`` tokens) scored ``start + end``; the best
+  span's characters are the answer. SQuAD v2.0: the null answer (``[CLS]``'s start + end, the smallest over windows)
+  wins when it beats the best span by more than ``null_threshold``.
+
+Teacher and student must read the same windows (same tokenizer, ``max_length``, ``doc_stride``) for per-window KD.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from kdistill.errors import DataError
+
+
+def encode_windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], *, max_length: int, doc_stride: int,
+                   answer_starts: Sequence[Sequence[int]] | None = None,
+                   answers: Sequence[Sequence[str]] | None = None) -> dict[str, list]:
+    """The windows of every question (see the module docstring).
+
+    Returns:
+        ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``example`` (the question's index), ``offsets``
+        (per token its ``(start, end)`` characters in the context, or ``None`` off the context) and, with answers,
+        ``start_positions`` / ``end_positions`` (the first answer's token span in the window, ``0`` / ``0`` when
+        it is not inside).
+
+    Raises:
+        DataError: a tokenizer without offsets (not a fast one); ``doc_stride`` not below ``max_length``; a question
+            so long that no context token fits.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(f"question answering needs a fast tokenizer (character offsets); {type(tokenizer).__name__} "
+                        "is not: save the model with a tokenizer.json")
+    if doc_stride >= max_length:
+        raise DataError(f"--doc-stride {doc_stride} must be below --max-length {max_length} (the overlap of windows)")
+    pad_right = getattr(tokenizer, "padding_side", "right") == "right"
+    try:
+        enc = tokenizer([q.lstrip() for q in questions], list(contexts), truncation="only_second",
+                        max_length=max_length, stride=doc_stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True, padding=False)
+    except Exception as err:  # noqa: BLE001 - the tokenizers library: a question longer than max_length
+        raise DataError(f"cannot cut the contexts into windows of {max_length} tokens ({str(err).splitlines()[0][:120]}); "
+                        "raise --max-length or shorten the questions") from None
+    if not pad_right:
+        raise DataError("question answering windows need a tokenizer that pads on the right")
+    out: dict[str, list] = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                            "example": list(enc["overflow_to_sample_mapping"]), "offsets": []}
+    if "token_type_ids" in enc:
+        out["token_type_ids"] = enc["token_type_ids"]
+    if answer_starts is not None:
+        out["start_positions"], out["end_positions"] = [], []
+    for w in range(len(enc["input_ids"])):
+        seq = enc.sequence_ids(w)
+        offsets = [tuple(o) if seq[i] == 1 else None for i, o in enumerate(enc["offset_mapping"][w])]
+        out["offsets"].append(offsets)
+        if answer_starts is None:
+            continue
+        q = out["example"][w]
+        start_tok = end_tok = 0
+        if answer_starts[q]:
+            lo = answer_starts[q][0]
+            hi = lo + len(answers[q][0])
+            inside = [i for i, o in enumerate(offsets) if o is not None]
+            if inside and offsets[inside[0]][0] <= lo and offsets[inside[-1]][1] >= hi:
+                start_tok = next(i for i in inside if offsets[i][1] > lo)
+                end_tok = next(i for i in reversed(inside) if offsets[i][0] < hi)
+        out["start_positions"].append(start_tok)
+        out["end_positions"].append(end_tok)
+    return out
+
+
+def best_answers(contexts: Sequence[str], examples: Sequence[int], offsets: Sequence[Sequence], start_logits,
+                 end_logits, *, n_best: int = 20, max_answer_length: int = 30,
+                 null_threshold: float | None = None) -> list[dict]:
+    """Per question (``0..len(contexts)-1``), its answer from its windows' logits (see the module docstring).
+
+    Args:
+        contexts: the questions' contexts; examples: each window's question; offsets: each window's token offsets
+            (``None`` off the context); start_logits, end_logits: per window ``[T]`` (padding allowed beyond the
+            offsets).
+        null_threshold: SQuAD v2.0 — answer empty when ``null score - best span score > null_threshold``; ``None``
+            (v1.1): always the best span.
+
+    Returns:
+        One ``{"text", "score", "start", "end", "null_score"}`` per question (``text`` empty for the null answer;
+        ``start``/``end`` characters in the context).
+    """
+    best: list[dict] = [{"text": "", "score": -np.inf, "start": 0, "end": 0, "null_score": np.inf}
+                        for _ in range(len(contexts))]
+    for w, q in enumerate(examples):
+        s, e, offs = np.asarray(start_logits[w]), np.asarray(end_logits[w]), offsets[w]
+        length = len(offs)
+        null = float(s[0] + e[0])
+        best[q]["null_score"] = min(best[q]["null_score"], null)
+        starts = [i for i in np.argsort(s[:length])[::-1][:n_best] if offs[i] is not None]
+        ends = [i for i in np.argsort(e[:length])[::-1][:n_best] if offs[i] is not None]
+        for i in starts:
+            for j in ends:
+                if j < i or j - i + 1 > max_answer_length:
+                    continue
+                score = float(s[i] + e[j])
+                if score > best[q]["score"]:
+                    lo, hi = offs[i][0], offs[j][1]
+                    best[q].update(text=contexts[q][lo:hi], score=score, start=lo, end=hi)
+    for b in best:
+        if null_threshold is not None and b["null_score"] - b["score"] > null_threshold:
+            b.update(text="", start=0, end=0)
+        b["score"] = float(b["score"]) if np.isfinite(b["score"]) else None
+        b["null_score"] = float(b["null_score"]) if np.isfinite(b["null_score"]) else None
+    return best
+
+
+__all__ = ["best_answers", "encode_windows"]
