@@ -142,7 +142,7 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
         return "\n".join(head + body), "\n".join([BEGIN, "", *body, END])
     tacc = correct(teacher).mean()
     intro = [f"Teacher: {teacher['title']}, SST-2 dev accuracy **{pct(tacc)}** ({teacher['dev']['rows']} examples; "
-             "issue 27's targets were written against an earlier fine-tune at 94.15 %). Every student was chosen on a "
+             "the targets were written against an earlier fine-tune at 94.15 %). Every student was chosen on a "
              "held-out slice of train, evaluated once on dev. Intervals: 95 % paired bootstrap over dev examples; "
              "p: exact McNemar test against the gold-only twin (same student and initialisation, gold train rows, the "
              "same number of optimizer steps, the same selection rule).", ""]

@@ -564,7 +564,8 @@ def load_splits(
         if data_dir is None and train_file is None:
             raise DataError(f"task {spec.name!r}: pass --data-dir (a folder with {spec.glue_dir}/{spec.train_file}) "
                             "or --train-file/--validation-file")
-        return load_token_splits(spec, data_dir=data_dir, train_file=train_file, validation_file=validation_file,
+        folder = None if data_dir is None else _task_dir(Path(data_dir).expanduser(), spec)
+        return load_token_splits(spec, data_dir=folder, train_file=train_file, validation_file=validation_file,
                                  labels=labels or label_names, max_train_samples=max_train_samples,
                                  max_eval_samples=max_eval_samples)
 

@@ -152,7 +152,7 @@ def _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries, *,
                   for v in variants.get(role, [])]
         # token classification: a 30-token sentence (CoNLL-2003 sentences average ~14 words, ~20-30 sub-tokens)
         stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs,
-                                            seq_len=TOKEN_SEQ_LEN if spec.token_level else None)
+                                            **({"seq_len": TOKEN_SEQ_LEN} if spec.token_level else {}))
         rows = _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) if variants else {}
     return stats, rows, errors
 

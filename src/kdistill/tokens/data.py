@@ -252,8 +252,8 @@ def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=N
     """``(DatasetDict, TaskSpec)`` of a token-classification task: splits ``train`` and ``validation`` with columns
     ``text_a`` (the words joined by spaces), ``tokens`` (the words), ``label`` (tag ids, one per word) and ``idx``.
 
-    ``spec``: the task's (``conll2003``: files ``train.txt`` and ``test.txt`` under ``data_dir`` or
-    ``data_dir/conll2003``), or None with your own ``train_file``/``validation_file`` in any of the three layouts
+    ``spec``: the task's (``conll2003``: files ``train.txt`` and ``test.txt`` in ``data_dir``, the task's folder),
+    or None with your own ``train_file``/``validation_file`` in any of the three layouts
     (labels: ``labels``, else the task's, else inferred from the train file).
 
     Raises:
@@ -266,9 +266,7 @@ def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=N
     from kdistill.data.tasks import TaskSpec
 
     if train_file is None:
-        from kdistill.data.loading import _task_dir
-
-        folder = _task_dir(Path(data_dir), spec)
+        folder = Path(data_dir)  # the task's folder (the caller resolves <data_dir>/<task folder>)
         train_file, validation_file = folder / spec.train_file, folder / spec.dev_file
         for f in (train_file, validation_file):
             if not Path(f).is_file():
