@@ -109,6 +109,33 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+#: The int8 row's target: the most accurate student whose ONNX Runtime int8 graph is this much faster (batch 1) than
+#: the teacher's int8 graph keeps this share of the teacher's fp32 dev accuracy.
+INT8_TARGET = {"speedup": 4.0, "retention": 0.97}
+
+
+def int8_summary(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The int8 row: among the students timed in ONNX Runtime int8 (``timing.json``'s ``int8``), the most accurate
+    whose int8 graph is at least ``INT8_TARGET['speedup']`` times faster than the teacher's int8 graph; its int8 dev
+    accuracy over the teacher's fp32 one, with its interval. None when nothing was timed."""
+    rows = ((data.get("timing") or {}).get("int8") or {})
+    if not rows or data["teacher"] is None:
+        return None
+    t = correct(data["teacher"]).astype(float)
+    fast = {k: r for k, r in rows.items() if k != "teacher" and r["speedup_over_teacher_int8"] >= INT8_TARGET["speedup"]}
+    out = {"teacher_int8": rows.get("teacher"), "candidates": {k: {x: r[x] for x in ("dev_accuracy",
+                                                                                    "speedup_over_teacher_int8")}
+                                                               for k, r in rows.items() if k != "teacher"}}
+    if not fast:
+        return {**out, "chosen": None, "met": False}
+    name = max(fast, key=lambda k: fast[k]["dev_accuracy"])
+    s = np.frombuffer(fast[name]["correct"].encode(), dtype=np.uint8).astype(float) - ord("0")
+    retention = float(s.mean() / t.mean())
+    return {**out, "chosen": name, "accuracy": float(s.mean()), "retention": retention,
+            "retention_interval": bootstrap(lambda a, b: a.mean(1) / b.mean(1), s, t),
+            "speedup": fast[name]["speedup_over_teacher_int8"], "met": retention >= INT8_TARGET["retention"]}
+
+
 def _met(s: dict[str, Any]) -> dict[str, bool | None]:
     """Each target of the row against its measured value, unrounded (None: not measured yet)."""
     target, met = s["target"], {}
@@ -178,6 +205,21 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
                f"— a step of another experiment, commit {r['git_commit'][:12]}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
                for name, r in sorted(data["runs"].get("_steps", {}).items())], ""]
     plot = ["", "![retention vs speedup](img/campaign.png)", ""] if any("speedup_b1" in s for s in rows) else []
+    i8 = int8_summary(data)
+    if i8 is not None:
+        cands = ", ".join(f"{k} {pct(v['dev_accuracy'])} at {v['speedup_over_teacher_int8']:.2f}×"
+                          for k, v in sorted(i8["candidates"].items()))
+        if i8["chosen"] is None:
+            line = (f"No student's int8 graph is ≥ {INT8_TARGET['speedup']}× faster than the teacher's int8 graph: "
+                    f"**missed** (int8 dev accuracy and speedup: {cands}).")
+        else:
+            lo, hi = i8["retention_interval"]
+            line = (f"The most accurate student whose ONNX Runtime int8 graph is ≥ {INT8_TARGET['speedup']}× faster "
+                    f"(batch 1) than the teacher's int8 graph: **{i8['chosen']}**, int8 dev accuracy "
+                    f"{pct(i8['accuracy'])} = {pct(i8['retention'])} [{pct(lo)}, {pct(hi)}] of the teacher's fp32, "
+                    f"at {i8['speedup']:.2f}× — target ≥ {pct(INT8_TARGET['retention'])}: "
+                    f"{'met' if i8['met'] else '**missed**'} (all timed: {cands}).")
+        plot += ["", "## ONNX Runtime int8", "", line, ""]
     doc = "\n".join(head + intro + table + plot + seeds + files)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
                        "[docs/campaign.md](docs/campaign.md):", "", *table, "", END])

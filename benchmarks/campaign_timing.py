@@ -77,7 +77,51 @@ def time_models(names: list[str], *, threads: int) -> dict[str, Any]:
                           "speedup_batch1": ms["teacher"][1] / ms[k][1], "speedup_batch32": ms["teacher"][32] / ms[k][32],
                           "params": sum(p.numel() for p in models[k].parameters())}
                       for k in models if k != "teacher"}}
+    out["int8"] = int8_rows(dirs, models, inputs, splits, spec, threads=threads)
     path = RESULTS / "timing.json"
     Path(path).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return out
+
+
+def int8_rows(dirs: dict[str, str], models: dict, inputs: dict, splits, spec, *, threads: int) -> dict[str, Any]:
+    """ONNX Runtime int8 (dynamic quantization, ``kdistill export``) of the teacher and each student: dev accuracy
+    and per-example correctness of the int8 graph, and its batch-1 latency timed interleaved with the others' (the
+    same inputs as the eager timing); speedups are over the teacher's int8 graph."""
+    import numpy as np
+    import torch
+
+    import kdistill
+    from kdistill.data.batching import eval_loader, tokenize
+    from kdistill.deploy.runtime import OrtModel
+    from kdistill.engine.evaluation import predict
+    from kdistill.models import load_tokenizer
+
+    graphs, rows = {}, {}
+    for k, d in dirs.items():
+        folder = Path(f"{d}-int8")
+        if not (folder / "kdistill_export.json").exists():
+            kdistill.export(str(d), folder, "sst2", data_dir=places()["glue"], quantize="dynamic", max_drop=1.0,
+                            overwrite=True)
+        meta = json.loads((folder / "kdistill_export.json").read_text())
+        graphs[k] = OrtModel(folder / meta["files"]["int8"], models[k].config, threads=threads)
+        tok = load_tokenizer(str(d))
+        ds = tokenize(splits["validation"], tok, max_length=128, desc="tokenize dev")
+        logits, gold = predict(graphs[k], eval_loader(ds, tok, batch_size=64), desc="int8 dev", show_progress=False)
+        correct = (logits.argmax(-1) == gold).astype(int)
+        rows[k] = {"export": str(folder), "dev_accuracy": float(correct.mean()),
+                   "correct": "".join(map(str, correct.tolist())), "size_mb": meta.get("sizes_mb", {}).get("int8")}
+    times = {k: [] for k in graphs}
+    with torch.inference_mode():
+        for i in range(WARMUP + ROUNDS[1]):
+            for k, g in graphs.items():
+                t0 = time.perf_counter()
+                g(**inputs[k][1])
+                if i >= WARMUP:
+                    times[k].append(time.perf_counter() - t0)
+    for k in graphs:
+        rows[k]["batch1_ms"] = 1000 * float(np.median(times[k]))
+    for k in graphs:
+        rows[k]["speedup_over_teacher_int8"] = rows["teacher"]["batch1_ms"] / rows[k]["batch1_ms"]
+    return rows
+

@@ -96,3 +96,15 @@ def test_the_figure_check_catches_a_drifted_figure():
     assert _mismatches("measured: 0.8796 vs the teacher's 0.8922, `sst2_l3_kd_holdout`", names) == []
     assert _mismatches("measured: 0.8797 vs the teacher's 0.8922, `sst2_l3_kd_holdout`", names)
     assert _mismatches("a re-run gave 4.81× (`sst2_l3_kd_holdout`)", names)
+
+
+def test_the_int8_row_takes_the_most_accurate_student_among_the_fast_enough():
+    teacher = {"title": "t", "dev": {"rows": 10, "correct": "1111111110"}}
+    rows = {"teacher": {"dev_accuracy": 0.9, "correct": "1111111110", "speedup_over_teacher_int8": 1.0},
+            "fast": {"dev_accuracy": 0.8, "correct": "1111111100", "speedup_over_teacher_int8": 4.5},
+            "faster": {"dev_accuracy": 0.7, "correct": "1111111000", "speedup_over_teacher_int8": 9.0},
+            "slow": {"dev_accuracy": 1.0, "correct": "1111111111", "speedup_over_teacher_int8": 3.9}}
+    row = tables.int8_summary({"teacher": teacher, "runs": {}, "timing": {"int8": rows}})
+    assert row["chosen"] == "fast" and row["retention"] == pytest.approx(0.8 / 0.9) and not row["met"]  # 88.9 % < 97 %
+    rows.pop("fast"), rows.pop("faster")
+    assert tables.int8_summary({"teacher": teacher, "runs": {}, "timing": {"int8": rows}})["chosen"] is None
