@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from campaign import RESULTS, git_commit, load_experiment, machine, places
+from campaign import RESULTS, RUNS, git_commit, load_experiment, machine, places
 
 ROUNDS = {1: 200, 32: 30}
 WARMUP = 5
@@ -99,7 +99,7 @@ def int8_rows(dirs: dict[str, str], models: dict, inputs: dict, splits, spec, *,
 
     graphs, rows = {}, {}
     for k, d in dirs.items():
-        folder = Path(f"{d}-int8")
+        folder = RUNS / "int8" / k  # never beside the model (the teacher may live in a read-only place)
         if not (folder / "kdistill_export.json").exists():
             kdistill.export(str(d), folder, "sst2", data_dir=places()["glue"], quantize="dynamic", max_drop=1.0,
                             overwrite=True)
