@@ -36,6 +36,10 @@ ADDED: set[tuple[str, str | None]] = {("config-schema", None), ("label", None), 
                                       ("distill", "--print-config"),
                                       ("finetune", "--print-config"), ("run", "--print-config"),
                                       ("compress", "--print-config"),
+                                      # token classification reads hub datasets (or their local Parquet files)
+                                      *((c, "--dataset") for c in ("distill", "finetune", "evaluate", "report",
+                                                                   "export", "run", "compress", "search", "provision",
+                                                                   "early-exit", "exit-sweep", "born-again")),
                                       # exit-sweep reads your own files the way every other data command does
                                       *(("exit-sweep", f) for f in ("--text-columns", "--label-column", "--labels",
                                                                      "--problem-type", "--label-separator",

@@ -95,3 +95,25 @@ def test_entity_metrics_by_hand_and_as_seqeval_reports_them():
     assert counts.shape == (2, 4, 3) and counts[:, -1].sum(0).tolist() == [2, 3, 4]
     lo, hi = f1_interval(counts, resamples=500)
     assert 0 <= lo <= m["f1"] <= hi <= 1
+
+
+def test_a_hub_dataset_in_parquet_form_reads_as_the_files_do(tmp_path):
+    """`--dataset`: the hub's Parquet layout (here a local folder, as offline users have it) with tokens and
+    ner_tags ids of a ClassLabel; the labels come from the ClassLabel's names."""
+    import datasets
+
+    from kdistill.data.loading import load_splits
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+    feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                               "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    rows = {"tokens": [["Peter", "Blackburn"], ["EU", "rejects"]], "ner_tags": [[1, 2], [3, 0]]}
+    for split in ("train", "validation"):
+        datasets.Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "conll" / f"{split}-0000.parquet"))
+    splits, spec = load_splits(None, dataset=str(tmp_path / "conll"))
+    assert spec.token_level and list(spec.labels) == names
+    assert splits["train"]["tokens"] == rows["tokens"] and splits["validation"]["label"] == [[1, 2], [3, 0]]
+    with pytest.raises(DataError, match="reads token-classification datasets"):
+        load_splits("sst2", dataset=str(tmp_path / "conll"))
+    with pytest.raises(DataError, match="cannot load it"):
+        load_splits(None, dataset="nobody/no-such-dataset")

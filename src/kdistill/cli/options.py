@@ -38,7 +38,7 @@ FLAGS: dict[str, tuple[str, ...]] = {
 
 #: The :class:`~kdistill.config.DataConfig` fields that say where a task's data is and how your own files are read:
 #: every command that loads task data takes them.
-DATA_SOURCE = ("data_dir", "train_file", "validation_file", "text_columns", "label_column", "labels", "problem_type",
+DATA_SOURCE = ("data_dir", "dataset", "train_file", "validation_file", "text_columns", "label_column", "labels", "problem_type",
                "label_separator", "label_names", "drop_unlabeled")
 
 

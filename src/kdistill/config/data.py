@@ -15,18 +15,23 @@ class DataConfig(_Base):
     kept student (``select_on``)."""
 
     task: str | None = Field(default="sst2", description=(
-        "GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli), or none with --train-file/--validation-file (labels "
-        "inferred from train, or --labels)."))
+        "GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli) or conll2003 (NER), or none with "
+        "--train-file/--validation-file (labels inferred from train, or --labels)."))
     data_dir: str | None = Field(default=None, description=(
         "Folder in the GLUE layout, e.g. glue/ holding SST-2/train.tsv. Default: the hub."))
+    dataset: str | None = Field(default=None, description=(
+        "Token classification: a Hugging Face hub dataset id, or a local folder of its Parquet files (train*.parquet, "
+        "validation* / test*.parquet), with tokens and ner_tags columns."))
     train_file: str | None = Field(default=None, description="Your own CSV/TSV/JSONL train file.")
     validation_file: str | None = Field(default=None, description="Your own CSV/TSV/JSONL validation file.")
     text_columns: list[str] | None = Field(default=None, description=(
         "Comma-separated text column(s) of your own files (1 or 2)."))
     label_column: str | None = Field(default=None, description="Label column of your own files.")
-    problem_type: Literal["single_label", "multi_label", "regression"] | None = Field(default=None, description=(
-        "Your own files without --task: single_label | multi_label (cells: JSON list, a|b, a;b or --label-separator) | "
-        "regression; default: inferred where unambiguous."))
+    problem_type: Literal["single_label", "multi_label", "regression", "token_classification"] | None = Field(
+        default=None, description=(
+            "Your own files without --task: single_label | multi_label (cells: JSON list, a|b, a;b or "
+            "--label-separator) | regression | token_classification (CoNLL / JSONL tokens+ner_tags); default: "
+            "inferred where unambiguous."))
     labels: list[str] | None = Field(default=None, description=(
         "Comma-separated label set of your own files (default: the task's, or the labels seen in train)."))
     label_separator: str | None = Field(default=None, min_length=1, description=(

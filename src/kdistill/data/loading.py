@@ -383,6 +383,7 @@ def _load_files(
     label_separator: str | None = None,
     label_names: Sequence[str] | None = None,
     drop_unlabeled: bool = False,
+    dataset: str | None = None,
 ) -> tuple[datasets.DatasetDict, TaskSpec]:
     if spec is not None:
         text_columns = tuple(text_columns) if text_columns else spec.text_columns
@@ -512,6 +513,7 @@ def load_splits(
     label_separator: str | None = None,
     label_names: str | Path | Sequence[str] | None = None,
     drop_unlabeled: bool = False,
+    dataset: str | None = None,
 ) -> tuple[datasets.DatasetDict, TaskSpec]:
     """Load the train and validation splits of a task.
 
@@ -537,6 +539,8 @@ def load_splits(
             themselves: the label set, and cells may hold ids (``"8,20"`` → names 8 and 20).
         drop_unlabeled: drop rows whose label cell is empty or NaN (single-label, regression) instead of refusing
             them; multi-label rows with an empty cell are examples with no labels either way.
+        dataset: token classification: a hub dataset id or a local folder of its Parquet files
+            (:func:`kdistill.tokens.data.load_token_dataset`).
 
     Returns:
         ``(DatasetDict, TaskSpec)``. The DatasetDict has splits ``"train"`` and ``"validation"``
@@ -557,6 +561,14 @@ def load_splits(
         raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
+    if dataset is not None:
+        if spec is not None and not spec.token_level:
+            raise DataError(f"--dataset reads token-classification datasets (tokens, ner_tags); task {spec.name!r} "
+                            "reads --data-dir or the hub: drop --dataset")
+        from kdistill.tokens.data import load_token_dataset
+
+        return load_token_dataset(dataset, spec, labels=labels, max_train_samples=max_train_samples,
+                                  max_eval_samples=max_eval_samples)
     if (spec is not None and spec.token_level) or problem_type == "token_classification" or (
             spec is None and train_file is not None and _looks_like_ner(Path(train_file))):
         from kdistill.tokens.data import load_token_splits
@@ -631,7 +643,7 @@ def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
         text_columns=cfg.text_columns, label_column=cfg.label_column, labels=cfg.labels,
         max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples,
         problem_type=cfg.problem_type, label_separator=cfg.label_separator, label_names=cfg.label_names,
-        drop_unlabeled=cfg.drop_unlabeled,
+        drop_unlabeled=cfg.drop_unlabeled, dataset=cfg.dataset,
     )
     if cfg.task is None and not cfg.labels and not cfg.label_names and not spec.is_regression:
         import logging

@@ -301,6 +301,78 @@ def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=N
     return datasets.DatasetDict(out), spec
 
 
+def load_token_dataset(dataset: str, spec, *, labels=None, max_train_samples: int | None = None,
+                       max_eval_samples: int | None = None):
+    """``(DatasetDict, TaskSpec)`` of a token-classification dataset in the Hugging Face hub's form: a hub id
+    (``datasets.load_dataset(id)``; loading scripts are not run) or a local folder of its Parquet files
+    (``train*.parquet`` and ``validation*.parquet`` / ``test*.parquet``, at any depth). Columns ``tokens`` and
+    ``ner_tags`` (tag ids with a ``ClassLabel`` of their names, or names). The reported split is the task's
+    (``conll2003``: test), else ``validation``, else ``test``.
+
+    Raises:
+        DataError: the hub unreachable or the id unknown, a folder without Parquet files of a train and a reported
+            split, missing columns, tags outside the labels.
+    """
+    import datasets
+
+    from kdistill.data.tasks import TaskSpec
+
+    folder = Path(dataset)
+    try:
+        if folder.is_dir():
+            files = {split: sorted(str(p) for p in folder.rglob(f"{split}*.parquet"))
+                     for split in ("train", "validation", "test")}
+            files = {k: v for k, v in files.items() if v}
+            if "train" not in files or len(files) < 2:
+                raise DataError(f"--dataset {folder}: give a folder with train*.parquet and validation*.parquet or "
+                                "test*.parquet files (the hub's Parquet layout)")
+            raw = datasets.load_dataset("parquet", data_files=files)
+        else:
+            raw = datasets.load_dataset(dataset)
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - offline, unknown id, a loading script
+        raise DataError(f"--dataset {dataset}: cannot load it ({type(err).__name__}: {str(err).splitlines()[0][:150]}); "
+                        "offline, give a local folder of its Parquet files") from None
+    wanted = spec.hub_validation_split if spec is not None else None
+    report = next((s for s in (wanted, "validation", "test") if s and s in raw), None)
+    if "train" not in raw or report is None:
+        raise DataError(f"--dataset {dataset} has splits {sorted(raw)}: a train split and a validation or test split "
+                        "are needed")
+    for col in ("tokens", "ner_tags"):
+        if col not in raw["train"].column_names:
+            raise DataError(f"--dataset {dataset}: no '{col}' column (found {raw['train'].column_names})")
+    feature = raw["train"].features["ner_tags"]
+    names = list(getattr(getattr(feature, "feature", None), "names", None) or labels or
+                 (spec.labels if spec is not None and spec.labels else []))
+
+    def tags_of(split):
+        rows = split["ner_tags"]
+        if names and rows and rows[0] and isinstance(rows[0][0], int):
+            return [[names[t] for t in r] for r in rows]
+        return [[str(t) for t in r] for r in rows]
+
+    train_tags, dev_tags = tags_of(raw["train"]), tags_of(raw[report])
+    names = names or infer_labels(train_tags)
+    if spec is None:
+        spec = TaskSpec(name="custom", glue_dir="", text_columns=("tokens",), label_column="ner_tags",
+                        labels=tuple(names), metrics=("f1", "precision", "recall"), main_metric="f1",
+                        token_level=True)
+    label2id = {n: i for i, n in enumerate(spec.labels)}
+    out = {}
+    for split, words, tags, cap in (("train", raw["train"]["tokens"], train_tags, max_train_samples),
+                                    ("validation", raw[report]["tokens"], dev_tags, max_eval_samples)):
+        words, tags = [list(w) for w in words[:cap]], tags[:cap]
+        unknown = sorted({t for ts in tags for t in ts if t not in label2id})
+        if unknown:
+            raise DataError(f"--dataset {dataset}: tag(s) {', '.join(unknown[:5])} not among the labels "
+                            f"({', '.join(spec.labels)})")
+        out[split] = datasets.Dataset.from_dict(
+            {"text_a": [" ".join(w) for w in words], "tokens": words, "label": [[label2id[t] for t in ts] for ts in tags],
+             "idx": list(range(len(words)))})
+    return datasets.DatasetDict(out), spec
+
+
 def tokenize_words(ds, tokenizer, *, max_length: int, window_with: Sequence = ()):
     """Sub-token features of a token split (:func:`encode_words`) as a torch-formatted Dataset: ``input_ids``,
     ``attention_mask`` [, ``token_type_ids``], ``labels`` (per sub-token, -100 off first sub-tokens), ``word_ids``,
