@@ -263,8 +263,6 @@ def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=N
 
     import datasets
 
-    from kdistill.data.tasks import TaskSpec
-
     if train_file is None:
         folder = Path(data_dir)  # the task's folder (the caller resolves <data_dir>/<task folder>)
         train_file, validation_file = folder / spec.train_file, folder / spec.dev_file
@@ -278,27 +276,42 @@ def load_token_splits(spec, *, data_dir=None, train_file=None, validation_file=N
     dev = read_sentences(validation_file, label_names=given)
     names = given or infer_labels(train.tags)
     if spec is None:
-        spec = TaskSpec(name="custom", glue_dir="", text_columns=("tokens",), label_column="ner_tags",
-                        labels=tuple(names), metrics=("f1", "precision", "recall"), main_metric="f1",
-                        token_level=True)
+        spec = custom_spec(names)
     elif labels:
         spec = dataclasses.replace(spec, labels=tuple(names))
-    label2id = {n: i for i, n in enumerate(names)}
-    out = {}
-    for split, sents, cap in (("train", train, max_train_samples), ("validation", dev, max_eval_samples)):
-        words, tags = sents.words[:cap], sents.tags[:cap]
-        unknown = sorted({t for ts in tags for t in ts if t not in label2id})
-        if unknown:
-            raise DataError(f"{sents.source}: tag(s) {', '.join(unknown[:5])} not among the labels "
-                            f"({', '.join(names)}); give --labels with every tag")
-        out[split] = datasets.Dataset.from_dict(
-            {"text_a": [" ".join(w) for w in words], "tokens": words, "label": [[label2id[t] for t in ts] for ts in tags],
-             "idx": list(range(len(words)))},
-            features=datasets.Features({"text_a": datasets.Value("string"),
-                                        "tokens": datasets.Sequence(datasets.Value("string")),
-                                        "label": datasets.Sequence(datasets.Value("int64")),
-                                        "idx": datasets.Value("int64")}))
+    out = {split: _split(sents.words[:cap], sents.tags[:cap], names, sents.source)
+           for split, sents, cap in (("train", train, max_train_samples), ("validation", dev, max_eval_samples))}
     return datasets.DatasetDict(out), spec
+
+
+def custom_spec(names: Sequence[str]):
+    """The TaskSpec of your own token-classification data with these tag names."""
+    from kdistill.data.tasks import TaskSpec
+
+    return TaskSpec(name="custom", glue_dir="", text_columns=("tokens",), label_column="ner_tags", labels=tuple(names),
+                    metrics=("f1", "precision", "recall"), main_metric="f1", token_level=True)
+
+
+def _split(words: list[list[str]], tags: list[list[str]], names: Sequence[str], where: str):
+    """One token split: ``text_a`` (the words joined), ``tokens``, ``label`` (tag ids), ``idx``.
+
+    Raises:
+        DataError: a tag outside ``names`` (one line naming ``where``).
+    """
+    import datasets
+
+    label2id = {n: i for i, n in enumerate(names)}
+    unknown = sorted({t for ts in tags for t in ts if t not in label2id})
+    if unknown:
+        raise DataError(f"{where}: tag(s) {', '.join(unknown[:5])} not among the labels ({', '.join(names)}); give "
+                        "--labels with every tag")
+    return datasets.Dataset.from_dict(
+        {"text_a": [" ".join(w) for w in words], "tokens": [list(w) for w in words],
+         "label": [[label2id[t] for t in ts] for ts in tags], "idx": list(range(len(words)))},
+        features=datasets.Features({"text_a": datasets.Value("string"),
+                                    "tokens": datasets.Sequence(datasets.Value("string")),
+                                    "label": datasets.Sequence(datasets.Value("int64")),
+                                    "idx": datasets.Value("int64")}))
 
 
 def load_token_dataset(dataset: str, spec, *, labels=None, max_train_samples: int | None = None,
@@ -314,8 +327,6 @@ def load_token_dataset(dataset: str, spec, *, labels=None, max_train_samples: in
             split, missing columns, tags outside the labels.
     """
     import datasets
-
-    from kdistill.data.tasks import TaskSpec
 
     folder = Path(dataset)
     try:
@@ -355,21 +366,10 @@ def load_token_dataset(dataset: str, spec, *, labels=None, max_train_samples: in
     train_tags, dev_tags = tags_of(raw["train"]), tags_of(raw[report])
     names = names or infer_labels(train_tags)
     if spec is None:
-        spec = TaskSpec(name="custom", glue_dir="", text_columns=("tokens",), label_column="ner_tags",
-                        labels=tuple(names), metrics=("f1", "precision", "recall"), main_metric="f1",
-                        token_level=True)
-    label2id = {n: i for i, n in enumerate(spec.labels)}
-    out = {}
-    for split, words, tags, cap in (("train", raw["train"]["tokens"], train_tags, max_train_samples),
-                                    ("validation", raw[report]["tokens"], dev_tags, max_eval_samples)):
-        words, tags = [list(w) for w in words[:cap]], tags[:cap]
-        unknown = sorted({t for ts in tags for t in ts if t not in label2id})
-        if unknown:
-            raise DataError(f"--dataset {dataset}: tag(s) {', '.join(unknown[:5])} not among the labels "
-                            f"({', '.join(spec.labels)})")
-        out[split] = datasets.Dataset.from_dict(
-            {"text_a": [" ".join(w) for w in words], "tokens": words, "label": [[label2id[t] for t in ts] for ts in tags],
-             "idx": list(range(len(words)))})
+        spec = custom_spec(names)
+    out = {split: _split(list(words[:cap]), tags[:cap], spec.labels, f"--dataset {dataset}")
+           for split, words, tags, cap in (("train", raw["train"]["tokens"], train_tags, max_train_samples),
+                                           ("validation", raw[report]["tokens"], dev_tags, max_eval_samples))}
     return datasets.DatasetDict(out), spec
 
 
