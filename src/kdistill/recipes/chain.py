@@ -92,7 +92,8 @@ def check_teacher(cfg: ChainConfig, tdir: Path, splits, spec) -> dict[str, Any]:
     results = json.loads((tdir / "train_results.json").read_text())
     held = results.get("selection_eval") or results.get("eval") or {}
     labels, split = _held_out(cfg.run.data, splits, spec, cfg.run.train.seed)
-    base = baseline_metric(spec, np.asarray(labels), np.asarray(list(splits["train"]["label"])))
+    base = baseline_metric(spec, labels, None) if spec.token_level else \
+        baseline_metric(spec, np.asarray(labels), np.asarray(list(splits["train"]["label"])))
     state = RunDir(tdir).checkpoint_state() or {}
     values = [h[main] for h in state.get("history", []) if isinstance(h.get(main), (int, float))]
     steps = min(2, len(values) - 1)
@@ -107,6 +108,8 @@ def check_teacher(cfg: ChainConfig, tdir: Path, splits, spec) -> dict[str, Any]:
 def _label_hint(spec, splits) -> str:
     import numpy as np
 
+    if spec.token_level:
+        return "check the tags (IOB2, --labels) and give the teacher more epochs: it finds no entity right"
     labels = np.asarray(list(splits["train"]["label"]))
     if spec.multi_label and labels.ndim == 2 and labels.size:
         share = labels.astype(np.float64).mean(axis=0)

@@ -163,6 +163,10 @@ def baseline_metric(task: TaskSpec, labels: Any, train_labels: Any | None = None
     Raises:
         ValueError: empty labels, class ids outside ``[0, num_labels)``, empty ``train_labels``.
     """
+    if task.token_level:  # the constant tagger predicts no entity at all: every entity metric is 0
+        metrics = {name: 0.0 for name in task.metrics}
+        return {"kind": "all O (no entity)", "value": "O", "source": "train", "metric_name": task.main_metric,
+                "metric": 0.0, "metrics": metrics}
     refs = _labels(task, labels)
     preds, info = _baseline_predictions(task, refs, train_labels)
     metrics = compute_metrics(task, preds, refs)
