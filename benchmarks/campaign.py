@@ -170,7 +170,8 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
     dev = None if general else dev_eval(out, cfg)  # a general-distilled encoder has no task head
     results = json.loads((out / "train_results.json").read_text())
     settings = json.loads((out / "kdistill_run.json").read_text())
-    row = {"name": exp["name"], "seed": seed, "row": exp["row"], "role": exp["role"], "twin": exp.get("twin"),
+    row = {"name": exp["name"], "seed": seed, "task": (cfg.get("data") or {}).get("task", "sst2"), "row": exp["row"],
+           "role": exp["role"], "twin": exp.get("twin"),
            "title": exp.get("title"), "target": exp.get("target"),
            "steps": [n[len("run:"):] for n in exp.get("needs", []) if n.startswith("run:")], "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
            "experiment_file": f"benchmarks/experiments/{exp['name']}.yaml", "git_commit": git_commit(),
@@ -201,6 +202,15 @@ def dev_eval(model_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     tok = load_tokenizer(str(model_dir))
     ds = tokenize(splits["validation"], tok, max_length=data.get("max_length", 128), desc="tokenize dev")
     logits, gold = predict(model, eval_loader(ds, tok, batch_size=64), desc="dev", show_progress=False)
+    if spec.token_level:  # entity F1: per sentence window (true positives, predicted, gold)
+        from kdistill.metrics import token_tags
+        from kdistill.tokens.data import entity_types
+        from kdistill.tokens.metrics import prf, sentence_counts
+
+        g, p = token_tags(spec, logits, gold)
+        counts = sentence_counts(g, p, entity_types(spec.labels))[:, -1, :]
+        return {"split": "validation", "rows": int(len(counts)), "metric": "f1", "value": prf(counts.sum(0))[2],
+                "counts": counts.tolist(), "labels_sha": _sha([list(map(int, r)) for r in gold.tolist()])}
     correct = (logits.argmax(-1) == gold).astype(int)
     return {"split": "validation", "rows": int(len(correct)), "metric": "accuracy", "value": float(correct.mean()),
             "correct": "".join(map(str, correct.tolist())), "labels_sha": _sha(np.asarray(gold).tolist())}

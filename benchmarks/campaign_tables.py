@@ -31,32 +31,50 @@ ROWS = [("minilm", "minilm-kd", "minilm-gold"), ("l6", "l6-kd", "l6-gold"), ("ti
 
 
 def load(folder: Path = RESULTS) -> dict[str, Any]:
-    """``{"teacher": ..., "runs": {name: {seed: result}}, "timing": ... or None}`` from the result files."""
+    """``{"teacher": the SST-2 teacher's result, "teachers": {task: result}, "runs": {name: {seed: result}},
+    "timing": ... or None}`` from the result files."""
     runs: dict[str, dict[int, dict]] = {}
-    teacher = timing = None
+    teachers: dict[str, dict] = {}
+    timing = None
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
-        if path.name == "teacher.json":
-            teacher = data
+        if path.name.startswith("teacher") or data.get("role") == "teacher":  # teacher.json (SST-2), or an
+            teachers[data.get("task", "sst2")] = data                          # experiment that trains one
         elif path.name == "timing.json":
             timing = data
         elif data.get("dev") is not None:  # a general-distillation step has no dev metric (its CPU time counts)
             runs.setdefault(data["name"], {})[int(data["seed"])] = data
         else:
             runs.setdefault("_steps", {})[data["name"]] = data
-    return {"teacher": teacher, "runs": runs, "timing": timing}
+    return {"teacher": teachers.get("sst2"), "teachers": teachers, "runs": runs, "timing": timing}
 
 
 def correct(result: dict) -> np.ndarray:
-    return np.frombuffer(result["dev"]["correct"].encode(), dtype=np.uint8) - ord("0")
+    """Per dev example what the metric is made of: 0/1 correctness ``[n]`` (accuracy), or the entity counts ``[n, 3]``
+    (true positives, predicted, gold) of each sentence (entity F1)."""
+    dev = result["dev"]
+    if "counts" in dev:
+        return np.asarray(dev["counts"], dtype=np.float64)
+    return (np.frombuffer(dev["correct"].encode(), dtype=np.uint8) - ord("0")).astype(np.float64)
+
+
+def metric(a: np.ndarray, per_example_ndim: int) -> np.ndarray:
+    """The metric of per-example values over their example axis: the mean (accuracy, ``per_example_ndim`` 1) or
+    ``2 tp / (predicted + gold)`` of the summed counts (entity F1, 2); works on resampled stacks ``[R, n, ...]``."""
+    if per_example_ndim == 1:
+        return a.mean(-1)
+    sums = a.sum(-2)
+    denom = sums[..., 1] + sums[..., 2]
+    return np.where(denom > 0, 2 * sums[..., 0] / np.maximum(denom, 1e-12), 0.0)
 
 
 def bootstrap(fn, *columns: np.ndarray) -> tuple[float, float]:
     """95 % percentile interval of ``fn(*resampled columns)`` over the dev examples (paired: one index draw for all)."""
     n = len(columns[0])
     idx = np.random.default_rng(SEED).integers(0, n, size=(RESAMPLES, n))
-    values = fn(*(c[idx] for c in columns))
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose denominator is 0 is left out
+        values = fn(*(c[idx] for c in columns))
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
     return float(lo), float(hi)
 
 
@@ -71,24 +89,27 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
 def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
     """One summary per table row with results: accuracy (mean over seeds), retention with its interval, the paired
     difference to the gold-only twin with its interval and per-seed McNemar p, speedups, CPU-hours, targets."""
-    teacher = data["teacher"]
-    if teacher is None:
-        return []
-    t = correct(teacher).astype(float)
     out = []
     for row, kd_name, gold_name in ROWS:
         kd = data["runs"].get(kd_name, {})
         if not kd:
             continue
-        gold = data["runs"].get(gold_name, {})
         seeds = sorted(kd)
-        s = np.mean([correct(kd[k]) for k in seeds], axis=0)
         first = kd[seeds[0]]
+        teacher = data["teachers"].get(first.get("task", "sst2"))
+        if teacher is None:
+            continue
+        t = correct(teacher)
+        d = t.ndim
+        m = lambda a: metric(a, d)  # noqa: E731
+        gold = data["runs"].get(gold_name, {})
+        s = np.mean([correct(kd[k]) for k in seeds], axis=0)  # several seeds: per-example means (pooled counts)
         target = first.get("target") or {}
-        summary = {"row": row, "title": first.get("title"), "seeds": seeds, "teacher_accuracy": float(t.mean()),
-                   "accuracy": float(s.mean()), "per_seed": {k: kd[k]["dev"]["value"] for k in seeds},
-                   "retention": float(s.mean() / t.mean()),
-                   "retention_interval": bootstrap(lambda a, b: a.mean(1) / b.mean(1), s, t),
+        summary = {"row": row, "title": first.get("title"), "seeds": seeds, "teacher_accuracy": float(m(t)),
+                   "metric_name": teacher["dev"].get("metric", "accuracy"),
+                   "accuracy": float(m(s)), "per_seed": {k: kd[k]["dev"]["value"] for k in seeds},
+                   "retention": float(m(s) / m(t)),
+                   "retention_interval": bootstrap(lambda a, b: m(a) / m(b), s, t),
                    "cpu_hours": sum(r["cpu_seconds"] for r in [*kd.values(), *gold.values(),
                                                                 *(data["runs"].get("_steps", {}).get(n)
                                                                   for n in first.get("steps", []))] if r) / 3600,
@@ -97,10 +118,10 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
         if paired:
             g = np.mean([correct(gold[k]) for k in paired], axis=0)
             s_p = np.mean([correct(kd[k]) for k in paired], axis=0)
-            summary.update(gold_accuracy=float(g.mean()), gold_per_seed={k: gold[k]["dev"]["value"] for k in paired},
-                           gain=float(s_p.mean() - g.mean()),
-                           gain_interval=bootstrap(lambda a, b: a.mean(1) - b.mean(1), s_p, g),
-                           mcnemar_p={k: mcnemar(correct(kd[k]), correct(gold[k])) for k in paired})
+            summary.update(gold_accuracy=float(m(g)), gold_per_seed={k: gold[k]["dev"]["value"] for k in paired},
+                           gain=float(m(s_p) - m(g)),
+                           gain_interval=bootstrap(lambda a, b: m(a) - m(b), s_p, g),
+                           mcnemar_p={k: mcnemar(correct(kd[k]), correct(gold[k])) for k in paired} if d == 1 else {})
         timing = (data["timing"] or {}).get("models", {}).get(kd_name)
         if timing:
             summary.update(speedup_b1=timing["speedup_batch1"], speedup_b32=timing["speedup_batch32"])
@@ -173,7 +194,7 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
              "held-out slice of train, evaluated once on dev. Intervals: 95 % paired bootstrap over dev examples; "
              "p: exact McNemar test against the gold-only twin (same student and initialisation, gold train rows, the "
              "same number of optimizer steps, the same selection rule).", ""]
-    table = ["| student | seeds | dev accuracy | retention [95 % interval] | target | gold-only twin | KD − twin "
+    table = ["| student | seeds | dev metric | retention [95 % interval] | target | gold-only twin | KD − twin "
              "[95 % interval] | speedup b1 / b32 | CPU-h |", "|---|---|---:|---|---|---:|---|---|---:|"]
     for s in rows:
         t = s["target"]

@@ -36,7 +36,7 @@ def _result(name, seed, bits, role="kd"):
 def test_the_generator_compares_unrounded_and_a_changed_file_changes_the_page():
     teacher = {"title": "t", "dev": {"rows": 1000, "correct": "1" * 1000}}
     kd = _result("minilm-kd", 42, "1" * 982 + "0" * 18)
-    data = {"teacher": teacher, "runs": {"minilm-kd": {42: kd}, "minilm-gold": {42: _result("minilm-gold", 42, "1" * 900 + "0" * 100, "gold")}},
+    data = {"teacher": teacher, "teachers": {"sst2": teacher}, "runs": {"minilm-kd": {42: kd}, "minilm-gold": {42: _result("minilm-gold", 42, "1" * 900 + "0" * 100, "gold")}},
             "timing": None}
     row = tables.summarize(data)[0]
     assert row["retention"] == pytest.approx(0.982) and row["met"]["retention"]
@@ -108,3 +108,22 @@ def test_the_int8_row_takes_the_most_accurate_student_among_the_fast_enough():
     assert row["chosen"] == "fast" and row["retention"] == pytest.approx(0.8 / 0.9) and not row["met"]  # 88.9 % < 97 %
     rows.pop("fast"), rows.pop("faster")
     assert tables.int8_summary({"teacher": teacher, "runs": {}, "timing": {"int8": rows}})["chosen"] is None
+
+
+def test_an_entity_f1_row_is_made_from_per_sentence_counts():
+    """A token-classification row: dev values are per-sentence (tp, predicted, gold) counts; the metric is the F1 of
+    their sums, intervals resample sentences, and no McNemar test is claimed."""
+    def res(name, role, counts):
+        return {**_result(name, 42, "1", role), "task": "conll2003",
+                "dev": {"rows": len(counts), "value": 0.0, "metric": "f1", "counts": counts}}
+
+    teacher = {"title": "t", "task": "conll2003", "dev": {"rows": 4, "metric": "f1",
+                                                          "counts": [[2, 2, 2], [1, 1, 1], [1, 2, 1], [0, 0, 1]]}}
+    kd = res("minilm-kd", "kd", [[2, 2, 2], [1, 1, 1], [0, 1, 1], [0, 0, 1]])
+    gold = res("minilm-gold", "gold", [[1, 2, 2], [0, 1, 1], [0, 1, 1], [0, 0, 1]])
+    data = {"teacher": None, "teachers": {"conll2003": teacher}, "runs": {"minilm-kd": {42: kd},
+                                                                          "minilm-gold": {42: gold}}, "timing": None}
+    row = tables.summarize(data)[0]
+    assert row["teacher_accuracy"] == pytest.approx(2 * 4 / (5 + 5)) and row["accuracy"] == pytest.approx(2 * 3 / (4 + 5))
+    assert row["retention"] == pytest.approx((6 / 9) / 0.8) and row["mcnemar_p"] == {}
+    assert row["gain"] == pytest.approx(6 / 9 - 2 * 1 / (4 + 5))
