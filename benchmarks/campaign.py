@@ -50,7 +50,7 @@ def places() -> dict[str, str]:
     from kdistill.models import default_pretrained_model
 
     return {"teacher": str(TEACHER), "glue": str(SHARED / "data" / "glue"), "sets": str(CACHE / "transfer_sets"),
-            "minilm": str(default_pretrained_model()), "runs": str(RUNS),
+            "minilm": str(default_pretrained_model()), "runs": str(RUNS), "data": str(SHARED / "data"),
             "mpnet_base": str(CACHE / "models" / "all-mpnet-base-v2"),
             "corpus": str(CACHE / "corpora" / "wiki-vital4-en" / "passages.txt")}
 
