@@ -24,11 +24,59 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from kdistill.config import TrainConfig
-from kdistill.data.batching import eval_loader, model_inputs
-from kdistill.engine.evaluation import predict
+from kdistill.data.batching import model_inputs
 from kdistill.errors import KDistillError
 from kdistill.rundir import os_error
 from kdistill.objectives import Objective, TeacherSignal
+
+
+def teacher_pass(teacher, features: list[dict], tokenizer, *, batch_size: int, hidden: list | None = None,
+                 show_progress: bool = False, desc: str = "teacher pass") -> np.ndarray:
+    """The teacher's logits for tokenised ``features`` (dicts with ``input_ids``, ``attention_mask`` [,
+    ``token_type_ids``]), in input order: the rows sorted by token length (stable) into batches of ``batch_size``,
+    padded per batch, under ``torch.inference_mode()`` — the same batches on every call, so the same bytes. The one
+    teacher pass of the per-run logit cache (:func:`teacher_logits_cache`) and of transfer sets
+    (:func:`kdistill.transfer.label.shard_logits`).
+
+    Returns:
+        ``[N, C]`` float32; per-token logits ``[N, T, C]`` (``T`` the longest row; zeros past each row's end).
+        With a list ``hidden``, each row's last hidden states ``[tokens, H]`` (float16, real tokens only) are put in
+        it, in input order.
+    """
+    from tqdm.auto import tqdm
+    from transformers import DataCollatorWithPadding
+
+    from kdistill.data.batching import forward_keys
+
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    keys = forward_keys(teacher)
+    device = next(iter(teacher.parameters()), torch.zeros(0)).device
+    out: np.ndarray | None = None
+    states: list = [None] * len(features)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show_progress, leave=False):
+            ids = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in pad([features[i] for i in ids]).items()}
+            res = teacher(**model_inputs(batch, keys), **({"output_hidden_states": True} if hidden is not None else {}))
+            logits = res.logits.float().cpu().numpy()
+            if out is None:
+                width = max(len(f["input_ids"]) for f in features)
+                shape = (len(features), width, logits.shape[-1]) if logits.ndim == 3 else (len(features), logits.shape[-1])
+                out = np.zeros(shape, dtype=np.float32)
+            if logits.ndim == 3:
+                for j, i in enumerate(ids):
+                    n = len(features[i]["input_ids"])
+                    out[i, :n] = logits[j, :n]
+            else:
+                out[ids] = logits
+            if hidden is not None:
+                last = res.hidden_states[-1].to(torch.float16).cpu().numpy()
+                for j, i in enumerate(ids):
+                    states[i] = last[j, : len(features[i]["input_ids"])]
+    if hidden is not None:
+        hidden.extend(states)
+    return out if out is not None else np.zeros((0, teacher.config.num_labels), dtype=np.float32)
 
 
 def teacher_logits_cache(teacher, train_ds, tokenizer, *, path: Path, fingerprint: str, batch_size: int,
@@ -41,9 +89,14 @@ def teacher_logits_cache(teacher, train_ds, tokenizer, *, path: Path, fingerprin
     """
     if accelerator.is_main_process:
         if _cached_fingerprint(path) != fingerprint:
-            order = np.argsort(np.asarray(train_ds.with_format(None)["length"]), kind="stable")
-            loader = eval_loader(train_ds.select(order), tokenizer, batch_size=batch_size)
-            logits, _ = predict(teacher, loader, None, desc="teacher logits (cached once)", show_progress=show_progress)
+            rows = train_ds.with_format(None)
+            cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
+            data = {c: rows[c] for c in cols}
+            features = [{c: data[c][i] for c in cols} for i in range(len(rows))]
+            found = teacher_pass(teacher, features, tokenizer, batch_size=batch_size, show_progress=show_progress,
+                                 desc="teacher logits (cached once)")
+            logits = np.zeros_like(found)
+            logits[np.asarray(rows["idx"])] = found  # indexed by idx
             tmp = path.with_name(path.name + ".tmp")
             try:  # written aside, then renamed: a kill never leaves a cache that a later run trusts
                 save_file({"logits": torch.from_numpy(logits).contiguous()}, str(tmp), metadata={"fingerprint": fingerprint})

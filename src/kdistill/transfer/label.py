@@ -179,66 +179,36 @@ def _rows_hash(rows) -> str:
 
 def shard_logits(teacher, tokenizer, texts_a: list[str], texts_b: list[str] | None, *, max_length: int,
                  batch_size: int, hidden: list | None = None) -> np.ndarray:
-    """The teacher's logits ``[n, C]`` (float32) for one shard of inputs, in input order: the rows sorted by token
-    length into batches (dynamic padding), the same batches on every call (so the same bytes on a resume). With a list
-    ``hidden``, each row's last hidden states ``[tokens, H]`` (float16, real tokens only) are put in it, in input
-    order."""
-    import torch
-    from transformers import DataCollatorWithPadding
-
-    from kdistill.data.batching import forward_keys, model_inputs
+    """The teacher's logits ``[n, C]`` (float32) for one shard of inputs, in input order: the rows tokenised and run
+    by :func:`kdistill.engine.teacher.teacher_pass` (length-sorted batches, dynamic padding; the same batches on every
+    call, so the same bytes on a resume). With a list ``hidden``, each row's last hidden states ``[tokens, H]``
+    (float16, real tokens only) are put in it, in input order."""
+    from kdistill.engine.teacher import teacher_pass
 
     enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
     features = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts_a))]
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    keys = forward_keys(teacher)
-    out = np.zeros((len(features), teacher.config.num_labels), dtype=np.float32)
-    states: list = [None] * len(features)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            ids = order[start:start + batch_size]
-            batch = pad([features[i] for i in ids])
-            res = teacher(**model_inputs(dict(batch), keys), **({"output_hidden_states": True} if hidden is not None
-                                                                 else {}))
-            out[ids] = res.logits.float().cpu().numpy()
-            if hidden is not None:
-                last = res.hidden_states[-1].to(torch.float16).cpu().numpy()
-                for j, i in enumerate(ids):
-                    states[i] = last[j, : len(features[i]["input_ids"])]
-    if hidden is not None:
-        hidden.extend(states)
-    return out
+    return teacher_pass(teacher, features, tokenizer, batch_size=batch_size, hidden=hidden)
 
 
 def shard_word_logits(teacher, tokenizer, words: list[list[str]], *, max_length: int, batch_size: int) -> list:
     """Token classification: the teacher's logits at the first sub-token of every word, one ``[n_words, C]`` float32
     array per sentence (word level: any student tokenizer can be paired with it). Sentences longer than
-    ``max_length`` sub-tokens are run in windows of whole words (:func:`kdistill.tokens.data.encode_words`); windows
-    are sorted by length into batches, the same on every call."""
-    import torch
-    from transformers import DataCollatorWithPadding
-
-    from kdistill.data.batching import forward_keys, model_inputs
+    ``max_length`` sub-tokens are run in windows of whole words (:func:`kdistill.tokens.data.encode_words`), through
+    :func:`kdistill.engine.teacher.teacher_pass`."""
+    from kdistill.engine.teacher import teacher_pass
     from kdistill.tokens.data import encode_words
 
     enc = encode_words(tokenizer, words, None, {}, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     features = [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    fkeys = forward_keys(teacher)
+    logits = teacher_pass(teacher, features, tokenizer, batch_size=batch_size)  # [windows, T, C]
     out = [np.zeros((len(w), teacher.config.num_labels), dtype=np.float32) for w in words]
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            ids = order[start:start + batch_size]
-            logits = teacher(**model_inputs(dict(pad([features[i] for i in ids])), fkeys)).logits.float().cpu().numpy()
-            for j, i in enumerate(ids):
-                prev = None
-                for pos, w in enumerate(enc["word_ids"][i]):
-                    if w >= 0 and w != prev:
-                        out[enc["sentence"][i]][w] = logits[j, pos]
-                    prev = w
+    for i, (wids, s) in enumerate(zip(enc["word_ids"], enc["sentence"])):
+        prev = None
+        for pos, w in enumerate(wids):
+            if w >= 0 and w != prev:
+                out[s][w] = logits[i, pos]
+            prev = w
     return out
 
 
