@@ -199,3 +199,18 @@ def test_the_whole_chain_on_a_token_task(tiny_teacher_dir, tmp_path):
         assert "baseline" in str(stop)
         return
     assert (tmp_path / "chain" / "teacher").is_dir() and res.report["metric_name"] == "f1"
+
+
+def test_tinybert_task_distillation_of_a_token_classifier(ner_teacher, tmp_path):
+    """TinyBERT's two steps on a token task: intermediate layers (attention, hidden states, embeddings), then the
+    per-token prediction layer; the student is a token classifier with the teacher's tags."""
+    from transformers import AutoConfig
+
+    teacher, conll, _ = ner_teacher
+    res = kdistill.distill(str(teacher), "conll2003", "spec", output_dir=tmp_path / "tb", data_dir=str(conll),
+                           method="tinybert", num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32,
+                           intermediate_epochs=1, prediction_epochs=1, report=False,
+                           **{k: v for k, v in DATA.items() if k != "epochs"})
+    assert "f1" in res.metrics
+    conf = AutoConfig.from_pretrained(tmp_path / "tb")
+    assert conf.architectures == ["BertForTokenClassification"] and conf.num_labels == 9

@@ -157,8 +157,10 @@ def from_spec(
         num_layers, hidden_size, num_heads: student shape; ``hidden_size % num_heads == 0``.
         intermediate_size: FFN width; default ``4 * hidden_size``.
         seed: seed for the random initialisation.
-        head: ``classifier`` (``AutoModelForSequenceClassification``) or ``mlm`` (``AutoModelForMaskedLM``, decoder tied
-            to the input embeddings: a student for DistilBERT's general distillation).
+        head: ``classifier`` (``AutoModelForSequenceClassification``; ``AutoModelForTokenClassification`` when the
+            teacher is a token classifier), ``tokens`` (``AutoModelForTokenClassification``) or ``mlm``
+            (``AutoModelForMaskedLM``, decoder tied to the input embeddings: a student for DistilBERT's general
+            distillation).
 
     Raises:
         ModelError: unsupported architecture or an inconsistent shape.
@@ -189,6 +191,10 @@ def from_spec(
         from transformers import AutoModelForMaskedLM
 
         return AutoModelForMaskedLM.from_config(config).train()
+    if head == "tokens" or any(a.endswith("ForTokenClassification") for a in (config.architectures or [])):
+        from transformers import AutoModelForTokenClassification  # a token-classification teacher: the same head
+
+        return AutoModelForTokenClassification.from_config(config).train()
     return AutoModelForSequenceClassification.from_config(config).train()
 
 
