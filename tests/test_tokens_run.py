@@ -214,3 +214,18 @@ def test_tinybert_task_distillation_of_a_token_classifier(ner_teacher, tmp_path)
     assert "f1" in res.metrics
     conf = AutoConfig.from_pretrained(tmp_path / "tb")
     assert conf.architectures == ["BertForTokenClassification"] and conf.num_labels == 9
+
+
+def test_pruning_a_token_classifier(ner_teacher, tmp_path):
+    """`kdistill compress` on a token task: head/FFN importance scored at the labelled positions, pruned rounds of a
+    token classifier (compressed token-classification classes load through the Auto API), each reported in F1."""
+    from test_compress_schedule import SCHEDULE
+    from transformers import AutoModelForTokenClassification
+
+    from kdistill.api import compress
+
+    teacher, conll, _ = ner_teacher
+    rep = compress(str(teacher), "conll2003", output_dir=tmp_path / "c", data_dir=str(conll),
+                   **{**SCHEDULE, **{k: v for k, v in DATA.items() if k != "epochs"}})
+    assert rep["metric_name"] == "f1" and len(rep["rounds"]) >= 2
+    assert AutoModelForTokenClassification.from_pretrained(tmp_path / "c").config.num_labels == 9

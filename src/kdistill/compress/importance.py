@@ -122,7 +122,8 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
     """The loss L of Michel et al. (2019) for one batch: scalar, mean over the batch.
 
     Args:
-        logits: ``[B, C]`` model logits (``[B, 1]`` for regression).
+        logits: ``[B, C]`` model logits (``[B, 1]`` for regression); token classification ``[B, T, C]``, scored at
+            the labelled positions (``labels`` != -100; without labels, the real tokens).
         batch: holds ``labels`` ``[B]`` for ``loss="ce"``.
         loss: ``"ce"``: cross-entropy with the gold labels (MSE for a 1-output regression head);
             ``"kl"``: label-free ``T²·KL(softmax(z_t/T) ‖ softmax(z/T))`` to the teacher (Hinton et al.
@@ -137,6 +138,14 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
     if loss not in LOSSES:
         raise KDistillError(f"importance loss must be one of {', '.join(LOSSES)}, got '{loss}'")
     z = logits if logits.dtype == torch.float64 else logits.float()  # float64 kept (finite-difference checks)
+    if z.dim() == 3:  # token classification: the labelled positions (each word's first sub-token), [M, C]
+        keep = (batch["labels"] != -100) if "labels" in batch else batch["attention_mask"].bool()
+        keep = keep.to(z.device)
+        z = z[keep]
+        if teacher_logits is not None:
+            teacher_logits = teacher_logits.to(z.device)[keep]
+        if "labels" in batch:
+            batch = {**batch, "labels": batch["labels"].to(z.device)[keep]}
     regression = z.shape[-1] == 1
     if loss == "ce":
         if "labels" not in batch:

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          PretrainedConfig, PreTrainedModel)
 
 from kdistill.errors import ModelError
 from kdistill.students.transformer import LAYOUTS, EncoderLayout
@@ -82,15 +83,20 @@ _MPNET_PARTS = LayerParts("attention.attn", "attention.attn.q", "attention.attn.
 _DISTILBERT_PARTS = LayerParts("attention", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
                                "ffn.lin1", "ffn.lin2", ("n_heads",), None, "n_heads", "hidden_dim")
 
+def _heads(stem: str) -> tuple[str, str, str]:
+    """A family's model classes: the bare encoder, the sentence and the token classifier."""
+    return f"{stem}Model", f"{stem}ForSequenceClassification", f"{stem}ForTokenClassification"
+
+
 # base model_type -> (parts, config class name, {task-model class names to compress})
 FAMILIES: dict[str, tuple[LayerParts, str, tuple[str, ...]]] = {
-    "bert": (_BERT_PARTS, "BertConfig", ("BertModel", "BertForSequenceClassification")),
-    "roberta": (_BERT_PARTS, "RobertaConfig", ("RobertaModel", "RobertaForSequenceClassification")),
-    "xlm-roberta": (_BERT_PARTS, "XLMRobertaConfig", ("XLMRobertaModel", "XLMRobertaForSequenceClassification")),
-    "camembert": (_BERT_PARTS, "CamembertConfig", ("CamembertModel", "CamembertForSequenceClassification")),
-    "electra": (_BERT_PARTS, "ElectraConfig", ("ElectraModel", "ElectraForSequenceClassification")),
-    "distilbert": (_DISTILBERT_PARTS, "DistilBertConfig", ("DistilBertModel", "DistilBertForSequenceClassification")),
-    "mpnet": (_MPNET_PARTS, "MPNetConfig", ("MPNetModel", "MPNetForSequenceClassification")),
+    "bert": (_BERT_PARTS, "BertConfig", _heads("Bert")),
+    "roberta": (_BERT_PARTS, "RobertaConfig", _heads("Roberta")),
+    "xlm-roberta": (_BERT_PARTS, "XLMRobertaConfig", _heads("XLMRoberta")),
+    "camembert": (_BERT_PARTS, "CamembertConfig", _heads("Camembert")),
+    "electra": (_BERT_PARTS, "ElectraConfig", _heads("Electra")),
+    "distilbert": (_DISTILBERT_PARTS, "DistilBertConfig", _heads("DistilBert")),
+    "mpnet": (_MPNET_PARTS, "MPNetConfig", _heads("MPNet")),
 }
 #: Families whose encoder hands every layer one per-head table (argument name, its index in the self-attention call).
 SHARED_HEAD_BIAS: dict[str, tuple[str, int]] = {"mpnet": ("position_bias", 2)}
@@ -357,7 +363,8 @@ def compressed_model_class(stock: type) -> type:
 
 
 def register_auto_classes() -> None:
-    """Register every ``kdistill-compressed-*`` type with ``AutoConfig``, ``AutoModel`` and ``AutoModelForSequenceClassification``.
+    """Register every ``kdistill-compressed-*`` type with ``AutoConfig``, ``AutoModel``,
+    ``AutoModelForSequenceClassification`` and ``AutoModelForTokenClassification``.
 
     Idempotent; called on ``import kdistill.compress``.
     """
@@ -366,6 +373,8 @@ def register_auto_classes() -> None:
         AutoConfig.register(cfg_cls.model_type, cfg_cls, exist_ok=True)
         AutoModel.register(cfg_cls, compressed_model_class(_transformers_class(names[0])), exist_ok=True)
         AutoModelForSequenceClassification.register(cfg_cls, compressed_model_class(_transformers_class(names[1])), exist_ok=True)
+        AutoModelForTokenClassification.register(cfg_cls, compressed_model_class(_transformers_class(names[2])),
+                                                 exist_ok=True)
     for base, layout in list(LAYOUTS.items()):  # so kdistill.students.layout_for accepts compressed models
         if base in FAMILIES:
             LAYOUTS.setdefault(PREFIX + base, layout)
