@@ -382,3 +382,36 @@ def test_tinybert_augmentation_through_label(tiny_teacher_dir, glue_dir, tmp_pat
     with pytest.raises(KDistillError, match="kdistill label --augment tinybert"):
         kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "d", augment="tinybert",
                          data_dir=str(glue_dir), max_train_samples=50, report=False, show_progress=False)
+
+
+def test_stored_hidden_states_serve_word_aligned_l_cos_across_tokenizers(tiny_teacher_dir, tiny_tokenizer, glue_dir,
+                                                                        tmp_path, monkeypatch):
+    """A set made with --hidden-states also stores the teacher's word of each token; a student with its own tokenizer
+    then gets L_cos aligned by words from the set, no teacher pass, close to the live teacher's run."""
+    from safetensors.torch import load_file
+
+    from conftest import make_tiny_bert
+    from test_cross_tokenizer import _own_tokenizer
+
+    from kdistill.data.loading import load_splits
+    from kdistill.engine import teacher as teacher_mod
+
+    out = tmp_path / "hidden"
+    kdistill.label(str(tiny_teacher_dir), "sst2", output_dir=out, data_dir=str(glue_dir), hidden_states=True, **OPTS)
+    table = kdistill.transfer.read_complete_set(out)[1]
+    assert "word_ids" in table.column_names and len(table.column("word_ids")[0]) == len(table.column("hidden_states")[0])
+    splits, _ = load_splits("sst2", data_dir=str(glue_dir), max_train_samples=200)
+    own = _own_tokenizer(tmp_path, list(splits["train"]["text_a"]))
+    student = tmp_path / "student"
+    make_tiny_bert(vocab_size=len(own), layers=1, seed=5).save_pretrained(student)
+    own.save_pretrained(student)
+    base = dict(data_dir=str(glue_dir), max_train_samples=50, max_eval_samples=16, selection_size=8, epochs=1,
+                batch_size=16, report=False, show_progress=False, seed=3, cos_weight=1.0)
+    kdistill.distill(str(tiny_teacher_dir), "sst2", str(student), output_dir=tmp_path / "live", **base)
+    monkeypatch.setattr(teacher_mod.LiveTeacher, "__call__", lambda *a, **k: pytest.fail("the teacher ran"))
+    kdistill.distill(str(tiny_teacher_dir), "sst2", str(student), output_dir=tmp_path / "set", transfer_set=[str(out)],
+                     **base)
+    info = json.loads((tmp_path / "set" / "train_results.json").read_text())["transfer_sets"]
+    assert "word ids" in info["teacher"]
+    a, b = load_file(str(tmp_path / "live" / "model.safetensors")), load_file(str(tmp_path / "set" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-2

@@ -242,11 +242,13 @@ class StoredHidden(StoredLogits):
 
     provides = frozenset({"logits", "hidden_states"})
 
-    def __init__(self, logits: torch.Tensor, hidden: list):
+    def __init__(self, logits: torch.Tensor, hidden: list, word_ids: list | None = None):
         super().__init__(logits)
-        self.hidden = hidden
+        self.hidden, self.word_ids = hidden, word_ids
 
     def __call__(self, batch) -> TeacherSignal:
+        if self.word_ids is not None:
+            return self._in_own_tokens(batch)
         ids = batch["idx"].cpu().tolist()
         mask = batch["attention_mask"].cpu()
         width = self.hidden[ids[0]].shape[1]
@@ -260,6 +262,22 @@ class StoredHidden(StoredLogits):
             out[j, :n] = torch.from_numpy(self.hidden[i].astype(np.float32))
         device = batch["idx"].device
         return TeacherSignal(logits=self.logits[ids].to(device), hidden_states=(out.to(device),))
+
+
+    def _in_own_tokens(self, batch) -> TeacherSignal:
+        """The teacher's own tokens (another tokenizer than the student's): its stored rows padded to the longest,
+        with their word ids (-1 past each row), for L_cos aligned by words."""
+        ids = batch["idx"].cpu().tolist()
+        width = max(self.hidden[i].shape[0] for i in ids)
+        out = torch.zeros(len(ids), width, self.hidden[ids[0]].shape[1])
+        words = torch.full((len(ids), width), -1, dtype=torch.long)
+        for j, i in enumerate(ids):
+            n = self.hidden[i].shape[0]
+            out[j, :n] = torch.from_numpy(self.hidden[i].astype(np.float32))
+            words[j, :n] = torch.from_numpy(self.word_ids[i].astype(np.int64))
+        device = batch["idx"].device
+        return TeacherSignal(logits=self.logits[ids].to(device), hidden_states=(out.to(device),),
+                             word_ids=words.to(device))
 
 
 class LiveTeacher(NoTeacher):

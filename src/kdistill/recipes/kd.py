@@ -287,10 +287,17 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
     same_tokens = tokenizer is not None and all(
         json.loads((Path(s) / "manifest.json").read_text()).get("tokenizer_hash") == tokenizer_key(tokenizer)
         for s in cfg.train.transfer_set if (Path(s) / "manifest.json").is_file())
-    hidden: list | None = [] if cos and same_tokens else None
+    hidden: list | None = [] if cos else None
+    words: list | None = [] if cos and not same_tokens else None  # another tokenizer: L_cos by words
     rows, logits, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, train_split,
                                        full_train=full_train, selection=selection, teacher=cfg.teacher,
-                                       max_length=cfg.data.max_length, seed=cfg.train.seed, hidden=hidden)
+                                       max_length=cfg.data.max_length, seed=cfg.train.seed, hidden=hidden,
+                                       hidden_words=words)
+    if cos and hidden and not same_tokens:
+        if words:  # the teacher's own tokens and their words, stored beside its hidden states
+            return rows, StoredHidden(torch.from_numpy(logits), hidden, words), {
+                **info, "teacher": "stored logits, hidden states and word ids (L_cos by words)"}
+        hidden = None
     if isinstance(logits, list):  # token classification: word-level logits per sentence
         from kdistill.engine.teacher import StoredWordLogits
 

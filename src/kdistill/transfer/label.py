@@ -178,14 +178,21 @@ def _rows_hash(rows) -> str:
 
 
 def shard_logits(teacher, tokenizer, texts_a: list[str], texts_b: list[str] | None, *, max_length: int,
-                 batch_size: int, hidden: list | None = None) -> np.ndarray:
+                 batch_size: int, hidden: list | None = None, word_ids: list | None = None) -> np.ndarray:
     """The teacher's logits ``[n, C]`` (float32) for one shard of inputs, in input order: the rows tokenised and run
     by :func:`kdistill.engine.teacher.teacher_pass` (length-sorted batches, dynamic padding; the same batches on every
     call, so the same bytes on a resume). With a list ``hidden``, each row's last hidden states ``[tokens, H]``
-    (float16, real tokens only) are put in it, in input order."""
+    (float16, real tokens only) are put in it, in input order; with a list ``word_ids``, each row's word of each
+    token (:func:`kdistill.data.batching.word_index`: what word-aligned L_cos across tokenizers pairs)."""
+    from kdistill.data.batching import word_index
     from kdistill.engine.teacher import teacher_pass
 
-    enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
+    offsets = word_ids is not None and getattr(tokenizer, "is_fast", False)
+    enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length, return_offsets_mapping=offsets)
+    if offsets:
+        spans = enc.pop("offset_mapping")
+        word_ids.extend(np.asarray(word_index(texts_a[i], texts_b[i] if texts_b else None, spans[i],
+                                              enc.sequence_ids(i)), dtype=np.int16) for i in range(len(texts_a)))
     features = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts_a))]
     return teacher_pass(teacher, features, tokenizer, batch_size=batch_size, hidden=hidden)
 
@@ -212,7 +219,8 @@ def shard_word_logits(teacher, tokenizer, words: list[list[str]], *, max_length:
     return out
 
 
-def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int, hidden: list | None = None) -> None:
+def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int, hidden: list | None = None,
+                 word_ids: list | None = None) -> None:
     """One shard (``rows``: columns as lists; ``hidden``: per row a float16 ``[tokens, H]`` matrix, or None) as
     Parquet, written aside then renamed."""
     import pyarrow as pa
@@ -240,6 +248,8 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
         flat = pa.array(np.concatenate([h.reshape(-1) for h in hidden]) if hidden else np.zeros(0, np.float16))
         columns["hidden_states"] = pa.ListArray.from_arrays(pa.array(offsets),
                                                             pa.FixedSizeListArray.from_arrays(flat, width))
+    if word_ids:  # the teacher's word of each of its tokens (-1: none), beside its hidden states
+        columns["word_ids"] = pa.array([w.tolist() for w in word_ids], pa.list_(pa.int16()))
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(pa.table(columns), tmp)
     os.replace(tmp, path)
@@ -355,7 +365,7 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
                     "problem_type": _problem_type(teacher_spec), "labels": list(teacher_spec.labels or []),
                     "logits_dtype": "float32", "hidden_states_dtype": "float16" if cfg.hidden_states else None,
                     "columns": ["idx", "source_idx", "text_a", "text_b", "label", "logits",
-                                *(["hidden_states"] if cfg.hidden_states else [])],
+                                *(["hidden_states", "word_ids"] if cfg.hidden_states else [])],
                     "rows": len(rows), "shards": [], "kdistill_version": version("kdistill"),
                     "threads": torch.get_num_threads(), "processes": procs.num_processes}
         runner, manifest["runtime"] = teacher, {"used": "eager"}  # what runs the teacher pass (dev: always eager)
@@ -383,13 +393,15 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
     for i in mine:  # finished shards are never recomputed
         part = rows.select(range(i * cfg.shard_rows, min((i + 1) * cfg.shard_rows, len(rows)))).to_dict()
         hidden = [] if cfg.hidden_states else None
+        words = [] if cfg.hidden_states else None
         if "tokens" in part:  # token classification: word-level logits
             logits = shard_word_logits(runner, tokenizer, part["tokens"], max_length=cfg.data.max_length,
                                        batch_size=cfg.batch_size)
         else:
             logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"),
-                                  max_length=cfg.data.max_length, batch_size=cfg.batch_size, hidden=hidden)
-        _write_shard(paths[i], part, logits, i * cfg.shard_rows, hidden)
+                                  max_length=cfg.data.max_length, batch_size=cfg.batch_size, hidden=hidden,
+                                  word_ids=words)
+        _write_shard(paths[i], part, logits, i * cfg.shard_rows, hidden, words)
         computed += len(part["text_a"])
         bar.update(len(part["text_a"]))
         bar.set_postfix(rows_per_s=f"{computed / max(time.perf_counter() - t0, 1e-9):.0f}")

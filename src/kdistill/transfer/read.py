@@ -45,6 +45,8 @@ def _read(folder: Path, *, teacher: str | None, fingerprint: str | None, max_len
         columns["logits"] = np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
     if "hidden_states" in table.column_names:  # one float16 [tokens, H] view per row, without a Python list per value
         columns["hidden_states"] = _matrices(table.column("hidden_states"))
+    if "word_ids" in table.column_names:
+        columns["word_ids"] = [np.asarray(w, dtype=np.int64) for w in table.column("word_ids").to_pylist()]
     return manifest, columns
 
 
@@ -64,8 +66,8 @@ def _matrices(column) -> list[np.ndarray]:
 
 
 def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_split, *, full_train=None, selection=None,
-                  teacher: str | None, max_length: int, seed: int,
-                  hidden: list | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+                  teacher: str | None, max_length: int, seed: int, hidden: list | None = None,
+                  hidden_words: list | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The run's train rows plus the sets' extra rows, and the stored teacher logits of every row.
 
     Args:
@@ -79,6 +81,7 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
         seed: seeds the sampling of extra rows.
         hidden: when a list, filled with each returned row's stored last hidden states (float16 ``[tokens, H]``, in
             ``idx`` order) if every set stores them; left empty otherwise.
+        hidden_words: when a list (with ``hidden``), filled with each row's stored teacher word ids ``[tokens]``.
 
     Returns:
         ``(rows, logits, info)``: ``rows`` the train split with the extra rows appended (no gold label: -1, NaN for
@@ -120,6 +123,7 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
     logits = []
     stored = hidden is not None and all("hidden_states" in columns for _, columns in loaded)
     states: list = []
+    words_of: list = []
     words = any(isinstance(columns["logits"], list) for _, columns in loaded)
     if words:  # token classification: per run row (by idx) its word-level [n_words, C] logits; no added rows
         per_row: list = [None] * len(run_keys)
@@ -135,8 +139,11 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
         logits[0][idx] = found
         if stored:
             states = [None] * len(run_keys)
+            words_of = [None] * len(run_keys)
             for j, key in zip(idx, run_keys):
-                states[j] = loaded[where[key][0]][1]["hidden_states"][where[key][1]]
+                k, i = where[key]
+                states[j] = loaded[k][1]["hidden_states"][i]
+                words_of[j] = loaded[k][1].get("word_ids", [None] * (i + 1))[i]
     extra: dict[str, list] = {"text_a": [], "text_b": []}
     rng = random.Random(f"{seed}:transfer-set")
     for k, ((manifest, columns), ratio) in enumerate(zip(loaded, ratios)):
@@ -161,11 +168,14 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
             logits.append(columns["logits"][chosen])
             if stored:
                 states.extend(columns["hidden_states"][i] for i in chosen)
+                words_of.extend(columns.get("word_ids", [None] * (max(chosen) + 1))[i] for i in chosen)
         info.append({"set": str(sets[k]), "kind": manifest["inputs"].get("kind"), "rows": manifest["rows"],
                      "run_rows_found": sum(1 for key in run_keys if where[key][0] == k), "ratio": ratio,
                      "extra_rows_used": len(chosen), "left_out_from_selection_slice": left_out})
     if stored:
         hidden.extend(states)
+        if hidden_words is not None and all(w is not None for w in words_of):
+            hidden_words.extend(words_of)
     rows = train_split
     if extra["text_a"]:
         n, m = len(train_split), len(extra["text_a"])
