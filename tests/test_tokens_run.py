@@ -181,6 +181,11 @@ def test_a_token_transfer_set_holds_word_level_logits_and_serves_any_student(ner
     other = kdistill.distill(str(teacher), "conll2003", str(student_dir), output_dir=tmp_path / "other",
                              transfer_set=[str(tmp_path / "set")], **{k: v for k, v in base.items() if k != "layers"})
     assert "f1" in other.metrics  # its own tokens, the set's word-level targets
+    free = kdistill.distill(None, "conll2003", str(student_dir), output_dir=tmp_path / "free",
+                            transfer_set=[str(tmp_path / "set")], **{k: v for k, v in base.items() if k != "layers"})
+    stored = json.loads((tmp_path / "free" / "train_results.json").read_text())["teacher_from_transfer_set"]
+    assert "f1" in free.metrics and stored["teacher_dev_metrics"]["f1"] == manifest["teacher_dev_metrics"]["f1"]
+    # without the teacher's tokenizer the windows fit the student's alone, so this run is not the one above
 
 
 def test_the_whole_chain_on_a_token_task(tiny_teacher_dir, tmp_path):
