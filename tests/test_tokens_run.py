@@ -163,6 +163,8 @@ def test_a_token_transfer_set_holds_word_level_logits_and_serves_any_student(ner
     table = read_complete_set(tmp_path / "set")[1]
     first = table.slice(0, 1).to_pylist()[0]
     assert len(first["logits"]) == len(first["tokens"]) == len(first["label"])  # one row of logits per word
+    info = kdistill.transfer.inspect_transfer_set(tmp_path / "set")
+    assert info["words"] == sum(info["gold_label_counts"].values()) > 120 and 0 <= info["teacher_accuracy_on_gold"] <= 1
     base = dict(data_dir=str(conll), layers=[0, 3], report=False, seed=4, **DATA)
     own = kdistill.distill(str(teacher), "conll2003", output_dir=tmp_path / "own", **base)
     via = kdistill.distill(str(teacher), "conll2003", output_dir=tmp_path / "via", transfer_set=[str(tmp_path / "set")],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -15,37 +15,55 @@ BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 def inspect_transfer_set(path: str | Path, *, plot: bool = True) -> dict[str, Any]:
     """Summary of a transfer set: rows and shards, size on disk (bytes), the teacher's argmax label counts beside the
-    gold ones, the teacher's accuracy on rows with a gold label (single-label sets), mean normalised entropy and a
-    max-probability histogram of its softmax (:data:`BINS`); with ``plot``, ``SET_DIR/inspect.png`` (the histogram).
+    gold ones, the teacher's accuracy on rows with a gold label (single-label sets; token-classification sets: on
+    words), mean normalised entropy and a max-probability histogram of its softmax (:data:`BINS`); with ``plot``,
+    ``SET_DIR/inspect.png`` (the histogram).
 
     Raises:
         KDistillError: ``path`` holds no transfer set (no ``manifest.json``), or an unfinished one.
     """
     folder = Path(path)
     manifest, table = read_complete_set(folder)
-    logits = np.asarray(table.column("logits").to_pylist(), dtype=np.float64)
     labels = list(manifest.get("labels") or [])
     out: dict[str, Any] = {"path": str(folder), "rows": table.num_rows, "shards": len(manifest["shards"]),
                            "bytes_on_disk": sum((folder / s["file"]).stat().st_size for s in manifest["shards"]),
                            "problem_type": manifest.get("problem_type")}
-    if manifest.get("problem_type") == "single_label" and logits.shape[1] > 1:
-        z = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        argmax = probs.argmax(axis=1)
-        entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1) / np.log(probs.shape[1])
+    if manifest.get("problem_type") == "token_classification":  # word level: one summary row per word
+        rows = table.column("logits").to_pylist()
+        logits = np.asarray([w for row in rows for w in row], dtype=np.float64).reshape(-1, max(len(labels), 1))
+        gold = [t for row in table.column("label").to_pylist() for t in (row or [])]
+        out["words"] = len(gold)
+    elif manifest.get("problem_type") == "single_label":
+        logits = np.asarray(table.column("logits").to_pylist(), dtype=np.float64)
         gold = table.column("label").to_pylist()
-        known = [(g, a) for g, a in zip(gold, argmax) if g is not None]
-        out.update(teacher_label_counts={labels[i] if i < len(labels) else str(i): int((argmax == i).sum())
-                                         for i in range(probs.shape[1])},
-                   gold_label_counts={labels[i] if i < len(labels) else str(i): sum(1 for g, _ in known if g == i)
-                                      for i in range(probs.shape[1])},
-                   teacher_accuracy_on_gold=(sum(int(g == a) for g, a in known) / len(known)) if known else None,
-                   gold_rows=len(known), mean_normalised_entropy=float(entropy.mean()),
-                   max_probability_histogram={f"{lo:g}-{hi:g}": int(((probs.max(1) >= lo) & (probs.max(1) < hi if hi < 1
-                                              else probs.max(1) <= hi)).sum()) for lo, hi in zip(BINS, BINS[1:])})
+    else:
+        return out
+    if logits.shape[1] > 1:
+        probs = _softmax(logits)
+        out.update(_confidence(probs, gold, labels))
         if plot:
             out["plot"] = _plot(probs.max(1), folder / "inspect.png", manifest)
     return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def _confidence(probs: np.ndarray, gold: Sequence, labels: Sequence[str]) -> dict[str, Any]:
+    """Argmax and gold label counts, the teacher's accuracy on rows with a gold label, entropy, the histogram."""
+    argmax = probs.argmax(axis=1)
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1) / np.log(probs.shape[1])
+    known = [(g, a) for g, a in zip(gold, argmax) if g is not None]
+    name = (lambda i: labels[i] if i < len(labels) else str(i))  # noqa: E731
+    top = probs.max(1)
+    return {"teacher_label_counts": {name(i): int((argmax == i).sum()) for i in range(probs.shape[1])},
+            "gold_label_counts": {name(i): sum(1 for g, _ in known if g == i) for i in range(probs.shape[1])},
+            "teacher_accuracy_on_gold": (sum(int(g == a) for g, a in known) / len(known)) if known else None,
+            "gold_rows": len(known), "mean_normalised_entropy": float(entropy.mean()),
+            "max_probability_histogram": {f"{lo:g}-{hi:g}": int(((top >= lo) & (top < hi if hi < 1 else top <= hi)).sum())
+                                          for lo, hi in zip(BINS, BINS[1:])}}
 
 
 def _plot(max_prob: np.ndarray, path: Path, manifest: dict) -> str:
@@ -57,7 +75,7 @@ def _plot(max_prob: np.ndarray, path: Path, manifest: dict) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(max_prob, bins=40, range=(0, 1), color="#4c72b0")
     ax.set_xlabel("teacher's max probability")
-    ax.set_ylabel("rows")
+    ax.set_ylabel("words" if manifest.get("problem_type") == "token_classification" else "rows")
     ax.set_title(f"transfer set: {manifest['rows']} rows, teacher {Path(str(manifest['teacher'])).name}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
