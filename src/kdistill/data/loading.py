@@ -498,6 +498,25 @@ def _looks_like_ner(path: Path) -> bool:
     return False
 
 
+def _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels, max_train_samples, max_eval_samples):
+    """:func:`load_splits` for token classification: a hub dataset / its Parquet folder, the task's folder, or your
+    own NER files (:mod:`kdistill.tokens.data`)."""
+    from kdistill.tokens.data import load_token_dataset, load_token_splits
+
+    if dataset is not None:
+        if spec is not None and not spec.token_level:
+            raise DataError(f"--dataset reads token-classification datasets (tokens, ner_tags); task {spec.name!r} "
+                            "reads --data-dir or the hub: drop --dataset")
+        return load_token_dataset(dataset, spec, labels=labels, max_train_samples=max_train_samples,
+                                  max_eval_samples=max_eval_samples)
+    if data_dir is None and train_file is None:
+        raise DataError(f"task {spec.name!r}: pass --data-dir (a folder with {spec.glue_dir}/{spec.train_file}) "
+                        "or --train-file/--validation-file")
+    folder = None if data_dir is None else _task_dir(Path(data_dir).expanduser(), spec)
+    return load_token_splits(spec, data_dir=folder, train_file=train_file, validation_file=validation_file,
+                             labels=labels, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+
+
 def load_splits(
     task: str | TaskSpec | None = None,
     *,
@@ -539,8 +558,7 @@ def load_splits(
             themselves: the label set, and cells may hold ids (``"8,20"`` → names 8 and 20).
         drop_unlabeled: drop rows whose label cell is empty or NaN (single-label, regression) instead of refusing
             them; multi-label rows with an empty cell are examples with no labels either way.
-        dataset: token classification: a hub dataset id or a local folder of its Parquet files
-            (:func:`kdistill.tokens.data.load_token_dataset`).
+        dataset: token classification: a hub dataset id or its local Parquet folder (``tokens.data``).
 
     Returns:
         ``(DatasetDict, TaskSpec)``. The DatasetDict has splits ``"train"`` and ``"validation"``
@@ -561,25 +579,10 @@ def load_splits(
         raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
-    if dataset is not None:
-        if spec is not None and not spec.token_level:
-            raise DataError(f"--dataset reads token-classification datasets (tokens, ner_tags); task {spec.name!r} "
-                            "reads --data-dir or the hub: drop --dataset")
-        from kdistill.tokens.data import load_token_dataset
-
-        return load_token_dataset(dataset, spec, labels=labels, max_train_samples=max_train_samples,
-                                  max_eval_samples=max_eval_samples)
-    if (spec is not None and spec.token_level) or problem_type == "token_classification" or (
+    if dataset is not None or (spec is not None and spec.token_level) or problem_type == "token_classification" or (
             spec is None and train_file is not None and _looks_like_ner(Path(train_file))):
-        from kdistill.tokens.data import load_token_splits
-
-        if data_dir is None and train_file is None:
-            raise DataError(f"task {spec.name!r}: pass --data-dir (a folder with {spec.glue_dir}/{spec.train_file}) "
-                            "or --train-file/--validation-file")
-        folder = None if data_dir is None else _task_dir(Path(data_dir).expanduser(), spec)
-        return load_token_splits(spec, data_dir=folder, train_file=train_file, validation_file=validation_file,
-                                 labels=labels or label_names, max_train_samples=max_train_samples,
-                                 max_eval_samples=max_eval_samples)
+        return _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels or label_names,
+                            max_train_samples, max_eval_samples)
 
     if label_separator is not None and not str(label_separator):
         raise DataError("--label-separator is empty; give the character(s) between labels, e.g. ','")

@@ -93,8 +93,6 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
             that is not one per set; an augmented set made from another train split; run rows no set holds (one line
             each).
     """
-    import datasets
-
     if ratios and len(ratios) != len(sets):
         raise KDistillError(f"--transfer-set-ratio is given {len(ratios)} time(s) for {len(sets)} --transfer-set "
                             "folder(s): give one per set, in the same order, or none (all rows of every set)")
@@ -124,15 +122,14 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
     stored = hidden is not None and all("hidden_states" in columns for _, columns in loaded)
     states: list = []
     words_of: list = []
-    words = any(isinstance(columns["logits"], list) for _, columns in loaded)
-    if words:  # token classification: per run row (by idx) its word-level [n_words, C] logits; no added rows
-        per_row: list = [None] * len(run_keys)
+    if any(isinstance(columns["logits"], list) for _, columns in loaded):  # token classification: word level
+        per_row: list = [None] * len(run_keys)  # per run row (by idx) its [n_words, C] logits; no added rows
         for j, key in zip(idx, run_keys):
             per_row[j] = loaded[where[key][0]][1]["logits"][where[key][1]]
-        return train_split, per_row, {"sets": [{"set": str(s), "kind": m["inputs"].get("kind"), "rows": m["rows"],
-                                                "run_rows_found": sum(1 for key in run_keys if where[key][0] == k)}
-                                               for k, (s, (m, _)) in enumerate(zip(sets, loaded))],
-                                      "teacher_fingerprint": fingerprint, "level": "word"}
+        found = [{"set": str(s), "kind": m["inputs"].get("kind"), "rows": m["rows"],
+                  "run_rows_found": sum(1 for key in run_keys if where[key][0] == k)}
+                 for k, (s, (m, _)) in enumerate(zip(sets, loaded))]
+        return train_split, per_row, {"sets": found, "teacher_fingerprint": fingerprint, "level": "word"}
     if run_keys:
         found = np.stack([loaded[where[key][0]][1]["logits"][where[key][1]] for key in run_keys])
         logits.append(np.zeros_like(found))
@@ -176,20 +173,26 @@ def transfer_rows(sets: Sequence[str | Path], ratios: Sequence[float], train_spl
         hidden.extend(states)
         if hidden_words is not None and all(w is not None for w in words_of):
             hidden_words.extend(words_of)
-    rows = train_split
-    if extra["text_a"]:
-        n, m = len(train_split), len(extra["text_a"])
-        label = train_split.features["label"]
-        no_gold = math.nan if getattr(label, "dtype", "").startswith("float") else -1
-        data = {"text_a": extra["text_a"], "label": [no_gold] * m, "idx": list(range(n, n + m))}
-        if "text_b" in train_split.column_names:
-            data["text_b"] = extra["text_b"]
-        features = datasets.Features({c: train_split.features[c] for c in data})
-        more = datasets.Dataset.from_dict(data, features=features).select_columns(
-            [c for c in train_split.column_names if c in data])
-        rows = datasets.concatenate_datasets([train_split.select_columns(more.column_names), more])
+    rows = _with_added(train_split, extra) if extra["text_a"] else train_split
     return rows, np.concatenate(logits) if logits else np.zeros((0, 0), np.float32), {"sets": info,
                                                                                      "teacher_fingerprint": fingerprint}
+
+
+def _with_added(train_split, extra: dict[str, list]):
+    """``train_split`` with the added rows (``extra``: ``text_a`` [, ``text_b``]) appended: no gold label (-1, NaN for
+    regression), ``idx`` continuing."""
+    import datasets
+
+    n, m = len(train_split), len(extra["text_a"])
+    label = train_split.features["label"]
+    no_gold = math.nan if getattr(label, "dtype", "").startswith("float") else -1
+    data = {"text_a": extra["text_a"], "label": [no_gold] * m, "idx": list(range(n, n + m))}
+    if "text_b" in train_split.column_names:
+        data["text_b"] = extra["text_b"]
+    features = datasets.Features({c: train_split.features[c] for c in data})
+    more = datasets.Dataset.from_dict(data, features=features).select_columns(
+        [c for c in train_split.column_names if c in data])
+    return datasets.concatenate_datasets([train_split.select_columns(more.column_names), more])
 
 
 def stored_logits(set_dir: str | Path, rows, *, teacher: str, max_length: int) -> np.ndarray:
