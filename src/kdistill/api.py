@@ -315,7 +315,7 @@ def evaluate(model: str, task: str | None = "sst2", *, batch_size: int = 64, **d
     splits, spec = load_data(dcfg)
     net = load_classifier(model, spec, require_trained_head=True)
     tok = load_tokenizer(model)
-    ds = tokenize(splits["validation"], tok, max_length=dcfg.max_length, cache_dir=dcfg.cache_dir, desc="tokenize dev")
+    ds = tokenize(splits["validation"], tok, max_length=dcfg.max_length, doc_stride=dcfg.doc_stride, cache_dir=dcfg.cache_dir, desc="tokenize dev")
     if spec.multi_label:
         import logging
 

@@ -65,6 +65,9 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
         threshold: multi-label only: a label is predicted when its sigmoid is above this (in (0, 1); default
             :data:`DEFAULT_THRESHOLD`); ignored for other tasks and for 0/1 decisions.
 
+        Question answering: start/end logits ``[W, T, 2]`` with the split's ``QAReferences`` as ``references``
+            (:func:`qa_metrics`).
+
     Returns:
         ``{metric name: value}`` with the names of ``task.metrics`` (e.g. ``{"f1": .., "accuracy": ..}``).
 
@@ -72,6 +75,8 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
         ValueError: empty input, mismatched lengths, wrong number of logit columns, an unknown
             metric name, or a threshold outside (0, 1).
     """
+    if task.qa:
+        return qa_metrics(task, predictions, references)
     preds = np.asarray(predictions)
     refs = np.asarray(references)
     if task.token_level:
@@ -113,6 +118,37 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, references: np.ndar
         else:
             raise ValueError(f"unknown metric {name!r} for task {task.name!r}")
     return out
+
+
+def qa_scores(task: TaskSpec, predictions, references) -> np.ndarray:
+    """Per question ``[exact match, F1]`` (``[Q, 2]``, each 0..1) of question answering: ``predictions`` are start/end
+    logits ``[W, T, 2]`` per window and ``references`` the split's :class:`kdistill.qa.features.QAReferences` (what
+    :func:`kdistill.engine.predict` returns), turned into answers by ``run_qa``'s post-processing; ``[Q, 2]`` scores
+    pass through.
+
+    Raises:
+        ValueError: logits without their references, or of another shape.
+    """
+    preds = np.asarray(predictions)
+    if preds.ndim == 2 and preds.shape[1] == 2:  # scored already
+        return preds.astype(np.float64)
+    if not hasattr(references, "scores"):
+        raise ValueError("question-answering metrics need the split's windows (kdistill.qa.features.QAReferences, as "
+                         "kdistill.engine.predict returns them) beside the start/end logits")
+    return references.scores(preds, task)
+
+
+def qa_metrics(task: TaskSpec, predictions, references) -> dict[str, float]:
+    """SQuAD's ``f1`` and ``exact_match`` (Rajpurkar et al. 2016), as fractions in [0, 1] (the official script prints
+    percent), over the questions (:func:`qa_scores`; rules in :mod:`kdistill.qa.metrics`).
+
+    Raises:
+        ValueError: as :func:`qa_scores`; no questions.
+    """
+    scores = qa_scores(task, predictions, references)
+    if len(scores) == 0:
+        raise ValueError("cannot compute metrics on zero questions")
+    return {"f1": float(scores[:, 1].mean()), "exact_match": float(scores[:, 0].mean())}
 
 
 def token_tags(task: TaskSpec, predictions: np.ndarray, references: np.ndarray) -> tuple[list, list]:

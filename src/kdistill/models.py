@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
-                          PreTrainedModel)
+from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel)
 from transformers.utils import logging as hf_logging
 
 from kdistill.data.tasks import TaskSpec
 from kdistill.errors import ModelError
 
-HEAD_KEYS = ("classifier", "score", "pre_classifier")
+HEAD_KEYS = ("classifier", "score", "pre_classifier", "qa_outputs")
 
 
 def default_pretrained_model() -> str:
@@ -130,18 +130,20 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
             kwargs["id2label"] = dict(enumerate(task.labels))
             kwargs["label2id"] = {l: i for i, l in enumerate(task.labels)}
         # also over a base model's own (e.g. a single-label head); transformers has no token-classification type
-        kwargs["problem_type"] = None if task.token_level else task.problem_type
+        kwargs["problem_type"] = None if task.token_level or task.qa else task.problem_type
     # a head of either kind may have another size (e.g. a sentence classifier's, fine-tuned for tokens)
-    has_head = any(a.endswith(("ForSequenceClassification", "ForTokenClassification")) for a in (config.architectures or []))
+    has_head = any(a.endswith(("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering"))
+                   for a in (config.architectures or []))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report a fresh head ourselves, in one line
-    auto = AutoModelForTokenClassification if task.token_level else AutoModelForSequenceClassification
+    auto = (AutoModelForTokenClassification if task.token_level else AutoModelForQuestionAnswering if task.qa
+            else AutoModelForSequenceClassification)
     try:
         model, info = auto.from_pretrained(
             name, output_loading_info=True, ignore_mismatched_sizes=not require_trained_head and has_head, **kwargs
         )
     except Exception as err:  # noqa: BLE001
-        kind = "token classifier" if task.token_level else "sequence classifier"
+        kind = "token classifier" if task.token_level else "question-answering model" if task.qa else "sequence classifier"
         raise ModelError(f"cannot load '{name}' as a {kind} ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -174,7 +176,9 @@ def set_task_labels(config, task: TaskSpec) -> None:
         config: a transformers ``PretrainedConfig`` (changed in place), e.g. ``student.config``.
         task: the run's :class:`~kdistill.data.tasks.TaskSpec`.
     """
-    config.problem_type = None if task.token_level else task.problem_type  # transformers knows no token type
+    config.problem_type = None if task.token_level or task.qa else task.problem_type  # transformers knows neither type
+    if task.qa:
+        return
     if not task.labels or int(config.num_labels or 0) != len(task.labels):
         return
     if task.name == "custom" or task.multi_label or not config.id2label:

@@ -38,7 +38,7 @@ def dataset_key(ds: datasets.Dataset, tokenizer, max_length: int) -> str:
     """Key of a split's tokenisation: its texts and labels, the whole tokenizer (:func:`tokenizer_key`) and ``max_length``."""
     h = hashlib.sha1()
     h.update(f"{tokenizer_key(tokenizer)}|{tokenizer.name_or_path}|{max_length}|{len(ds)}".encode())
-    for col in ("text_a", "text_b", "label"):
+    for col in ("text_a", "text_b", "label", "tokens", "question", "context", "answer_starts"):
         if col in ds.column_names:
             for chunk in ds.with_format("arrow").iter(batch_size=10_000):
                 h.update(str(chunk[col].to_pylist()).encode())
@@ -89,7 +89,7 @@ def word_index(text_a: str, text_b: str | None, offsets: list[tuple[int, int]], 
 
 def tokenize(
     ds: datasets.Dataset, tokenizer, *, max_length: int = 128, cache_dir: str | Path | None = None, desc: str = "tokenize",
-    key: str | None = None, word_ids: bool = False, window_with=(),
+    key: str | None = None, word_ids: bool = False, window_with=(), doc_stride: int = 128,
 ) -> datasets.Dataset:
     """Tokenise a split produced by :func:`kdistill.data.load_splits`, caching the result on disk.
 
@@ -106,6 +106,7 @@ def tokenize(
             alignment of hidden states across tokenizers.
         window_with: token classification: other tokenizers the sentence windows must also fit
             (:func:`kdistill.tokens.data.encode_words`).
+        doc_stride: question answering: the overlap of context windows, in tokens (:func:`kdistill.qa.features.tokenize_qa`).
 
     Returns:
         Dataset with ``input_ids``, ``attention_mask`` [, ``token_type_ids``], ``labels``,
@@ -114,6 +115,10 @@ def tokenize(
     Raises:
         DataError: the cache folder is not writable; ``word_ids`` with a tokenizer that gives no offsets.
     """
+    if "context" in ds.column_names and "question" in ds.column_names:  # question answering: windows of the context
+        from kdistill.qa.features import tokenize_qa
+
+        return tokenize_qa(ds, tokenizer, max_length=max_length, doc_stride=doc_stride)
     if "tokens" in ds.column_names:  # token classification: words -> sub-tokens, labels on first sub-tokens, windows
         from kdistill.tokens.data import tokenize_words
 
@@ -285,6 +290,16 @@ def forward_keys(model) -> set[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def model_logits(out):
+    """The logits of a model's output: ``out.logits`` (``[B, C]``, per token ``[B, T, C]``), or for a
+    question-answering model its ``start_logits`` and ``end_logits`` stacked, ``[B, T, 2]``; ``None`` for a bare
+    encoder."""
+    logits = getattr(out, "logits", None)
+    if logits is None and getattr(out, "start_logits", None) is not None:
+        return torch.stack([out.start_logits, out.end_logits], dim=-1)
+    return logits
 
 
 def model_inputs(batch, keys: set[str] | None = None) -> dict:

@@ -498,6 +498,12 @@ def _looks_like_ner(path: Path) -> bool:
     return False
 
 
+def _looks_like_qa(path: Path) -> bool:
+    from kdistill.qa.data import looks_like_qa
+
+    return looks_like_qa(path)
+
+
 def _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels, max_train_samples, max_eval_samples):
     """:func:`load_splits` for token classification: a hub dataset / its Parquet folder, the task's folder, or your
     own NER files (:mod:`kdistill.tokens.data`)."""
@@ -558,7 +564,8 @@ def load_splits(
             themselves: the label set, and cells may hold ids (``"8,20"`` → names 8 and 20).
         drop_unlabeled: drop rows whose label cell is empty or NaN (single-label, regression) instead of refusing
             them; multi-label rows with an empty cell are examples with no labels either way.
-        dataset: token classification: a hub dataset id or its local Parquet folder (``tokens.data``).
+        dataset: token classification or question answering: a hub dataset id or its local Parquet folder
+            (``tokens.data``, ``qa.data``).
 
     Returns:
         ``(DatasetDict, TaskSpec)``. The DatasetDict has splits ``"train"`` and ``"validation"``
@@ -579,6 +586,12 @@ def load_splits(
         raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
+    if (spec is not None and spec.qa) or problem_type == "question_answering" or (
+            spec is None and train_file is not None and _looks_like_qa(Path(train_file))):
+        from kdistill.qa.data import load_qa_splits
+
+        return load_qa_splits(spec, data_dir=data_dir, train_file=train_file, validation_file=validation_file,
+                              dataset=dataset, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
     if dataset is not None or (spec is not None and spec.token_level) or problem_type == "token_classification" or (
             spec is None and train_file is not None and _looks_like_ner(Path(train_file))):
         return _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels or label_names,
@@ -648,7 +661,11 @@ def load_data(cfg) -> tuple[datasets.DatasetDict, TaskSpec]:
         problem_type=cfg.problem_type, label_separator=cfg.label_separator, label_names=cfg.label_names,
         drop_unlabeled=cfg.drop_unlabeled, dataset=cfg.dataset,
     )
-    if cfg.task is None and not cfg.labels and not cfg.label_names and not spec.is_regression:
+    if spec.qa:  # the windows and the answer post-processing of question answering, as the config sets them
+        spec = dataclasses.replace(spec, doc_stride=cfg.doc_stride, max_answer_length=cfg.max_answer_length,
+                                   n_best=cfg.n_best, null_threshold=spec.null_threshold if cfg.null_threshold is None
+                                   else cfg.null_threshold)
+    if cfg.task is None and not cfg.labels and not cfg.label_names and not spec.is_regression and not spec.qa:
         import logging
 
         shown = ", ".join(spec.labels[:20]) + (f" … and {len(spec.labels) - 20} more" if len(spec.labels) > 20 else "")

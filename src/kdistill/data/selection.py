@@ -97,6 +97,10 @@ def selection_split(data, train_split: datasets.Dataset, task, *, seed: int):
         sel = load_splits(task, train_file=data.selection_file, validation_file=data.selection_file,
                           drop_unlabeled=data.drop_unlabeled)[0]["validation"]
         return train_split, sel, {"selection_file": data.selection_file, "selection_rows": len(sel)}
+    if task.qa:  # whole articles: the questions of one paragraph never on both sides
+        from kdistill.qa.data import article_holdout
+
+        return article_holdout(train_split, size=data.selection_size, seed=seed)
     # a token-classification row's label is a tag sequence: drawn at random, not stratified
     return holdout_slice(train_split, size=data.selection_size, seed=seed,
                          regression=task.is_regression or task.token_level)

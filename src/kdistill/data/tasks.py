@@ -48,6 +48,12 @@ class TaskSpec:
             ``--label-names FILE``; a cell that is a name is read as that name.
         token_level: token classification (NER): one label per word (IOB2 tags, :mod:`kdistill.tokens`); rows hold
             ``tokens`` and a list of tag ids, the metric is entity-level F1.
+        qa: extractive question answering (SQuAD, :mod:`kdistill.qa`): rows are questions with their context and
+            answers; the model predicts a start and an end position per window (``labels`` names the two outputs),
+            the metrics are SQuAD's exact match and F1.
+        doc_stride, max_answer_length, n_best, null_threshold: question answering only — the overlap of context
+            windows (tokens), and the answer post-processing of transformers' ``run_qa`` (longest answer in tokens,
+            start/end candidates per window, SQuAD v2.0's null-answer margin; ``None``: never the null answer).
     """
 
     name: str
@@ -72,6 +78,12 @@ class TaskSpec:
     label_ids: bool = False
     #: token classification: one IOB2 tag per word (``tokens``, ``label`` a list of tag ids)
     token_level: bool = False
+    #: extractive question answering: start/end logits per window, SQuAD exact match and F1
+    qa: bool = False
+    doc_stride: int = 128
+    max_answer_length: int = 30
+    n_best: int = 20
+    null_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2):
@@ -106,6 +118,8 @@ class TaskSpec:
             return "regression"
         if self.token_level:
             return "token_classification"
+        if self.qa:
+            return "question_answering"
         return "multi_label_classification" if self.multi_label else "single_label_classification"
 
     @property
@@ -180,6 +194,19 @@ TASKS: dict[str, TaskSpec] = {
             labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"),
             metrics=("f1", "precision", "recall"), main_metric="f1", train_file="train.txt", dev_file="test.txt",
             hub=("eriktks/conll2003", "conll2003"), hub_validation_split="test", token_level=True,
+        ),
+        # SQuAD v1.1 (Rajpurkar et al. 2016): <data-dir>/squad/{train,dev}-v1.1.json; the model predicts a start and an end
+        # token per window ("labels" names those two outputs); exact match and F1 with the official normalisation.
+        TaskSpec(
+            name="squad", glue_dir="squad", text_columns=("question", "context"), label_column="answers",
+            labels=("start", "end"), metrics=("f1", "exact_match"), main_metric="f1", train_file="train-v1.1.json",
+            dev_file="dev-v1.1.json", hub=("rajpurkar/squad", "plain_text"), qa=True,
+        ),
+        # SQuAD v2.0 (Rajpurkar et al. 2018): unanswerable questions; the null answer wins by a margin of 0.
+        TaskSpec(
+            name="squad_v2", glue_dir="squad_v2", text_columns=("question", "context"), label_column="answers",
+            labels=("start", "end"), metrics=("f1", "exact_match"), main_metric="f1", train_file="train-v2.0.json",
+            dev_file="dev-v2.0.json", hub=("rajpurkar/squad_v2", "squad_v2"), qa=True, null_threshold=0.0,
         ),
         # WNLI: index sentence1 sentence2 label (0 = not_entailment, 1 = entailment).
         TaskSpec(

@@ -178,7 +178,7 @@ def _export_locked(model: str, output: Path, *, data: DataConfig, quantize: str,
                             "pass --train-file or --data-dir")
     net = load_classifier(model, spec, require_trained_head=True)
     tok = load_tokenizer(model)
-    dev = tokenize(splits["validation"], tok, max_length=data.max_length, cache_dir=data.cache_dir, desc="tokenize dev")
+    dev = tokenize(splits["validation"], tok, max_length=data.max_length, doc_stride=data.doc_stride, cache_dir=data.cache_dir, desc="tokenize dev")
     staging = output.with_name(f".{output.name}.partial")
     if staging.exists():
         shutil.rmtree(staging)
@@ -265,7 +265,7 @@ def _build(net, tok, spec, splits, dev, staging: Path, *, data, quantize, optimi
                 info = quantize_dynamic_graph(fp32, path) | {"graph": "optimised fp32" if plain != fp32 else "fp32"}
             else:
                 n = min(calibration_size, len(rest))
-                calib = tokenize(rest.shuffle(seed=seed).select(range(n)), tok, max_length=data.max_length,
+                calib = tokenize(rest.shuffle(seed=seed).select(range(n)), tok, max_length=data.max_length, doc_stride=data.doc_stride,
                                  cache_dir=data.cache_dir, desc="tokenize calibration rows")
                 info = quantize_static_graph(plain, path, _batches(calib, tok, names, 16), n_examples=n) | {
                     "graph": "plain fp32 (unfused)"}
@@ -282,7 +282,7 @@ def _build(net, tok, spec, splits, dev, staging: Path, *, data, quantize, optimi
     modes = [m for m in modes if m in made]
     chosen = modes[0]
     if quantize == "auto":
-        sel_ds = tokenize(selection, tok, max_length=data.max_length, cache_dir=data.cache_dir, desc="tokenize selection")
+        sel_ds = tokenize(selection, tok, max_length=data.max_length, doc_stride=data.doc_stride, cache_dir=data.cache_dir, desc="tokenize selection")
         fp32_sel = _metric(spec, *_logits(OrtModel(fp32, net.config), sel_ds, tok, "ORT selection"), threshold)
         scores = {m: _metric(spec, *_logits(OrtModel(v["path"], net.config), sel_ds, tok, f"{m} selection"), threshold)
                   for m, v in made.items()}

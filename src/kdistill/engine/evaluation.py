@@ -9,7 +9,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from kdistill.data.batching import eval_loader, model_inputs
+from kdistill.data.batching import eval_loader, model_inputs, model_logits
 from kdistill.data.tasks import TaskSpec
 from kdistill.engine.state import TrainState, diverged_message
 from kdistill.errors import TrainingDiverged
@@ -24,7 +24,9 @@ def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "
     Returns:
         ``(logits [N, C] float32, labels [N])`` ordered by the dataset's ``idx`` column, gathered
         across processes when ``accelerator`` runs several; token classification: ``(logits [N, T, C], labels
-        [N, T])``, padded to the longest batch (labels -100 there).
+        [N, T])``, padded to the longest batch (labels -100 there); question answering: ``(logits [W, T, 2]`` (start,
+        end per window), a :class:`kdistill.qa.features.QAReferences` ``)`` — what
+        :func:`kdistill.metrics.compute_metrics` turns into answers and scores.
     """
     was_training = model.training
     model.eval()
@@ -33,7 +35,7 @@ def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "
     main = accelerator is None or accelerator.is_main_process
     for batch in tqdm(loader, desc=desc, disable=not (show_progress and main), leave=False):
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**model_inputs(batch)).logits.float()
+        logits = model_logits(model(**model_inputs(batch))).float()
         idx, labels = batch["idx"], batch["labels"]
         if accelerator is not None and accelerator.num_processes > 1:
             logits, idx, labels = accelerator.gather_for_metrics((logits, idx, labels))
@@ -41,10 +43,16 @@ def predict(model, loader, accelerator: Accelerator | None = None, desc: str = "
     model.train(was_training)
     if all_logits and all_logits[0].dim() == 3:  # token classification: [B, T, C] per batch, T varies: pad
         width = max(x.shape[1] for x in all_logits)
+        all_labels = [torch.nn.functional.pad(y, (0, width - y.shape[1]), value=-100) if y.shape[1] == x.shape[1]
+                      else y for x, y in zip(all_logits, all_labels)]  # token labels [B, T]; QA's [B, 2] stay
         all_logits = [torch.nn.functional.pad(x, (0, 0, 0, width - x.shape[1])) for x in all_logits]
-        all_labels = [torch.nn.functional.pad(y, (0, width - y.shape[1]), value=-100) for y in all_labels]
     logits, idx, labels = torch.cat(all_logits), torch.cat(all_idx), torch.cat(all_labels)
     order = torch.argsort(idx)
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and "offsets" in getattr(dataset, "column_names", ()):  # question answering: the answers
+        from kdistill.qa.features import QAReferences
+
+        return logits[order].numpy(), QAReferences(dataset)
     return logits[order].numpy(), labels[order].numpy()
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdistill.config import TrainConfig
-from kdistill.data.batching import model_inputs, train_loader
+from kdistill.data.batching import model_inputs, model_logits, train_loader
 from kdistill.data.tasks import TaskSpec
 from kdistill.engine.checkpoint import Checkpointer
 from kdistill.engine.evaluation import Evaluator
@@ -73,7 +73,7 @@ class Trainee(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], teacher: ModelSignal | None) -> dict[str, torch.Tensor]:
         obj = self.objective
         out = self.student(**model_inputs(batch), output_hidden_states=obj.needs_hidden_states or obj.needs_attentions)
-        sig = ModelSignal(logits=getattr(out, "logits", None), hidden_states=getattr(out, "hidden_states", None))
+        sig = ModelSignal(logits=model_logits(out), hidden_states=getattr(out, "hidden_states", None))
         if self.qkv is not None:
             sig.qkv = dict(self.qkv)
         if self.recorder is not None:

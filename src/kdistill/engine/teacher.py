@@ -24,7 +24,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from kdistill.config import TrainConfig
-from kdistill.data.batching import model_inputs
+from kdistill.data.batching import model_inputs, model_logits
 from kdistill.errors import KDistillError
 from kdistill.rundir import os_error
 from kdistill.objectives import Objective, TeacherSignal
@@ -59,7 +59,7 @@ def teacher_pass(teacher, features: list[dict], tokenizer, *, batch_size: int, h
             ids = order[start:start + batch_size]
             batch = {k: v.to(device) for k, v in pad([features[i] for i in ids]).items()}
             res = teacher(**model_inputs(batch, keys), **({"output_hidden_states": True} if hidden is not None else {}))
-            logits = res.logits.float().cpu().numpy()
+            logits = model_logits(res).float().cpu().numpy()
             if out is None:
                 width = max(len(f["input_ids"]) for f in features)
                 shape = (len(features), width, logits.shape[-1]) if logits.ndim == 3 else (len(features), logits.shape[-1])
@@ -321,7 +321,7 @@ class LiveTeacher(NoTeacher):
         inputs = batch if self.view is None else self.view.batch(batch["idx"], self.accelerator.device)
         with torch.no_grad(), self.accelerator.autocast():
             out = self.teacher(**model_inputs(inputs), output_hidden_states=self.want_hidden)
-        logits = getattr(out, "logits", None)  # a bare encoder (general distillation) has none
+        logits = model_logits(out)  # a bare encoder (general distillation) has none
         signal = TeacherSignal(logits=None if logits is None else logits.float(),
                                hidden_states=getattr(out, "hidden_states", None),
                                word_ids=inputs.get("word_ids") if self.view is not None else None,

@@ -22,6 +22,7 @@ from kdistill.data.tasks import TaskSpec
 from kdistill.errors import KDistillError
 from kdistill.losses import (hard_label_ce, hidden_cosine, logit_mse, multilabel_bce, multilabel_soft_kl, regression_mse,
                              soft_target_kl)
+from kdistill.losses.qa import span_ce, span_logit_mse, span_soft_kl
 from kdistill.losses.align import word_aligned_cosine
 from kdistill.losses.general import mlm_ce, mlm_soft_kl, relation_kl, relations
 from kdistill.losses.tinybert import (attention_kl_loss, attention_score_loss, embedding_loss, hidden_state_loss,
@@ -83,7 +84,8 @@ class Term(nn.Module):
         return (type(self).__doc__ or self.key).strip().split("\n")[0].rstrip(".")
 
 
-def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
     """CE on class ids, or MSE on scores for regression tasks, over the rows that have a gold label.
 
     Rows without one (augmented examples: label ``-1`` for classification, NaN for regression) are
@@ -94,7 +96,11 @@ def gold_loss(task: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> tor
         logits: ``[B, C]`` (``[B, 1]`` for regression).
         labels: ``[B]`` class ids (``-1`` = none) or float scores (NaN = none); multi-label: ``[B, C]`` multi-hot
             (binary cross-entropy; a row of ``-1`` = none).
+        mask: question answering: the ``[B, T]`` attention mask (padding is never an answer); logits ``[B, T, 2]``,
+            labels ``[B, 2]`` (:func:`kdistill.losses.qa.span_ce`).
     """
+    if task.qa:  # [B, T, 2] start/end logits per window, labels [B, 2] the gold span
+        return span_ce(logits, labels, mask)
     if task.token_level:  # [B, T, C] per position: the labelled ones (first sub-tokens; -100 elsewhere)
         keep = labels != -100
         return hard_label_ce(logits[keep], labels[keep]) if bool(keep.any()) else logits.sum() * 0.0
@@ -144,7 +150,7 @@ class Gold(Term):
         self.task = task
 
     def forward(self, student, teacher, batch):
-        return gold_loss(self.task, student.logits, batch["labels"])
+        return gold_loss(self.task, student.logits, batch["labels"], batch.get("attention_mask"))
 
 
 class _SoftTargets(Term):
@@ -163,6 +169,8 @@ class _SoftTargets(Term):
             return regression_mse(student.logits, teacher.logits)
         if self.task.multi_label:  # one sigmoid per label: binary KL per label
             return multilabel_soft_kl(student.logits, teacher.logits, self.temperature)
+        if self.task.qa:  # the start and the end distributions over each window's tokens, averaged
+            return span_soft_kl(student.logits, teacher.logits, self.temperature, batch.get("attention_mask"))
         if self.task.token_level:  # per position: the teacher's tag distribution at each labelled position
             s_logits, t_logits = labelled_positions(student.logits, teacher.logits, batch["labels"])
             return self.soft(s_logits, t_logits, self.temperature)
@@ -191,6 +199,8 @@ class LogitMSE(Term):
     def forward(self, student, teacher, batch):
         if self.task.is_regression:
             return regression_mse(student.logits, teacher.logits)
+        if self.task.qa:
+            return span_logit_mse(student.logits, teacher.logits, batch.get("attention_mask"))
         if self.task.token_level:
             return logit_mse(*labelled_positions(student.logits, teacher.logits, batch["labels"]))
         return logit_mse(student.logits, teacher.logits)

@@ -116,4 +116,136 @@ def _read_jsonl(path: Path, text: str, out: Questions) -> None:
         out.article.append(articles.setdefault(str(row.get("title") or row["context"]), len(articles)))
 
 
-__all__ = ["Questions", "read_questions"]
+def looks_like_qa(path: str | Path) -> bool:
+    """True for a SQuAD JSON file (``{"data": [{"paragraphs": ...}]}``) or JSONL rows with ``question``, ``context``
+    and ``answers``: own files read as question answering."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() not in (".json", ".jsonl"):
+        return False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        head = f.read(4096)
+    if '"paragraphs"' in head and '"data"' in head:
+        return True
+    first = head.lstrip().split("\n", 1)[0]
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and {"question", "context", "answers"} <= set(row)
+
+
+def _rows(q: Questions, cap: int | None):
+    import datasets
+
+    n = len(q) if cap is None else min(cap, len(q))
+    return datasets.Dataset.from_dict({
+        "id": q.id[:n], "question": q.question[:n], "context": q.context[:n], "answers": q.answers[:n],
+        "answer_starts": q.answer_starts[:n], "article": q.article[:n], "idx": list(range(n))},
+        features=datasets.Features({
+            "id": datasets.Value("string"), "question": datasets.Value("string"), "context": datasets.Value("string"),
+            "answers": datasets.Sequence(datasets.Value("string")),
+            "answer_starts": datasets.Sequence(datasets.Value("int64")), "article": datasets.Value("int64"),
+            "idx": datasets.Value("int64")}))
+
+
+def _from_hub_rows(split) -> Questions:
+    """Questions of a hub ``squad``-layout split (``id, title, context, question, answers{text, answer_start}``)."""
+    out = Questions([], [], [], [], [], [], "hub")
+    articles: dict[str, int] = {}
+    for n, row in enumerate(split):
+        answers = row["answers"] or {}
+        out.id.append(str(row.get("id", n)))
+        out.question.append(row["question"])
+        out.context.append(row["context"])
+        out.answers.append(list(answers.get("text", [])))
+        out.answer_starts.append([_check_span(f"row {n}", row["context"], t, s)
+                                  for t, s in zip(answers.get("text", []), answers.get("answer_start", []))])
+        out.article.append(articles.setdefault(str(row.get("title") or row["context"]), len(articles)))
+    return out
+
+
+def load_qa_splits(spec, *, data_dir: str | Path | None = None, train_file: str | Path | None = None,
+                   validation_file: str | Path | None = None, dataset: str | None = None,
+                   max_train_samples: int | None = None, max_eval_samples: int | None = None):
+    """``(DatasetDict, TaskSpec)`` of a question-answering task: ``train`` and ``validation`` splits of questions
+    (columns ``id, question, context, answers, answer_starts, article, idx``) from the task's folder
+    (``<data_dir>/squad/{train,dev}-v1.1.json``), your own SQuAD JSON / JSONL files, a hub dataset id or a local
+    folder of its Parquet files (``--dataset``). Without a task, the spec is ``squad`` (v1.1) or, when a split has
+    unanswerable questions, ``squad_v2`` (the null answer allowed).
+
+    Raises:
+        DataError: missing files (with the expected layout), and what :func:`read_questions` refuses.
+    """
+    import dataclasses
+
+    import datasets
+
+    from kdistill.data.tasks import get_task
+
+    if dataset is not None:
+        folder = Path(dataset)
+        try:
+            if folder.is_dir():
+                files = {split: sorted(str(p) for p in folder.rglob(f"{split}*.parquet")) for split in ("train", "validation")}
+                if not all(files.values()):
+                    raise DataError(f"--dataset {folder}: give a folder with train*.parquet and validation*.parquet "
+                                    "files (the hub's Parquet layout)")
+                raw = datasets.load_dataset("parquet", data_files=files)
+            else:
+                raw = datasets.load_dataset(dataset)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - offline, unknown id
+            raise DataError(f"--dataset {dataset}: cannot load it ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:150]}); offline, give a local folder of its Parquet files") from None
+        train, dev = _from_hub_rows(raw["train"]), _from_hub_rows(raw["validation"])
+    else:
+        if train_file is None or validation_file is None:
+            if data_dir is None:
+                raise DataError(f"task {spec.name!r}: pass --data-dir (a folder with {spec.glue_dir}/{spec.train_file}) "
+                                "or --train-file/--validation-file (SQuAD JSON or JSONL)")
+            folder = Path(data_dir).expanduser()
+            folder = folder / spec.glue_dir if (folder / spec.glue_dir).is_dir() else folder
+            train_file = train_file or folder / spec.train_file
+            validation_file = validation_file or folder / spec.dev_file
+        train, dev = read_questions(train_file), read_questions(validation_file)
+    if spec is None:
+        spec = get_task("squad_v2" if train.unanswerable or dev.unanswerable else "squad")
+        spec = dataclasses.replace(spec, name="custom", hub=None)
+    return datasets.DatasetDict({"train": _rows(train, max_train_samples),
+                                 "validation": _rows(dev, max_eval_samples)}), spec
+
+
+def article_holdout(train, *, size: int, seed: int):
+    """``(train rest, selection slice, info)``: whole articles drawn at random (seeded) until the slice holds at least
+    ``size`` questions — the windows and questions of one paragraph never sit on both sides. Both parts renumbered
+    (``idx`` 0..n-1).
+
+    Raises:
+        DataError: one article or fewer (nothing to hold out).
+    """
+    import numpy as np
+
+    articles = np.asarray(train["article"])
+    ids = np.unique(articles)
+    if len(ids) < 2:
+        raise DataError("the held-out selection slice is drawn by article, and the train split has one article; give "
+                        "--selection-file or --select-on last")
+    chosen, count = [], 0
+    for a in np.random.default_rng(seed).permutation(ids):
+        if count >= size or len(chosen) == len(ids) - 1:
+            break
+        chosen.append(int(a))
+        count += int((articles == a).sum())
+    held = np.isin(articles, chosen)
+
+    def renumber(ds):
+        return ds.remove_columns("idx").add_column("idx", list(range(len(ds))))
+
+    sel, rest = train.select(np.flatnonzero(held)), train.select(np.flatnonzero(~held))
+    info = {"selection_rows": len(sel), "train_rows": len(rest), "selection_articles": len(chosen), "seed": seed,
+            "note": "whole articles held out of training (questions of one paragraph never on both sides)"}
+    return renumber(rest), renumber(sel), info
+
+
+__all__ = ["Questions", "article_holdout", "load_qa_splits", "looks_like_qa", "read_questions"]

@@ -120,4 +120,76 @@ def best_answers(contexts: Sequence[str], examples: Sequence[int], offsets: Sequ
     return best
 
 
-__all__ = ["best_answers", "encode_windows"]
+def tokenize_qa(ds, tokenizer, *, max_length: int, doc_stride: int):
+    """The windows of a split of questions (:func:`kdistill.qa.data.load_qa_splits`) as a torch-formatted Dataset:
+    model inputs, ``labels`` ``[2]`` (the answer's start and end token in the window; ``0, 0`` — ``[CLS]`` — when it is
+    not inside), ``idx`` (0..windows-1) and ``length``; beside them (read with ``with_format(None)``, not batched):
+    ``example`` (the question's row), ``offsets`` (``[lo, hi]`` characters per token, ``[-1, -1]`` off the context),
+    ``context``, ``answers`` and ``qid`` — what :class:`QAReferences` turns logits back into answers with.
+
+    Raises:
+        DataError: as :func:`encode_windows`.
+    """
+    import datasets
+
+    data = ds.to_dict()
+    enc = encode_windows(tokenizer, data["question"], data["context"], max_length=max_length, doc_stride=doc_stride,
+                         answer_starts=data["answer_starts"], answers=data["answers"])
+    examples = enc.pop("example")
+    out = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    out["labels"] = [[s, e] for s, e in zip(enc.pop("start_positions"), enc.pop("end_positions"))]
+    out["idx"] = list(range(len(examples)))
+    out["length"] = [len(x) for x in out["input_ids"]]
+    out["example"] = [data["idx"][q] for q in examples]
+    out["offsets"] = [[list(o) if o is not None else [-1, -1] for o in offs] for offs in enc["offsets"]]
+    out["context"] = [data["context"][q] for q in examples]
+    out["answers"] = [data["answers"][q] for q in examples]
+    out["qid"] = [data["id"][q] for q in examples]
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "idx", "length") if c in out]
+    return datasets.Dataset.from_dict(out).with_format("torch", columns=columns)
+
+
+class QAReferences:
+    """What turns a split's window logits into per-question answers and scores: each window's question and token
+    offsets, and each question's context and reference answers (from :func:`tokenize_qa`'s columns).
+
+    :func:`kdistill.engine.predict` returns one in place of the labels for a question-answering split, and
+    :func:`kdistill.metrics.compute_metrics` scores logits ``[W, T, 2]`` (start, end per window) against it.
+    """
+
+    def __init__(self, ds):
+        rows = ds.with_format(None)
+        cols = rows.select_columns(["idx", "example", "offsets", "context", "answers", "qid"]).to_dict()
+        order = np.argsort(cols["idx"], kind="stable")  # windows in idx order, as predict orders the logits
+        examples = [cols["example"][i] for i in order]
+        self.questions = sorted(set(examples))
+        where = {q: n for n, q in enumerate(self.questions)}
+        self.window_question = [where[q] for q in examples]
+        self.offsets = [[None if o[0] < 0 else (o[0], o[1]) for o in cols["offsets"][i]] for i in order]
+        self.contexts, self.answers, self.ids = [""] * len(where), [[]] * len(where), [""] * len(where)
+        for i in order:
+            q = where[cols["example"][i]]
+            self.contexts[q], self.answers[q], self.ids[q] = cols["context"][i], cols["answers"][i], cols["qid"][i]
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def answers_of(self, logits, task) -> list[dict]:
+        """Per question, the best answer of its windows (:func:`best_answers` with the task's ``n_best``,
+        ``max_answer_length`` and ``null_threshold``). ``logits``: ``[W, T, 2]`` in window order."""
+        logits = np.asarray(logits)
+        if logits.ndim != 3 or logits.shape[0] != len(self.offsets) or logits.shape[-1] != 2:
+            raise ValueError(f"question answering needs start/end logits [windows={len(self.offsets)}, T, 2], got "
+                             f"{logits.shape}")
+        return best_answers(self.contexts, self.window_question, self.offsets, logits[..., 0], logits[..., 1],
+                            n_best=task.n_best, max_answer_length=task.max_answer_length,
+                            null_threshold=task.null_threshold)
+
+    def scores(self, logits, task) -> np.ndarray:
+        """Per question ``[exact match, F1]`` in [0, 1] (``[Q, 2]``), SQuAD's official rules."""
+        from kdistill.qa.metrics import question_scores
+
+        return question_scores([a["text"] for a in self.answers_of(logits, task)], self.answers)
+
+
+__all__ = ["QAReferences", "best_answers", "encode_windows", "tokenize_qa"]

@@ -132,7 +132,7 @@ def _rounds(ccfg: CompressConfig, rd, splits, spec, teacher_model, tokenizer, ca
 
     run, c, out, resume = ccfg.run, ccfg, rd.path, ccfg.run.resume
     current = teacher_model  # pruning returns new models: the teacher itself is never changed
-    train_ds = tokenize(splits["train"], tokenizer, max_length=run.data.max_length, cache_dir=run.data.cache_dir,
+    train_ds = tokenize(splits["train"], tokenizer, max_length=run.data.max_length, doc_stride=run.data.doc_stride, cache_dir=run.data.cache_dir,
                         desc="tokenize train")
     batches = importance_batches(train_ds, tokenizer, n_batches=c.importance_batches, batch_size=32, seed=run.train.seed)
     records: list[RoundRecord] = []

@@ -66,7 +66,7 @@ def load_task(cfg) -> Prepared:
     if sc.kind == "layers-from-teacher" and (sc.layer_selection == "importance" or sc.keep_heads):
         from kdistill.students.layer_choice import select_by_importance
 
-        ds = tokenize(splits["train"], tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
+        ds = tokenize(splits["train"], tokenizer, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cfg.data.cache_dir,
                       desc="tokenize train")
         layers, heads = select_by_importance(teacher, tokenizer, ds, sc, seed=cfg.train.seed)
         sc = sc.model_copy(update={"layers": layers, "heads": heads})
@@ -80,7 +80,7 @@ def load_task(cfg) -> Prepared:
     if mapping.rule != "none":
         info["label_mapping"] = mapping.to_json()
     if sc.kind == "pretrained" and not same_tokenizer(tokenizer, student_tok := load_tokenizer(sc.path)):
-        check_cross_tokenizer(cfg, tokenizer, student_tok, token_level=task.token_level)
+        check_cross_tokenizer(cfg, tokenizer, student_tok, token_level=task.token_level, qa=task.qa)
         info["teacher_tokenizer"] = tokenizer  # the student reads its own tokens; the teacher gets a TeacherView
         tokenizer = student_tok
     elif not is_bilstm(student):
@@ -143,8 +143,10 @@ def match_teacher_labels(cfg, splits, task, teacher, tokenizer, sample: int = 51
     Raises:
         DataError: a mapping under which the teacher agrees with the train labels less than chance (one line).
     """
-    from kdistill.data.label_map import check_agreement, match_labels, renumber_splits, teacher_label_names
+    from kdistill.data.label_map import LabelMapping, check_agreement, match_labels, renumber_splits, teacher_label_names
 
+    if task.qa:  # the two outputs are start and end, whatever a hub QA model names them
+        return splits, task, LabelMapping(rule="none")
     task, mapping = match_labels(task, teacher.config)
     if mapping.order is not None:
         splits = renumber_splits(splits, mapping.order, task.multi_label)
@@ -156,7 +158,7 @@ def match_teacher_labels(cfg, splits, task, teacher, tokenizer, sample: int = 51
 
         train = splits["train"]
         rows = np.random.default_rng(cfg.train.seed).permutation(len(train))[:sample]
-        ds = tokenize(train.select(np.sort(rows)), tokenizer, max_length=cfg.data.max_length,
+        ds = tokenize(train.select(np.sort(rows)), tokenizer, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride,
                       cache_dir=cfg.data.cache_dir, desc="tokenize label check")
         logits, gold = predict(teacher, eval_loader(ds, tokenizer, batch_size=64), desc="label check",
                                show_progress=False)
@@ -187,10 +189,13 @@ def check_same_windows(student_ds, teacher_ds, max_length: int) -> None:
                             "that every sentence fits one window of both")
 
 
-def check_cross_tokenizer(cfg, teacher_tok, student_tok, token_level: bool = False) -> None:
+def check_cross_tokenizer(cfg, teacher_tok, student_tok, token_level: bool = False, qa: bool = False) -> None:
     """What works when teacher and student tokenize differently: logit KD (per example, cached or live) and L_cos
     aligned by words; layer-wise (token by token) losses do not. Raises a one-line :class:`ModelError` otherwise."""
     what = (f"the student's tokenizer ({len(student_tok)} tokens) differs from the teacher's ({len(teacher_tok)})")
+    if qa:
+        raise ModelError(f"{what}: question answering distils start and end distributions over the same windows of "
+                         "tokens, which needs one tokenizer: use a student built on the teacher's tokenizer")
     if token_level and (cfg.method.name != "kd" or cfg.method.cos_weight > 0):
         raise ModelError(f"{what}: token classification across tokenizers distils the teacher's tag distributions word "
                          "by word (first sub-token of each word); token-level terms (L_cos, TinyBERT's layers) pair "
@@ -240,21 +245,22 @@ def prepare_task_data(p: Prepared, procs) -> None:
             show_progress=cfg.train.show_progress and procs.is_main_process)
     train_key = dataset_key(train_split, tok, cfg.data.max_length)  # hashes every text: computed once, used twice
     both = [teacher_tok] if teacher_tok is not tok and p.task.token_level else []  # the same windows of words
-    p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize train",
+    p.train_ds = tokenize(train_split, tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cache, desc="tokenize train",
                           key=train_key, word_ids=words, window_with=both)
     logits_only = p.teacher_source is not None and cfg.method.name == "kd" and cfg.method.cos_weight == 0
     if teacher_tok is not tok and not logits_only:  # the teacher, when it runs, reads the same rows in its own tokens
         train_key = dataset_key(train_split, teacher_tok, cfg.data.max_length)
-        p.teacher_view = TeacherView(tokenize(train_split, teacher_tok, max_length=cfg.data.max_length, cache_dir=cache,
+        p.teacher_view = TeacherView(tokenize(train_split, teacher_tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cache,
                                               desc="tokenize train (teacher)", key=train_key, word_ids=words,
                                               window_with=[tok] if both else []), teacher_tok)
         if p.task.token_level:
             check_same_windows(p.train_ds, p.teacher_view.ds, cfg.data.max_length)
-    p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, cache_dir=cache, desc="tokenize dev")
-    p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length,
+    p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cache, desc="tokenize dev")
+    p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride,
                                                                cache_dir=cache, desc="tokenize selection slice")
     # teacher-logit cache key: the teacher's weights, and the train texts, labels and tokenizer (the tokenisation key)
-    p.fingerprint = fingerprint(teacher_key(cfg.teacher) if cfg.teacher else "transfer-set", train_key)
+    p.fingerprint = fingerprint(teacher_key(cfg.teacher) if cfg.teacher else "transfer-set", train_key,
+                                *([f"doc_stride {cfg.data.doc_stride}"] if p.task.qa else []))
     if aug_info is not None:
         p.info["augment"] = aug_info
 

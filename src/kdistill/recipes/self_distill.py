@@ -59,9 +59,9 @@ def _early_exit_data(p: Prepared, procs) -> None:
     train, selection = p.splits["train"], None
     if d.select_on == "holdout":
         train, selection, p.info["selection"] = selection_split(cfg, train, p.task)
-    p.train_ds = tokenize(train, tok, max_length=d.max_length, cache_dir=d.cache_dir, desc="tokenize train")
-    p.report_ds = tokenize(p.splits["validation"], tok, max_length=d.max_length, cache_dir=d.cache_dir, desc="tokenize dev")
-    p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=d.max_length,
+    p.train_ds = tokenize(train, tok, max_length=d.max_length, doc_stride=d.doc_stride, cache_dir=d.cache_dir, desc="tokenize train")
+    p.report_ds = tokenize(p.splits["validation"], tok, max_length=d.max_length, doc_stride=d.doc_stride, cache_dir=d.cache_dir, desc="tokenize dev")
+    p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=d.max_length, doc_stride=d.doc_stride,
                                                                cache_dir=d.cache_dir, desc="tokenize selection slice")
 
 
@@ -283,7 +283,7 @@ def _compare_generations(cfg, records: list[dict], interrupted: bool) -> dict[st
 
     def logits_of(path: str):
         net, tok = load_classifier(path, task, require_trained_head=True), load_tokenizer(path)
-        ds = tokenize(dev, tok, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir, desc="tokenize dev")
+        ds = tokenize(dev, tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cfg.data.cache_dir, desc="tokenize dev")
         return predict(net, eval_loader(ds, tok, batch_size=64), show_progress=False)
 
     t_logits, gold = logits_of(cfg.teacher)

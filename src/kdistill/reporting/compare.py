@@ -3,6 +3,7 @@ numbers can be trusted (baseline, bootstrap intervals, paired test) — the repo
 
 from __future__ import annotations
 
+import logging
 import platform
 import subprocess
 import sys
@@ -22,6 +23,10 @@ ARCH_FIELDS = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_
 
 #: The batch-1 input length (sub-tokens) at which token-classification students are timed (issue 28).
 TOKEN_SEQ_LEN = 30
+#: ... and question-answering ones: one 256-token window (capped at the run's --max-length)
+QA_SEQ_LEN = 256
+log = logging.getLogger("kdistill")
+
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions: ``{"python": "3.11.9", "torch": "2.4.1", ...}``; a distribution that is not
@@ -138,7 +143,8 @@ def _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, e
     return rows
 
 
-def _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries, *, runtimes: bool, latency_runs: int):
+def _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries, *, runtimes: bool, latency_runs: int,
+                   seq_cap: int = 512):
     """Teacher and student (eager, and with ``runtimes`` also ORT fp32 / int8) timed interleaved in one process.
 
     Returns ``(stats, rows, errors)``: latency stats with the two eager models first, the ``runtimes`` rows and the
@@ -152,7 +158,8 @@ def _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries, *,
                   for v in variants.get(role, [])]
         # token classification: a 30-token sentence (CoNLL-2003 sentences average ~14 words, ~20-30 sub-tokens)
         stats = measure_latency_interleaved([t[2] for t in timed], [t[3] for t in timed], texts, n_runs=latency_runs,
-                                            **({"seq_len": TOKEN_SEQ_LEN} if spec.token_level else {}))
+                                            **({"seq_len": TOKEN_SEQ_LEN} if spec.token_level else {}),
+                                            **({"seq_len": min(QA_SEQ_LEN, seq_cap)} if spec.qa else {}))
         rows = _runtime_rows(spec, timed, stats, variants, dev_sets, toks, labels, preds, entries) if variants else {}
     return stats, rows, errors
 
@@ -225,18 +232,28 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
 
     splits, spec = load_data(data)
     dev = splits["validation"]
-    texts = list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
+    if spec.qa:  # (question, context) pairs, timed as one window (QA_SEQ_LEN tokens)
+        texts = list(zip(dev["question"], dev["context"]))
+        if runtimes:
+            log.info("report: the ONNX Runtime rows are not made for question answering yet (eager rows only)")
+        runtimes = False
+    else:
+        texts = list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
     entries, nets, toks, preds, labels, given, arch, dev_sets = [], [], [], {}, None, {}, {}, {}
     thresholds: dict[str, float] = {}
     reasons: dict[str, dict[str, str]] = {}  # per model: metrics undefined on this dev split (constant predictions)
     for name, path, metric in (("teacher", teacher, teacher_metric), ("student", student, student_metric)):
         net = load_classifier(path, spec, require_trained_head=True, what=name)
         tok = load_tokenizer(path)
-        ds = tokenize(dev, tok, max_length=data.max_length, cache_dir=data.cache_dir, desc=f"tokenize dev ({name})")
+        ds = tokenize(dev, tok, max_length=data.max_length, doc_stride=data.doc_stride, cache_dir=data.cache_dir, desc=f"tokenize dev ({name})")
         logits, gold = predict(net, eval_loader(ds, tok, batch_size=64), desc=f"predict dev ({name})")
         if spec.multi_label:  # each model decides at its own recorded threshold (config.json kdistill_threshold)
             thresholds[name] = decision_threshold(net.config)
             logits = decision_logits(spec, logits, thresholds[name])
+        if spec.qa:  # per question [exact match, F1]: the answers of its windows, scored (the report's unit)
+            from kdistill.metrics import qa_scores
+
+            logits = qa_scores(spec, logits, gold)
         preds[name] = logits
         dev_sets[name] = ds
         labels = gold if labels is None else labels
@@ -256,10 +273,11 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
 
         runtimes = ORT_ROWS and onnxruntime_available()
     stats, runtime_rows, ort_errors = _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries,
-                                                     runtimes=runtimes, latency_runs=latency_runs)
+                                                     runtimes=runtimes, latency_runs=latency_runs,
+                                                     seq_cap=data.max_length)
     entries = [ModelEntry(name=n, path=str(p), metric=m, size=s, latency=lat) for (n, p, m, s), lat in zip(entries, stats)]
 
-    train_labels = splits["train"]["label"] if "train" in splits else None
+    train_labels = splits["train"]["label"] if "train" in splits and "label" in splits["train"].column_names else None
     a = assess(spec, preds["teacher"], preds["student"], labels, train_labels, n_resamples=n_resamples, seed=seed,
                level=level)
     undefined: dict[str, str] = {}

@@ -333,6 +333,8 @@ def assess(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: Any, 
     if task.token_level:
         return _assess_tokens(task, teacher_preds, student_preds, labels, n_resamples=n_resamples, seed=seed,
                               level=level)
+    if task.qa:
+        return _assess_qa(task, teacher_preds, student_preds, labels, n_resamples=n_resamples, seed=seed, level=level)
     refs = _labels(task, labels)
     ml = _is_multilabel(task, refs)
     n = refs.shape[0]
@@ -397,6 +399,52 @@ def _assess_tokens(task: TaskSpec, teacher_preds: Any, student_preds: Any, label
     for j, role in enumerate(("teacher", "student")):
         out[role] = {"metric": metrics[role][main], "metrics": metrics[role], "ci": list(_interval(values[j], level))}
     d = metrics["teacher"][main] - metrics["student"][main]
+    dstar = values[0] - values[1]
+    lo, hi = _interval(dstar, level)
+    p = (1 + int(np.sum(np.abs(dstar - d) >= abs(d) - 1e-12))) / (dstar.shape[0] + 1)
+    out["difference"] = {"teacher_minus_student": float(d), "ci": [lo, hi]}
+    out["paired_test"] = {"name": "paired bootstrap", "statistic": float(d), "difference": float(d), "ci": [lo, hi],
+                          "p_value": float(min(1.0, p)), "n_resamples": int(n_resamples), "seed": int(seed),
+                          "level": float(level)}
+    out["flags"] = _flags(out)
+    return out
+
+
+def _assess_qa(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: Any, *, n_resamples: int, seed: int,
+               level: float) -> dict[str, Any]:
+    """:func:`assess` for question answering: SQuAD F1 and exact match are means over questions, so the bootstrap
+    resamples the per-question ``[exact match, F1]`` scores (:func:`kdistill.metrics.qa_scores`; predictions are those
+    ``[Q, 2]`` arrays, or window logits with the split's references as ``labels``). The baseline answers nothing
+    (the null answer): 0 on every answerable question, 1 on an unanswerable one (SQuAD v2.0)."""
+    from kdistill.metrics import qa_scores
+
+    t = qa_scores(task, teacher_preds, labels)
+    s = qa_scores(task, student_preds, labels)
+    if t.shape != s.shape:
+        raise ValueError(f"teacher and student scored {len(t)} and {len(s)} questions")
+    col = 1 if task.main_metric == "f1" else 0
+    base = np.zeros(len(t))
+    if labels is not None and hasattr(labels, "answers"):
+        base = np.asarray([0.0 if a else 1.0 for a in labels.answers])
+    values = np.empty((3, n_resamples))
+    row = 0
+    for idx in _resamples(len(t), n_resamples, seed):
+        k = idx.shape[0]
+        values[0, row:row + k] = t[idx, col].mean(axis=1)
+        values[1, row:row + k] = s[idx, col].mean(axis=1)
+        values[2, row:row + k] = base[idx].mean(axis=1)
+        row += k
+    main = task.main_metric
+    out: dict[str, Any] = {"metric_name": main, "n": int(len(t)), "level": float(level), "n_resamples": int(n_resamples),
+                           "seed": int(seed), "interval_method": "bootstrap percentile over questions (per-question "
+                                                                 "exact match and F1)"}
+    out["baseline"] = {"kind": "null answer", "source": "dev", "metric": float(base.mean()),
+                       "metrics": {"f1": float(base.mean()), "exact_match": float(base.mean())},
+                       "ci": list(_interval(values[2], level))}
+    for j, (role, sc) in enumerate((("teacher", t), ("student", s))):
+        metrics = {"f1": float(sc[:, 1].mean()), "exact_match": float(sc[:, 0].mean())}
+        out[role] = {"metric": metrics[main], "metrics": metrics, "ci": list(_interval(values[j], level))}
+    d = out["teacher"]["metric"] - out["student"]["metric"]
     dstar = values[0] - values[1]
     lo, hi = _interval(dstar, level)
     p = (1 + int(np.sum(np.abs(dstar - d) >= abs(d) - 1e-12))) / (dstar.shape[0] + 1)

@@ -157,8 +157,8 @@ def from_spec(
         num_layers, hidden_size, num_heads: student shape; ``hidden_size % num_heads == 0``.
         intermediate_size: FFN width; default ``4 * hidden_size``.
         seed: seed for the random initialisation.
-        head: ``classifier`` (``AutoModelForSequenceClassification``; ``AutoModelForTokenClassification`` when the
-            teacher is a token classifier), ``tokens`` (``AutoModelForTokenClassification``) or ``mlm``
+        head: ``classifier`` (``AutoModelForSequenceClassification``; ``AutoModelForTokenClassification`` or
+            ``AutoModelForQuestionAnswering`` when the teacher is a token classifier or a question-answering model), ``tokens`` (``AutoModelForTokenClassification``) or ``mlm``
             (``AutoModelForMaskedLM``, decoder tied to the input embeddings: a student for DistilBERT's general
             distillation).
 
@@ -195,6 +195,10 @@ def from_spec(
         from transformers import AutoModelForTokenClassification  # a token-classification teacher: the same head
 
         return AutoModelForTokenClassification.from_config(config).train()
+    if any(a.endswith("ForQuestionAnswering") for a in (config.architectures or [])):
+        from transformers import AutoModelForQuestionAnswering  # a question-answering teacher: start/end head
+
+        return AutoModelForQuestionAnswering.from_config(config).train()
     return AutoModelForSequenceClassification.from_config(config).train()
 
 

@@ -478,7 +478,7 @@ def _dev_metrics(cfg, teacher, tokenizer, spec, validation) -> dict[str, Any] | 
     from kdistill.data.batching import tokenize
     from kdistill.engine.evaluation import evaluate_model
 
-    dev = tokenize(validation, tokenizer, max_length=cfg.data.max_length, cache_dir=cfg.data.cache_dir,
+    dev = tokenize(validation, tokenizer, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cfg.data.cache_dir,
                    desc="tokenize dev")
     return {"split": "validation", "rows": len(dev),
             **evaluate_model(teacher, dev, tokenizer, spec, batch_size=cfg.batch_size, show_progress=False)}
