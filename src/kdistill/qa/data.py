@@ -218,33 +218,38 @@ def load_qa_splits(spec, *, data_dir: str | Path | None = None, train_file: str 
 
 def article_holdout(train, *, size: int, seed: int):
     """``(train rest, selection slice, info)``: whole articles drawn at random (seeded) until the slice holds at least
-    ``size`` questions — the windows and questions of one paragraph never sit on both sides. Both parts renumbered
-    (``idx`` 0..n-1).
+    ``size`` questions — the windows and questions of one paragraph never sit on both sides. A train split of one
+    article (a slice of SQuAD) is cut by paragraph instead, said in ``info``. Both parts renumbered (``idx`` 0..n-1).
 
     Raises:
-        DataError: one article or fewer (nothing to hold out).
+        DataError: one paragraph (nothing to hold out).
     """
     import numpy as np
 
-    articles = np.asarray(train["article"])
-    ids = np.unique(articles)
+    unit = "article"
+    groups = np.asarray(train["article"])
+    if len(np.unique(groups)) < 2:  # one article: whole paragraphs (their contexts) instead
+        unit = "paragraph"
+        _, groups = np.unique(np.asarray(train["context"], dtype=object).astype(str), return_inverse=True)
+    ids = np.unique(groups)
     if len(ids) < 2:
-        raise DataError("the held-out selection slice is drawn by article, and the train split has one article; give "
-                        "--selection-file or --select-on last")
+        raise DataError("the held-out selection slice is drawn by article or paragraph, and the train split has one "
+                        "paragraph; give --selection-file or --select-on last")
     chosen, count = [], 0
     for a in np.random.default_rng(seed).permutation(ids):
         if count >= size or len(chosen) == len(ids) - 1:
             break
         chosen.append(int(a))
-        count += int((articles == a).sum())
-    held = np.isin(articles, chosen)
+        count += int((groups == a).sum())
+    held = np.isin(groups, chosen)
 
     def renumber(ds):
         return ds.remove_columns("idx").add_column("idx", list(range(len(ds))))
 
     sel, rest = train.select(np.flatnonzero(held)), train.select(np.flatnonzero(~held))
-    info = {"selection_rows": len(sel), "train_rows": len(rest), "selection_articles": len(chosen), "seed": seed,
-            "note": "whole articles held out of training (questions of one paragraph never on both sides)"}
+    info = {"selection_rows": len(sel), "train_rows": len(rest), "selection_unit": unit,
+            f"selection_{unit}s": len(chosen), "seed": seed,
+            "note": f"whole {unit}s held out of training (questions of one paragraph never on both sides)"}
     return renumber(rest), renumber(sel), info
 
 

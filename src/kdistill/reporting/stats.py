@@ -226,9 +226,10 @@ def paired_bootstrap_diff(task: TaskSpec, preds_a: Any, preds_b: Any, labels: An
     Klein (EMNLP 2012); p-value with the +1 correction of Davison & Hinkley (1997), eq. 4.11.
     """
     _check_options(n_resamples, level)
-    if task.token_level:
-        return _assess_tokens(task, teacher_preds, student_preds, labels, n_resamples=n_resamples, seed=seed,
-                              level=level)
+    if task.token_level or task.qa:  # the same resamples as assess: sentences (entity counts) or questions
+        whole = (_assess_tokens if task.token_level else _assess_qa)(task, preds_a, preds_b, labels,
+                                                                    n_resamples=n_resamples, seed=seed, level=level)
+        return whole["paired_test"]
     refs = _labels(task, labels)
     ml = _is_multilabel(task, refs)
     a = _predictions(task, preds_a, refs.shape[0], ml)
@@ -398,16 +399,7 @@ def _assess_tokens(task: TaskSpec, teacher_preds: Any, student_preds: Any, label
                        "ci": list(_interval(values[2], level))}
     for j, role in enumerate(("teacher", "student")):
         out[role] = {"metric": metrics[role][main], "metrics": metrics[role], "ci": list(_interval(values[j], level))}
-    d = metrics["teacher"][main] - metrics["student"][main]
-    dstar = values[0] - values[1]
-    lo, hi = _interval(dstar, level)
-    p = (1 + int(np.sum(np.abs(dstar - d) >= abs(d) - 1e-12))) / (dstar.shape[0] + 1)
-    out["difference"] = {"teacher_minus_student": float(d), "ci": [lo, hi]}
-    out["paired_test"] = {"name": "paired bootstrap", "statistic": float(d), "difference": float(d), "ci": [lo, hi],
-                          "p_value": float(min(1.0, p)), "n_resamples": int(n_resamples), "seed": int(seed),
-                          "level": float(level)}
-    out["flags"] = _flags(out)
-    return out
+    return _with_difference(out, values, n_resamples, seed, level)
 
 
 def _assess_qa(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: Any, *, n_resamples: int, seed: int,
@@ -444,6 +436,12 @@ def _assess_qa(task: TaskSpec, teacher_preds: Any, student_preds: Any, labels: A
     for j, (role, sc) in enumerate((("teacher", t), ("student", s))):
         metrics = {"f1": float(sc[:, 1].mean()), "exact_match": float(sc[:, 0].mean())}
         out[role] = {"metric": metrics[main], "metrics": metrics, "ci": list(_interval(values[j], level))}
+    return _with_difference(out, values, n_resamples, seed, level)
+
+
+def _with_difference(out: dict[str, Any], values: np.ndarray, n_resamples: int, seed: int, level: float) -> dict:
+    """``out`` (teacher and student metrics, ``values`` ``[≥2, B]`` their resampled main metric) with the
+    teacher-minus-student difference, its interval, the paired bootstrap test and the flags."""
     d = out["teacher"]["metric"] - out["student"]["metric"]
     dstar = values[0] - values[1]
     lo, hi = _interval(dstar, level)
