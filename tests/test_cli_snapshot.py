@@ -40,6 +40,10 @@ ADDED: set[tuple[str, str | None]] = {("config-schema", None), ("label", None), 
                                       *((c, "--dataset") for c in ("distill", "finetune", "evaluate", "report",
                                                                    "export", "run", "compress", "search", "provision",
                                                                    "early-exit", "exit-sweep", "born-again")),
+                                      # question answering's windows and answer search (issue 28)
+                                      *((c, f) for c in ("distill", "finetune", "evaluate", "report", "export", "run",
+                                                         "compress", "search", "provision")
+                                        for f in ("--doc-stride", "--max-answer-length", "--n-best", "--null-threshold")),
                                       # exit-sweep reads your own files the way every other data command does
                                       *(("exit-sweep", f) for f in ("--text-columns", "--label-column", "--labels",
                                                                      "--problem-type", "--label-separator",

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from kdistill.cli.options import DATA_SOURCE, config_options
+from kdistill.cli.options import DATA_SOURCE, QA_WINDOWS, config_options
 from kdistill.config import (FILE_KINDS, AugmentConfig, BiLSTMStudent, CompressConfig, DataConfig, DistilBertGeneralConfig,
                              ExportConfig, KDMethod, GeneralDistillConfig, LabelConfig, LayersFromTeacherStudent,
                              MiniLMConfig,
@@ -24,7 +24,7 @@ METHOD_DEFAULTS = {"temperature": "Soft-target temperature T (default: kd 2, tin
                    "alpha": "Weight of the gold-label loss; 1 - alpha goes to the KD loss (default: kd 0.5, tinybert 0)."}
 
 #: The data fields of a training command: where the data is, how your own files are read, and the selection split.
-TRAIN_DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", "select_on",
+TRAIN_DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", *QA_WINDOWS, "select_on",
                            "selection_size", "selection_file"))
 #: The engine's settings a training command takes (``--schedule`` is parsed by hand: KEY=KIND:START[:END]).
 TRAIN = (TrainConfig, ("epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "eval_steps",
@@ -77,7 +77,7 @@ def finetune(given: dict, options: Optional[dict] = None) -> None:
 
 
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length")))
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length", *QA_WINDOWS)))
 @command_args("model", "task", required=("model",))
 def evaluate(given: dict, data: Optional[dict] = None) -> None:
     """Task metrics of a saved model on the validation split (printed as JSON on stdout)."""
@@ -109,7 +109,7 @@ def report(given: dict, data: Optional[dict] = None) -> None:
 
 
 @app.command()
-@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length", "selection_size", "selection_file")),
+@config_options("data", (DataConfig, (*DATA_SOURCE, "max_eval_samples", "max_length", *QA_WINDOWS, "selection_size", "selection_file")),
                 (ExportConfig(optimize=False), ("optimize", "max_drop", "calibration_size")),
                 (TrainConfig, ("seed",)), helps={"seed": "Seed of the selection slice (the training run's --seed)."})
 @command_args("model", "output_dir", "task", "overwrite", required=("model", "output_dir"), helps={
@@ -262,7 +262,7 @@ def compress(given: dict, options: Optional[dict] = None) -> None:
 
 
 @app.command()
-@config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length")),
+@config_options("options", (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", *QA_WINDOWS)),
                 (LabelConfig, ("seed", "shard_rows", "batch_size", "hidden_states")), (DataConfig, ("select_on", "selection_size")),
                 (AugmentConfig, ("augment", "p_mask", "p_pos", "p_ng", "n_iter", "pair_mode", "max_augmented")))
 @command_args("config", "teacher", "task", "text_files", "output_dir", "overwrite", "resume", "print_config", helps={

@@ -40,6 +40,8 @@ FLAGS: dict[str, tuple[str, ...]] = {
 #: every command that loads task data takes them.
 DATA_SOURCE = ("data_dir", "dataset", "train_file", "validation_file", "text_columns", "label_column", "labels", "problem_type",
                "label_separator", "label_names", "drop_unlabeled")
+#: Question answering's windows and answer search (DataConfig), beside --max-length wherever it is taken.
+QA_WINDOWS = ("doc_stride", "max_answer_length", "n_best", "null_threshold")
 
 
 def _comma_list(text: str | None) -> list[str] | None:

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from kdistill.cli.options import DATA_SOURCE, config_options
+from kdistill.cli.options import DATA_SOURCE, QA_WINDOWS, config_options
 from kdistill.config import DataConfig, KDMethod, SpecStudent, TrainConfig
 from kdistill.provision.run import ProvisionConfig as PROVISION
 from kdistill.search.study import SearchConfig as SEARCH
@@ -21,7 +21,7 @@ from kdistill.cli.common import app, command_args, console, EXIT_STOPPED, user_e
 
 
 #: The data of the base run (the selection slice scores every trial).
-DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", "selection_size"))
+DATA = (DataConfig, (*DATA_SOURCE, "max_train_samples", "max_eval_samples", "max_length", *QA_WINDOWS, "selection_size"))
 
 
 @app.command()
