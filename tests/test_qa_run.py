@@ -143,3 +143,42 @@ def test_question_answering_across_tokenizers_is_one_line(qa_teacher, tmp_path):
     tok.save_pretrained(other)
     with pytest.raises(ModelError, match="one tokenizer"):
         kdistill.distill(str(teacher), "squad", str(other), output_dir=tmp_path / "x", **DATA)
+
+
+def test_export_and_the_torch_free_predictor(qa_teacher, tmp_path):
+    """kdistill export: a graph with start_logits and end_logits (parity with PyTorch, int8 behind the F1 gate); the
+    torch-free predictor cuts contexts into the same windows and gives, question by question, the answers the
+    PyTorch model gives through QAReferences. transformers 5 has no question-answering pipeline any more: the
+    predictor is the pipeline's replacement (its output keys)."""
+    import onnx
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from kdistill.config import DataConfig
+    from kdistill.data.tasks import get_task
+    from kdistill.deploy.export import export_model
+    from kdistill.engine import predict
+    from kdistill.data.batching import eval_loader, tokenize
+    from kdistill.qa.data import load_qa_splits
+    from kdistill.serve import Predictor
+
+    teacher, _ = qa_teacher
+    data = DataConfig(task="squad", **{k: DATA[k] for k in ("train_file", "validation_file", "max_train_samples",
+                                                            "max_eval_samples", "max_length", "doc_stride")})
+    meta = export_model(str(teacher), tmp_path / "onnx", data=data, quantize="dynamic", max_drop=100.0)
+    assert meta["problem_type"] == "question_answering" and meta["parity"]["max_abs_diff"] < 1e-4
+    assert meta["dev_examples"] == 30 and meta["doc_stride"] == 32 and meta["null_threshold"] is None
+    graph = onnx.load(str(tmp_path / "onnx" / "model.onnx"))
+    assert [o.name for o in graph.graph.output] == ["start_logits", "end_logits"]
+    splits, _ = load_qa_splits(get_task("squad"), train_file=DATA["train_file"],
+                               validation_file=DATA["validation_file"], max_train_samples=1, max_eval_samples=30)
+    dev = splits["validation"]
+    net, tok = AutoModelForQuestionAnswering.from_pretrained(teacher), AutoTokenizer.from_pretrained(teacher)
+    logits, refs = predict(net, eval_loader(tokenize(dev, tok, max_length=128, doc_stride=32), tok, batch_size=8),
+                           show_progress=False)
+    expected = [a["text"] for a in refs.answers_of(logits, get_task("squad"))]
+    got = Predictor(tmp_path / "onnx", quantized=False).answers(dev["question"], dev["context"])
+    assert [g["answer"] for g in got] == expected
+    assert all(set(g) == {"answer", "score", "start", "end"} and 0 <= g["score"] <= 1 for g in got)
+    assert all(c[g["start"]:g["end"]] == g["answer"] for g, c in zip(got, dev["context"]))
+    with pytest.raises(TypeError, match="pairs"):
+        Predictor(tmp_path / "onnx").predict(["a question without its context"])

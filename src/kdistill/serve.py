@@ -120,13 +120,21 @@ class Predictor:
         """``(labels, probabilities)`` of ``texts``.
 
         Single-label: each label is the name of the arg-max class, ``probabilities`` the softmax ``[N, C]``.
-        Token classification: per text its entities (:meth:`entities`), and ``None``.
+        Token classification: per text its entities (:meth:`entities`), and ``None``. Question answering:
+        ``texts`` are ``(question, context)`` pairs, the labels their answers (:meth:`answers`), and ``None``.
         Multi-label: each label is the list of names whose sigmoid is above :attr:`threshold` (the run's, chosen on
         its selection slice; else 0.5), ``probabilities`` the sigmoids ``[N, C]``. Regression: the predicted scores
         (floats) and ``None``.
         """
         if self.problem_type == "token_classification":
             return self.entities(texts, batch_size=batch_size), None
+        if self.problem_type == "question_answering":
+            pairs = [(i, t) for i, t in enumerate([texts] if isinstance(texts, tuple) else texts)]
+            for i, item in pairs:
+                _check_text(i, item)
+                if isinstance(item, str):
+                    raise TypeError(f"input {i} is one string: question answering takes (question, context) pairs")
+            return self.answers([q for _, (q, _c) in pairs], [c for _, (_q, c) in pairs], batch_size=batch_size), None
         z = self.logits(texts, batch_size=batch_size)
         if self.problem_type == "regression":
             return [float(v) for v in z[:, 0]], None
@@ -172,6 +180,51 @@ class Predictor:
                 out.append(self._group(text, encoding, probs))
         return out
 
+    def answers(self, questions: Sequence[str], contexts: Sequence[str], *, batch_size: int = 32) -> list[dict]:
+        """Extractive question answering: per question, the span of its context that answers it, as transformers'
+        question-answering pipeline gave it — ``{"answer", "score", "start", "end"}`` (characters in the context;
+        ``score`` the probability of the span's start times its end). A context longer than the export's
+        ``max_length`` is read in windows that overlap by ``doc_stride`` tokens; the best span over all windows wins
+        (``n_best`` candidates, at most ``max_answer_length`` tokens; with ``null_threshold`` — SQuAD v2.0 — the
+        answer is empty when the null score beats it by more than that): :func:`best_answers`.
+
+        Raises:
+            TypeError: a question or context that is not a string (one line naming its index).
+        """
+        if isinstance(questions, str):
+            questions, contexts = [questions], [contexts]
+        items = list(zip(questions, contexts))
+        for i, item in enumerate(items):
+            _check_text(i, item)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=int(self.meta["max_length"]), stride=int(self.meta["doc_stride"]),
+                                         strategy="only_second")
+        windows, examples = [], []
+        for q, (question, context) in enumerate(items):
+            enc = self.tokenizer.encode(question.lstrip(), context)
+            for w in [enc, *enc.overflowing]:
+                windows.append(w)
+                examples.append(q)
+        starts, ends, offsets = [], [], []
+        for lo in range(0, len(windows), batch_size):
+            chunk = windows[lo:lo + batch_size]
+            width = max(len(w.ids) for w in chunk)
+            pad = int(self.meta["pad_id"])
+            columns = {"input_ids": [w.ids + [pad] * (width - len(w.ids)) for w in chunk],
+                       "attention_mask": [[1] * len(w.ids) + [0] * (width - len(w.ids)) for w in chunk],
+                       "token_type_ids": [w.type_ids + [0] * (width - len(w.ids)) for w in chunk]}
+            feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.input_names}
+            s, e = self.session.run(None, feed)[:2]
+            for k, w in enumerate(chunk):
+                n = len(w.ids)
+                starts.append(s[k, :n]), ends.append(e[k, :n])
+                offsets.append([tuple(o) if seq == 1 else None for o, seq in zip(w.offsets, w.sequence_ids)])
+        best = best_answers([c for _, c in items], examples, offsets, starts, ends,
+                            n_best=int(self.meta.get("n_best", 20)),
+                            max_answer_length=int(self.meta.get("max_answer_length", 30)),
+                            null_threshold=self.meta.get("null_threshold"))
+        return [{"answer": b["text"], "score": b["probability"], "start": b["start"], "end": b["end"]} for b in best]
+
     def _group(self, text: str, encoding, probs: np.ndarray) -> list[dict]:
         words: dict[int, list] = {}  # word -> [first-sub-token tag id, its probability, start, end]
         for pos, (word, (lo, hi)) in enumerate(zip(encoding.word_ids, encoding.offsets)):
@@ -202,6 +255,52 @@ class Predictor:
         return entities
 
 
+def best_answers(contexts: Sequence[str], examples: Sequence[int], offsets: Sequence[Sequence], start_logits,
+                 end_logits, *, n_best: int = 20, max_answer_length: int = 30,
+                 null_threshold: float | None = None) -> list[dict]:
+    """Per question (``0..len(contexts)-1``), its answer from its windows' logits (see the module docstring).
+
+    Args:
+        contexts: the questions' contexts; examples: each window's question; offsets: each window's token offsets
+            (``None`` off the context); start_logits, end_logits: per window ``[T]`` (padding allowed beyond the
+            offsets).
+        null_threshold: SQuAD v2.0 — answer empty when ``null score - best span score > null_threshold``; ``None``
+            (v1.1): always the best span.
+
+    Returns:
+        One ``{"text", "score", "start", "end", "null_score", "probability"}`` per question (``text`` empty for the
+        null answer; ``start``/``end`` characters in the context; ``score`` the start + end logit,
+        ``probability`` the product of the start and end probabilities in the answer's window, as transformers'
+        question-answering pipeline scores).
+    """
+    best: list[dict] = [{"text": "", "score": -np.inf, "start": 0, "end": 0, "null_score": np.inf, "probability": 0.0}
+                        for _ in range(len(contexts))]
+    for w, q in enumerate(examples):
+        s, e, offs = np.asarray(start_logits[w]), np.asarray(end_logits[w]), offsets[w]
+        length = len(offs)
+        ps, pe = (np.exp(x[:length] - x[:length].max()) for x in (s, e))
+        ps, pe = ps / ps.sum(), pe / pe.sum()  # the window's start and end distributions
+        null = float(s[0] + e[0])
+        best[q]["null_score"] = min(best[q]["null_score"], null)
+        starts = [i for i in np.argsort(s[:length])[::-1][:n_best] if offs[i] is not None]
+        ends = [i for i in np.argsort(e[:length])[::-1][:n_best] if offs[i] is not None]
+        for i in starts:
+            for j in ends:
+                if j < i or j - i + 1 > max_answer_length:
+                    continue
+                score = float(s[i] + e[j])
+                if score > best[q]["score"]:
+                    lo, hi = offs[i][0], offs[j][1]
+                    best[q].update(text=contexts[q][lo:hi], score=score, start=lo, end=hi,
+                                   probability=float(ps[i] * pe[j]))
+    for b in best:
+        if null_threshold is not None and b["null_score"] - b["score"] > null_threshold:
+            b.update(text="", start=0, end=0)
+        b["score"] = float(b["score"]) if np.isfinite(b["score"]) else None
+        b["null_score"] = float(b["null_score"]) if np.isfinite(b["null_score"]) else None
+    return best
+
+
 class DamagedExport(ValueError):
     """A file of an exported folder cannot be read (truncated, overwritten, not what ``kdistill export`` wrote)."""
 
@@ -227,4 +326,4 @@ def _short(item) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-__all__ = ["Predictor", "DamagedExport", "EXPORT_FILE"]
+__all__ = ["Predictor", "DamagedExport", "EXPORT_FILE", "best_answers"]

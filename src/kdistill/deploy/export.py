@@ -240,11 +240,12 @@ def _build(net, tok, spec, splits, dev, staging: Path, *, data, quantize, optimi
     fp32_metric = _metric(spec, got, gold, threshold)
     meta: dict[str, Any] = {
         "task": spec.name, "metric_name": spec.main_metric, "problem_type": spec.problem_type,
+        **({"null_threshold": spec.null_threshold} if spec.qa else {}),
         **({"threshold": threshold} if threshold is not None else {}),  # read by the predictor (predict.py)
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": 17, "inputs": names,
         "optimize": opt_info, "parity": {"max_abs_diff": diff, "atol": parity_atol, "rows": int(len(dev)),
                                          "split": "dev"},
-        "pytorch_metric": _metric(spec, ref, gold, threshold), "fp32_metric": fp32_metric, "dev_examples": int(len(dev)),
+        "pytorch_metric": _metric(spec, ref, gold, threshold), "fp32_metric": fp32_metric, "dev_examples": int(len(splits["validation"])),
         "files": {"fp32": FP32_FILE}, "sizes_mb": {"fp32": _mb(fp32)}, "quantization": {"mode": "none"},
     }
     if quantize == "none":
@@ -334,6 +335,9 @@ def _write_folder(net, tok, staging: Path, meta: dict[str, Any], data: DataConfi
     shutil.copyfile(serve.__file__, staging / "predict.py")
     cfg = net.config
     labels = [str((cfg.id2label or {}).get(i, i)) for i in range(int(cfg.num_labels))]
+    if meta.get("problem_type") == "question_answering":  # the predictor's windows and answer search
+        meta.update(doc_stride=int(data.doc_stride), max_answer_length=int(data.max_answer_length),
+                    n_best=int(data.n_best), null_threshold=meta.pop("null_threshold", None))
     meta.update(labels=labels, max_length=int(data.max_length),
                 pad_id=int(tok.pad_token_id if tok.pad_token_id is not None else 0),
                 pad_token=str(tok.pad_token or "[PAD]"), predictor="predict.py (kdistill.serve.Predictor)",

@@ -26,14 +26,28 @@ OPSET = 17
 
 
 class LogitsOf(nn.Module):
-    """``forward(*tensors)`` → ``model(**dict(zip(names, tensors))).logits``: the traced function."""
+    """``forward(*tensors)`` → ``model(**dict(zip(names, tensors))).logits`` — or, for a question-answering model,
+    its ``(start_logits, end_logits)``: the traced function."""
 
     def __init__(self, model: nn.Module, names: list[str]):
         super().__init__()
         self.model, self.names = model, names
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, tensors))).logits
+    def forward(self, *tensors: torch.Tensor):
+        out = self.model(**dict(zip(self.names, tensors)))
+        if is_qa_model(self.model):
+            return out.start_logits, out.end_logits
+        return out.logits
+
+
+def is_qa_model(model: nn.Module) -> bool:
+    """True for an extractive question-answering model (``*ForQuestionAnswering``: start and end logits)."""
+    return type(model).__name__.endswith("ForQuestionAnswering")
+
+
+def graph_outputs(model: nn.Module) -> list[str]:
+    """The graph's output names: ``logits``, or ``start_logits`` and ``end_logits`` for question answering."""
+    return ["start_logits", "end_logits"] if is_qa_model(model) else ["logits"]
 
 
 def graph_inputs(model: nn.Module, tokenizer) -> list[str]:
@@ -89,10 +103,12 @@ def export_module(module: nn.Module, args: tuple, path: str | Path, *, input_nam
 
 def export_graph(model: nn.Module, tokenizer, path: str | Path, *, example: Mapping[str, torch.Tensor] | None = None,
                  opset_version: int = OPSET) -> list[str]:
-    """Export ``model`` (a sequence classifier returning ``.logits``) to ONNX at ``path``.
+    """Export ``model`` (a sequence or token classifier returning ``.logits``, or a question-answering model) to ONNX
+    at ``path``.
 
     The graph takes :func:`graph_inputs` (``[batch, sequence]`` int64, both axes dynamic) and returns ``logits``
-    ``[batch, C]`` float32. A BiLSTM student runs its unpacked path (ONNX has no packed sequences; same logits).
+    ``[batch, C]`` float32 (``[batch, sequence, C]`` per token), or ``start_logits`` and ``end_logits``
+    ``[batch, sequence]`` for question answering. A BiLSTM student runs its unpacked path (ONNX has no packed sequences; same logits).
 
     Args:
         model: a transformers classifier (any layout, incl. pruned/factorised kdistill models) or a BiLSTM student.
@@ -119,9 +135,11 @@ def export_graph(model: nn.Module, tokenizer, path: str | Path, *, example: Mapp
     model.eval()
     wrapper = LogitsOf(model, names).eval()  # export restores the wrapper's mode: it must be eval too
     axes = {k: {0: "batch", 1: "sequence"} for k in names}
-    axes["logits"] = {0: "batch"}
+    outputs = graph_outputs(model)
+    for name in outputs:  # per-token outputs (token classification, QA) keep the sequence axis dynamic too
+        axes[name] = {0: "batch"} if name == "logits" else {0: "batch", 1: "sequence"}
     try:
-        export_module(wrapper, args, path, input_names=names, output_names=["logits"], dynamic_axes=axes,
+        export_module(wrapper, args, path, input_names=names, output_names=outputs, dynamic_axes=axes,
                       what=type(model).__name__, opset_version=opset_version)
     finally:
         restore()

@@ -44,7 +44,8 @@ class OrtModel(torch.nn.Module):
     """An ONNX classifier graph behind a ``torch.nn.Module`` face.
 
     ``forward(input_ids [B, L], attention_mask [B, L], token_type_ids [B, L])`` (long tensors; extra keys the
-    graph does not take are ignored) runs the session and returns ``SimpleNamespace(logits=[B, C] float32)``.
+    graph does not take are ignored) runs the session and returns ``SimpleNamespace(logits=[B, C] float32)``
+    (``start_logits``, ``end_logits`` ``[B, L]`` for a question-answering graph).
     ``config`` is the source model's config (``max_position_embeddings``, labels), so code that reads it works.
     The module holds no parameters except an empty placeholder (``predict`` asks it for a device).
 
@@ -57,6 +58,7 @@ class OrtModel(torch.nn.Module):
         self.path = Path(path)
         self.session = ort_session(path, threads=threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.config = config
         self._device_anchor = torch.nn.Parameter(torch.zeros(0), requires_grad=False)
 
@@ -69,8 +71,11 @@ class OrtModel(torch.nn.Module):
                 fill = torch.ones_like if name == "attention_mask" else torch.zeros_like
                 value = fill(input_ids)
             feed[name] = np.ascontiguousarray(value.detach().cpu().numpy().astype(np.int64, copy=False))
-        logits = self.session.run(None, feed)[0]
-        return SimpleNamespace(logits=torch.from_numpy(np.asarray(logits, dtype=np.float32)))
+        found = self.session.run(None, feed)
+        if self.output_names[:2] == ["start_logits", "end_logits"]:  # question answering
+            start, end = (torch.from_numpy(np.asarray(x, dtype=np.float32)) for x in found[:2])
+            return SimpleNamespace(start_logits=start, end_logits=end)
+        return SimpleNamespace(logits=torch.from_numpy(np.asarray(found[0], dtype=np.float32)))
 
 
 __all__ = ["OrtModel", "ort_session"]

@@ -48,6 +48,7 @@ def ort_variants(net: torch.nn.Module, tokenizer, workdir: str | Path, *, parity
     Raises:
         KDistillError / ModelError: the export or the fp32 parity failed (the report records the message).
     """
+    from kdistill.data.batching import model_logits
     from kdistill.data.samples import sample_inputs
     from kdistill.deploy.graph import export_graph, optimize_graph, quantize_dynamic_graph
     from kdistill.deploy.runtime import OrtModel
@@ -63,11 +64,11 @@ def ort_variants(net: torch.nn.Module, tokenizer, workdir: str | Path, *, parity
     was_training = net.training
     net.eval()
     with torch.inference_mode():
-        ref = net(**feed).logits.float().numpy()
+        ref = model_logits(net(**feed)).float().numpy()
     net.train(was_training)
 
     def diff(path: Path) -> float:
-        return float(np.abs(OrtModel(path, net.config)(**feed).logits.numpy() - ref).max())
+        return float(np.abs(model_logits(OrtModel(path, net.config)(**feed)).numpy() - ref).max())
 
     plain_diff = diff(plain)
     if not plain_diff <= parity_atol:

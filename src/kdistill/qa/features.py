@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from kdistill.errors import DataError
+from kdistill.serve import best_answers
 
 
 def encode_windows(tokenizer, questions: Sequence[str], contexts: Sequence[str], *, max_length: int, doc_stride: int,
@@ -77,47 +78,6 @@ def encode_windows(tokenizer, questions: Sequence[str], contexts: Sequence[str],
         out["start_positions"].append(start_tok)
         out["end_positions"].append(end_tok)
     return out
-
-
-def best_answers(contexts: Sequence[str], examples: Sequence[int], offsets: Sequence[Sequence], start_logits,
-                 end_logits, *, n_best: int = 20, max_answer_length: int = 30,
-                 null_threshold: float | None = None) -> list[dict]:
-    """Per question (``0..len(contexts)-1``), its answer from its windows' logits (see the module docstring).
-
-    Args:
-        contexts: the questions' contexts; examples: each window's question; offsets: each window's token offsets
-            (``None`` off the context); start_logits, end_logits: per window ``[T]`` (padding allowed beyond the
-            offsets).
-        null_threshold: SQuAD v2.0 — answer empty when ``null score - best span score > null_threshold``; ``None``
-            (v1.1): always the best span.
-
-    Returns:
-        One ``{"text", "score", "start", "end", "null_score"}`` per question (``text`` empty for the null answer;
-        ``start``/``end`` characters in the context).
-    """
-    best: list[dict] = [{"text": "", "score": -np.inf, "start": 0, "end": 0, "null_score": np.inf}
-                        for _ in range(len(contexts))]
-    for w, q in enumerate(examples):
-        s, e, offs = np.asarray(start_logits[w]), np.asarray(end_logits[w]), offsets[w]
-        length = len(offs)
-        null = float(s[0] + e[0])
-        best[q]["null_score"] = min(best[q]["null_score"], null)
-        starts = [i for i in np.argsort(s[:length])[::-1][:n_best] if offs[i] is not None]
-        ends = [i for i in np.argsort(e[:length])[::-1][:n_best] if offs[i] is not None]
-        for i in starts:
-            for j in ends:
-                if j < i or j - i + 1 > max_answer_length:
-                    continue
-                score = float(s[i] + e[j])
-                if score > best[q]["score"]:
-                    lo, hi = offs[i][0], offs[j][1]
-                    best[q].update(text=contexts[q][lo:hi], score=score, start=lo, end=hi)
-    for b in best:
-        if null_threshold is not None and b["null_score"] - b["score"] > null_threshold:
-            b.update(text="", start=0, end=0)
-        b["score"] = float(b["score"]) if np.isfinite(b["score"]) else None
-        b["null_score"] = float(b["null_score"]) if np.isfinite(b["null_score"]) else None
-    return best
 
 
 def tokenize_qa(ds, tokenizer, *, max_length: int, doc_stride: int):

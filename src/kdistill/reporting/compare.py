@@ -3,7 +3,6 @@ numbers can be trusted (baseline, bootstrap intervals, paired test) — the repo
 
 from __future__ import annotations
 
-import logging
 import platform
 import subprocess
 import sys
@@ -25,7 +24,6 @@ ARCH_FIELDS = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_
 TOKEN_SEQ_LEN = 30
 #: ... and question-answering ones: one 256-token window (capped at the run's --max-length)
 QA_SEQ_LEN = 256
-log = logging.getLogger("kdistill")
 
 
 def library_versions() -> dict[str, str | None]:
@@ -234,9 +232,6 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     dev = splits["validation"]
     if spec.qa:  # (question, context) pairs, timed as one window (QA_SEQ_LEN tokens)
         texts = list(zip(dev["question"], dev["context"]))
-        if runtimes:
-            log.info("report: the ONNX Runtime rows are not made for question answering yet (eager rows only)")
-        runtimes = False
     else:
         texts = list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
     entries, nets, toks, preds, labels, given, arch, dev_sets = [], [], [], {}, None, {}, {}, {}
