@@ -182,3 +182,25 @@ def test_export_and_the_torch_free_predictor(qa_teacher, tmp_path):
     assert all(c[g["start"]:g["end"]] == g["answer"] for g, c in zip(got, dev["context"]))
     with pytest.raises(TypeError, match="pairs"):
         Predictor(tmp_path / "onnx").predict(["a question without its context"])
+
+
+def test_tinybert_and_pruning_of_a_question_answering_model(qa_teacher, tmp_path):
+    """TinyBERT's two steps into a spec student with the teacher's start/end head, and `kdistill compress` on a QA
+    model (head importance from the span CE; compressed QA classes load through the Auto API)."""
+    from test_compress_schedule import SCHEDULE
+    from transformers import AutoConfig, AutoModelForQuestionAnswering
+
+    from kdistill.api import compress
+
+    teacher, _ = qa_teacher
+    opts = {k: v for k, v in DATA.items() if k != "epochs"}
+    res = kdistill.distill(str(teacher), "squad", "spec", output_dir=tmp_path / "tb", method="tinybert", num_layers=2,
+                           hidden_size=16, num_heads=2, intermediate_size=32, intermediate_epochs=1,
+                           prediction_epochs=1, report=False, **opts)
+    assert set(res.metrics) == {"f1", "exact_match"}
+    assert AutoConfig.from_pretrained(tmp_path / "tb").architectures == ["BertForQuestionAnswering"]
+    rep = compress(str(teacher), "squad", output_dir=tmp_path / "c", **{**SCHEDULE, "max_rounds": 1, **opts})
+    assert rep["metric_name"] == "f1" and rep["rounds"][0]["removed_heads"] >= 1
+    assert "whole paragraphs" in rep["selected_on"] and rep["loss_terms"]["hard"]["loss"].startswith("CE of the gold start")
+    pruned = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "c")
+    assert type(pruned).__name__ == "KDistillCompressedBertForQuestionAnswering"

@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from kdistill.data.batching import model_logits
+from kdistill.deploy.graph import is_qa_model
 from kdistill.compress.modeling import encoder_layers, ffn_per_layer, head_dim, heads_per_layer, parts_for
 from kdistill.errors import KDistillError, ModelError
 from kdistill.losses import hard_label_ce, regression_mse, soft_target_kl
@@ -118,7 +120,7 @@ def forward_inputs(model: nn.Module, batch: dict) -> dict:
 
 
 def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_logits: torch.Tensor | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
+               temperature: float = 1.0, qa: bool = False) -> torch.Tensor:
     """The loss L of Michel et al. (2019) for one batch: scalar, mean over the batch.
 
     Args:
@@ -130,6 +132,8 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
             2015), or MSE to its prediction for regression. Computed by :mod:`kdistill.losses` (float64
             logits stay float64, e.g. for finite-difference checks; lower precisions run in float32).
         teacher_logits: ``[B, C]`` for ``loss="kl"``.
+        qa: question answering: ``logits`` ``[B, T, 2]`` (start, end), ``labels`` ``[B, 2]`` the gold span;
+            :func:`kdistill.losses.qa.span_ce` / :func:`~kdistill.losses.qa.span_soft_kl`.
 
     Raises:
         KDistillError: an unknown loss, missing labels or missing teacher logits, or shapes that do not
@@ -138,6 +142,15 @@ def batch_loss(logits: torch.Tensor, batch: dict, *, loss: str = "ce", teacher_l
     if loss not in LOSSES:
         raise KDistillError(f"importance loss must be one of {', '.join(LOSSES)}, got '{loss}'")
     z = logits if logits.dtype == torch.float64 else logits.float()  # float64 kept (finite-difference checks)
+    if qa:  # start/end logits [B, T, 2]: the span CE / T²·KL over each window's real tokens (kdistill.losses.qa)
+        from kdistill.losses.qa import span_ce, span_soft_kl
+
+        mask = batch["attention_mask"].to(z.device)
+        if loss == "ce":
+            return span_ce(z, batch["labels"].to(z.device), mask)
+        if teacher_logits is None:
+            raise KDistillError("importance with loss='kl' needs a teacher; pass teacher=<model>")
+        return span_soft_kl(z, teacher_logits.detach().to(device=z.device, dtype=z.dtype), temperature, mask)
     if z.dim() == 3:  # token classification: the labelled positions (each word's first sub-token), [M, C]
         keep = (batch["labels"] != -100) if "labels" in batch else batch["attention_mask"].bool()
         keep = keep.to(z.device)
@@ -168,8 +181,9 @@ def gated_loss(model: PreTrainedModel, batch: dict, head_gates=None, ffn_gates=N
                teacher_logits: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
     """Scalar loss of ``model`` on ``batch`` with the given gates (see :func:`gated`, :func:`batch_loss`)."""
     with gated(model, head_gates, ffn_gates):
-        logits = model(**forward_inputs(model, batch)).logits
-    return batch_loss(logits, batch, loss=loss, teacher_logits=teacher_logits, temperature=temperature)
+        logits = model_logits(model(**forward_inputs(model, batch)))
+    return batch_loss(logits, batch, loss=loss, teacher_logits=teacher_logits, temperature=temperature,
+                      qa=is_qa_model(model))
 
 
 # --------------------------------------------------------------------------- scores
@@ -330,8 +344,8 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[dict], *, loss:
             if loss == "kl":
                 with torch.no_grad():
                     teacher.eval()
-                    teacher_logits = teacher(**forward_inputs(teacher, batch)).logits
-            elif note and "labels" not in batch:  # label-free data: the teacher's (= model's) own predictions
+                    teacher_logits = model_logits(teacher(**forward_inputs(teacher, batch)))
+            elif note and "labels" not in batch and not is_qa_model(model):  # label-free data: the teacher's (= model's) own predictions
                 with torch.no_grad():
                     batch = dict(batch, labels=model(**forward_inputs(model, batch)).logits.argmax(-1))
             value = gated_loss(model, batch, heads, ffn, loss=loss, teacher_logits=teacher_logits, temperature=temperature)

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+from transformers import (AutoConfig, AutoModel, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification,
                           PretrainedConfig, PreTrainedModel)
 
 from kdistill.errors import ModelError
@@ -83,9 +84,10 @@ _MPNET_PARTS = LayerParts("attention.attn", "attention.attn.q", "attention.attn.
 _DISTILBERT_PARTS = LayerParts("attention", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
                                "ffn.lin1", "ffn.lin2", ("n_heads",), None, "n_heads", "hidden_dim")
 
-def _heads(stem: str) -> tuple[str, str, str]:
-    """A family's model classes: the bare encoder, the sentence and the token classifier."""
-    return f"{stem}Model", f"{stem}ForSequenceClassification", f"{stem}ForTokenClassification"
+def _heads(stem: str) -> tuple[str, str, str, str]:
+    """A family's model classes: the bare encoder, the sentence and the token classifier, the question answerer."""
+    return (f"{stem}Model", f"{stem}ForSequenceClassification", f"{stem}ForTokenClassification",
+            f"{stem}ForQuestionAnswering")
 
 
 # base model_type -> (parts, config class name, {task-model class names to compress})
@@ -364,7 +366,7 @@ def compressed_model_class(stock: type) -> type:
 
 def register_auto_classes() -> None:
     """Register every ``kdistill-compressed-*`` type with ``AutoConfig``, ``AutoModel``,
-    ``AutoModelForSequenceClassification`` and ``AutoModelForTokenClassification``.
+    ``AutoModelForSequenceClassification``, ``AutoModelForTokenClassification`` and ``AutoModelForQuestionAnswering``.
 
     Idempotent; called on ``import kdistill.compress``.
     """
@@ -375,6 +377,8 @@ def register_auto_classes() -> None:
         AutoModelForSequenceClassification.register(cfg_cls, compressed_model_class(_transformers_class(names[1])), exist_ok=True)
         AutoModelForTokenClassification.register(cfg_cls, compressed_model_class(_transformers_class(names[2])),
                                                  exist_ok=True)
+        AutoModelForQuestionAnswering.register(cfg_cls, compressed_model_class(_transformers_class(names[3])),
+                                               exist_ok=True)
     for base, layout in list(LAYOUTS.items()):  # so kdistill.students.layout_for accepts compressed models
         if base in FAMILIES:
             LAYOUTS.setdefault(PREFIX + base, layout)

@@ -57,6 +57,12 @@ def make_term(name: str, **kwargs) -> "Term":
     return TERMS[name](**kwargs)
 
 
+#: What a term computes for question answering (start/end logits per window; :mod:`kdistill.losses.qa`).
+QA_TERMS = {"gold": "CE of the gold start and end tokens, averaged (Devlin et al. 2019, Sec. 4.2)",
+            "soft_kl": "T²·KL of the teacher's start and end distributions, averaged (Sanh et al. 2019, SQuAD)",
+            "logit_mse": "MSE of the start and end logits at each window's real tokens (Tang et al. 2019, per position)"}
+
+
 class Term(nn.Module):
     """Base class: ``forward(student, teacher, batch) -> scalar loss`` (with graph).
 
@@ -77,6 +83,8 @@ class Term(nn.Module):
 
     def describe(self, task: TaskSpec | None) -> str:
         """What this term computes (for reports): the first line of its docstring, or the regression MSE."""
+        if task is not None and task.qa and self.key in QA_TERMS:
+            return QA_TERMS[self.key]
         if getattr(self, "task", None) is not None and self.task.is_regression and self.key in REGRESSION_TO_TEACHER:
             return "MSE to the teacher's prediction (regression task)"
         if self.key == "gold" and task is not None and task.is_regression:

@@ -335,6 +335,10 @@ def selected_on(p: Prepared) -> str:
     sel = p.info.get("selection", {})
     if "selection_file" in sel:
         return f"--selection-file {sel['selection_file']} ({sel['selection_rows']} rows)"
+    if "selection_unit" in sel:  # question answering: whole articles (or paragraphs)
+        unit = sel["selection_unit"]
+        return (f"held-out train slice of {sel.get('selection_rows')} questions in {sel.get(f'selection_{unit}s')} "
+                f"whole {unit}s (seed {sel.get('seed')})")
     return (f"held-out train slice of {sel.get('selection_rows')} full-length rows (stratified, seed {sel.get('seed')}; "
             "related phrases stay in training)")
 
