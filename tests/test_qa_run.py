@@ -204,3 +204,34 @@ def test_tinybert_and_pruning_of_a_question_answering_model(qa_teacher, tmp_path
     assert "whole paragraphs" in rep["selected_on"] and rep["loss_terms"]["hard"]["loss"].startswith("CE of the gold start")
     pruned = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "c")
     assert type(pruned).__name__ == "KDistillCompressedBertForQuestionAnswering"
+
+
+def test_a_question_answering_transfer_set_holds_per_window_logits(qa_teacher, tmp_path):
+    """`kdistill label --task squad`: per question the teacher's start/end logits of every window (its tokens, window
+    after window) with the windows' token counts; a student distilled from the set trains as one distilled from its
+    own teacher pass (same seed); a set cut with another --doc-stride is refused in one line."""
+    from safetensors.torch import load_file
+
+    from kdistill.transfer import read_complete_set
+
+    teacher, _ = qa_teacher
+    data = {k: DATA[k] for k in ("train_file", "validation_file", "max_train_samples", "max_eval_samples", "max_length",
+                                 "doc_stride")}
+    manifest = kdistill.label(str(teacher), "squad", output_dir=tmp_path / "set", shard_rows=64, batch_size=8,
+                              show_progress=False, **data)
+    assert manifest["problem_type"] == "question_answering" and manifest["rows"] == 160 and manifest["doc_stride"] == 32
+    assert 0 <= manifest["teacher_dev_metrics"]["f1"] <= 1
+    rows = read_complete_set(tmp_path / "set")[1].to_pylist()
+    assert all(len(r["logits"]) == sum(r["window_tokens"]) and len(r["logits"][0]) == 2 for r in rows)
+    assert any(len(r["window_tokens"]) > 1 for r in rows) and rows[0]["answers"]  # long contexts: several windows
+    info = kdistill.transfer.inspect_transfer_set(tmp_path / "set")
+    assert info["windows"] == sum(len(r["window_tokens"]) for r in rows) == sum(info["max_probability_histogram"].values())
+    base = dict(layers=[0, 3], report=False, seed=4, **{k: v for k, v in DATA.items()})
+    kdistill.distill(str(teacher), "squad", output_dir=tmp_path / "own", **base)
+    kdistill.distill(str(teacher), "squad", output_dir=tmp_path / "via", transfer_set=[str(tmp_path / "set")], **base)
+    a, b = load_file(str(tmp_path / "own" / "model.safetensors")), load_file(str(tmp_path / "via" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
+    assert json.loads((tmp_path / "via" / "train_results.json").read_text())["transfer_sets"]["level"] == "window"
+    with pytest.raises(KDistillError, match="other windows"):
+        kdistill.distill(str(teacher), "squad", output_dir=tmp_path / "x", transfer_set=[str(tmp_path / "set")],
+                         **{**base, "doc_stride": 48})

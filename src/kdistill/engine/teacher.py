@@ -230,6 +230,45 @@ class StoredWordLogits(NoTeacher):
         return TeacherSignal(logits=torch.cat(parts).to(batch["idx"].device))
 
 
+class StoredWindowLogits(NoTeacher):
+    """Question answering from a transfer set: per question (the split's ``idx``) one ``[tokens, 2]`` float32 matrix,
+    the teacher's start and end logits of its windows' real tokens, window after window. :meth:`bind` matches it to
+    the run's windows (:func:`kdistill.qa.features.tokenize_qa`: ``example``, ``length``); a batch of windows gets
+    ``[B, T, 2]``, zero past each window's end (padding, masked out by the QA losses).
+
+    Raises:
+        KDistillError: (bind) a question whose windows hold another number of tokens than its stored logits — the
+            set was cut into other windows.
+    """
+
+    provides = frozenset({"logits"})
+
+    def __init__(self, per_question: list):
+        self.per_question, self.seconds, self.where = per_question, 0.0, None
+
+    def bind(self, ds) -> None:
+        rows = ds.with_format(None).select_columns(["idx", "example", "length"]).to_dict()
+        used: dict[int, int] = {}
+        self.where = {}
+        for i in np.argsort(rows["idx"], kind="stable"):
+            q, n = int(rows["example"][i]), int(rows["length"][i])
+            self.where[int(rows["idx"][i])] = (q, used.get(q, 0), n)
+            used[q] = used.get(q, 0) + n
+        bad = [q for q, n in used.items() if self.per_question[q].shape[0] != n]
+        if bad:
+            raise KDistillError(f"the transfer set's start/end logits of {len(bad)} question(s) cover another number of "
+                                f"tokens than this run's windows (question {bad[0]}: {self.per_question[bad[0]].shape[0]} "
+                                f"vs {used[bad[0]]}): label the set with this run's --max-length and --doc-stride")
+
+    def __call__(self, batch) -> TeacherSignal:
+        ids = batch["idx"].cpu().tolist()
+        out = torch.zeros(len(ids), batch["input_ids"].shape[1], 2)
+        for j, i in enumerate(ids):
+            q, start, n = self.where[i]
+            out[j, :n] = torch.tensor(self.per_question[q][start:start + n], dtype=torch.float32)
+        return TeacherSignal(logits=out.to(batch["idx"].device))
+
+
 class StoredHidden(StoredLogits):
     """Teacher logits ``[N, C]`` and last hidden states (one float16 ``[tokens, H]`` matrix per row) read from a
     transfer set, indexed by the batch's ``idx``: what L_cos needs, with no teacher pass. The rows must be tokenised

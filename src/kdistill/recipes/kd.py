@@ -255,6 +255,8 @@ def prepare_task_data(p: Prepared, procs) -> None:
                                               window_with=[tok] if both else []), teacher_tok)
         if p.task.token_level:
             check_same_windows(p.train_ds, p.teacher_view.ds, cfg.data.max_length)
+    if hasattr(p.teacher_source, "bind"):  # stored per-window logits: matched to the windows just cut
+        p.teacher_source.bind(p.train_ds)
     p.report_ds = tokenize(p.splits["validation"], tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cache, desc="tokenize dev")
     p.eval_ds = p.report_ds if selection is None else tokenize(selection, tok, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride,
                                                                cache_dir=cache, desc="tokenize selection slice")
@@ -288,6 +290,8 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
     if cfg.augment.augment != "none":
         raise KDistillError("--augment beside --transfer-set: make the augmented rows once with kdistill label --augment "
                             "tang and pass that set as another --transfer-set")
+    if "question" in train_split.column_names:  # question answering: per-window logits, the same windows
+        return qa_transfer_source(cfg, train_split, tokenizer)
     method = cfg.method
     cos = method.name == "kd" and method.cos_weight > 0
     same_tokens = tokenizer is not None and all(
@@ -316,6 +320,37 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
         what = "stored logits where a stage needs only logits; live where it needs the teacher's internals"
         return rows, StoredLogits(torch.from_numpy(logits)), {**info, "teacher": what}
     return rows, StoredLogits(torch.from_numpy(logits)), {**info, "teacher": "stored logits"}
+
+
+def qa_transfer_source(cfg, train_split, tokenizer):
+    """``(rows, teacher source, info)`` of question answering from transfer sets: each question's stored start/end
+    logits (its windows' tokens, in order), looked up by (question, context) and served window by window
+    (:class:`kdistill.engine.teacher.StoredWindowLogits`, bound to the run's windows once they are cut).
+
+    Raises:
+        KDistillError: a set made with another tokenizer or --doc-stride (other windows), or what
+            :func:`kdistill.transfer.read.transfer_rows` refuses.
+    """
+    import json
+    from pathlib import Path
+
+    from kdistill.data.batching import tokenizer_key
+    from kdistill.engine.teacher import StoredWindowLogits
+    from kdistill.transfer.read import transfer_rows
+
+    for folder in map(Path, cfg.train.transfer_set):
+        manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
+        if manifest and (tokenizer is None or manifest.get("tokenizer_hash") != tokenizer_key(tokenizer)
+                         or manifest.get("doc_stride") != cfg.data.doc_stride):
+            raise KDistillError(f"--transfer-set {folder} holds start/end logits of other windows (another tokenizer or "
+                                f"--doc-stride {manifest.get('doc_stride')}): question answering needs the student's "
+                                "windows; use a student on the teacher's tokenizer and the set's --doc-stride")
+    view = train_split.select_columns(["question", "context", "idx"]).rename_columns(
+        {"question": "text_a", "context": "text_b"})
+    _, per_question, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, view,
+                                          teacher=cfg.teacher, max_length=cfg.data.max_length, seed=cfg.train.seed)
+    return train_split, StoredWindowLogits(per_question), {**info, "level": "window",
+                                                           "teacher": "stored per-window start/end logits"}
 
 
 def selection_split(cfg, train_split, task):

@@ -33,6 +33,8 @@ def inspect_transfer_set(path: str | Path, *, plot: bool = True) -> dict[str, An
         logits = np.asarray([w for row in rows for w in row], dtype=np.float64).reshape(-1, max(len(labels), 1))
         gold = [t for row in table.column("label").to_pylist() for t in (row or [])]
         out["words"] = len(gold)
+    elif manifest.get("problem_type") == "question_answering":  # per window: how sure the teacher's start and end are
+        return {**out, **_windows(table, folder if plot else None, manifest)}
     elif manifest.get("problem_type") == "single_label":
         logits = np.asarray(table.column("logits").to_pylist(), dtype=np.float64)
         gold = table.column("label").to_pylist()
@@ -43,6 +45,27 @@ def inspect_transfer_set(path: str | Path, *, plot: bool = True) -> dict[str, An
         out.update(_confidence(probs, gold, labels))
         if plot:
             out["plot"] = _plot(probs.max(1), folder / "inspect.png", manifest)
+    return out
+
+
+def _windows(table, folder: Path | None, manifest: dict) -> dict[str, Any]:
+    """Question answering: windows per question, and per window the probability of the teacher's best start times
+    its best end (a window's confidence), summarised as :func:`_confidence`'s histogram."""
+    counts = [len(w) for w in table.column("window_tokens").to_pylist()]
+    conf = []
+    for row, tokens in zip(table.column("logits").to_pylist(), table.column("window_tokens").to_pylist()):
+        z, start = np.asarray(row, dtype=np.float64), 0
+        for n in tokens:
+            p = _softmax(z[start:start + n].T)  # [2, n]: start and end distributions
+            conf.append(float(p[0].max() * p[1].max()))
+            start += n
+    top = np.asarray(conf)
+    out = {"windows": int(sum(counts)), "windows_per_question_mean": float(np.mean(counts)) if counts else 0.0,
+           "windows_per_question_max": int(max(counts, default=0)),
+           "max_probability_histogram": {f"{lo:g}-{hi:g}": int(((top >= lo) & (top < hi if hi < 1 else top <= hi)).sum())
+                                         for lo, hi in zip(BINS, BINS[1:])}}
+    if folder is not None and len(top):
+        out["plot"] = _plot(top, folder / "inspect.png", manifest)
     return out
 
 
@@ -74,8 +97,10 @@ def _plot(max_prob: np.ndarray, path: Path, manifest: dict) -> str:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(max_prob, bins=40, range=(0, 1), color="#4c72b0")
-    ax.set_xlabel("teacher's max probability")
-    ax.set_ylabel("words" if manifest.get("problem_type") == "token_classification" else "rows")
+    qa = manifest.get("problem_type") == "question_answering"
+    ax.set_xlabel("teacher's best start × best end probability" if qa else "teacher's max probability")
+    ax.set_ylabel({"token_classification": "words", "question_answering": "windows"}.get(manifest.get("problem_type"),
+                                                                                          "rows"))
     ax.set_title(f"transfer set: {manifest['rows']} rows, teacher {Path(str(manifest['teacher'])).name}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -34,7 +34,7 @@ SHARDS = "shards"
 FORMAT = "kdistill-transfer-set"
 FORMAT_VERSION = 1
 #: Manifest keys added after the first sets were written, with the value those sets had.
-LEGACY = {"runtime_asked": "eager", "hidden_states": False}
+LEGACY = {"runtime_asked": "eager", "hidden_states": False, "doc_stride": None}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -95,7 +95,11 @@ def _inputs(cfg) -> tuple[Any, Any, dict[str, Any], Any]:
 
     splits, spec = load_data(cfg.data)
     train = splits["train"]
-    keep = [c for c in ("text_a", "text_b", "tokens", "label") if c in train.column_names]
+    if spec.qa:  # questions: (question, context) as the pair, the gold answers beside them
+        train = datasets.Dataset.from_dict({"text_a": train["question"], "text_b": train["context"],
+                                            "label": [None] * len(train), "answers": train["answers"],
+                                            "answer_starts": train["answer_starts"]})
+    keep = [c for c in ("text_a", "text_b", "tokens", "label", "answers", "answer_starts") if c in train.column_names]
     augmented = None
     if cfg.augment.augment != "none":
         rows, augmented = _augmented(cfg, train, spec)
@@ -219,8 +223,28 @@ def shard_word_logits(teacher, tokenizer, words: list[list[str]], *, max_length:
     return out
 
 
+def shard_window_logits(teacher, tokenizer, questions: list[str], contexts: list[str], *, max_length: int,
+                        doc_stride: int, batch_size: int) -> tuple[list, list]:
+    """Question answering: the teacher's start and end logits of every window of each question (the contexts cut
+    with ``doc_stride`` as :func:`kdistill.qa.features.encode_windows` cuts them), through
+    :func:`kdistill.engine.teacher.teacher_pass`. Returns ``(logits, window_tokens)``: per question one float32
+    ``[sum of its windows' tokens, 2]`` matrix (its windows in order, real tokens only), and its windows' token
+    counts."""
+    from kdistill.engine.teacher import teacher_pass
+    from kdistill.qa.features import encode_windows
+
+    enc = encode_windows(tokenizer, questions, contexts, max_length=max_length, doc_stride=doc_stride)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    features = [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+    logits = teacher_pass(teacher, features, tokenizer, batch_size=batch_size)  # [windows, T, 2]
+    parts: list[list] = [[] for _ in questions]
+    for w, q in enumerate(enc["example"]):
+        parts[q].append(logits[w, : len(features[w]["input_ids"])])
+    return ([np.concatenate(x).astype(np.float32) for x in parts], [[len(x) for x in windows] for windows in parts])
+
+
 def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: int, hidden: list | None = None,
-                 word_ids: list | None = None) -> None:
+                 word_ids: list | None = None, window_tokens: list | None = None) -> None:
     """One shard (``rows``: columns as lists; ``hidden``: per row a float16 ``[tokens, H]`` matrix, or None) as
     Parquet, written aside then renamed."""
     import pyarrow as pa
@@ -234,6 +258,11 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
     if "tokens" in rows:
         columns["tokens"] = pa.array(rows["tokens"], pa.list_(pa.string()))
     columns["label"] = pa.array(rows["label"])
+    if "answers" in rows:  # question answering: the gold answers, and the token count of each window of the logits
+        columns["answers"] = pa.array(rows["answers"], pa.list_(pa.string()))
+        columns["answer_starts"] = pa.array(rows["answer_starts"], pa.list_(pa.int64()))
+    if window_tokens is not None:
+        columns["window_tokens"] = pa.array(window_tokens, pa.list_(pa.int32()))
     if isinstance(logits, list):  # word level: list<fixed_size_list<float32, C>>, one [n_words, C] matrix per row
         width = logits[0].shape[1] if logits else 0
         offsets = np.concatenate([[0], np.cumsum([x.shape[0] for x in logits])]).astype(np.int32)
@@ -255,11 +284,11 @@ def _write_shard(path: Path, rows: dict[str, list], logits: np.ndarray, start: i
     os.replace(tmp, path)
 
 
-def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, inputs: dict) -> dict[str, Any]:
+def _identity(cfg, teacher_fp: str, tok_hash: str, rows_hash: str, inputs: dict, qa: bool = False) -> dict[str, Any]:
     return {"teacher": str(cfg.teacher), "teacher_fingerprint": teacher_fp, "tokenizer_hash": tok_hash,
             "inputs_sha256": rows_hash, "inputs": inputs, "max_length": cfg.data.max_length,
             "shard_rows": cfg.shard_rows, "batch_size": cfg.batch_size, "runtime_asked": cfg.runtime,
-            "hidden_states": cfg.hidden_states}
+            "hidden_states": cfg.hidden_states, "doc_stride": cfg.data.doc_stride if qa else None}
 
 
 def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | None:
@@ -277,11 +306,13 @@ def _check_folder(out: Path, identity: dict[str, Any], cfg) -> dict[str, Any] | 
         raise KDistillError(f"{out} is not empty and holds no transfer set; use a new folder")
     old = json.loads(manifest.read_text())
     changed = [k for k in ("teacher_fingerprint", "tokenizer_hash", "inputs_sha256", "max_length", "shard_rows",
-                           "batch_size", "runtime_asked", "hidden_states") if old.get(k, LEGACY.get(k)) != identity[k]]
+                           "batch_size", "runtime_asked", "hidden_states", "doc_stride")
+               if old.get(k, LEGACY.get(k)) != identity[k]]
     if changed:
         what = {"teacher_fingerprint": "the teacher's weights", "tokenizer_hash": "the tokenizer",
                 "inputs_sha256": "the inputs", "max_length": "--max-length", "shard_rows": "--shard-rows",
-                "batch_size": "--batch-size", "runtime_asked": "--runtime", "hidden_states": "--hidden-states"}
+                "batch_size": "--batch-size", "runtime_asked": "--runtime", "hidden_states": "--hidden-states",
+                "doc_stride": "--doc-stride"}
         raise KDistillError(f"{out} holds a transfer set that differs in {', '.join(what[k] for k in changed)}; a "
                             "set is never reused stale: use a new folder, or --overwrite to replace it")
     if not old.get("complete") and not cfg.resume:
@@ -322,8 +353,12 @@ def write_transfer_set(cfg, *, show_progress: bool = True) -> dict[str, Any]:
     if spec is not None and spec.token_level and (cfg.hidden_states or cfg.runtime == "ort"):
         raise KDistillError("a token-classification set stores word-level logits from the eager teacher: drop "
                             "--hidden-states and --runtime ort")
+    if spec is not None and spec.qa and (cfg.hidden_states or cfg.runtime == "ort" or cfg.augment.augment != "none"):
+        raise KDistillError("a question-answering set stores per-window start/end logits from the eager teacher: drop "
+                            "--hidden-states, --runtime ort and --augment")
     tokenizer = load_tokenizer(cfg.teacher)
-    identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), inputs)
+    identity = _identity(cfg, teacher_fingerprint(cfg.teacher), tokenizer_key(tokenizer), _rows_hash(rows), inputs,
+                         qa=spec is not None and spec.qa)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.kdistill.lock"
     busy = lambda holder: KDistillError(in_use_message(out, holder))  # noqa: E731
@@ -365,7 +400,8 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
                     "problem_type": _problem_type(teacher_spec), "labels": list(teacher_spec.labels or []),
                     "logits_dtype": "float32", "hidden_states_dtype": "float16" if cfg.hidden_states else None,
                     "columns": ["idx", "source_idx", "text_a", "text_b", "label", "logits",
-                                *(["hidden_states", "word_ids"] if cfg.hidden_states else [])],
+                                *(["hidden_states", "word_ids"] if cfg.hidden_states else []),
+                                *(["answers", "answer_starts", "window_tokens"] if teacher_spec.qa else [])],
                     "rows": len(rows), "shards": [], "kdistill_version": version("kdistill"),
                     "threads": torch.get_num_threads(), "processes": procs.num_processes}
         runner, manifest["runtime"] = teacher, {"used": "eager"}  # what runs the teacher pass (dev: always eager)
@@ -394,14 +430,19 @@ def _label_shards(cfg, rows, spec, dev, tokenizer, identity: dict, procs, show_p
         part = rows.select(range(i * cfg.shard_rows, min((i + 1) * cfg.shard_rows, len(rows)))).to_dict()
         hidden = [] if cfg.hidden_states else None
         words = [] if cfg.hidden_states else None
+        windows = None
         if "tokens" in part:  # token classification: word-level logits
             logits = shard_word_logits(runner, tokenizer, part["tokens"], max_length=cfg.data.max_length,
                                        batch_size=cfg.batch_size)
+        elif "answers" in part:  # question answering: per-window start/end logits
+            logits, windows = shard_window_logits(runner, tokenizer, part["text_a"], part["text_b"],
+                                                  max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride,
+                                                  batch_size=cfg.batch_size)
         else:
             logits = shard_logits(runner, tokenizer, part["text_a"], part.get("text_b"),
                                   max_length=cfg.data.max_length, batch_size=cfg.batch_size, hidden=hidden,
                                   word_ids=words)
-        _write_shard(paths[i], part, logits, i * cfg.shard_rows, hidden, words)
+        _write_shard(paths[i], part, logits, i * cfg.shard_rows, hidden, words, windows)
         computed += len(part["text_a"])
         bar.update(len(part["text_a"]))
         bar.set_postfix(rows_per_s=f"{computed / max(time.perf_counter() - t0, 1e-9):.0f}")
@@ -468,6 +509,8 @@ def _spec_of_teacher(name: str):
 def _problem_type(spec) -> str:
     if spec.token_level:
         return "token_classification"
+    if spec.qa:
+        return "question_answering"
     return "regression" if spec.is_regression else ("multi_label" if spec.multi_label else "single_label")
 
 
