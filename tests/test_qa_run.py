@@ -235,3 +235,22 @@ def test_a_question_answering_transfer_set_holds_per_window_logits(qa_teacher, t
     with pytest.raises(KDistillError, match="other windows"):
         kdistill.distill(str(teacher), "squad", output_dir=tmp_path / "x", transfer_set=[str(tmp_path / "set")],
                          **{**base, "doc_stride": 48})
+
+
+def test_a_hub_dataset_in_parquet_form(tmp_path):
+    """--dataset with a local folder of the hub's SQuAD Parquet files (id, title, context, question, answers{text,
+    answer_start}): the same questions as the JSON file, articles numbered by title."""
+    import datasets
+
+    from kdistill.data.tasks import get_task
+    from kdistill.qa.data import load_qa_splits, read_questions
+
+    q = read_questions(DATA["validation_file"])
+    rows = {"id": q.id[:40], "title": [f"t{a}" for a in q.article[:40]], "context": q.context[:40],
+            "question": q.question[:40],
+            "answers": [{"text": t, "answer_start": s} for t, s in zip(q.answers[:40], q.answer_starts[:40])]}
+    for split in ("train", "validation"):
+        datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / f"{split}-00000.parquet"))
+    splits, spec = load_qa_splits(get_task("squad"), dataset=str(tmp_path))
+    assert spec.qa and len(splits["train"]) == 40 and splits["validation"]["answers"] == q.answers[:40]
+    assert splits["train"]["article"] == q.article[:40]

@@ -98,3 +98,30 @@ def json_lines(path, text: str, what: str):
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{n}: not a JSON line ({err.msg}); {what}") from None
 
+
+def hub_or_parquet(dataset: str):
+    """A dataset in the Hugging Face hub's form: ``datasets.load_dataset(id)`` (loading scripts are not run), or a
+    local folder of its Parquet files (``train*.parquet`` and ``validation*.parquet`` / ``test*.parquet``, at any
+    depth) — the ``DatasetDict`` of the splits found.
+
+    Raises:
+        DataError: the hub unreachable or the id unknown; a folder without train and validation/test Parquet files.
+    """
+    import datasets
+
+    folder = Path(dataset)
+    try:
+        if folder.is_dir():
+            files = {split: sorted(str(p) for p in folder.rglob(f"{split}*.parquet"))
+                     for split in ("train", "validation", "test")}
+            files = {k: v for k, v in files.items() if v}
+            if "train" not in files or len(files) < 2:
+                raise DataError(f"--dataset {folder}: give a folder with train*.parquet and validation*.parquet or "
+                                "test*.parquet files (the hub's Parquet layout)")
+            return datasets.load_dataset("parquet", data_files=files)
+        return datasets.load_dataset(dataset)
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - offline, unknown id, a loading script
+        raise DataError(f"--dataset {dataset}: cannot load it ({type(err).__name__}: {str(err).splitlines()[0][:150]}); "
+                        "offline, give a local folder of its Parquet files") from None

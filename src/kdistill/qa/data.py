@@ -183,22 +183,14 @@ def load_qa_splits(spec, *, data_dir: str | Path | None = None, train_file: str 
     from kdistill.data.tasks import get_task
 
     if dataset is not None:
-        folder = Path(dataset)
-        try:
-            if folder.is_dir():
-                files = {split: sorted(str(p) for p in folder.rglob(f"{split}*.parquet")) for split in ("train", "validation")}
-                if not all(files.values()):
-                    raise DataError(f"--dataset {folder}: give a folder with train*.parquet and validation*.parquet "
-                                    "files (the hub's Parquet layout)")
-                raw = datasets.load_dataset("parquet", data_files=files)
-            else:
-                raw = datasets.load_dataset(dataset)
-        except DataError:
-            raise
-        except Exception as err:  # noqa: BLE001 - offline, unknown id
-            raise DataError(f"--dataset {dataset}: cannot load it ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0][:150]}); offline, give a local folder of its Parquet files") from None
-        train, dev = _from_hub_rows(raw["train"]), _from_hub_rows(raw["validation"])
+        from kdistill.data.files import hub_or_parquet
+
+        raw = hub_or_parquet(dataset)
+        report = next((s for s in ("validation", "test") if s in raw), None)
+        if "train" not in raw or report is None:
+            raise DataError(f"--dataset {dataset} has splits {sorted(raw)}: a train split and a validation or test "
+                            "split are needed")
+        train, dev = _from_hub_rows(raw["train"]), _from_hub_rows(raw[report])
     else:
         if train_file is None or validation_file is None:
             if data_dir is None:

@@ -328,23 +328,9 @@ def load_token_dataset(dataset: str, spec, *, labels=None, max_train_samples: in
     """
     import datasets
 
-    folder = Path(dataset)
-    try:
-        if folder.is_dir():
-            files = {split: sorted(str(p) for p in folder.rglob(f"{split}*.parquet"))
-                     for split in ("train", "validation", "test")}
-            files = {k: v for k, v in files.items() if v}
-            if "train" not in files or len(files) < 2:
-                raise DataError(f"--dataset {folder}: give a folder with train*.parquet and validation*.parquet or "
-                                "test*.parquet files (the hub's Parquet layout)")
-            raw = datasets.load_dataset("parquet", data_files=files)
-        else:
-            raw = datasets.load_dataset(dataset)
-    except DataError:
-        raise
-    except Exception as err:  # noqa: BLE001 - offline, unknown id, a loading script
-        raise DataError(f"--dataset {dataset}: cannot load it ({type(err).__name__}: {str(err).splitlines()[0][:150]}); "
-                        "offline, give a local folder of its Parquet files") from None
+    from kdistill.data.files import hub_or_parquet
+
+    raw = hub_or_parquet(dataset)
     wanted = spec.hub_validation_split if spec is not None else None
     report = next((s for s in (wanted, "validation", "test") if s and s in raw), None)
     if "train" not in raw or report is None:
