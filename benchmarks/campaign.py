@@ -187,7 +187,8 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
 
 
 def dev_eval(model_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The model's SST-2 dev accuracy and per-example correctness (a string of 0/1, in dev order)."""
+    """The model's dev metric and what it is made of per example, in dev order: SST-2 correctness (a string of 0/1),
+    CoNLL-2003 entity counts per sentence window, SQuAD F1 per question."""
     import numpy as np
 
     from kdistill.config import DataConfig
@@ -197,11 +198,20 @@ def dev_eval(model_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from kdistill.models import load_classifier, load_tokenizer
 
     data = cfg.get("data") or {}
-    splits, spec = load_data(DataConfig(task=data.get("task", "sst2"), data_dir=data.get("data_dir")))
+    where = {k: data[k] for k in ("data_dir", "train_file", "validation_file", "max_length", "doc_stride") if k in data}
+    dcfg = DataConfig(task=data.get("task", "sst2"), **where)
+    splits, spec = load_data(dcfg)
     model = load_classifier(str(model_dir), spec, require_trained_head=True).eval()
     tok = load_tokenizer(str(model_dir))
-    ds = tokenize(splits["validation"], tok, max_length=data.get("max_length", 128), desc="tokenize dev")
+    ds = tokenize(splits["validation"], tok, max_length=dcfg.max_length, doc_stride=dcfg.doc_stride, desc="tokenize dev")
     logits, gold = predict(model, eval_loader(ds, tok, batch_size=64), desc="dev", show_progress=False)
+    if spec.qa:  # SQuAD F1 and exact match: per question (its windows' best answer, scored)
+        from kdistill.metrics import qa_scores
+
+        scores = qa_scores(spec, logits, gold)
+        return {"split": "validation", "rows": int(len(scores)), "metric": "f1", "value": float(scores[:, 1].mean()),
+                "exact_match": float(scores[:, 0].mean()), "windows": int(len(ds)),
+                "f1_per_question": [round(float(x), 6) for x in scores[:, 1]], "labels_sha": _sha(gold.ids)}
     if spec.token_level:  # entity F1: per sentence window (true positives, predicted, gold)
         from kdistill.metrics import token_tags
         from kdistill.tokens.data import entity_types

@@ -28,7 +28,7 @@ RESAMPLES, SEED = 10_000, 0
 #: The table's rows, in order, with the experiment that is the KD student and its gold-only twin.
 ROWS = [("minilm", "minilm-kd", "minilm-gold"), ("l6", "l6-kd", "l6-gold"), ("tinybert4", "tinybert4-kd", "tinybert4-gold"),
         ("bilstm", "bilstm-kd", "bilstm-gold"), ("conll-l6", "conll-l6-kd", "conll-l6-gold"),
-        ("conll-minilm", "conll-minilm-kd", "conll-minilm-gold")]
+        ("conll-minilm", "conll-minilm-kd", "conll-minilm-gold"), ("squad-l3", "squad-l3-kd", "squad-l3-gold")]
 
 
 def load(folder: Path = RESULTS) -> dict[str, Any]:
@@ -51,9 +51,11 @@ def load(folder: Path = RESULTS) -> dict[str, Any]:
 
 
 def correct(result: dict) -> np.ndarray:
-    """Per dev example what the metric is made of: 0/1 correctness ``[n]`` (accuracy), or the entity counts ``[n, 3]``
-    (true positives, predicted, gold) of each sentence (entity F1)."""
+    """Per dev example what the metric is made of: 0/1 correctness ``[n]`` (accuracy), the entity counts ``[n, 3]``
+    (true positives, predicted, gold) of each sentence (entity F1), or each question's F1 ``[n]`` (SQuAD)."""
     dev = result["dev"]
+    if "f1_per_question" in dev:  # SQuAD: F1 per question (the metric is their mean)
+        return np.asarray(dev["f1_per_question"], dtype=np.float64)
     if "counts" in dev:
         return np.asarray(dev["counts"], dtype=np.float64)
     return (np.frombuffer(dev["correct"].encode(), dtype=np.uint8) - ord("0")).astype(np.float64)
@@ -124,7 +126,8 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
             summary.update(gold_accuracy=float(m(g)), gold_per_seed={k: gold[k]["dev"]["value"] for k in paired},
                            gain=float(m(s_p) - m(g)),
                            gain_interval=bootstrap(lambda a, b: m(a) - m(b), s_p, g),
-                           mcnemar_p={k: mcnemar(correct(kd[k]), correct(gold[k])) for k in paired} if d == 1 else {})
+                           mcnemar_p={k: mcnemar(correct(kd[k]), correct(gold[k])) for k in paired}
+                           if d == 1 and np.isin(t, (0.0, 1.0)).all() else {})  # McNemar: 0/1 outcomes only
         timing = (data["timing"] or {}).get("models", {}).get(kd_name)
         if timing:
             summary.update(speedup_b1=timing["speedup_batch1"], speedup_b32=timing["speedup_batch32"])
