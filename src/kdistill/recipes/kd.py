@@ -278,14 +278,12 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
         KDistillError: --augment beside a set (augment with kdistill label --augment), and what ``transfer_rows``
             refuses.
     """
-    import json
-    from pathlib import Path
 
     import torch
 
     from kdistill.data.batching import tokenizer_key
     from kdistill.engine.teacher import StoredHidden, StoredLogits
-    from kdistill.transfer.read import transfer_rows
+    from kdistill.transfer.read import manifests, transfer_rows
 
     if cfg.augment.augment != "none":
         raise KDistillError("--augment beside --transfer-set: make the augmented rows once with kdistill label --augment "
@@ -294,9 +292,8 @@ def transfer_set_source(cfg, train_split, full_train, selection, tokenizer=None)
         return qa_transfer_source(cfg, train_split, tokenizer)
     method = cfg.method
     cos = method.name == "kd" and method.cos_weight > 0
-    same_tokens = tokenizer is not None and all(
-        json.loads((Path(s) / "manifest.json").read_text()).get("tokenizer_hash") == tokenizer_key(tokenizer)
-        for s in cfg.train.transfer_set if (Path(s) / "manifest.json").is_file())
+    same_tokens = tokenizer is not None and all(m.get("tokenizer_hash") == tokenizer_key(tokenizer)
+                                                for m in manifests(cfg.train.transfer_set) if m)
     hidden: list | None = [] if cos else None
     words: list | None = [] if cos and not same_tokens else None  # another tokenizer: L_cos by words
     rows, logits, info = transfer_rows(cfg.train.transfer_set, cfg.train.transfer_set_ratio, train_split,
@@ -331,15 +328,12 @@ def qa_transfer_source(cfg, train_split, tokenizer):
         KDistillError: a set made with another tokenizer or --doc-stride (other windows), or what
             :func:`kdistill.transfer.read.transfer_rows` refuses.
     """
-    import json
-    from pathlib import Path
 
     from kdistill.data.batching import tokenizer_key
     from kdistill.engine.teacher import StoredWindowLogits
-    from kdistill.transfer.read import transfer_rows
+    from kdistill.transfer.read import manifests, transfer_rows
 
-    for folder in map(Path, cfg.train.transfer_set):
-        manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
+    for folder, manifest in zip(cfg.train.transfer_set, manifests(cfg.train.transfer_set)):
         if manifest and (tokenizer is None or manifest.get("tokenizer_hash") != tokenizer_key(tokenizer)
                          or manifest.get("doc_stride") != cfg.data.doc_stride):
             raise KDistillError(f"--transfer-set {folder} holds start/end logits of other windows (another tokenizer or "

@@ -39,7 +39,9 @@ def _read(folder: Path, *, teacher: str | None, fingerprint: str | None, max_len
                             f"reads {max_length}: the teacher saw other inputs; use the same --max-length")
     columns = {c: table.column(c).to_pylist() for c in ("text_a", "text_b", "label", "source_idx")
                if c in table.column_names}
-    if pa_is_list(table.column("logits").type):  # word level (token classification): one [n_words, C] per row
+    import pyarrow as pa
+
+    if pa.types.is_list(table.column("logits").type):  # per row a matrix: [n_words, C] (NER), [tokens, 2] (QA)
         columns["logits"] = _matrices(table.column("logits"))
     else:
         columns["logits"] = np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
@@ -50,10 +52,12 @@ def _read(folder: Path, *, teacher: str | None, fingerprint: str | None, max_len
     return manifest, columns
 
 
-def pa_is_list(kind) -> bool:
-    import pyarrow as pa
+def manifests(sets: Sequence[str | Path]) -> list[dict]:
+    """The manifest of each set folder (``{}`` where there is none: :func:`transfer_rows` then says so in one line)."""
+    import json
 
-    return pa.types.is_list(kind)
+    return [json.loads((Path(s) / "manifest.json").read_text()) if (Path(s) / "manifest.json").is_file() else {}
+            for s in sets]
 
 
 def _matrices(column) -> list[np.ndarray]:
