@@ -254,3 +254,26 @@ def test_a_hub_dataset_in_parquet_form(tmp_path):
     splits, spec = load_qa_splits(get_task("squad"), dataset=str(tmp_path))
     assert spec.qa and len(splits["train"]) == 40 and splits["validation"]["answers"] == q.answers[:40]
     assert splits["train"]["article"] == q.article[:40]
+
+
+def test_own_jsonl_questions_through_the_cli(tiny_teacher_dir, tmp_path):
+    """Your own questions as JSONL (the hub's squad rows), recognised by their content without --task, fine-tuned
+    and evaluated from the command line with --doc-stride."""
+    from typer.testing import CliRunner
+
+    from kdistill.cli import app
+    from kdistill.qa.data import read_questions
+
+    q = read_questions(DATA["validation_file"])
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(json.dumps({"id": q.id[i], "question": q.question[i], "context": q.context[i],
+                                          "answers": {"text": q.answers[i], "answer_start": q.answer_starts[i]}})
+                              for i in range(24)) + "\n")
+    common = ["--train-file", str(path), "--validation-file", str(path), "--max-length", "96", "--doc-stride", "24"]
+    r = CliRunner().invoke(app, ["finetune", "--model", str(tiny_teacher_dir), *common, "--output", str(tmp_path / "m"),
+                                 "--epochs", "1", "--select-on", "last", "--batch-size", "8"])
+    assert r.exit_code == 0, r.output
+    results = json.loads((tmp_path / "m" / "train_results.json").read_text())
+    assert results["problem_type"] == "question_answering" and set(results["eval"]) == {"f1", "exact_match"}
+    r = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "m"), *common])
+    assert r.exit_code == 0 and "exact_match" in r.output, r.output
