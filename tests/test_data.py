@@ -143,11 +143,14 @@ def sst2_dir(tmp_path: Path) -> Path:
 
 
 def test_task_table_covers_glue():
-    assert set(TASKS) == {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "conll2003"}
+    assert set(TASKS) == {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "conll2003", "squad",
+                          "squad_v2"}
     for spec in TASKS.values():
         assert spec.main_metric in spec.metrics
-        assert spec.hub == ("nyu-mll/glue", spec.name) or spec.token_level
+        assert spec.hub == ("nyu-mll/glue", spec.name) or spec.token_level or spec.qa
     assert get_task("conll2003").token_level and get_task("conll2003").main_metric == "f1"
+    assert get_task("SQuAD-v2").qa and get_task("squad_v2").null_threshold == 0.0 and get_task("squad").null_threshold is None
+    assert get_task("squad").problem_type == "question_answering" and not get_task("squad").is_regression
     assert get_task("stsb").is_regression and get_task("stsb").num_labels == 1
     assert get_task("mnli").labels == ("entailment", "neutral", "contradiction")
     assert get_task("mnli").dev_file == "dev_matched.tsv"
