@@ -95,3 +95,36 @@ def test_windows_overlap_and_the_answer_span_comes_back(tiny_tokenizer):
     assert best_answers([context], enc["example"], enc["offsets"], starts, ends, null_threshold=0.0)[0]["text"] == ""
     with pytest.raises(DataError, match="doc-stride"):
         encode_windows(tiny_tokenizer, ["q"], [context], max_length=32, doc_stride=32)
+
+
+def test_squad_v2_null_answer_by_its_margin(tmp_path, tiny_tokenizer):
+    """SQuAD v2.0 end to end on one paragraph: read without --task as squad_v2 (an is_impossible question), the null
+    answer ([CLS]'s start + end) wins exactly when it beats the best span by more than the threshold, and an empty
+    answer scores 1 on the unanswerable question, 0 on the answerable one."""
+    from kdistill.data.tasks import get_task
+    from kdistill.metrics import compute_metrics
+    from kdistill.qa.data import load_qa_splits
+    from kdistill.qa.features import QAReferences, tokenize_qa
+
+    path = _squad(tmp_path, "v2.0", impossible=True)
+    splits, spec = load_qa_splits(None, train_file=path, validation_file=path)
+    assert spec.qa and spec.null_threshold == 0.0 and splits["validation"]["answers"][1] == []
+    ds = tokenize_qa(splits["validation"], tiny_tokenizer, max_length=64, doc_stride=16)
+    labels = np.asarray(ds.with_format(None)["labels"])
+    assert labels[1].tolist() == [0, 0]  # the unanswerable question's target is [CLS]
+    logits = np.zeros((2, 64, 2), dtype=np.float32)
+    a, b = labels[0]
+    logits[0, a, 0] = logits[0, b, 1] = 3.0  # question 1: the span scores 6, the null answer 0
+    refs = QAReferences(ds)
+    offsets = refs.offsets[1]  # question 2's window: "The Broncos" again, scored 2 against the null answer's 4
+    lo = next(i for i, o in enumerate(offsets) if o is not None and o[0] == 0)
+    hi = next(i for i, o in enumerate(offsets) if o is not None and o[1] == len("The Broncos"))
+    logits[1, lo, 0] = logits[1, hi, 1] = 1.0
+    logits[1, 0, :] = 2.0
+    assert [x["text"] for x in refs.answers_of(logits, spec)] == ["The Broncos", ""]
+    assert compute_metrics(spec, logits, refs) == {"f1": 1.0, "exact_match": 1.0}
+    strict = __import__("dataclasses").replace(spec, null_threshold=5.0)  # the null answer must win by more than 5
+    assert [x["text"] for x in refs.answers_of(logits, strict)] == ["The Broncos", "The Broncos"]
+    assert compute_metrics(strict, logits, refs)["exact_match"] == 0.5
+    v1 = get_task("squad")  # v1.1: never the null answer
+    assert refs.answers_of(logits, v1)[1]["text"] == "The Broncos"
