@@ -179,11 +179,25 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
            **spent, "optimizer_steps": results.get("global_step"), "best_step": results.get("best_step"),
            "selected_on": results.get("selected_on"), "selection": results.get("selection"),
            "transfer_sets": results.get("transfer_sets"), "dev": dev, "config": settings,
-           "model_dir": str(out)}
+           "eval_curve": eval_curve(out, dev), "model_dir": str(out)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_path(exp["name"], seed).write_text(json.dumps(row, indent=1) + "\n")
     score = "" if dev is None else f"dev {dev['metric']} = {dev['value']:.4f} "
     print(f"[campaign] {exp['name']} seed {seed}: {score}({spent['cpu_seconds'] / 3600:.2f} CPU-h)", flush=True)
+
+
+def eval_curve(run: Path, dev: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's main metric on its held-out selection slice at each evaluation (``logs/train_log.csv``): the
+    learning curve a missed target's projection is read from."""
+    import csv
+
+    log = run / "logs" / "train_log.csv"
+    if dev is None or not log.exists():
+        return None
+    key = f"eval/{dev['metric']}"
+    with open(log, newline="") as f:
+        points = [[int(r["step"]), float(r["value"])] for r in csv.DictReader(f) if r["key"] == key]
+    return {"metric": dev["metric"], "split": "held-out selection slice of train", "points": points}
 
 
 def dev_eval(model_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
