@@ -277,3 +277,14 @@ def test_own_jsonl_questions_through_the_cli(tiny_teacher_dir, tmp_path):
     assert results["problem_type"] == "question_answering" and set(results["eval"]) == {"f1", "exact_match"}
     r = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "m"), *common])
     assert r.exit_code == 0 and "exact_match" in r.output, r.output
+
+
+def test_run_chains_a_question_answering_teacher_and_student(tiny_teacher_dir, tmp_path):
+    """kdistill run from a base model without a QA head: the teacher stage fine-tunes it (checked against the
+    null-answer baseline on the held-out slice), then the student is distilled and reported in F1."""
+    opts = {**DATA, "max_train_samples": 64, "max_eval_samples": 12}
+    res = kdistill.run(str(tiny_teacher_dir), "squad", output_dir=tmp_path / "chain", layers=[0, 3], latency_runs=2,
+                       teacher_learning_rate=5e-3, **opts)
+    assert set(res.metrics) == {"f1", "exact_match"}
+    rep = json.loads(next((tmp_path / "chain").rglob("report.json")).read_text())
+    assert rep["metric_name"] == "f1" and rep["problem_type"] == "question_answering"

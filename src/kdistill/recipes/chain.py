@@ -71,8 +71,8 @@ def _held_out(data, splits, spec, seed: int) -> tuple[Any, str]:
         from kdistill.data.selection import selection_split
 
         _, selection, _ = selection_split(data, splits["train"], spec, seed=seed)
-        return list(selection["label"]), "held-out selection slice"
-    return list(splits["validation"]["label"]), "dev split"
+        return list(selection["answers" if spec.qa else "label"]), "held-out selection slice"
+    return list(splits["validation"]["answers" if spec.qa else "label"]), "dev split"
 
 
 def check_teacher(cfg: ChainConfig, tdir: Path, splits, spec) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def check_teacher(cfg: ChainConfig, tdir: Path, splits, spec) -> dict[str, Any]:
     results = json.loads((tdir / "train_results.json").read_text())
     held = results.get("selection_eval") or results.get("eval") or {}
     labels, split = _held_out(cfg.run.data, splits, spec, cfg.run.train.seed)
-    base = baseline_metric(spec, labels, None) if spec.token_level else \
+    base = baseline_metric(spec, labels, None) if spec.token_level or spec.qa else \
         baseline_metric(spec, np.asarray(labels), np.asarray(list(splits["train"]["label"])))
     state = RunDir(tdir).checkpoint_state() or {}
     values = [h[main] for h in state.get("history", []) if isinstance(h.get(main), (int, float))]
@@ -110,6 +110,8 @@ def _label_hint(spec, splits) -> str:
 
     if spec.token_level:
         return "check the tags (IOB2, --labels) and give the teacher more epochs: it finds no entity right"
+    if spec.qa:
+        return "check the answers (answer_start in characters) and give the teacher more epochs: it finds no answer"
     labels = np.asarray(list(splits["train"]["label"]))
     if spec.multi_label and labels.ndim == 2 and labels.size:
         share = labels.astype(np.float64).mean(axis=0)

@@ -167,6 +167,10 @@ def baseline_metric(task: TaskSpec, labels: Any, train_labels: Any | None = None
         metrics = {name: 0.0 for name in task.metrics}
         return {"kind": "all O (no entity)", "value": "O", "source": "train", "metric_name": task.main_metric,
                 "metric": 0.0, "metrics": metrics}
+    if task.qa:  # the null answer: right on an unanswerable question (SQuAD v2.0) only; labels: answers per question
+        value = float(np.mean([0.0 if answers else 1.0 for answers in labels])) if len(labels) else 0.0
+        return {"kind": "null answer", "value": "", "source": "dev", "metric_name": task.main_metric, "metric": value,
+                "metrics": {name: value for name in task.metrics}}
     refs = _labels(task, labels)
     preds, info = _baseline_predictions(task, refs, train_labels)
     metrics = compute_metrics(task, preds, refs)
