@@ -247,6 +247,9 @@ class StoredWindowLogits(NoTeacher):
         self.per_question, self.seconds, self.where = per_question, 0.0, None
 
     def bind(self, ds) -> None:
+        """Match the stored logits to ``ds``, the run's windows (:func:`kdistill.qa.features.tokenize_qa`): window
+        ``idx`` → (its question, where its tokens start in the question's matrix, how many). Raises as the class
+        says."""
         rows = ds.with_format(None).select_columns(["idx", "example", "length"]).to_dict()
         used: dict[int, int] = {}
         self.where = {}
