@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import kdistill
+from kdistill.transfer.runcache import read_cache
 from kdistill.cli import app
 from kdistill.config import AugmentConfig, DistillConfig
 from kdistill.data.augment import tang as augment_tang
@@ -44,7 +45,7 @@ def test_cli_distill_bilstm_augmented_then_evaluate_report_export(tiny_teacher_d
                             "--max-train-samples", "150", "--output", str(out), *FAST])
     assert r.exit_code == 0, r.output
     for name in ("config.json", "model.safetensors", "tokenizer.json", "report.json", "report.md", "report.png",
-                 "training_curves.png", "checkpoint/trainer_state.json", "teacher_logits.safetensors"):
+                 "training_curves.png", "checkpoint/trainer_state.json", "teacher_logits/manifest.json"):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "kdistill-bilstm" and config["hidden_size"] == 16 and config["fc_size"] == 24
@@ -53,7 +54,7 @@ def test_cli_distill_bilstm_augmented_then_evaluate_report_export(tiny_teacher_d
     assert info["original_rows"] == 150 and 0 < info["augmented_used"] <= 250
     assert info["pos_tagger"].startswith("DictPosTagger")
     # the teacher labelled every row, originals and augmented ones (its logit cache is indexed by idx)
-    logits = load_file(str(out / "teacher_logits.safetensors"))["logits"]
+    logits = read_cache(out / "teacher_logits")
     assert logits.shape == (150 + info["augmented_used"], 2)
     rep = json.loads((out / "report.json").read_text())
     assert rep["student_kind"] == "bilstm" and rep["augment"]["augmented_used"] == info["augmented_used"]

@@ -111,7 +111,7 @@ def test_prune_distil_rounds_until_the_head_target(full_schedule, tiny_teacher_d
     assert pruned_rounds == [1, 2] and len(importance_calls) == 2
     round_1 = _snapshot(part / "round_1")
     round_2_pruned = _snapshot(part / "round_2" / "pruned")
-    cache = _snapshot(part / "teacher_logits.safetensors")
+    cache = _snapshot(part / "teacher_logits")
 
     # resume: round 1 is not redone (files untouched, no importance pass), round 2's recovery continues from its
     # checkpoint (not pruned again), round 3 is new; the result equals the uninterrupted schedule's
@@ -120,7 +120,7 @@ def test_prune_distil_rounds_until_the_head_target(full_schedule, tiny_teacher_d
     assert pruned_rounds == [3] and len(importance_calls) == 1
     assert _snapshot(part / "round_1") == round_1
     assert _snapshot(part / "round_2" / "pruned") == round_2_pruned
-    assert _snapshot(part / "teacher_logits.safetensors") == cache  # teacher logits cached once for all rounds
+    assert _snapshot(part / "teacher_logits") == cache  # teacher logits cached once for all rounds
     assert json.loads((part / "round_2" / "student" / "checkpoint" / "trainer_state.json").read_text())["global_step"] == 2
     assert resumed["targets_met"] and _structure(resumed["rounds"]) == _structure(rounds)
     assert resumed["rounds"][0] == first["rounds"][0]  # round 1's record is the one written before the interruption

@@ -82,14 +82,14 @@ def test_cross_tokenizer_distillation_end_to_end(tiny_teacher_dir, tiny_tokenize
                            **data)
     rep = res.report
     assert rep["cross_tokenizer"]["student_vocab"] == len(own) and rep["cross_tokenizer"]["hidden_align"] is None
-    cache = (tmp_path / "kd" / "teacher_logits.safetensors")
-    assert cache.exists()
-    from safetensors.torch import load_file
+    cache = (tmp_path / "kd" / "teacher_logits")
+    assert (cache / "manifest.json").exists()
+    from kdistill.transfer.runcache import read_cache
 
     from kdistill.data.tasks import get_task
     from kdistill.models import load_classifier
 
-    cached = load_file(str(cache))["logits"]
+    cached = read_cache(cache)
     # the cache holds the teacher's logits of the *teacher's* tokenisation of each training row (by idx)
     from kdistill.config import DataConfig
     from kdistill.data.batching import eval_loader, tokenize

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import kdistill
+from kdistill.transfer.runcache import read_cache
 
 from conftest import make_tiny_bert
 
@@ -127,7 +128,7 @@ def test_cos_weight_runs_the_teacher_every_batch_and_resumes_exactly(tiny_teache
     opts = _opts(glue_dir, cos_weight=1.0, logging_steps=1)  # layers-from-teacher: the teacher's width, 6 steps
     full = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "full", report=False, **opts)
     assert rows == [16] * 6  # one teacher pass per training batch (the dev set is not shown to the teacher)
-    assert not (tmp_path / "full" / "teacher_logits.safetensors").exists()
+    assert not (tmp_path / "full" / "teacher_logits").exists()
     assert {k for _, k, _ in _log(tmp_path / "full")} >= {"train/cos", "train/soft", "train/hard"}
 
     def stop_at_4(state):
@@ -177,7 +178,7 @@ def test_resume_with_gradient_accumulation_is_exact(tiny_teacher_dir, glue_dir, 
 def test_teacher_logit_cache_holds_the_teachers_logits_and_is_computed_once(tiny_tokenizer, glue_dir, tmp_path,
                                                                             engine_spy):
     """KD over 2 epochs: the teacher runs once over the 96 training rows (before training, in eval batches), never
-    during training; teacher_logits.safetensors row i is the teacher's logits for training row i."""
+    during training; row i of the cache (teacher_logits/, a transfer set) is the teacher's logits for training row i."""
     from transformers import AutoModelForSequenceClassification
 
     teacher_dir = tmp_path / "teacher"  # wide init: logits that differ from row to row, so the row order shows
@@ -189,7 +190,7 @@ def test_teacher_logit_cache_holds_the_teachers_logits_and_is_computed_once(tiny
     kdistill.distill(str(teacher_dir), "sst2", output_dir=out, report=False, **_opts(glue_dir, epochs=2))
     assert _state(out)["global_step"] == 12
     assert sorted(rows) == [32, 64]  # 96 rows in 2 eval batches of at most 64; nothing in the 12 training steps
-    cached = load_file(str(out / "teacher_logits.safetensors"))["logits"]
+    cached = read_cache(out / "teacher_logits")
     assert cached.shape == (96, 2) and cached.dtype == torch.float32
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
     lines = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[1:97]
@@ -198,6 +199,15 @@ def test_teacher_logit_cache_holds_the_teachers_logits_and_is_computed_once(tiny
     # padded, length-sorted batches against one unpadded row at a time: equal up to float rounding (measured 1.5e-6)
     assert torch.allclose(cached, live, rtol=0, atol=1e-5), (cached - live).abs().max()
     assert (cached - live.roll(1, dims=0)).abs().max() > 0.1  # rows are in training-row order (not a shifted one)
+    # the cache is a transfer set made on the fly: read like any set, with datasets too
+    import datasets
+
+    from kdistill.transfer import read_complete_set
+
+    manifest, table = read_complete_set(out / "teacher_logits")
+    assert manifest["inputs"]["kind"] == "run-cache" and table.num_rows == 96
+    rows = datasets.load_dataset("parquet", data_files=str(out / "teacher_logits" / "shards" / "*.parquet"))["train"]
+    assert torch.equal(torch.tensor(rows["logits"])[torch.argsort(torch.tensor(rows["idx"]))], cached)
 
 
 # --------------------------------------------------------------------------- sampler

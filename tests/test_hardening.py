@@ -213,23 +213,27 @@ def test_run_folder_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tiny_te
 
 def test_teacher_logit_cache_is_atomic_and_a_broken_one_is_not_trusted(tiny_teacher_dir, glue_dir, tmp_path, monkeypatch,
                                                                        reference):
-    import kdistill.engine.teacher as teacher_mod
+    import pyarrow.parquet as pq
 
-    cache = tmp_path / "cache.safetensors"
+    from kdistill.transfer.runcache import read_cache
 
-    def partial(path):  # a kill while the cache is written: half a file on disk
+    cache = tmp_path / "cache"
+    real = pq.write_table
+
+    def partial(table, path, *a, **k):  # a kill while the cache is written: half a shard on disk
         open(path, "wb").write(b"\x00" * 100)
         raise Killed
 
     with monkeypatch.context() as m:
-        m.setattr(teacher_mod, "save_file", lambda tensors, path, metadata=None: partial(path))
+        m.setattr(pq, "write_table", partial)
         with pytest.raises(Killed):
             kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "a", teacher_cache_file=str(cache),
                              **_opts(glue_dir))
-    assert not cache.exists()  # only the .tmp was written: never trusted
-    cache.write_bytes(b"garbage")  # a foreign or truncated file at the path
+    assert pq.write_table is real and not cache.exists()  # only the hidden .tmp folder was written: never trusted
+    cache.mkdir()
+    (cache / "manifest.json").write_text('{"complete": tr')  # a foreign or truncated cache at the path
     kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", teacher_cache_file=str(cache), **_opts(glue_dir))
-    assert torch.equal(load_file(str(cache))["logits"], load_file(str(reference / "teacher_logits.safetensors"))["logits"])
+    assert torch.equal(read_cache(cache), read_cache(reference / "teacher_logits"))
 
 
 def test_crafted_checkpoint_pickle_never_runs(tiny_teacher_dir, glue_dir, tmp_path):
@@ -253,19 +257,22 @@ def test_crafted_checkpoint_pickle_never_runs(tiny_teacher_dir, glue_dir, tmp_pa
 
 
 def test_changed_train_texts_recompute_the_teacher_cache(tiny_teacher_dir, tmp_path):
+    from kdistill.transfer.runcache import read_cache
+
     rows = ["sentence\tlabel"] + [f"a {'good' if i % 2 else 'bad'} film number {i}\t{i % 2}" for i in range(32)]
     train, dev = tmp_path / "train.tsv", tmp_path / "dev.tsv"
     train.write_text("\n".join(rows) + "\n")
     dev.write_text("\n".join(rows[:9]) + "\n")
-    cache = tmp_path / "cache.safetensors"
+    cache = tmp_path / "cache.safetensors"  # an old cache name: the folder "cache" holds the set
     opts = dict(train_file=str(train), validation_file=str(dev), text_columns=["sentence"], label_column="label",
                 epochs=1, batch_size=16, show_progress=False, report=False, teacher_cache_file=str(cache), select_on="dev")
     kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "a", **opts)
-    first = load_file(str(cache))["logits"]
+    first = read_cache(cache)
     rows[5] = "an entirely different and much longer sentence about the weather today\t0"  # same path, same count
     train.write_text("\n".join(rows) + "\n")
     kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "b", **opts)
-    second = load_file(str(cache))["logits"]
+    second = read_cache(cache)
+    assert (tmp_path / "cache" / "manifest.json").exists() and not cache.exists()
     assert not torch.equal(first[4], second[4]) and torch.equal(first[0], second[0])  # idx 4 = data row 5
 
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import kdistill
+from kdistill.transfer.runcache import read_cache
 from kdistill.cli import app
 from kdistill.errors import KDistillError
 
@@ -139,8 +140,8 @@ def test_a_student_distilled_from_a_set_matches_the_teacher_pass(made, tiny_teac
                 batch_size=16, layers=[0, 2], report=False, show_progress=False, seed=3)
     ref = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "ref", **base)
     via = kdistill.distill(str(tiny_teacher_dir), "sst2", output_dir=tmp_path / "set", transfer_set=str(out), **base)
-    cache = load_file(str(tmp_path / "ref" / "teacher_logits.safetensors"))["logits"]
-    assert not (tmp_path / "set" / "teacher_logits.safetensors").exists()  # no teacher pass
+    cache = read_cache(tmp_path / "ref" / "teacher_logits")
+    assert not (tmp_path / "set" / "teacher_logits").exists()  # no teacher pass
     assert 40 <= cache.shape[0] < 50  # the held-out slice (at most 10 % of train) is not trained on, in either run
     from kdistill.config import DataConfig
     from kdistill.data import load_data

@@ -9,7 +9,7 @@ same layout in a subfolder)::
     report.json / .md / .png     teacher vs student (kdistill.reporting)
     checkpoint/                  latest resumable state (accelerate state + trainer_state.json)
     best/                        best student so far (removed once the final student is saved)
-    teacher_logits.safetensors   cached teacher logits for the train split
+    teacher_logits/              cached teacher logits for the train split (a transfer set made on the fly)
     logs/train_log.csv, logs/tb/ every logged value; training_curves.png
 
 Under several processes (``accelerate launch``) every process checks the folder, then the main
@@ -96,7 +96,7 @@ class RunDir:
 
     @property
     def teacher_logits(self) -> Path:
-        return self.path / "teacher_logits.safetensors"
+        return self.path / "teacher_logits"
 
     @property
     def run_file(self) -> Path:
@@ -325,7 +325,7 @@ class RunDir:
 
 #: What a run writes before its first checkpoint completes (besides ``kdistill_run.json``, unfinished
 #: ``checkpoint-*`` folders and ``*.tmp`` files): see :meth:`RunDir.never_checkpointed`.
-BEFORE_CHECKPOINT = frozenset({RUN_FILE, LOCK_FILE, "logs", "best", "teacher_logits.safetensors"})
+BEFORE_CHECKPOINT = frozenset({RUN_FILE, LOCK_FILE, "logs", "best", "teacher_logits", "teacher_logits.safetensors"})
 
 
 def _only_before_checkpoint(folder: Path, *, stages: bool) -> bool:

@@ -45,7 +45,8 @@ class TrainConfig(_Base):
         "Batch rows of similar length together (less padding; reseeded per epoch)."))
     cache_teacher: bool = Field(default=True, description="Compute teacher logits once and reuse them.")
     teacher_cache_file: str | None = Field(default=None, description=(
-        "Where cached teacher logits live (default: <output>/teacher_logits.safetensors)."))
+        "Where the run's teacher-logit cache lives: a folder, a transfer set made on the fly (default: "
+        "<output>/teacher_logits; an old name ending in .safetensors means that folder without the suffix)."))
     transfer_set: list[str] = Field(default=[], description=(
         "Transfer set(s) (kdistill label) made by this teacher (repeatable): their stored logits replace the teacher "
         "pass (rows looked up by text; logit-only KD); a set's unlabeled rows (augmented, text files) are added to "

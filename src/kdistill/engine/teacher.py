@@ -14,14 +14,12 @@ student's: the cache is computed from it, and the live teacher looks its inputs 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file, save_file
 
 from kdistill.config import TrainConfig
 from kdistill.data.batching import model_inputs, model_logits
@@ -81,44 +79,29 @@ def teacher_pass(teacher, features: list[dict], tokenizer, *, batch_size: int, h
 
 def teacher_logits_cache(teacher, train_ds, tokenizer, *, path: Path, fingerprint: str, batch_size: int,
                          accelerator: Accelerator, show_progress: bool = True) -> torch.Tensor:
-    """Teacher logits for every training example, ``[N, C]`` float32 indexed by ``idx``.
+    """Teacher logits for every training example, ``[N, C]`` float32 indexed by ``idx`` (per token ``[N, T, C]``).
 
-    Computed once (on the main process, in length-sorted batches) and stored at ``path`` (atomically)
-    with ``fingerprint`` (teacher weights + tokenised train texts and labels, see
-    :func:`kdistill.recipes.kd.prepare_task_data`); reused only when the fingerprint matches.
+    A transfer set made on the fly (:mod:`kdistill.transfer.runcache`): computed once by :func:`teacher_pass` (on the
+    main process, in length-sorted batches), written atomically into the folder ``path`` with ``fingerprint`` (teacher
+    weights + tokenised train texts and labels, see :func:`kdistill.recipes.kd.prepare_task_data`); reused only when
+    the fingerprint matches.
     """
+    from kdistill.transfer.runcache import cached_fingerprint, read_cache, write_cache
+
     if accelerator.is_main_process:
-        if _cached_fingerprint(path) != fingerprint:
+        if cached_fingerprint(path) != fingerprint:
             rows = train_ds.with_format(None)
             cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
             data = {c: rows[c] for c in cols}
             features = [{c: data[c][i] for c in cols} for i in range(len(rows))]
             found = teacher_pass(teacher, features, tokenizer, batch_size=batch_size, show_progress=show_progress,
                                  desc="teacher logits (cached once)")
-            logits = np.zeros_like(found)
-            logits[np.asarray(rows["idx"])] = found  # indexed by idx
-            tmp = path.with_name(path.name + ".tmp")
             try:  # written aside, then renamed: a kill never leaves a cache that a later run trusts
-                save_file({"logits": torch.from_numpy(logits).contiguous()}, str(tmp), metadata={"fingerprint": fingerprint})
-                os.replace(tmp, path)
+                write_cache(path, found, np.asarray(rows["idx"]), data["input_ids"], fingerprint=fingerprint)
             except OSError as err:
-                tmp.unlink(missing_ok=True)
-                raise os_error(err, path.parent, "write the teacher-logit cache") from None
+                raise os_error(err, Path(path).parent, "write the teacher-logit cache") from None
     accelerator.wait_for_everyone()
-    return load_file(str(path))["logits"]
-
-
-def _cached_fingerprint(path: Path) -> str | None:
-    """The fingerprint stored in a teacher-logit cache file, or None (missing or unreadable: recomputed)."""
-    if not path.exists():
-        return None
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            return (f.metadata() or {}).get("fingerprint")
-    except Exception:  # noqa: BLE001 - a truncated or foreign file
-        return None
+    return read_cache(path)
 
 
 def teacher_key(name: str | Path | None) -> str:

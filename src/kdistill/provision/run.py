@@ -333,7 +333,7 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
 
 
 def _cache_file(base: RunConfig, out: Path) -> str:
-    return base.train.teacher_cache_file or str(out.resolve() / "teacher_logits.safetensors")
+    return base.train.teacher_cache_file or str(out.resolve() / "teacher_logits")
 
 
 class _Materializer:

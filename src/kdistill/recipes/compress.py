@@ -111,7 +111,7 @@ def run_compress(ccfg: CompressConfig) -> dict[str, Any]:
     if not resume:
         rd.check(overwrite=run.overwrite, resume=False, inputs=inputs)
     targets = dict(target_speedup=c.target_speedup, target_params=c.target_params, target_heads=c.target_heads)
-    cache_file = run.train.teacher_cache_file or str(out / "teacher_logits.safetensors")
+    cache_file = run.train.teacher_cache_file or str(out / "teacher_logits")
     splits, spec = load_data(run.data)
     teacher_model = load_classifier(run.teacher, spec, require_trained_head=True, what="teacher")
     tokenizer = load_tokenizer(run.teacher)

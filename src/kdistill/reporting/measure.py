@@ -93,7 +93,7 @@ def disk_size_mb(path: str | Path) -> float:
     Args:
         path: a directory written by ``save_pretrained`` (its ``model*.safetensors`` / ``pytorch_model*.bin``
             files are summed, which covers sharded checkpoints; other ``.safetensors`` files of a run
-            folder, e.g. ``teacher_logits.safetensors``, are not the model), or a single
+            folder, e.g. ``teacher_logits/``, are not the model), or a single
             ``.safetensors``/``.bin`` file.
 
     Returns:

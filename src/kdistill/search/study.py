@@ -158,7 +158,7 @@ def trial_config(scfg: SearchConfig, values: dict[str, Any], *, seed: int, outpu
         elif scfg.trial_epochs is not None:
             train.update(epochs=scfg.trial_epochs, max_steps=None)
     if cfg.train.teacher_cache_file is None:
-        train["teacher_cache_file"] = str(Path(scfg.output_dir).resolve() / "teacher_logits.safetensors")
+        train["teacher_cache_file"] = str(Path(scfg.output_dir).resolve() / "teacher_logits")
     return with_updates(cfg, train=train, output_dir=str(output_dir), overwrite=False, resume=False)
 
 
