@@ -523,7 +523,7 @@ def _dev_metrics(cfg, teacher, tokenizer, spec, validation) -> dict[str, Any] | 
 
     dev = tokenize(validation, tokenizer, max_length=cfg.data.max_length, doc_stride=cfg.data.doc_stride, cache_dir=cfg.data.cache_dir,
                    desc="tokenize dev")
-    return {"split": "validation", "rows": len(dev),
+    return {"split": "validation", "rows": len(validation),
             **evaluate_model(teacher, dev, tokenizer, spec, batch_size=cfg.batch_size, show_progress=False)}
 
 
