@@ -80,6 +80,12 @@ def test_span_losses_by_hand():
             ce.append(hard_label_ce(s[b, :n, k][None], pos[b, k][None]))
     assert float(span_soft_kl(s, t, 2.0, mask)) == pytest.approx(float(torch.stack(kl).mean()), rel=1e-5)
     assert float(span_ce(s, pos, mask)) == pytest.approx(float(torch.stack(ce).mean()), rel=1e-5)
+    from kdistill.losses.tinybert import prediction_loss
+
+    pred = [prediction_loss(s[b, : int(mask[b].sum()), k][None], t[b, : int(mask[b].sum()), k][None], 1.0)
+            for b in range(3) for k in (0, 1)]  # TinyBERT's prediction layer: its soft CE on the same rows
+    assert float(span_soft_kl(s, t, 1.0, mask, loss=prediction_loss)) == pytest.approx(float(torch.stack(pred).mean()),
+                                                                                      rel=1e-5)
     padded = t.clone()
     padded[1, 5:] = 100.0  # whatever sits on padding changes nothing
     assert float(span_soft_kl(s, padded, 2.0, mask)) == pytest.approx(float(span_soft_kl(s, t, 2.0, mask)))

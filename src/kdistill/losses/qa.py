@@ -61,19 +61,21 @@ def span_ce(logits: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | 
 
 
 def span_soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+                 mask: torch.Tensor | None = None, *, loss=soft_target_kl) -> torch.Tensor:
     """``T²·KL`` of the teacher's start and end distributions, averaged over the two and the windows (Sanh et al. 2019;
     Hinton et al. 2015, Sec. 2).
 
     Args:
         student_logits, teacher_logits: ``[B, T, 2]`` over the same windows; mask: ``[B, T]`` attention mask.
         temperature: ``T > 0``.
+        loss: the soft-target loss of ``[N, C]`` rows applied to the ``2B`` start and end distributions (default
+            :func:`~kdistill.losses.kd.soft_target_kl`; TinyBERT's prediction layer passes its soft CE, Eq. 10).
 
     Raises:
         KDistillError: shapes that do not fit, ``T <= 0``.
     """
     s, t = _paired(student_logits, teacher_logits, mask)
-    return soft_target_kl(s, t, temperature)
+    return loss(s, t, temperature)
 
 
 def span_logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -60,6 +60,7 @@ def make_term(name: str, **kwargs) -> "Term":
 #: What a term computes for question answering (start/end logits per window; :mod:`kdistill.losses.qa`).
 QA_TERMS = {"gold": "CE of the gold start and end tokens, averaged (Devlin et al. 2019, Sec. 4.2)",
             "soft_kl": "T²·KL of the teacher's start and end distributions, averaged (Sanh et al. 2019, SQuAD)",
+            "pred_ce": "TinyBERT's soft CE (Eq. 10) on the teacher's start and end distributions, averaged",
             "logit_mse": "MSE of the start and end logits at each window's real tokens (Tang et al. 2019, per position)"}
 
 
@@ -178,7 +179,8 @@ class _SoftTargets(Term):
         if self.task.multi_label:  # one sigmoid per label: binary KL per label
             return multilabel_soft_kl(student.logits, teacher.logits, self.temperature)
         if self.task.qa:  # the start and the end distributions over each window's tokens, averaged
-            return span_soft_kl(student.logits, teacher.logits, self.temperature, batch.get("attention_mask"))
+            return span_soft_kl(student.logits, teacher.logits, self.temperature, batch.get("attention_mask"),
+                                loss=self.soft)
         if self.task.token_level:  # per position: the teacher's tag distribution at each labelled position
             s_logits, t_logits = labelled_positions(student.logits, teacher.logits, batch["labels"])
             return self.soft(s_logits, t_logits, self.temperature)
