@@ -154,8 +154,8 @@ def test_question_answering_across_tokenizers_is_one_line(qa_teacher, tmp_path):
 def test_export_and_the_torch_free_predictor(qa_teacher, tmp_path):
     """kdistill export: a graph with start_logits and end_logits (parity with PyTorch, int8 behind the F1 gate); the
     torch-free predictor cuts contexts into the same windows and gives, question by question, the answers the
-    PyTorch model gives through QAReferences. transformers 5 has no question-answering pipeline any more: the
-    predictor is the pipeline's replacement (its output keys)."""
+    PyTorch model gives through QAReferences. transformers 5 has no question-answering pipeline any more: kdistill
+    registers extractive-question-answering, which gives the same answers."""
     import onnx
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -188,6 +188,15 @@ def test_export_and_the_torch_free_predictor(qa_teacher, tmp_path):
     assert all(c[g["start"]:g["end"]] == g["answer"] for g, c in zip(got, dev["context"]))
     with pytest.raises(TypeError, match="pairs"):
         Predictor(tmp_path / "onnx").predict(["a question without its context"])
+    import kdistill.qa.pipeline  # noqa: F401 - registers extractive-question-answering
+    from transformers import pipeline
+
+    qa = pipeline("extractive-question-answering", model=str(teacher))
+    piped = [qa(question=q, context=c, max_length=128, doc_stride=32) for q, c in zip(dev["question"], dev["context"])]
+    assert [p["answer"] for p in piped] == expected  # the PyTorch model through transformers' pipeline machinery
+    assert [p["start"] for p in piped] == [g["start"] for g in got]
+    with pytest.raises(KeyError, match="removed"):
+        pipeline("question-answering", model=str(teacher))  # transformers 5: the task is gone
 
 
 def test_tinybert_and_pruning_of_a_question_answering_model(qa_teacher, tmp_path):

@@ -177,7 +177,8 @@ def set_task_labels(config, task: TaskSpec) -> None:
         task: the run's :class:`~kdistill.data.tasks.TaskSpec`.
     """
     config.problem_type = None if task.token_level or task.qa else task.problem_type  # transformers knows neither type
-    if task.qa:
+    if task.qa:  # the windows it was trained on: read by kdistill.qa.pipeline
+        config.kdistill_doc_stride = int(task.doc_stride)
         return
     if not task.labels or int(config.num_labels or 0) != len(task.labels):
         return

@@ -282,8 +282,9 @@ def best_answers(contexts: Sequence[str], examples: Sequence[int], offsets: Sequ
         ps, pe = ps / ps.sum(), pe / pe.sum()  # the window's start and end distributions
         null = float(s[0] + e[0])
         best[q]["null_score"] = min(best[q]["null_score"], null)
-        starts = [i for i in np.argsort(s[:length])[::-1][:n_best] if offs[i] is not None]
-        ends = [i for i in np.argsort(e[:length])[::-1][:n_best] if offs[i] is not None]
+        inside = np.asarray([i for i, o in enumerate(offs) if o is not None], dtype=np.int64)  # the context's tokens
+        starts = inside[np.argsort(-s[inside], kind="stable")[:n_best]].tolist()  # n_best among them: padding and
+        ends = inside[np.argsort(-e[inside], kind="stable")[:n_best]].tolist()  # the question never crowd them out
         for i in starts:
             for j in ends:
                 if j < i or j - i + 1 > max_answer_length:

@@ -6,7 +6,7 @@ into answer texts — the procedure of transformers' ``run_qa`` example (Devlin 
   truncation); each window keeps its question (``example``), the character span of each context token
   (``offsets``; ``None`` elsewhere) and, for training, the answer's token span in the window — or ``(0, 0)``, the
   ``[CLS]`` token, when the answer is not wholly inside it (or the question has none).
-* :func:`best_answers`: per question, over all its windows, the ``n_best`` start and end positions by logit, every
+* :func:`best_answers`: per question, over all its windows, the ``n_best`` start and end positions by logit among the window's context tokens, every
   valid span (inside the context, start <= end, at most ``max_answer_length`` tokens) scored ``start + end``; the best
   span's characters are the answer. SQuAD v2.0: the null answer (``[CLS]``'s start + end, the smallest over windows)
   wins when it beats the best span by more than ``null_threshold``.
