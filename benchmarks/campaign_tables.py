@@ -20,6 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "campaign"
+EXPERIMENTS = ROOT / "benchmarks" / "experiments"
 DOC = ROOT / "docs" / "campaign.md"
 PLOT = ROOT / "docs" / "img" / "campaign.png"
 README = ROOT / "README.md"
@@ -279,13 +280,32 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
                     f"at {i8['speedup']:.2f}× — target ≥ {pct(INT8_TARGET['retention'])}: "
                     f"{'met' if i8['met'] else '**missed**'} (all timed: {cands}).")
         plot += ["", "## ONNX Runtime int8", "", line, ""]
+    pending = not_run(data)
+    todo = ["", "## Not run yet", "", "Experiment files whose runs have no result file yet (seeds missing in brackets): "
+            + ", ".join(f"`{name}` [{', '.join(map(str, seeds))}]" for name, seeds in pending) + "."] if pending else []
     projected = [line for line in map(projection, rows) if line]
     misses = ["", "## Misses: the budget spent and what a larger one would need", "",
               *[f"* {line}" for line in projected]] if projected else []
-    doc = "\n".join(head + intro + table + plot + misses + seeds + files)
+    doc = "\n".join(head + intro + table + plot + misses + seeds + files + todo)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
                        "[docs/campaign.md](docs/campaign.md):", "", *table, "", END])
     return doc, block
+
+
+def not_run(data: dict[str, Any], folder: Path = EXPERIMENTS) -> list[tuple[str, list[int]]]:
+    """``[(experiment, seeds without a result)]`` for every experiment file (teacher steps included), in name order."""
+    import yaml
+
+    out = []
+    for path in sorted(folder.glob("*.yaml")):
+        exp = yaml.safe_load(path.read_text())
+        done = set(data["runs"].get(exp["name"], {})) | ({42} if exp["name"] in data["runs"].get("_steps", {}) else set())
+        if exp.get("role") == "teacher" and exp.get("config", {}).get("data", {}).get("task") in data["teachers"]:
+            done |= set(exp.get("seeds", [42]))
+        missing = [k for k in exp.get("seeds", [42]) if k not in done]
+        if missing:
+            out.append((exp["name"], missing))
+    return out
 
 
 def readme_with(block: str, readme: str) -> str:
