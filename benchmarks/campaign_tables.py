@@ -147,14 +147,16 @@ def int8_summary(data: dict[str, Any]) -> dict[str, Any] | None:
     """The int8 row: among the students timed in ONNX Runtime int8 (``timing.json``'s ``int8``), the most accurate
     whose int8 graph is at least ``INT8_TARGET['speedup']`` times faster than the teacher's int8 graph; its int8 dev
     accuracy over the teacher's fp32 one, with its interval. None when nothing was timed."""
-    rows = ((data.get("timing") or {}).get("int8") or {})
+    every = ((data.get("timing") or {}).get("int8") or {})
+    rows = {k: r for k, r in every.items() if "speedup_over_teacher_int8" in r}  # exported, gated and timed
     if not rows or data["teacher"] is None:
         return None
     t = correct(data["teacher"]).astype(float)
     fast = {k: r for k, r in rows.items() if k != "teacher" and r["speedup_over_teacher_int8"] >= INT8_TARGET["speedup"]}
     out = {"teacher_int8": rows.get("teacher"), "candidates": {k: {x: r[x] for x in ("dev_accuracy",
                                                                                     "speedup_over_teacher_int8")}
-                                                               for k, r in rows.items() if k != "teacher"}}
+                                                               for k, r in rows.items() if k != "teacher"},
+           "refused": {k: r["export_error"] for k, r in every.items() if "export_error" in r}}
     if not fast:
         return {**out, "chosen": None, "met": False}
     name = max(fast, key=lambda k: fast[k]["dev_accuracy"])
@@ -279,6 +281,9 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
                     f"{pct(i8['accuracy'])} = {pct(i8['retention'])} [{pct(lo)}, {pct(hi)}] of the teacher's fp32, "
                     f"at {i8['speedup']:.2f}× — target ≥ {pct(INT8_TARGET['retention'])}: "
                     f"{'met' if i8['met'] else '**missed**'} (all timed: {cands}).")
+        if i8["refused"]:
+            line += " Not exported (the int8 gate refused them): " + "; ".join(
+                f"{k}: {why}" for k, why in sorted(i8["refused"].items())) + "."
         plot += ["", "## ONNX Runtime int8", "", line, ""]
     pending = not_run(data)
     todo = ["", "## Not run yet", "", "Experiment files whose runs have no result file yet (seeds missing in brackets): "
