@@ -27,23 +27,11 @@ from typing import Any
 import numpy as np
 
 from kdistill.errors import KDistillError
+from kdistill.transfer.layout import FORMAT, FORMAT_VERSION, MANIFEST, SHARDS, file_sha256  # noqa: F401 - re-exported
 
 LOG = logging.getLogger("kdistill")
-MANIFEST = "manifest.json"
-SHARDS = "shards"
-FORMAT = "kdistill-transfer-set"
-FORMAT_VERSION = 1
 #: Manifest keys added after the first sets were written, with the value those sets had.
 LEGACY = {"runtime_asked": "eager", "hidden_states": False, "doc_stride": None}
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def teacher_fingerprint(name: str | Path) -> str:

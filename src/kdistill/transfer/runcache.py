@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdistill.transfer.label import FORMAT, FORMAT_VERSION, MANIFEST, SHARDS, file_sha256
+from kdistill.transfer.layout import FORMAT, FORMAT_VERSION, MANIFEST, SHARDS, file_sha256
 
 SHARD = "part-00000.parquet"
 
