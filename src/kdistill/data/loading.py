@@ -498,10 +498,22 @@ def _looks_like_ner(path: Path) -> bool:
     return False
 
 
-def _looks_like_qa(path: Path) -> bool:
-    from kdistill.qa.data import looks_like_qa
+def _load_special(spec, dataset, data_dir, train_file, validation_file, labels, problem_type, max_train_samples,
+                  max_eval_samples):
+    """:func:`load_splits` for question answering (:mod:`kdistill.qa.data`) or token classification
+    (:func:`_load_tokens`) — by the task, ``--problem-type``, ``--dataset`` or the train file's content; None for
+    sentence-level data."""
+    from kdistill.qa.data import load_qa_splits, looks_like_qa
 
-    return looks_like_qa(path)
+    own = spec is None and train_file is not None
+    if (spec is not None and spec.qa) or problem_type == "question_answering" or (own and looks_like_qa(Path(train_file))):
+        return load_qa_splits(spec, data_dir=data_dir, train_file=train_file, validation_file=validation_file,
+                              dataset=dataset, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    if dataset is not None or (spec is not None and spec.token_level) or problem_type == "token_classification" or (
+            own and _looks_like_ner(Path(train_file))):
+        return _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels, max_train_samples,
+                            max_eval_samples)
+    return None
 
 
 def _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels, max_train_samples, max_eval_samples):
@@ -586,16 +598,10 @@ def load_splits(
         raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
-    if (spec is not None and spec.qa) or problem_type == "question_answering" or (
-            spec is None and train_file is not None and _looks_like_qa(Path(train_file))):
-        from kdistill.qa.data import load_qa_splits
-
-        return load_qa_splits(spec, data_dir=data_dir, train_file=train_file, validation_file=validation_file,
-                              dataset=dataset, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
-    if dataset is not None or (spec is not None and spec.token_level) or problem_type == "token_classification" or (
-            spec is None and train_file is not None and _looks_like_ner(Path(train_file))):
-        return _load_tokens(spec, dataset, data_dir, train_file, validation_file, labels or label_names,
+    special = _load_special(spec, dataset, data_dir, train_file, validation_file, labels or label_names, problem_type,
                             max_train_samples, max_eval_samples)
+    if special is not None:  # question answering or token classification: their own layouts
+        return special
 
     if label_separator is not None and not str(label_separator):
         raise DataError("--label-separator is empty; give the character(s) between labels, e.g. ','")

@@ -177,6 +177,14 @@ def _runtime_fields(rows: dict, errors: dict) -> dict[str, Any]:
     return out
 
 
+def dev_texts(spec, dev) -> list:
+    """The dev inputs latency is timed on: texts, ``(text_a, text_b)`` pairs, or ``(question, context)`` pairs (QA,
+    timed as one window of :data:`QA_SEQ_LEN` tokens)."""
+    if spec.qa:
+        return list(zip(dev["question"], dev["context"]))
+    return list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
+
+
 def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str | Path, teacher_metric: float | None = None,
                 student_metric: float | None = None, latency_runs: int = 100, extra: dict | None = None,
                 n_resamples: int = 1000, seed: int = 0, level: float = 0.95, runtimes: bool | None = None) -> dict[str, Any]:
@@ -230,10 +238,7 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
 
     splits, spec = load_data(data)
     dev = splits["validation"]
-    if spec.qa:  # (question, context) pairs, timed as one window (QA_SEQ_LEN tokens)
-        texts = list(zip(dev["question"], dev["context"]))
-    else:
-        texts = list(zip(dev["text_a"], dev["text_b"])) if "text_b" in dev.column_names else dev["text_a"]
+    texts = dev_texts(spec, dev)
     entries, nets, toks, preds, labels, given, arch, dev_sets = [], [], [], {}, None, {}, {}, {}
     thresholds: dict[str, float] = {}
     reasons: dict[str, dict[str, str]] = {}  # per model: metrics undefined on this dev split (constant predictions)
