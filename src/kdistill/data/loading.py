@@ -598,10 +598,9 @@ def load_splits(
         raise DataError(f"task must be a task name or a TaskSpec, got {type(task).__name__}; pass e.g. 'sst2'")
     _check_max("max_train_samples", max_train_samples)
     _check_max("max_eval_samples", max_eval_samples)
-    special = _load_special(spec, dataset, data_dir, train_file, validation_file, labels or label_names, problem_type,
-                            max_train_samples, max_eval_samples)
-    if special is not None:  # question answering or token classification: their own layouts
-        return special
+    if (special := _load_special(spec, dataset, data_dir, train_file, validation_file, labels or label_names,
+                                 problem_type, max_train_samples, max_eval_samples)) is not None:
+        return special  # question answering or token classification: their own layouts
 
     if label_separator is not None and not str(label_separator):
         raise DataError("--label-separator is empty; give the character(s) between labels, e.g. ','")
