@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,69 +227,99 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
     Raises:
         ModelError / DataError: a model without a trained head for the task, bad data options.
     """
-    from kdistill.data.batching import eval_loader, tokenize
     from kdistill.data.loading import load_data
-    from kdistill.engine.evaluation import predict
-    from kdistill.metrics import compute_metrics, decision_logits, decision_threshold, undefined_metrics
-    from kdistill.models import load_classifier, load_tokenizer
-    from kdistill.reporting.measure import SizeStats, count_parameters, disk_size_mb
     from kdistill.reporting.render import ModelEntry, Report, build_report, write_report
     from kdistill.reporting.stats import assess
-    from kdistill.results import mark_undefined
 
     splits, spec = load_data(data)
     dev = splits["validation"]
     texts = dev_texts(spec, dev)
-    entries, nets, toks, preds, labels, given, arch, dev_sets = [], [], [], {}, None, {}, {}, {}
-    thresholds: dict[str, float] = {}
-    reasons: dict[str, dict[str, str]] = {}  # per model: metrics undefined on this dev split (constant predictions)
-    for name, path, metric in (("teacher", teacher, teacher_metric), ("student", student, student_metric)):
-        net = load_classifier(path, spec, require_trained_head=True, what=name)
-        tok = load_tokenizer(path)
-        ds = tokenize(dev, tok, max_length=data.max_length, doc_stride=data.doc_stride, cache_dir=data.cache_dir, desc=f"tokenize dev ({name})")
-        logits, gold = predict(net, eval_loader(ds, tok, batch_size=64), desc=f"predict dev ({name})")
-        if spec.multi_label:  # each model decides at its own recorded threshold (config.json kdistill_threshold)
-            thresholds[name] = decision_threshold(net.config)
-            logits = decision_logits(spec, logits, thresholds[name])
-        if spec.qa:  # per question [exact match, F1]: the answers of its windows, scored (the report's unit)
-            from kdistill.metrics import qa_scores
-
-            logits = qa_scores(spec, logits, gold)
-        preds[name] = logits
-        dev_sets[name] = ds
-        labels = gold if labels is None else labels
-        recomputed = compute_metrics(spec, logits, gold)[spec.main_metric]
-        reasons[name] = {m: f"the {name}'s {why}" for m, why in undefined_metrics(spec, logits, gold).items()}
-        given[name] = metric
-        if metric is None:
-            metric = recomputed
-        total, non_emb = count_parameters(net)
-        disk = disk_size_mb(path) if Path(path).is_dir() else None
-        value = None if spec.main_metric in reasons[name] else float(metric)  # undefined: null, with the reason
-        entries.append((name, path, value, SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk)))
-        arch[name] = architecture(net)
-        nets.append(net), toks.append(tok)
+    sides = {name: _predict_dev(name, path, metric, spec, dev, data)
+             for name, path, metric in (("teacher", teacher, teacher_metric), ("student", student, student_metric))}
+    t, s = sides["teacher"], sides["student"]
+    preds = {name: side.preds for name, side in sides.items()}
     if runtimes is None:
         from kdistill.deploy.variants import onnxruntime_available
 
         runtimes = ORT_ROWS and onnxruntime_available()
-    stats, runtime_rows, ort_errors = _time_variants(spec, nets, toks, dev_sets, texts, labels, preds, entries,
-                                                     runtimes=runtimes, latency_runs=latency_runs,
+    entries = [side.entry for side in (t, s)]
+    stats, runtime_rows, ort_errors = _time_variants(spec, [t.net, s.net], [t.tok, s.tok],
+                                                     {"teacher": t.ds, "student": s.ds}, texts, t.gold, preds,
+                                                     entries, runtimes=runtimes, latency_runs=latency_runs,
                                                      seq_cap=data.max_length)
-    entries = [ModelEntry(name=n, path=str(p), metric=m, size=s, latency=lat) for (n, p, m, s), lat in zip(entries, stats)]
-
+    entries = [ModelEntry(name=n, path=str(p), metric=m, size=sz, latency=lat)
+               for (n, p, m, sz), lat in zip(entries, stats)]
     train_labels = splits["train"]["label"] if "train" in splits and "label" in splits["train"].column_names else None
-    a = assess(spec, preds["teacher"], preds["student"], labels, train_labels, n_resamples=n_resamples, seed=seed,
-               level=level)
-    undefined: dict[str, str] = {}
-    for name in ("teacher", "student"):
-        if spec.main_metric in reasons[name]:
-            undefined[f"{name}_metric"] = reasons[name][spec.main_metric]
+    a = assess(spec, t.preds, s.preds, t.gold, train_labels, n_resamples=n_resamples, seed=seed, level=level)
+    fields = _assessment_fields(spec, a, sides, data, len(dev))
+    if runtimes:
+        fields.update(_runtime_fields(runtime_rows, ort_errors))
+    rep = build_report(task=spec.name, metric_name=spec.main_metric, teacher=entries[0], student=entries[1],
+                       extra={**fields, **(extra or {})})
+    return Report(rep, files=write_report(rep, output_dir))
+
+
+@dataclass
+class _DevSide:
+    """One model's part of a report: loaded model and tokenizer, tokenized dev split (``ds``), its predictions
+    (``preds``: logits ``[N, C]``, decision logits for multi-label, per-question ``[EM, F1]`` for QA), the gold
+    labels, the metric passed in (``given``), its size entry, architecture, decision threshold and the metrics
+    undefined on this split (``reasons``: metric -> why)."""
+
+    net: Any
+    tok: Any
+    ds: Any
+    preds: Any
+    gold: Any
+    given: float | None
+    entry: tuple
+    arch: dict
+    threshold: float | None
+    reasons: dict[str, str]
+
+
+def _predict_dev(name: str, path, metric: float | None, spec, dev, data: DataConfig) -> _DevSide:
+    """Load ``path`` as the ``name`` ("teacher"/"student") and predict the dev split (see :func:`make_report`)."""
+    from kdistill.data.batching import eval_loader, tokenize
+    from kdistill.engine.evaluation import predict
+    from kdistill.metrics import compute_metrics, decision_logits, decision_threshold, undefined_metrics
+    from kdistill.models import load_classifier, load_tokenizer
+    from kdistill.reporting.measure import SizeStats, count_parameters, disk_size_mb
+
+    net = load_classifier(path, spec, require_trained_head=True, what=name)
+    tok = load_tokenizer(path)
+    ds = tokenize(dev, tok, max_length=data.max_length, doc_stride=data.doc_stride, cache_dir=data.cache_dir,
+                  desc=f"tokenize dev ({name})")
+    logits, gold = predict(net, eval_loader(ds, tok, batch_size=64), desc=f"predict dev ({name})")
+    threshold = None
+    if spec.multi_label:  # each model decides at its own recorded threshold (config.json kdistill_threshold)
+        threshold = decision_threshold(net.config)
+        logits = decision_logits(spec, logits, threshold)
+    if spec.qa:  # per question [exact match, F1]: the answers of its windows, scored (the report's unit)
+        from kdistill.metrics import qa_scores
+
+        logits = qa_scores(spec, logits, gold)
+    recomputed = compute_metrics(spec, logits, gold)[spec.main_metric]
+    reasons = {m: f"the {name}'s {why}" for m, why in undefined_metrics(spec, logits, gold).items()}
+    value = None if spec.main_metric in reasons else float(recomputed if metric is None else metric)
+    total, non_emb = count_parameters(net)
+    disk = disk_size_mb(path) if Path(path).is_dir() else None
+    entry = (name, path, value, SizeStats(params_total=total, params_non_embedding=non_emb, disk_mb=disk))
+    return _DevSide(net=net, tok=tok, ds=ds, preds=logits, gold=gold, given=metric, entry=entry,
+                    arch=architecture(net), threshold=threshold, reasons=reasons)
+
+
+def _assessment_fields(spec, a: dict, sides: dict[str, _DevSide], data: DataConfig, n_dev: int) -> dict[str, Any]:
+    """The report's fields from :func:`kdistill.reporting.stats.assess`'s result ``a``: metrics (undefined ones
+    nulled with their reason), intervals, the paired test, flags (a cut dev split, a passed-in metric that differs
+    from the recomputed one by more than 1e-6), dev size, architectures, versions and the source commit."""
+    from kdistill.results import mark_undefined
+
+    undefined = {f"{name}_metric": side.reasons[spec.main_metric] for name, side in sides.items()
+                 if spec.main_metric in side.reasons}
     fields: dict[str, Any] = {
-        "teacher_metrics": mark_undefined(a["teacher"]["metrics"], reasons["teacher"], prefix="teacher_metrics",
-                                          undefined=undefined),
-        "student_metrics": mark_undefined(a["student"]["metrics"], reasons["student"], prefix="student_metrics",
-                                          undefined=undefined),
+        **{f"{name}_metrics": mark_undefined(a[name]["metrics"], sides[name].reasons, prefix=f"{name}_metrics",
+                                             undefined=undefined) for name in ("teacher", "student")},
         "baseline": {k: v for k, v in a["baseline"].items() if k not in ("ci", "metric", "metrics")},
         "baseline_metric": a["baseline"]["metric"],
         "baseline_metrics": a["baseline"]["metrics"],
@@ -302,34 +333,32 @@ def make_report(*, teacher: str, student: str, data: DataConfig, output_dir: str
         "bootstrap_resamples": a["n_resamples"],
         "bootstrap_seed": a["seed"],
         "flags": list(a["flags"]),
-        "dev_examples": int(len(dev)),
+        "dev_examples": int(n_dev),
         "max_eval_samples": data.max_eval_samples,
-        "dev_examples_full": _full_dev_size(data, len(dev)),
-        "teacher_architecture": arch["teacher"],
-        "student_architecture": arch["student"],
+        "dev_examples_full": _full_dev_size(data, n_dev),
+        "teacher_architecture": sides["teacher"].arch,
+        "student_architecture": sides["student"].arch,
         "versions": library_versions(),
         **source_commit(),
     }
+    thresholds = {name: side.threshold for name, side in sides.items() if side.threshold is not None}
     if thresholds:
         fields["decision_thresholds"] = thresholds  # multi-label: a label is predicted when its sigmoid is above these
-    if runtimes:
-        fields.update(_runtime_fields(runtime_rows, ort_errors))
-    fields["dev_truncated"] = fields["dev_examples_full"] > len(dev)
+    fields["dev_truncated"] = fields["dev_examples_full"] > n_dev
     if fields["dev_truncated"]:
-        fields["flags"].append(f"the dev split was cut to its first {len(dev)} rows (--max-eval-samples): the metrics "
+        fields["flags"].append(f"the dev split was cut to its first {n_dev} rows (--max-eval-samples): the metrics "
                                "are not those of the full dev set")
     if undefined:
         fields["undefined"] = undefined  # null values and why (build_report adds retention / speedup)
-    for name in ("teacher", "student"):
-        recomputed = None if spec.main_metric in reasons[name] else a[name]["metric"]
-        if given[name] is not None and recomputed is None:
+    for name, side in sides.items():
+        recomputed = None if spec.main_metric in side.reasons else a[name]["metric"]
+        if side.given is not None and recomputed is None:
             fields[f"{name}_metric_recomputed"] = None
-        elif given[name] is not None:
+        elif side.given is not None:
             fields[f"{name}_metric_recomputed"] = recomputed
-            if abs(float(given[name]) - recomputed) > 1e-6:
+            if abs(float(side.given) - recomputed) > 1e-6:
                 fields["flags"].append(
-                    f"the {name} {spec.main_metric} passed in ({float(given[name]):.4f}) differs from the one recomputed "
-                    f"on this dev split ({recomputed:.4f}); the intervals and the test use the recomputed predictions")
-    rep = build_report(task=spec.name, metric_name=spec.main_metric, teacher=entries[0], student=entries[1],
-                       extra={**fields, **(extra or {})})
-    return Report(rep, files=write_report(rep, output_dir))
+                    f"the {name} {spec.main_metric} passed in ({float(side.given):.4f}) differs from the one "
+                    f"recomputed on this dev split ({recomputed:.4f}); the intervals and the test use the recomputed "
+                    "predictions")
+    return fields
