@@ -180,6 +180,29 @@ def _before_step(batch, knobs, optimizer, scheduler, cfg: TrainConfig, state: Tr
     return out
 
 
+def _log_and_evaluate(state: TrainState, plan: Plan, at_end: bool, running, scheduler, logger, bar, evaluator,
+                      ckpt, cfg: TrainConfig, task, *, seconds: Callable[[], float]) -> bool:
+    """After an optimizer step: log the running means every ``plan.log_every`` steps; every ``plan.eval_every``
+    steps (and at the end) evaluate, keep the best, checkpoint. Returns True when early stopping asks to stop
+    (``state.stop_requested`` is then set: a finished run, not an interruption)."""
+    if state.global_step % plan.log_every == 0:
+        values = {**running.pop(), "train/lr": scheduler.get_last_lr()[0]}
+        logger.log(state.global_step, values)
+        bar.set_postfix(loss=f"{values['train/loss']:.4f}")
+    if not (state.global_step % plan.eval_every == 0 or at_end):
+        return False
+    metrics = evaluator(state)
+    if metrics:
+        bar.set_postfix(**{task.main_metric: f"{metrics[task.main_metric]:.4f}", "best": f"{state.best_metric:.4f}"})
+    stop = bool(cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience)
+    if stop:
+        state.stop_requested = True
+    state.train_seconds = seconds()
+    running.store(state)
+    ckpt.save(state)
+    return stop
+
+
 def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: TaskSpec | None, cfg: TrainConfig,
           output_dir: str | Path | RunDir, teacher=None, teacher_fingerprint: str = "", resume: bool = False,
           callbacks: Sequence[Callable[[TrainState], None]] = (), loader=None, teacher_source=None,
@@ -262,20 +285,9 @@ def train(*, student, objective: Objective, train_ds, eval_ds, tokenizer, task: 
                 scheduler.step()
                 state.global_step += 1
                 bar.update(1)
-                if state.global_step % plan.log_every == 0:
-                    values = {**running.pop(), "train/lr": scheduler.get_last_lr()[0]}
-                    logger.log(state.global_step, values)
-                    bar.set_postfix(loss=f"{values['train/loss']:.4f}")
                 at_end = state.global_step >= plan.total_steps
-                if state.global_step % plan.eval_every == 0 or at_end:
-                    metrics = evaluator(state)
-                    if metrics:
-                        bar.set_postfix(**{task.main_metric: f"{metrics[task.main_metric]:.4f}", "best": f"{state.best_metric:.4f}"})
-                    if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
-                        state.stop_requested = early_stopped = True  # a finished run, not an interruption
-                    state.train_seconds = before + time.perf_counter() - start
-                    running.store(state)
-                    ckpt.save(state)
+                early_stopped |= _log_and_evaluate(state, plan, at_end, running, scheduler, logger, bar, evaluator,
+                                                   ckpt, cfg, task, seconds=lambda: before + time.perf_counter() - start)
                 for cb in callbacks:
                     cb(state)
                 if at_end or state.stop_requested:
