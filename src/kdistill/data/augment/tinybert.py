@@ -243,6 +243,26 @@ def augment_dataset(
     fields = ["text_a", "text_b"] if pair else ["text_a"]
     texts = {f: list(ds[f]) for f in fields}
     n = len(ds)
+    tokens, candidates_of = _candidates(texts, fields, tokenizer=tokenizer, neighbours=neighbours, mlm=mlm, k=k,
+                                        skip_stopwords=skip_stopwords, show_progress=show_progress)
+    new_rows = _sample_copies(texts, fields, tokens, candidates_of, n=n, n_aug=n_aug, p_t=p_t, seed=seed,
+                              show_progress=show_progress)
+    new_texts = {f: [row[fi] for _, row in new_rows] for fi, f in enumerate(fields)}
+    rows = augmented_rows(ds, [r for r, _ in new_rows], new_texts)
+    if path is not None:
+        info = {"original_rows": n, "augmented_rows": len(new_rows), "p_t": p_t, "k": k, "n_aug": n_aug, "seed": seed,
+                "skip_stopwords": skip_stopwords, "mlm": mlm is not None, "neighbours": getattr(neighbours, "name", None),
+                "seconds": round(time.perf_counter() - t0, 2)}
+        rows = save_cached(rows, path, info)
+    return _with_originals(ds, rows)
+
+
+def _candidates(texts: dict[str, list[str]], fields: list[str], *, tokenizer, neighbours, mlm, k: int,
+                skip_stopwords: bool, show_progress: bool):
+    """Steps 1-4 of :func:`augment_dataset`: the words of every text, and per (field, row) the replacement
+    candidates of each eligible position (masked-LM candidates for single-piece words, embedding neighbours for the
+    rest). Returns ``(tokens, candidates_of)``: ``tokens[field][row]`` the words with their spans;
+    ``candidates_of(field, row)`` -> ``{position: [word, ...]}``."""
     # 1. words and eligible positions, per example and field
     tokens = {f: [split_words(t) for t in texts[f]] for f in fields}
     eligible = {f: [[i for i, (w, _, _) in enumerate(toks) if is_eligible(w, skip_stopwords=skip_stopwords)]
@@ -273,6 +293,14 @@ def augment_dataset(
             out[i] = list(by_mlm.get(i, [])) if w in single else list(emb.get(w, []))
         return out
 
+    return tokens, candidates_of
+
+
+def _sample_copies(texts: dict[str, list[str]], fields: list[str], tokens, candidates_of, *, n: int, n_aug: int,
+                   p_t: float, seed: int, show_progress: bool) -> list[tuple[int, tuple[str, ...]]]:
+    """Step 5 of :func:`augment_dataset` (Algorithm 1's sampling loop): ``n_aug`` copies per example and field,
+    each word replaced with probability ``p_t``; rows equal (whitespace-normalised) to an original or an earlier
+    copy dropped. Returns ``[(source row, (text_a[, text_b])), ...]`` in order."""
     # 5. N_a copies per example and field (Algorithm 1's sampling loop), duplicates dropped
     def norm(row: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(" ".join(s.split()) for s in row)
@@ -293,14 +321,7 @@ def augment_dataset(
                         seen.add(key)
                         new_rows.append((r, row))
 
-    new_texts = {f: [row[fi] for _, row in new_rows] for fi, f in enumerate(fields)}
-    rows = augmented_rows(ds, [r for r, _ in new_rows], new_texts)
-    if path is not None:
-        info = {"original_rows": n, "augmented_rows": len(new_rows), "p_t": p_t, "k": k, "n_aug": n_aug, "seed": seed,
-                "skip_stopwords": skip_stopwords, "mlm": mlm is not None, "neighbours": getattr(neighbours, "name", None),
-                "seconds": round(time.perf_counter() - t0, 2)}
-        rows = save_cached(rows, path, info)
-    return _with_originals(ds, rows)
+    return new_rows
 
 
 def _with_originals(ds, rows):
