@@ -270,27 +270,13 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
             raise _no_fit(cands, pcfg, seq_len, t_meas.latency_ms)
         ranked = sorted(fitting, key=capacity_key, reverse=True)
         prepared = _Materializer(teacher, tokenizer, base, splits, out)
+        winner = ranked[0]
         if pcfg.rank == "short-run" and len(ranked) > 1:
-            from kdistill.search.trial import prepare_run_dir, run_scored, with_updates
-
-            picks = shortlist(ranked, pcfg.top_k)
-            for c in picks:
-                sdir = out / "short" / _slug(c.name)
-                cfg = with_updates(base, student=prepared(c), output_dir=str(sdir),
-                                   train={"max_steps": pcfg.short_steps, "show_progress": False,
-                                          "teacher_cache_file": _cache_file(base, out)})
-                res, metrics = run_scored(prepare_run_dir(cfg, sdir), callbacks=callbacks)
-                if res.interrupted:
-                    files = write_candidates(cands, out, meta=meta)
-                    return ProvisionResult(out, {}, [x.row() for x in cands], t_meas.latency_ms, files=files,
-                                           interrupted=True)
-                c.short_metric, c.short_run = metrics.get(task.main_metric), str(sdir)
-                if on_candidate is not None:
-                    on_candidate(c)
-            winner = max(picks, key=lambda c: ((c.short_metric if c.short_metric is not None else -1e18),
-                                               capacity_key(c)))
-        else:
-            winner = ranked[0]
+            winner = _short_run_winner(ranked, pcfg, prepared, task, callbacks, on_candidate)
+            if winner is None:  # interrupted: the measured candidates are kept, the run resumes
+                files = write_candidates(cands, out, meta=meta)
+                return ProvisionResult(out, {}, [x.row() for x in cands], t_meas.latency_ms, files=files,
+                                       interrupted=True)
         winner.chosen = True
         meta["chosen"] = winner.name
         files = write_candidates(cands, out, meta=meta)
@@ -330,6 +316,29 @@ def run_provision(pcfg: ProvisionConfig, *, overwrite: bool = False, resume: boo
         (out / "provision_results.json").write_text(to_json(summary, indent=1, default=str) + "\n")
         files["provision_results"] = str(out / "provision_results.json")
         return result
+
+
+def _short_run_winner(ranked: list[Candidate], pcfg: ProvisionConfig, prepared, task, callbacks,
+                      on_candidate) -> Candidate | None:
+    """``--rank short-run``: distil each of the ``pcfg.top_k`` shortlisted candidates for ``pcfg.short_steps``
+    steps (one shared teacher-logit cache) and return the one with the best held-out metric (ties: the larger
+    capacity); None when a short run was interrupted."""
+    from kdistill.search.trial import prepare_run_dir, run_scored, with_updates
+
+    base, out = pcfg.base, Path(pcfg.output_dir)
+    picks = shortlist(ranked, pcfg.top_k)
+    for c in picks:
+        sdir = out / "short" / _slug(c.name)
+        cfg = with_updates(base, student=prepared(c), output_dir=str(sdir),
+                           train={"max_steps": pcfg.short_steps, "show_progress": False,
+                                  "teacher_cache_file": _cache_file(base, out)})
+        res, metrics = run_scored(prepare_run_dir(cfg, sdir), callbacks=callbacks)
+        if res.interrupted:
+            return None
+        c.short_metric, c.short_run = metrics.get(task.main_metric), str(sdir)
+        if on_candidate is not None:
+            on_candidate(c)
+    return max(picks, key=lambda c: ((c.short_metric if c.short_metric is not None else -1e18), capacity_key(c)))
 
 
 def _cache_file(base: RunConfig, out: Path) -> str:
