@@ -1,10 +1,12 @@
-"""The campaign's timing step: the teacher and each KD student, batch 1 and batch 32 at the dev set's median length.
+"""The campaign's timing step: each task's teacher and KD students, batch 1 and batch 32 (SST-2: the dev set's median
+length; NER: a 30-token sentence; QA: one 256-token window).
 
     python benchmarks/campaign.py time       # every KD experiment with a result, in one run; on an idle machine
 
 One process, eager PyTorch, ``--num-threads`` threads (2), the models interleaved round by round (so a drift of the
-machine hits all alike); each input is one real dev sentence cut or chosen to the median token length of the dev set
-under the teacher's tokenizer, repeated 32 times for batch 32. Writes ``benchmarks/results/campaign/timing.json``
+machine hits all alike); each input is one real dev input cut or chosen to the timed length (SST-2: the dev set's
+median under the teacher's tokenizer), repeated 32 times for batch 32; each student's speedup is over its own task's
+teacher. Writes ``benchmarks/results/campaign/timing.json``
 (median ms per call, speedups over the teacher, command, commit, machine, threads).
 """
 
@@ -24,16 +26,18 @@ WARMUP = 5
 
 
 def time_models(names: list[str], *, threads: int) -> dict[str, Any]:
-    """Time the teacher and the first seed's model of every KD experiment with a result, in one run (speedups are
-    compared only within one run: ``names``, when given, must all have results, and the others are timed too)."""
+    """Time each task's teacher and the first seed's model of every KD experiment with a result, in one run
+    (speedups are compared only within one run: ``names``, when given, must all have results, and the others are
+    timed too). SST-2 models at the dev set's median length under the teacher's tokenizer; token classification at
+    a 30-token sentence and question answering at one 256-token window (capped at the run's ``max_length``), as the
+    report times them (:data:`kdistill.reporting.compare.TOKEN_SEQ_LEN`, ``QA_SEQ_LEN``). Every model of every task
+    is interleaved in the same rounds; each student's speedup is over its own task's teacher."""
     import numpy as np
     import torch
 
-    from kdistill.config import DataConfig
     from kdistill.data.batching import forward_keys
-    from kdistill.data.loading import load_data
     from kdistill.models import load_classifier, load_tokenizer
-    from kdistill.reporting.measure import _batch1_inputs, _token_lengths
+    from kdistill.reporting.measure import _batch1_inputs, _split_texts, _token_lengths
 
     runs = {}
     for path in sorted(RESULTS.glob("*-s*.json")):
@@ -44,18 +48,21 @@ def time_models(names: list[str], *, threads: int) -> dict[str, Any]:
         if name not in runs:
             load_experiment(name)  # a one-line error for an unknown name
             raise SystemExit(f"{name}: no result yet to time; run it first")
-    where = places()
-    splits, spec = load_data(DataConfig(task="sst2", data_dir=where["glue"]))
-    texts = list(splits["validation"]["text_a"])
-    dirs = {"teacher": where["teacher"], **{name: row["model_dir"] for name, row in runs.items()}}
-    models = {k: load_classifier(str(d), spec, require_trained_head=True).eval() for k, d in dirs.items()}
-    toks = {k: load_tokenizer(str(d)) for k, d in dirs.items()}
-    seq_len = int(statistics.median_low(_token_lengths(toks["teacher"], texts, None)))
-    inputs = {}
-    for k in models:
-        one = _batch1_inputs(toks[k], texts, None, _token_lengths(toks[k], texts, None), seq_len,
-                             forward_keys(models[k]))
-        inputs[k] = {1: one, 32: {key: v.repeat(32, *[1] * (v.dim() - 1)) for key, v in one.items()}}
+    groups = task_groups(runs)
+    dirs, models, toks, inputs, task_of, seq_lens = {}, {}, {}, {}, {}, {}
+    for task, g in groups.items():
+        texts = g["texts"]
+        firsts, seconds = _split_texts(texts)
+        for k, d in {g["teacher_key"]: g["teacher"], **g["students"]}.items():
+            dirs[k], task_of[k] = d, task
+            models[k] = load_classifier(str(d), g["spec"], require_trained_head=True).eval()
+            toks[k] = load_tokenizer(str(d))
+        teacher_lengths = _token_lengths(toks[g["teacher_key"]], firsts, seconds)
+        seq_lens[task] = g["seq_len"] or int(statistics.median_low(teacher_lengths))
+        for k in [g["teacher_key"], *g["students"]]:
+            one = _batch1_inputs(toks[k], firsts, seconds, _token_lengths(toks[k], firsts, seconds), seq_lens[task],
+                                 forward_keys(models[k]))
+            inputs[k] = {1: one, 32: {key: v.repeat(32, *[1] * (v.dim() - 1)) for key, v in one.items()}}
     ms: dict[str, dict[int, float]] = {k: {} for k in models}
     with torch.inference_mode():
         for batch, rounds in ROUNDS.items():
@@ -68,20 +75,56 @@ def time_models(names: list[str], *, threads: int) -> dict[str, Any]:
                         times[k].append(time.perf_counter() - t0)
             for k in models:
                 ms[k][batch] = 1000 * float(np.median(times[k]))
+
+    def params(k: str) -> int:
+        return sum(p.numel() for p in models[k].parameters())
+
+    teacher_keys = {task: g["teacher_key"] for task, g in groups.items()}
+    teachers = {task: {"model_dir": str(dirs[k]), "batch1_ms": ms[k][1], "batch32_ms": ms[k][32], "params": params(k),
+                       "seq_len": seq_lens[task]} for task, k in teacher_keys.items()}
     out = {"name": "timing", "command": "python benchmarks/campaign.py time",
            "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": machine(threads), "runtime": "eager PyTorch", "seq_len": seq_len, "rounds": ROUNDS,
-           "teacher": {"batch1_ms": ms["teacher"][1], "batch32_ms": ms["teacher"][32],
-                       "params": sum(p.numel() for p in models["teacher"].parameters())},
-           "models": {k: {"model_dir": dirs[k], "batch1_ms": ms[k][1], "batch32_ms": ms[k][32],
-                          "speedup_batch1": ms["teacher"][1] / ms[k][1], "speedup_batch32": ms["teacher"][32] / ms[k][32],
-                          "params": sum(p.numel() for p in models[k].parameters())}
-                      for k in models if k != "teacher"}}
-    out["int8"] = int8_rows(dirs, models, inputs, splits, spec, threads=threads)
+           "machine": machine(threads), "runtime": "eager PyTorch", "seq_len": seq_lens.get("sst2"),
+           "rounds": ROUNDS, "teacher": teachers.get("sst2"), "teachers": teachers,
+           "models": {k: {"task": task_of[k], "model_dir": str(dirs[k]), "batch1_ms": ms[k][1], "batch32_ms": ms[k][32],
+                          "speedup_batch1": ms[teacher_keys[task_of[k]]][1] / ms[k][1],
+                          "speedup_batch32": ms[teacher_keys[task_of[k]]][32] / ms[k][32], "params": params(k),
+                          "seq_len": seq_lens[task_of[k]]}
+                      for k in models if k not in teacher_keys.values()}}
+    if "sst2" in groups:
+        sst2 = [k for k in models if task_of[k] == "sst2"]
+        out["int8"] = int8_rows({k: dirs[k] for k in sst2}, {k: models[k] for k in sst2},
+                                {k: inputs[k] for k in sst2}, groups["sst2"]["splits"], groups["sst2"]["spec"],
+                                threads=threads)
     path = RESULTS / "timing.json"
     Path(path).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return out
+
+
+def task_groups(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The KD results grouped by task: per task its teacher (the KD runs' ``config.teacher``; the SST-2 teacher keeps
+    the key ``teacher``, the others ``teacher:<task>``), the students' model folders, the task spec, the dev inputs
+    (:func:`kdistill.reporting.compare.dev_texts`) and the timed length (None: the dev median)."""
+    from kdistill.config import DataConfig
+    from kdistill.data.loading import load_data
+    from kdistill.reporting.compare import QA_SEQ_LEN, TOKEN_SEQ_LEN, dev_texts
+
+    where, groups = places(), {}
+    for name, row in runs.items():
+        task = row.get("task", "sst2")
+        if task not in groups:
+            data = dict(row["config"].get("data") or {}) if task != "sst2" else {"task": "sst2",
+                                                                                 "data_dir": where["glue"]}
+            cfg = DataConfig(**{k: v for k, v in data.items() if k in DataConfig.model_fields})
+            splits, spec = load_data(cfg)
+            seq_len = TOKEN_SEQ_LEN if spec.token_level else min(QA_SEQ_LEN, cfg.max_length) if spec.qa else None
+            groups[task] = {"teacher": where["teacher"] if task == "sst2" else row["config"]["teacher"],
+                            "teacher_key": "teacher" if task == "sst2" else f"teacher:{task}", "students": {},
+                            "spec": spec, "splits": splits, "texts": dev_texts(spec, splits["validation"]),
+                            "seq_len": seq_len}
+        groups[task]["students"][name] = row["model_dir"]
+    return groups
 
 
 def int8_rows(dirs: dict[str, str], models: dict, inputs: dict, splits, spec, *, threads: int) -> dict[str, Any]:
