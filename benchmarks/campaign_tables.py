@@ -111,7 +111,8 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
         gold = data["runs"].get(gold_name, {})
         s = np.mean([correct(kd[k]) for k in seeds], axis=0)  # several seeds: per-example means (pooled counts)
         target = first.get("target") or {}
-        summary = {"row": row, "title": first.get("title"), "seeds": seeds, "teacher_accuracy": float(m(t)),
+        summary = {"row": row, "task": first.get("task", "sst2"), "title": first.get("title"), "seeds": seeds,
+                   "teacher_accuracy": float(m(t)),
                    "metric_name": teacher["dev"].get("metric", "accuracy"),
                    "accuracy": float(m(s)), "per_seed": {k: kd[k]["dev"]["value"] for k in seeds},
                    "retention": float(m(s) / m(t)),
@@ -219,6 +220,57 @@ def _yes(v: bool | None) -> str:
     return "not measured" if v is None else ("met" if v else "**missed**")
 
 
+#: Task -> (name, the split its results are measured on).
+TASKS = {"sst2": ("SST-2", "dev"), "conll2003": ("CoNLL-2003", "test"), "squad": ("SQuAD v1.1", "dev"),
+         "squad_v2": ("SQuAD v2.0", "dev")}
+#: A result's metric name as the page says it.
+METRIC_NAMES = {"f1": "F1", "accuracy": "accuracy"}
+
+
+def _metric_name(task: str, name: str) -> str:
+    return "entity F1" if task == "conll2003" else METRIC_NAMES.get(name, name)
+
+
+def _split(task: str) -> str:
+    return TASKS.get(task, (task, "dev"))[1]
+
+
+def rows_of(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    return [s for s in rows if s["task"] == task]
+
+
+def teacher_lines(data: dict[str, Any]) -> list[str]:
+    """One bullet per non-SST-2 teacher with a result: its title, metric and split."""
+    out = []
+    for task, t in sorted(data["teachers"].items()):
+        if task == "sst2":
+            continue
+        c = correct(t)
+        out.append(f"* {TASKS.get(task, (task,))[0]}: {t['title']}, {_split(task)} {_metric_name(task, t['dev'].get('metric'))} "
+                   f"**{pct(metric(c, c.ndim))}** ({t['dev']['rows']} {'questions' if c.ndim == 1 else 'sentence windows'};"
+                   f" `{t['name']}-s{t['seed']}.json`, {t['cpu_seconds'] / 3600:.2f} CPU-h).")
+    return out
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    table = ["| student | seeds | metric | retention [95 % interval] | target | gold-only twin | KD − twin "
+             "[95 % interval] | speedup b1 / b32 | CPU-h |", "|---|---|---:|---|---|---:|---|---|---:|"]
+    for s in rows:
+        t = s["target"]
+        twin = "—" if "gold_accuracy" not in s else pct(s["gold_accuracy"])
+        gain = "—" if "gain" not in s else (f"{100 * s['gain']:+.2f} pt [{100 * s['gain_interval'][0]:+.2f}, "
+                                            f"{100 * s['gain_interval'][1]:+.2f}]")
+        speed = "not timed" if "speedup_b1" not in s else f"{s['speedup_b1']:.2f}× / {s['speedup_b32']:.2f}×"
+        goal = ", ".join(filter(None, [
+            f"retention ≥ {pct(t['retention'])}: {_yes(s['met'].get('retention'))}" if "retention" in t else "",
+            f"≥ {t['speedup']}×: {_yes(s['met'].get('speedup'))}" if "speedup" in t else "",
+            f"gain ≥ {100 * t['paired_gain']:.1f} pt: {_yes(s['met'].get('paired_gain'))}" if "paired_gain" in t else ""]))
+        table.append(f"| {s['title']} | {len(s['seeds'])} | {pct(s['accuracy'])} | {pct(s['retention'])} "
+                     f"[{pct(s['retention_interval'][0])}, {pct(s['retention_interval'][1])}] | {goal} | {twin} | "
+                     f"{gain} | {speed} | {s['cpu_hours']:.2f} |")
+    return table
+
+
 def render(data: dict[str, Any]) -> tuple[str, str]:
     """``(docs/campaign.md, README block)`` as text."""
     rows = summarize(data)
@@ -235,22 +287,18 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
              "held-out slice of train, evaluated once on dev. Intervals: 95 % paired bootstrap over dev examples; "
              "p: exact McNemar test against the gold-only twin (same student and initialisation, gold train rows, the "
              "same number of optimizer steps, the same selection rule).", ""]
-    table = ["| student | seeds | dev metric | retention [95 % interval] | target | gold-only twin | KD − twin "
-             "[95 % interval] | speedup b1 / b32 | CPU-h |", "|---|---|---:|---|---|---:|---|---|---:|"]
-    for s in rows:
-        t = s["target"]
-        twin = "—" if "gold_accuracy" not in s else pct(s["gold_accuracy"])
-        gain = "—" if "gain" not in s else (f"{100 * s['gain']:+.2f} pt [{100 * s['gain_interval'][0]:+.2f}, "
-                                            f"{100 * s['gain_interval'][1]:+.2f}]")
-        speed = "not timed" if "speedup_b1" not in s else f"{s['speedup_b1']:.2f}× / {s['speedup_b32']:.2f}×"
-        goal = ", ".join(filter(None, [
-            f"retention ≥ {pct(t['retention'])}: {_yes(s['met'].get('retention'))}" if "retention" in t else "",
-            f"≥ {t['speedup']}×: {_yes(s['met'].get('speedup'))}" if "speedup" in t else "",
-            f"gain ≥ {100 * t['paired_gain']:.1f} pt: {_yes(s['met'].get('paired_gain'))}" if "paired_gain" in t else ""]))
-        table.append(f"| {s['title']} | {len(s['seeds'])} | {pct(s['accuracy'])} | {pct(s['retention'])} "
-                     f"[{pct(s['retention_interval'][0])}, {pct(s['retention_interval'][1])}] | {goal} | {twin} | "
-                     f"{gain} | {speed} | {s['cpu_hours']:.2f} |")
-    seeds = ["", "## Each seed", "", "| student | seed | KD dev accuracy | twin dev accuracy | McNemar p |",
+    others = teacher_lines(data)
+    if others:
+        intro += ["Token classification and question answering, each against its own teacher; intervals "
+                  "resample sentence windows (entity counts) or questions (F1):", "", *others, ""]
+    table, tasks = [], list(dict.fromkeys(s["task"] for s in rows))
+    for task in tasks:
+        if len(tasks) > 1:
+            name = _metric_name(task, rows_of(rows, task)[0]["metric_name"])
+            table += [f"### {TASKS.get(task, (task,))[0]} ({_split(task)} {name})", ""]
+        table += [*_table(rows_of(rows, task)), ""]
+    table = table[:-1]
+    seeds = ["", "## Each seed", "", "| student | seed | KD | gold-only twin | McNemar p |",
              "|---|---:|---:|---:|---:|"]
     for s in rows:
         for k in s["seeds"]:
@@ -265,7 +313,10 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
                                          for seed, r in sorted(by_seed.items())],
              *[f"* [`{name}-s{r['seed']}.json`](benchmarks/results/campaign/{name}-s{r['seed']}.json): {r['command']} "
                f"— a step of another experiment, commit {r['git_commit'][:12]}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
-               for name, r in sorted(data["runs"].get("_steps", {}).items())], ""]
+               for name, r in sorted(data["runs"].get("_steps", {}).items())],
+             *[f"* [`{r['name']}-s{r['seed']}.json`](benchmarks/results/campaign/{r['name']}-s{r['seed']}.json): "
+               f"{r['command']} — a teacher, commit {r['git_commit'][:12]}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
+               for task, r in sorted(data["teachers"].items()) if "seed" in r], ""]
     plot = ["", "![retention vs speedup](img/campaign.png)", ""] if any("speedup_b1" in s for s in rows) else []
     i8 = int8_summary(data)
     if i8 is not None:
@@ -293,7 +344,7 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
               *[f"* {line}" for line in projected]] if projected else []
     doc = "\n".join(head + intro + table + plot + misses + seeds + files + todo)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
-                       "[docs/campaign.md](docs/campaign.md):", "", *table, "", END])
+                       "[docs/campaign.md](docs/campaign.md):", "", *([*others, ""] if others else []), *table, END])
     return doc, block
 
 

@@ -127,3 +127,24 @@ def test_an_entity_f1_row_is_made_from_per_sentence_counts():
     assert row["teacher_accuracy"] == pytest.approx(2 * 4 / (5 + 5)) and row["accuracy"] == pytest.approx(2 * 3 / (4 + 5))
     assert row["retention"] == pytest.approx((6 / 9) / 0.8) and row["mcnemar_p"] == {}
     assert row["gain"] == pytest.approx(6 / 9 - 2 * 1 / (4 + 5))
+
+
+def test_each_task_gets_its_own_table_against_its_own_teacher():
+    """SST-2 and CoNLL-2003 rows are never mixed in one table: each task has a heading naming its split and metric,
+    and the non-SST-2 teacher is stated with its file."""
+    teacher = {"title": "t", "dev": {"rows": 1000, "correct": "1" * 1000}}
+    counts = [[2, 2, 2], [1, 1, 1], [1, 2, 1], [0, 0, 1]]
+    ner_teacher = {**_result("conll-teacher", 42, "1", "teacher"), "task": "conll2003", "title": "NER teacher",
+                   "dev": {"rows": 4, "metric": "f1", "counts": counts}}
+    ner_kd = {**_result("conll-l6-kd", 42, "1"), "task": "conll2003", "title": "NER student",
+              "dev": {"rows": 4, "metric": "f1", "value": 0.0, "counts": counts[:3] + [[0, 1, 1]]}}
+    data = {"teacher": teacher, "teachers": {"sst2": teacher, "conll2003": ner_teacher},
+            "runs": {"minilm-kd": {42: _result("minilm-kd", 42, "1" * 990 + "0" * 10)}, "conll-l6-kd": {42: ner_kd}},
+            "timing": None}
+    doc, block = tables.render(data)
+    assert "### SST-2 (dev accuracy)" in doc and "### CoNLL-2003 (test entity F1)" in doc
+    sst2_part, ner_part = doc.split("### CoNLL-2003")
+    assert "| minilm-kd |" in sst2_part and "| minilm-kd |" not in ner_part
+    assert "| NER student |" in ner_part and "NER student" not in sst2_part
+    assert "NER teacher, test entity F1 **80.00 %**" in doc and "`conll-teacher-s42.json`" in doc
+    assert "### CoNLL-2003 (test entity F1)" in block
