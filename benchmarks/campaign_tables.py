@@ -342,10 +342,37 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
     projected = [line for line in map(projection, rows) if line]
     misses = ["", "## Misses: the budget spent and what a larger one would need", "",
               *[f"* {line}" for line in projected]] if projected else []
-    doc = "\n".join(head + intro + table + plot + misses + seeds + files + todo)
+    doc = "\n".join(head + intro + table + plot + misses + budget(data) + seeds + files + todo)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
                        "[docs/campaign.md](docs/campaign.md):", "", *([*others, ""] if others else []), *table, END])
     return doc, block
+
+
+def budget(data: dict[str, Any], results: Path = RESULTS.parent) -> list[str]:
+    """The "Budget" section: CPU-hours the runner recorded (students and twins, steps such as general distillation,
+    teachers it trained), and the wall time of what was made before it (the SST-2 teacher, the transfer sets) as
+    their own result files give it, with their threads."""
+    hours = lambda rows: sum(r["cpu_seconds"] for r in rows) / 3600  # noqa: E731
+    runs = [r for name, by in data["runs"].items() if name != "_steps" for r in by.values()]
+    steps = list(data["runs"].get("_steps", {}).values())
+    teachers = [t for t in data["teachers"].values() if "cpu_seconds" in t]
+    lines = [f"Recorded by the runner so far: **{hours(runs + steps + teachers):.2f} CPU-h** — students and their twins "
+             f"{hours(runs):.2f} ({len(runs)} runs), steps of other experiments {hours(steps):.2f}, teachers "
+             f"{hours(teachers):.2f} ({len(teachers)})."]
+    before = []
+    for name in ("sst2_mpnet_teacher", "transfer_set_mpnet_sst2_train", "transfer_set_mpnet_sst2_tang",
+                 "transfer_set_mpnet_sst2_train_hidden"):
+        path = results / f"{name}.json"
+        if not path.exists():
+            continue
+        row = json.loads(path.read_text())
+        seconds = row.get("train_seconds") or (row.get("manifest") or {}).get("teacher_seconds")
+        threads = (row.get("manifest") or {}).get("threads") or str(row.get("machine", "")).rsplit("threads ", 1)[-1]
+        if seconds:
+            before.append(f"`{name}.json` {seconds / 3600:.2f} h at {threads} thread(s)")
+    if before:
+        lines.append("Made before the runner, wall time from their own files (not CPU time): " + ", ".join(before) + ".")
+    return ["", "## Budget", "", " ".join(lines)]
 
 
 def not_run(data: dict[str, Any], folder: Path = EXPERIMENTS) -> list[tuple[str, list[int]]]:
