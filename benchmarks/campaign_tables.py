@@ -201,15 +201,16 @@ def projection(s: dict[str, Any]) -> str | None:
         return None
     d = float(np.mean([b - a for a, b in gains]))
     need = s["target"]["retention"] * s["teacher_accuracy"] - s["accuracy"]
-    head = (f"**{s['row']}**: retention {pct(s['retention'])} against ≥ {pct(s['target']['retention'])} — the dev metric "
+    head = (f"**{s['row']}**: retention {pct(s['retention'])} against ≥ {pct(s['target']['retention'])} — the "
+            f"{_split(s.get('task', 'sst2'))} metric "
             f"is {100 * need:.2f} pt short, after {s['cpu_hours']:.2f} CPU-h (KD run and twin). On the selection slice "
             f"the best value rose {100 * d:+.2f} pt over the last doubling of steps.")
     if d <= 0.0005:
         return head + (" The curve is flat: more steps on the same transfer set are not projected to reach the target; "
                        "the papers' levels came with larger transfer sets and more epochs.")
     doublings = need / d
-    return head + (f" At that rate the target needs about {doublings:.1f} more doublings (≈ {2 ** doublings:.0f}× the "
-                   "steps), assuming dev gains track the slice's.")
+    return head + (f" At that rate the target needs about {doublings:.1f} more doublings (≈ {2 ** doublings:.1f}× the "
+                   "steps), assuming gains on the reported split track the slice's.")
 
 
 def pct(x: float) -> str:
