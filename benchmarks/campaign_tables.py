@@ -343,10 +343,34 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
     projected = [line for line in map(projection, rows) if line]
     misses = ["", "## Misses: the budget spent and what a larger one would need", "",
               *[f"* {line}" for line in projected]] if projected else []
-    doc = "\n".join(head + intro + table + plot + misses + budget(data) + seeds + files + todo)
+    doc = "\n".join(head + intro + table + plot + misses + transfer_sets() + budget(data) + seeds + files + todo)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
                        "[docs/campaign.md](docs/campaign.md):", "", *([*others, ""] if others else []), *table, END])
     return doc, block
+
+
+def transfer_sets(results: Path = RESULTS.parent) -> list[str]:
+    """The "Transfer sets" paragraph: what the SST-2 students were trained on, from the sets' result files."""
+    parts = []
+    for name in ("transfer_set_mpnet_sst2_train", "transfer_set_mpnet_sst2_tang", "transfer_set_mpnet_sst2_train_hidden"):
+        path = results / f"{name}.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())["manifest"]
+        aug = (m.get("inputs") or {}).get("augment")
+        what = (f"{m['rows']:,} of the {aug['augmented_generated']:,} Tang et al. perturbations ({aug['n_iter']} per "
+                f"example; p_mask {aug['p_mask']}, p_pos {aug['p_pos']}, p_ng {aug['p_ng']}; seed {aug['seed']}) made "
+                f"from {aug['original_rows']:,} train rows — the train split less its "
+                f"{aug['selection_rows_left_out']:,}-row selection slice") if aug else (
+            f"all {m['rows']:,} SST-2 train rows" + (" with the teacher's last hidden states (float16)"
+                                                     if "hidden_states" in m.get("columns", []) else ""))
+        parts.append(f"`{name}.json`: {what}")
+    if not parts:
+        return []
+    return ["", "## Transfer sets", "", "The SST-2 students learn from the teacher's logits stored once (`kdistill label`"
+            "): " + "; ".join(parts) + ". The augmented set is sized to the budget: about 1.5× SST-2 train, what a "
+            "2-core machine trains a 6-layer student on in about an epoch (the papers use up to 20 perturbations per "
+            "example)."]
 
 
 def budget(data: dict[str, Any], results: Path = RESULTS.parent) -> list[str]:
