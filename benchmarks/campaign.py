@@ -4,6 +4,7 @@
     python benchmarks/campaign.py status
     python benchmarks/campaign.py time [NAME ...]          # on an otherwise idle machine: batch 1 and 32 latency
     python benchmarks/campaign.py report                   # tables + plot: docs/campaign.md, README's block
+    python benchmarks/campaign.py recreate NAME            # a new machine: re-create NAME from nothing, timed
 
 An experiment is ``benchmarks/experiments/NAME.yaml``: the run config (``config:``, the schema ``kdistill distill
 --config`` takes, with ``{teacher}``, ``{glue}``, ``{sets}``, ``{minilm}`` filled in here) and the benchmark's own
@@ -102,8 +103,9 @@ def machine(threads: int) -> dict[str, Any]:
             "python": platform.python_version(), "threads": threads, "node": platform.node()}
 
 
-def ensure(needs: list[str]) -> None:
-    """Re-create what an experiment needs and this machine lacks (the teacher, transfer sets), by their scripts."""
+def ensure(needs: list[str]) -> dict[str, float]:
+    """Re-create what an experiment needs and this machine lacks (the teacher, transfer sets), by their scripts.
+    Returns the wall seconds of each thing re-created here (``{need: seconds}``; what was present is left out)."""
     from sst2_mpnet_teacher import OUT as TEACHER  # noqa: PLC0415
 
     steps = {"teacher": (TEACHER / "model.safetensors", ["benchmarks/sst2_mpnet_teacher.py"]),
@@ -114,20 +116,25 @@ def ensure(needs: list[str]) -> None:
              "set:train-hidden": (CACHE / "transfer_sets" / "mpnet-sst2-train-hidden" / "manifest.json",
                                   ["benchmarks/label_mpnet_sst2.py", "--hidden-states"])}
     steps["corpus"] = (CACHE / "corpora" / "wiki-vital4-en" / "passages.txt", ["benchmarks/fetch_corpus.py"])
+    made: dict[str, float] = {}
     for need in ["teacher", *[n for n in needs if n != "teacher"]] if needs else []:
+        t0 = time.perf_counter()
         if need.startswith("run:"):  # another experiment's model (e.g. a general-distilled student)
             name = need[len("run:"):]
             if not result_path(name, 42).exists():
                 print(f"[campaign] {name} is missing here: running it first", flush=True)
                 exp = load_experiment(name)
-                ensure(exp.get("needs", []))
+                made.update(ensure(exp.get("needs", [])))
                 train_one(exp, 42, torch_threads())
+                made[need] = time.perf_counter() - t0
             continue
         marker, script = steps[need]
         complete = marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))
         if not complete:
             print(f"[campaign] {need} is missing here: re-creating it with python {shlex.join(script)}", flush=True)
             subprocess.run([sys.executable, *script], cwd=ROOT, check=True)
+            made[need] = time.perf_counter() - t0
+    return made
 
 
 def run_config(exp: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -246,10 +253,10 @@ def _sha(values) -> str:
     return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
 
 
-def teacher_result(threads: int) -> None:
-    """The teacher's dev evaluation, once (``benchmarks/results/campaign/teacher.json``)."""
+def teacher_result(threads: int, *, redo: bool = False) -> None:
+    """The teacher's dev evaluation, once (``benchmarks/results/campaign/teacher.json``; ``redo``: again)."""
     path = RESULTS / "teacher.json"
-    if path.exists():
+    if path.exists() and not redo:
         return
     where = places()
     dev = dev_eval(Path(where["teacher"]), {"data": {"task": "sst2", "data_dir": where["glue"]}})
@@ -287,7 +294,7 @@ def status() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["run", "status", "time", "report"])
+    ap.add_argument("action", choices=["run", "status", "time", "report", "recreate"])
     ap.add_argument("names", nargs="*")
     ap.add_argument("--seeds", default=None, help="comma-separated: only these of each experiment's seeds")
     ap.add_argument("--num-threads", type=int, default=2)
@@ -307,6 +314,12 @@ def main() -> None:
         from campaign_timing import time_models  # noqa: PLC0415
 
         return time_models(args.names, threads=args.num_threads)
+    if args.action == "recreate":
+        from campaign_recreate import recreate  # noqa: PLC0415
+
+        if len(args.names) != 1:
+            raise SystemExit("recreate takes one experiment name, e.g. bilstm-kd")
+        return recreate(args.names[0], threads=args.num_threads)
     for name in args.names:
         exp = load_experiment(name)
         ensure(exp.get("needs", []))
