@@ -103,6 +103,15 @@ def machine(threads: int) -> dict[str, Any]:
             "python": platform.python_version(), "threads": threads, "node": platform.node()}
 
 
+class Stopped(SystemExit):
+    """A re-creation step stopped before finishing (e.g. Ctrl-C / SIGTERM: it saved its progress); ``made``: the
+    wall seconds spent so far per step."""
+
+    def __init__(self, message: str, made: dict[str, float]):
+        super().__init__(f"[campaign] {message}: run the same command to resume")
+        self.made = made
+
+
 def ensure(needs: list[str]) -> dict[str, float]:
     """Re-create what an experiment needs and this machine lacks (the teacher, transfer sets), by their scripts.
     Returns the wall seconds of each thing re-created here (``{need: seconds}``; what was present is left out)."""
@@ -134,6 +143,8 @@ def ensure(needs: list[str]) -> dict[str, float]:
             print(f"[campaign] {need} is missing here: re-creating it with python {shlex.join(script)}", flush=True)
             subprocess.run([sys.executable, *script], cwd=ROOT, check=True)
             made[need] = time.perf_counter() - t0
+            if not (marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))):
+                raise Stopped(f"{need}: its script stopped before finishing (its progress is saved)", made)
     return made
 
 

@@ -16,12 +16,26 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-from campaign import (RESULTS, RUNS, ensure, git_commit, load_experiment, machine, result_path, teacher_result,
-                      train_one)
+from campaign import (RESULTS, RUNS, Stopped, ensure, git_commit, load_experiment, machine, result_path,
+                      teacher_result, train_one)
+
+_SIGNALS: list[int] = []
+
+
+def _stop_after_step(signum, frame) -> None:
+    if _SIGNALS:  # a second signal: stop now
+        raise SystemExit(f"[campaign] stopped (signal {signum})")
+    _SIGNALS.append(signum)
+
+
+def _check_stop() -> None:
+    if _SIGNALS:
+        raise SystemExit("[campaign] stopped: run the same command to resume")
 
 
 def _dev_key(result: dict[str, Any] | None) -> Any:
@@ -45,15 +59,27 @@ def recreate(name: str, *, threads: int) -> dict[str, Any]:
         state["committed_teacher"] = json.loads(teacher.read_text()) if teacher.exists() else {}
     t0 = time.perf_counter()
     RUNS.mkdir(parents=True, exist_ok=True)
+    # Ctrl-C / SIGTERM: the step's own script (which gets the signal too) saves its progress and exits; this process
+    # waits for it, records the time spent, and stops (a second signal stops it at once).
+    previous = {sig: signal.signal(sig, _stop_after_step) for sig in (signal.SIGINT, signal.SIGTERM)}
+    made: dict[str, float] = {}
     try:
-        for need, seconds in ensure(exp.get("needs", [])).items():
-            state["made"][need] = state["made"].get(need, 0.0) + seconds
+        try:
+            made = ensure(exp.get("needs", []))
+        except Stopped as stop:
+            made = stop.made
+            raise
+        _check_stop()
         teacher_result(threads, redo=True)
         if result_path(name, seed).exists() and not (RUNS / f"{name}-s{seed}").exists():
             result_path(name, seed).unlink()  # the committed result: this machine trains its own
+        for sig, handler in previous.items():  # the run handles its own signals (checkpoint, then stop)
+            signal.signal(sig, handler)
         if not result_path(name, seed).exists():
             train_one(exp, seed, threads)
     finally:
+        for need, seconds in made.items():
+            state["made"][need] = state["made"].get(need, 0.0) + seconds
         state["invocations"] += 1
         state["wall_seconds"] += time.perf_counter() - t0
         state_file.write_text(json.dumps(state))
