@@ -112,6 +112,11 @@ class Stopped(SystemExit):
         self.made = made
 
 
+def _complete(marker: Path) -> bool:
+    """A re-created thing is there: its file exists (a manifest: and says ``complete``)."""
+    return marker.exists() and (marker.suffix != ".json" or bool(json.loads(marker.read_text()).get("complete")))
+
+
 def ensure(needs: list[str]) -> dict[str, float]:
     """Re-create what an experiment needs and this machine lacks (the teacher, transfer sets), by their scripts.
     Returns the wall seconds of each thing re-created here (``{need: seconds}``; what was present is left out)."""
@@ -138,12 +143,11 @@ def ensure(needs: list[str]) -> dict[str, float]:
                 made[need] = time.perf_counter() - t0
             continue
         marker, script = steps[need]
-        complete = marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))
-        if not complete:
+        if not _complete(marker):
             print(f"[campaign] {need} is missing here: re-creating it with python {shlex.join(script)}", flush=True)
             subprocess.run([sys.executable, *script], cwd=ROOT, check=True)
             made[need] = time.perf_counter() - t0
-            if not (marker.exists() and (marker.suffix != ".json" or json.loads(marker.read_text()).get("complete"))):
+            if not _complete(marker):
                 raise Stopped(f"{need}: its script stopped before finishing (its progress is saved)", made)
     return made
 
