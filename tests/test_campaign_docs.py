@@ -160,3 +160,18 @@ def test_the_new_machine_section_says_how_long_and_whether_it_reproduced(tmp_pat
     text = "\n".join(tables.recreation(tmp_path))
     assert "**3.00 h**" in text and "2 invocation(s)" in text and "teacher 2.00 h" in text
     assert "predictions that differ from the committed run" in text and "Not measured yet" not in text
+
+
+def test_a_projection_says_flat_when_one_doubling_s_rate_would_need_more_than_32_times_the_steps():
+    """A miss with a nearly flat learning curve is not projected as "about 22 more doublings (≈ 3,679,927× the steps)"
+    but said to be out of reach of more steps; a steep curve still gets its number of doublings."""
+    s = {"row": "squad-l3", "task": "squad", "met": {"retention": False}, "target": {"retention": 0.97},
+         "teacher_accuracy": 0.70, "accuracy": 0.60, "retention": 0.60 / 0.70, "cpu_hours": 0.76,
+         "curve": [{"points": [[100, 0.50], [200, 0.560], [400, 0.563]]}]}
+    flat = tables.projection(s)
+    assert "more than 5 doublings away" in flat and "not projected to reach" in flat and "twin not run yet" in flat
+    s["curve"] = [{"points": [[100, 0.50], [200, 0.54], [400, 0.58]]}]  # +4 pt per doubling: 7.9 pt short -> ~2.0
+    steep = tables.projection(s)
+    assert "about 2.0 more doublings" in steep
+    s["gain"] = 0.01
+    assert "(KD run and twin)" in tables.projection(s)
