@@ -456,24 +456,42 @@ def readme_with(block: str, readme: str) -> str:
 
 
 def plot(data: dict[str, Any], path: Path = PLOT) -> None:
-    """Retention (with its interval) against batch-1 speedup, one point per row."""
+    """Retention (with its interval) against batch-1 speedup, one point per row, its marker naming its task; each
+    row's target (retention, speedup) as a hollow marker of the same colour, joined to the result by a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     rows = [s for s in summarize(data) if "speedup_b1" in s]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s in rows:
+    markers = {"sst2": "o", "conll2003": "s", "squad": "D"}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, s in enumerate(rows):
+        colour, marker = f"C{i}", markers.get(s["task"], "^")
+        x, y = s["speedup_b1"], 100 * s["retention"]
         lo, hi = s["retention_interval"]
-        ax.errorbar(s["speedup_b1"], 100 * s["retention"], yerr=[[100 * (s["retention"] - lo)], [100 * (hi - s["retention"])]],
-                    fmt="o", capsize=3)
-        ax.annotate(s["row"], (s["speedup_b1"], 100 * s["retention"]), textcoords="offset points", xytext=(5, 5))
+        ax.errorbar(x, y, yerr=[[y - 100 * lo], [100 * hi - y]], fmt=marker, color=colour, capsize=3)
+        ax.annotate(s["row"], (x, y), textcoords="offset points", xytext=(6, 4))
+        target = s["target"]
+        if "retention" in target and "speedup" in target:
+            tx, ty = target["speedup"], 100 * target["retention"]
+            ax.plot([x, tx], [y, ty], ":", color=colour, lw=1)
+            ax.plot(tx, ty, marker, mfc="none", color=colour)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("speedup over the teacher, batch 1 (eager, 2 threads)")
-    ax.set_ylabel("retention of the teacher's dev accuracy (%)")
+    ax.set_ylabel("retention of the teacher's metric (%)")
+    ax.set_title("SST-2 dev accuracy · CoNLL-2003 test F1 · SQuAD v1.1 dev F1", fontsize=9)
+    handles = [Line2D([], [], color="0.3", marker=m, ls="", label=TASKS.get(t, (t,))[0])
+               for t, m in markers.items() if any(s["task"] == t for s in rows)]
+    handles.append(Line2D([], [], color="0.3", marker="o", mfc="none", ls=":", label="target"))
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
