@@ -269,6 +269,10 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
         twin = "—" if "gold_accuracy" not in s else pct(s["gold_accuracy"])
         gain = "—" if "gain" not in s else (f"{100 * s['gain']:+.2f} pt [{100 * s['gain_interval'][0]:+.2f}, "
                                             f"{100 * s['gain_interval'][1]:+.2f}]")
+        paired = sorted(s.get("gold_per_seed", {}))
+        if paired and len(paired) < len(s["seeds"]):  # the twin and the gain cover only the seeds with both runs
+            seeds = ", ".join(map(str, paired))
+            twin, gain = f"{twin} (seed {seeds})", f"{gain} (seed {seeds})"
         speed = "not timed" if "speedup_b1" not in s else f"{s['speedup_b1']:.2f}× / {s['speedup_b32']:.2f}×"
         goal = ", ".join(filter(None, [
             f"retention ≥ {pct(t['retention'])}: {_yes(s['met'].get('retention'))}" if "retention" in t else "",

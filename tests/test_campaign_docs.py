@@ -175,3 +175,12 @@ def test_a_projection_says_flat_when_one_doubling_s_rate_would_need_more_than_32
     assert "about 2.0 more doublings" in steep
     s["gain"] = 0.01
     assert "(KD run and twin)" in tables.projection(s)
+
+
+def test_a_row_with_more_kd_seeds_than_twins_says_which_seeds_the_gain_covers():
+    teacher = {"title": "t", "dev": {"rows": 4, "correct": "1110"}}
+    runs = {"minilm-kd": {42: _result("minilm-kd", 42, "1100", "kd"), 43: _result("minilm-kd", 43, "1110", "kd")},
+            "minilm-gold": {42: _result("minilm-gold", 42, "1000", "gold")}}
+    rows = tables.summarize({"teacher": teacher, "teachers": {"sst2": teacher}, "runs": runs, "timing": None})
+    line = [r for r in tables._table(rows) if "minilm" in r or "| 2 |" in r][-1]
+    assert "25.00 % (seed 42)" in line and "+25.00 pt" in line and line.count("(seed 42)") == 2
