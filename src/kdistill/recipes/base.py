@@ -179,6 +179,11 @@ def run_recipe(cfg, *, recipe: Recipe | None = None, callbacks: Sequence[Callabl
         raise KDistillError(f"method '{recipe.name}' takes a {' / '.join(recipe.students)} student, not "
                             f"{cfg.student.kind}{recipe.student_kind_hint}")
     recipe.check(cfg)
+    # Seed before anything is built: a pretrained encoder without the task's head gets a fresh head here, and torch's
+    # default generator starts from a random seed in each process (the run's seed would otherwise not fix the head).
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.train.seed)
     prepared = recipe.load(cfg)
     procs = process_state()  # one process, or one of several under `accelerate launch`
     with run.lock(procs.is_main_process):
