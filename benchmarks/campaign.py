@@ -145,10 +145,11 @@ def ensure(needs: list[str]) -> dict[str, float]:
         marker, script = steps[need]
         if not _complete(marker):
             print(f"[campaign] {need} is missing here: re-creating it with python {shlex.join(script)}", flush=True)
-            subprocess.run([sys.executable, *script], cwd=ROOT, check=True)
-            made[need] = time.perf_counter() - t0
+            code = subprocess.run([sys.executable, *script], cwd=ROOT).returncode
+            made[need] = time.perf_counter() - t0  # recorded whether it finished, stopped or failed
             if not _complete(marker):
-                raise Stopped(f"{need}: its script stopped before finishing (its progress is saved)", made)
+                how = "stopped before finishing" if code in (0, -2, -15, 130, 143) else f"failed (exit code {code})"
+                raise Stopped(f"{need}: its script {how} (its progress is saved)", made)
     return made
 
 
