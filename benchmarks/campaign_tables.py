@@ -491,7 +491,9 @@ def plot(data: dict[str, Any], path: Path = PLOT) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("speedup over the teacher, batch 1 (eager, 2 threads)")
     ax.set_ylabel("retention of the teacher's metric (%)")
-    ax.set_title("SST-2 dev accuracy · CoNLL-2003 test F1 · SQuAD v1.1 dev F1", fontsize=9)
+    tasks = {s["task"]: s["metric_name"] for s in rows}  # each task's split and metric, as the tables name them
+    ax.set_title(" · ".join(f"{TASKS.get(t, (t, ''))[0]} {_split(t)} {_metric_name(t, m)}" for t, m in tasks.items()),
+                 fontsize=9)
     handles = [Line2D([], [], color="0.3", marker=m, ls="", label=TASKS.get(t, (t,))[0])
                for t, m in markers.items() if any(s["task"] == t for s in rows)]
     handles.append(Line2D([], [], color="0.3", marker="o", mfc="none", ls=":", label="target"))
