@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -112,6 +113,11 @@ class Stopped(SystemExit):
         self.made = made
 
 
+#: a step's exit codes that mean "stopped, its progress saved": a clean exit, or Ctrl-C / SIGTERM (killed by the signal,
+#: or exiting 128 + its number as the shell reports it)
+STOP_CODES = {0, *(c for sig in (signal.SIGINT, signal.SIGTERM) for c in (-sig, 128 + sig))}
+
+
 def _complete(marker: Path) -> bool:
     """A re-created thing is there: its file exists (a manifest: and says ``complete``)."""
     return marker.exists() and (marker.suffix != ".json" or bool(json.loads(marker.read_text()).get("complete")))
@@ -148,7 +154,7 @@ def ensure(needs: list[str]) -> dict[str, float]:
             code = subprocess.run([sys.executable, *script], cwd=ROOT).returncode
             made[need] = time.perf_counter() - t0  # recorded whether it finished, stopped or failed
             if not _complete(marker):
-                how = "stopped before finishing" if code in (0, -2, -15, 130, 143) else f"failed (exit code {code})"
+                how = "stopped before finishing" if code in STOP_CODES else f"failed (exit code {code})"
                 raise Stopped(f"{need}: its script {how} (its progress is saved)", made)
     return made
 
