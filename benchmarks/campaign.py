@@ -177,6 +177,7 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
     from kdistill import api
 
     cfg = run_config(exp, seed)
+    commit = git_commit()  # the code this invocation runs (main may move on while it trains)
     out = Path(cfg["output_dir"])
     cpu_file = out.parent / f".{out.name}.cpu.json"  # CPU/wall seconds of earlier invocations that ended
     spent = json.loads(cpu_file.read_text()) if cpu_file.exists() else {"cpu_seconds": 0.0, "wall_seconds": 0.0,
@@ -191,7 +192,8 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
     finally:
         spent = {"cpu_seconds": spent["cpu_seconds"] + time.process_time() - cpu0,
                  "wall_seconds": spent["wall_seconds"] + time.perf_counter() - wall0,
-                 "invocations": spent["invocations"] + 1}
+                 "invocations": spent["invocations"] + 1,
+                 "invocation_commits": [*spent.get("invocation_commits", []), commit]}
         out.parent.mkdir(parents=True, exist_ok=True)
         cpu_file.write_text(json.dumps(spent))
     if getattr(res, "interrupted", False):
@@ -203,9 +205,10 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
            "role": exp["role"], "twin": exp.get("twin"),
            "title": exp.get("title"), "target": exp.get("target"),
            "steps": [n[len("run:"):] for n in exp.get("needs", []) if n.startswith("run:")], "command": f"python benchmarks/campaign.py run {exp['name']} --seeds {seed}",
-           "experiment_file": f"benchmarks/experiments/{exp['name']}.yaml", "git_commit": git_commit(),
+           "experiment_file": f"benchmarks/experiments/{exp['name']}.yaml", "git_commit": commit,
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(threads),
            **spent, "optimizer_steps": results.get("global_step"), "best_step": results.get("best_step"),
+           "student_init_sha256": results.get("student_init_sha256"),
            "selected_on": results.get("selected_on"), "selection": results.get("selection"),
            "transfer_sets": results.get("transfer_sets"), "dev": dev, "config": settings,
            "eval_curve": eval_curve(out, dev), "model_dir": str(out)}

@@ -128,6 +128,7 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
             summary.update(gold_accuracy=float(m(g)), gold_per_seed={k: gold[k]["dev"]["value"] for k in paired},
                            gain=float(m(s_p) - m(g)),
                            gain_interval=bootstrap(lambda a, b: m(a) - m(b), s_p, g),
+                           same_init={k: same_init(kd[k], gold[k]) for k in paired},
                            mcnemar_p={k: mcnemar(correct(kd[k]), correct(gold[k])) for k in paired}
                            if d == 1 and np.isin(t, (0.0, 1.0)).all() else {})  # McNemar: 0/1 outcomes only
         timing = (data["timing"] or {}).get("models", {}).get(kd_name)
@@ -137,6 +138,27 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
         summary["curve"] = [kd[k].get("eval_curve") for k in seeds]
         out.append(summary)
     return out
+
+
+#: How *Each seed* says whether a twin's initialisation was checked (see :func:`same_init`).
+INIT_WORDS = {True: "yes (weights hash)", False: "**no: the weights differed**", None: "*not recorded*"}
+#: Why a pair may have no recorded initialisation, and what that meant for the pairs made before the seeding fix.
+UNRECORDED_INIT = ("one of the two result files predates the runner recording the student's weights hash. Before "
+                   "commit 7c0d4a7 a student without the task's head (the pretrained all-MiniLM-L6-v2) got its fresh "
+                   "head before the run's seed was set, so such a twin's head was not its KD run's; the encoder was.")
+
+
+def _commits(r: dict[str, Any]) -> str:
+    """The code a result came from: its commit, or each commit its invocations ran when it was resumed across several."""
+    seen = list(dict.fromkeys(c[:12] for c in r.get("invocation_commits") or [r["git_commit"]]))
+    return f"commit {seen[0]}" if len(seen) == 1 else f"commits {', '.join(seen)} (resumed across them)"
+
+
+def same_init(kd: dict[str, Any], gold: dict[str, Any]) -> bool | None:
+    """Whether a KD run and its gold-only twin started from bit-identical students: the sha256 of the student's weights
+    each run recorded before its first step (``student_init_sha256``); ``None`` when either file has none."""
+    a, b = kd.get("student_init_sha256"), gold.get("student_init_sha256")
+    return None if a is None or b is None else a == b
 
 
 #: The int8 row's target: the most accurate student whose ONNX Runtime int8 graph is this much faster (batch 1) than
@@ -299,7 +321,8 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
              "the targets were written against an earlier fine-tune at 94.15 %). Every student was chosen on a "
              "held-out slice of train, evaluated once on dev. Intervals: 95 % paired bootstrap over dev examples; "
              "p: exact McNemar test against the gold-only twin (same student and initialisation, gold train rows, the "
-             "same number of optimizer steps, the same selection rule).", ""]
+             "same number of optimizer steps, the same selection rule; the initialisation is checked where both result "
+             "files record a hash of the student's weights before its first step — see *Each seed*).", ""]
     others = teacher_lines(data)
     if others:
         intro += ["Token classification and question answering, each against its own teacher; intervals "
@@ -311,24 +334,27 @@ def render(data: dict[str, Any]) -> tuple[str, str]:
             table += [f"### {TASKS.get(task, (task,))[0]} ({_split(task)} {name})", ""]
         table += [*_table(rows_of(rows, task)), ""]
     table = table[:-1]
-    seeds = ["", "## Each seed", "", "| student | seed | KD | gold-only twin | McNemar p |",
-             "|---|---:|---:|---:|---:|"]
+    seeds = ["", "## Each seed", "", "| student | seed | KD | gold-only twin | McNemar p | same initialisation |",
+             "|---|---:|---:|---:|---:|---|"]
     for s in rows:
         for k in s["seeds"]:
             twin = s.get("gold_per_seed", {}).get(k)
             p = s.get("mcnemar_p", {}).get(k)
             seeds.append(f"| {s['row']} | {k} | {pct(s['per_seed'][k])} | {'—' if twin is None else pct(twin)} | "
-                         f"{'—' if p is None else f'{p:.3g}'} |")
+                         f"{'—' if p is None else f'{p:.3g}'} | "
+                         f"{'—' if twin is None else INIT_WORDS[s.get('same_init', {}).get(k)]} |")
+    if any(v is None for s in rows for v in s.get("same_init", {}).values()):
+        seeds += ["", f"*not recorded*: {UNRECORDED_INIT}"]
     files = ["", "## Result files", "", *[f"* [`{name}-s{seed}.json`](benchmarks/results/campaign/{name}-s{seed}.json): "
-                                         f"{r['command']} — commit {r['git_commit'][:12]}, {r['machine']['threads']} "
+                                         f"{r['command']} — {_commits(r)}, {r['machine']['threads']} "
                                          f"threads, {r['cpu_seconds'] / 3600:.2f} CPU-h"
                                          for name, by_seed in sorted(data["runs"].items()) if name != "_steps"
                                          for seed, r in sorted(by_seed.items())],
              *[f"* [`{name}-s{r['seed']}.json`](benchmarks/results/campaign/{name}-s{r['seed']}.json): {r['command']} "
-               f"— a step of another experiment, commit {r['git_commit'][:12]}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
+               f"— a step of another experiment, {_commits(r)}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
                for name, r in sorted(data["runs"].get("_steps", {}).items())],
              *[f"* [`{r['name']}-s{r['seed']}.json`](benchmarks/results/campaign/{r['name']}-s{r['seed']}.json): "
-               f"{r['command']} — a teacher, commit {r['git_commit'][:12]}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
+               f"{r['command']} — a teacher, {_commits(r)}, {r['cpu_seconds'] / 3600:.2f} CPU-h"
                for task, r in sorted(data["teachers"].items()) if "seed" in r], ""]
     plot = ["", "![retention vs speedup](img/campaign.png)", ""] if any("speedup_b1" in s for s in rows) else []
     i8 = int8_summary(data)

@@ -184,3 +184,20 @@ def test_a_row_with_more_kd_seeds_than_twins_says_which_seeds_the_gain_covers():
     rows = tables.summarize({"teacher": teacher, "teachers": {"sst2": teacher}, "runs": runs, "timing": None})
     line = [r for r in tables._table(rows) if "minilm" in r or "| 2 |" in r][-1]
     assert "25.00 % (seed 42)" in line and "+25.00 pt" in line and line.count("(seed 42)") == 2
+
+
+def test_each_seed_says_whether_the_twin_started_from_the_kd_students_weights():
+    teacher = {"title": "t", "dev": {"rows": 4, "correct": "1110"}}
+    kd42, kd43 = _result("minilm-kd", 42, "1100"), _result("minilm-kd", 43, "1110")
+    g42, g43 = _result("minilm-gold", 42, "1000", "gold"), _result("minilm-gold", 43, "1100", "gold")
+    kd42["student_init_sha256"], g42["student_init_sha256"] = "a" * 64, "a" * 64
+    kd43["student_init_sha256"], g43["student_init_sha256"] = "a" * 64, "b" * 64
+    g43["invocation_commits"] = ["1" * 40, "2" * 40]
+    data = {"teacher": teacher, "teachers": {"sst2": teacher}, "timing": None,
+            "runs": {"minilm-kd": {42: kd42, 43: kd43}, "minilm-gold": {42: g42, 43: g43}}}
+    assert tables.summarize(data)[0]["same_init"] == {42: True, 43: False}
+    doc = tables.render(data)[0]
+    assert "| minilm | 42 |" in doc and "yes (weights hash) |" in doc and "the weights differed" in doc
+    assert "*not recorded*:" not in doc and "commits 111111111111, 222222222222 (resumed across them)" in doc
+    del g42["student_init_sha256"]
+    assert tables.summarize(data)[0]["same_init"][42] is None and "*not recorded*:" in tables.render(data)[0]

@@ -163,6 +163,25 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool, wh
     return model
 
 
+def weights_sha256(model) -> str:
+    """sha256 (hex) of a model's state dict: every tensor's name, dtype, shape and bytes, in name order.
+
+    Two models hash alike exactly when their weights and buffers are bit-identical. A run records its student's hash
+    before the first step (``student_init_sha256`` in ``train_results.json``), so that a gold-only twin's
+    initialisation can be checked against its distilled run's rather than assumed.
+    """
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def set_task_labels(config, task: TaskSpec) -> None:
     """Make a model ``config`` say what the run's task is, so a saved model (and transformers' ``pipeline``, which
     applies a sigmoid to ``multi_label_classification`` and a softmax to ``single_label_classification``) reads it right.

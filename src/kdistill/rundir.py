@@ -103,6 +103,11 @@ class RunDir:
         return self.path / RUN_FILE
 
     @property
+    def init_file(self) -> Path:
+        """``student_init.json``: the student's weights hash when the run started (see :func:`weights_sha256`)."""
+        return self.path / "student_init.json"
+
+    @property
     def results_file(self) -> Path:
         return self.path / RESULTS_FILE
 

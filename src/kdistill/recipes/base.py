@@ -271,6 +271,11 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
     run.prepare(prepared.cfg, overwrite=overwrite, resume=resume, procs=procs, inputs=inputs)
     if accepted and resume and procs.is_main_process:
         record_resume(run, accepted)
+    if not resume and procs.is_main_process:  # the student's initialisation, recorded before the first step
+        from kdistill.models import weights_sha256
+        from kdistill.rundir import write_atomically
+
+        write_atomically(run.init_file, json.dumps({"sha256": weights_sha256(prepared.student)}))
     with procs.main_process_first():  # the main process writes the caches, the others read them
         recipe.data(prepared, procs)
     stages = recipe.stages(prepared)
@@ -308,8 +313,9 @@ def _run_locked(recipe: Recipe, cfg, prepared: Prepared, run, procs, *, inputs, 
                                  show_progress=False)
         extra_results["selection_eval"] = result.eval_metrics
     metrics, undefined = undefined_eval(prepared, metrics)
+    init = json.loads(run.init_file.read_text())["sha256"] if run.init_file.exists() else None  # None: older run
     summary = {"method": recipe.name, "best_step": result.best_step, "global_step": result.global_step,
-               "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
+               "student_init_sha256": init, "train_seconds": seconds, "teacher_cache_seconds": result.teacher_cache_seconds,
                "eval": metrics, **extra_results, **recipe.summary(prepared, result)}
     if undefined:
         summary["undefined"] = undefined
