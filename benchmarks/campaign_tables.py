@@ -72,12 +72,25 @@ def metric(a: np.ndarray, per_example_ndim: int) -> np.ndarray:
     return np.where(denom > 0, 2 * sums[..., 0] / np.maximum(denom, 1e-12), 0.0)
 
 
-def bootstrap(fn, *columns: np.ndarray) -> tuple[float, float]:
-    """95 % percentile interval of ``fn(*resampled columns)`` over the dev examples (paired: one index draw for all)."""
+def bootstrap(fn, *columns: np.ndarray, chunk: int = 250) -> tuple[float, float]:
+    """95 % percentile interval of ``fn(*resampled columns)`` over the dev examples (paired: one index draw for all).
+
+    ``fn`` reduces each column with :func:`metric`, which needs only the column's sum over the examples: each resample
+    is given to it as that sum (scaled to a mean for 0/1 or F1 values), ``[R, 1]`` or ``[R, 1, 3]``, computed as
+    draw counts x values a chunk of resamples at a time instead of an ``[R, n, ...]`` copy of the column.
+    """
     n = len(columns[0])
-    idx = np.random.default_rng(SEED).integers(0, n, size=(RESAMPLES, n))
+    rng = np.random.default_rng(SEED)
+    sums = [[] for _ in columns]
+    for start in range(0, RESAMPLES, chunk):
+        rows = min(chunk, RESAMPLES - start)
+        idx = rng.integers(0, n, size=(rows, n))  # the same draws as one [RESAMPLES, n] call
+        counts = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+        for out, c in zip(sums, columns):
+            out.append(counts @ c.reshape(n, -1).astype(np.float64))
+    resampled = [np.concatenate(s)[:, None] if c.ndim == 2 else np.concatenate(s) / n for s, c in zip(sums, columns)]
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose denominator is 0 is left out
-        values = fn(*(c[idx] for c in columns))
+        values = fn(*resampled)
     lo, hi = np.nanpercentile(values, [2.5, 97.5])
     return float(lo), float(hi)
 
