@@ -24,6 +24,7 @@ the dev size. Nothing else writes there.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -90,7 +91,10 @@ def result_path(name: str, seed: int) -> Path:
     return RESULTS / f"{name}-s{seed}.json"
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
+    """The repository's commit (``+dirty`` with uncommitted changes to tracked files) when this process first asked —
+    :func:`main` asks at start, so a result names the code that ran, however far ``main`` moves while it trains."""
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
@@ -177,7 +181,7 @@ def train_one(exp: dict[str, Any], seed: int, threads: int) -> None:
     from kdistill import api
 
     cfg = run_config(exp, seed)
-    commit = git_commit()  # the code this invocation runs (main may move on while it trains)
+    commit = git_commit()  # the code this process runs (read when it started)
     out = Path(cfg["output_dir"])
     cpu_file = out.parent / f".{out.name}.cpu.json"  # CPU/wall seconds of earlier invocations that ended
     spent = json.loads(cpu_file.read_text()) if cpu_file.exists() else {"cpu_seconds": 0.0, "wall_seconds": 0.0,
@@ -324,6 +328,7 @@ def main() -> None:
     ap.add_argument("--seeds", default=None, help="comma-separated: only these of each experiment's seeds")
     ap.add_argument("--num-threads", type=int, default=2)
     args = ap.parse_args()
+    git_commit()  # the code this process runs: read now, before main can move on
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     if args.action == "status":

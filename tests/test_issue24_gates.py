@@ -499,6 +499,8 @@ def test_a_finished_or_foreign_folder_is_not_taken_for_one_that_never_checkpoint
     (run.path / "logs").mkdir()
     (run.path / "kdistill_run.json").write_text("{}")
     assert run.never_checkpointed()
+    (run.path / "student_init.json").write_text("{}")  # written before the first step
+    assert run.never_checkpointed()
     (run.path / "intermediate" / "logs").mkdir(parents=True)  # a stage folder in the same state
     assert run.never_checkpointed()
     (run.path / "notes.txt").write_text("mine")

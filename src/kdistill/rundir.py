@@ -32,6 +32,7 @@ from kdistill.results import to_json
 
 RUN_FILE = "kdistill_run.json"
 RESULTS_FILE = "train_results.json"
+INIT_FILE = "student_init.json"  # the student's weights hash before the first step
 STATE_FILE = "trainer_state.json"
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -105,7 +106,7 @@ class RunDir:
     @property
     def init_file(self) -> Path:
         """``student_init.json``: the student's weights hash when the run started (see :func:`weights_sha256`)."""
-        return self.path / "student_init.json"
+        return self.path / INIT_FILE
 
     @property
     def results_file(self) -> Path:
@@ -330,7 +331,7 @@ class RunDir:
 
 #: What a run writes before its first checkpoint completes (besides ``kdistill_run.json``, unfinished
 #: ``checkpoint-*`` folders and ``*.tmp`` files): see :meth:`RunDir.never_checkpointed`.
-BEFORE_CHECKPOINT = frozenset({RUN_FILE, LOCK_FILE, "logs", "best", "teacher_logits", "teacher_logits.safetensors"})
+BEFORE_CHECKPOINT = frozenset({RUN_FILE, INIT_FILE, LOCK_FILE, "logs", "best", "teacher_logits", "teacher_logits.safetensors"})
 
 
 def _only_before_checkpoint(folder: Path, *, stages: bool) -> bool:
