@@ -127,19 +127,24 @@ def _complete(marker: Path) -> bool:
     return marker.exists() and (marker.suffix != ".json" or bool(json.loads(marker.read_text()).get("complete")))
 
 
+def need_steps() -> dict[str, tuple[Path, list[str]]]:
+    """What an experiment's ``needs`` may name besides ``run:EXPERIMENT``: ``{need: (the file that marks it made,
+    the script and arguments that make it)}``."""
+    from sst2_mpnet_teacher import OUT as TEACHER  # noqa: PLC0415
+
+    sets = CACHE / "transfer_sets"
+    return {"teacher": (TEACHER / "model.safetensors", ["benchmarks/sst2_mpnet_teacher.py"]),
+            "set:train": (sets / "mpnet-sst2-train" / "manifest.json", ["benchmarks/label_mpnet_sst2.py"]),
+            "set:tang": (sets / "mpnet-sst2-tang" / "manifest.json", ["benchmarks/label_mpnet_sst2.py", "--augment"]),
+            "set:train-hidden": (sets / "mpnet-sst2-train-hidden" / "manifest.json",
+                                 ["benchmarks/label_mpnet_sst2.py", "--hidden-states"]),
+            "corpus": (CACHE / "corpora" / "wiki-vital4-en" / "passages.txt", ["benchmarks/fetch_corpus.py"])}
+
+
 def ensure(needs: list[str]) -> dict[str, float]:
     """Re-create what an experiment needs and this machine lacks (the teacher, transfer sets), by their scripts.
     Returns the wall seconds of each thing re-created here (``{need: seconds}``; what was present is left out)."""
-    from sst2_mpnet_teacher import OUT as TEACHER  # noqa: PLC0415
-
-    steps = {"teacher": (TEACHER / "model.safetensors", ["benchmarks/sst2_mpnet_teacher.py"]),
-             "set:train": (CACHE / "transfer_sets" / "mpnet-sst2-train" / "manifest.json",
-                           ["benchmarks/label_mpnet_sst2.py"]),
-             "set:tang": (CACHE / "transfer_sets" / "mpnet-sst2-tang" / "manifest.json",
-                          ["benchmarks/label_mpnet_sst2.py", "--augment"]),
-             "set:train-hidden": (CACHE / "transfer_sets" / "mpnet-sst2-train-hidden" / "manifest.json",
-                                  ["benchmarks/label_mpnet_sst2.py", "--hidden-states"])}
-    steps["corpus"] = (CACHE / "corpora" / "wiki-vital4-en" / "passages.txt", ["benchmarks/fetch_corpus.py"])
+    steps = need_steps()
     made: dict[str, float] = {}
     for need in ["teacher", *[n for n in needs if n != "teacher"]] if needs else []:
         t0 = time.perf_counter()
