@@ -308,6 +308,24 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def progress(run: Path) -> str:
+    """How far an unfinished run got: the newest checkpoint of each stage (TinyBERT's ``intermediate/``, then the
+    run's own), or that it has none yet."""
+    from kdistill.rundir import RunDir
+
+    if not RunDir(run).is_run():
+        return "not started"
+    stages = [p for p in sorted(run.iterdir()) if p.is_dir() and not p.is_symlink() and RunDir(p).has_checkpoint()]
+    done = []
+    for folder in [*stages, run]:
+        state = RunDir(folder).checkpoint_state()
+        if state is not None:
+            name = "last stage" if folder == run and stages else "" if folder == run else f"{folder.name} stage"
+            finished = ", finished" if state.get("finished") else ""
+            done.append(f"{name + ' ' if name else ''}checkpoint at step {state.get('global_step')}{finished}")
+    return f"started ({'; '.join(done) or 'no checkpoint yet'}): run it again to resume"
+
+
 def status() -> None:
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
         exp = load_experiment(path.stem)
@@ -318,11 +336,8 @@ def status() -> None:
                 row = json.loads(res.read_text())
                 score = "" if row["dev"] is None else f"dev {row['dev']['value']:.4f}, "
                 state = f"done: {score}{row['cpu_seconds'] / 3600:.2f} CPU-h"
-            elif (run / "checkpoint" / "trainer_state.json").exists():
-                step = json.loads((run / "checkpoint" / "trainer_state.json").read_text()).get("global_step")
-                state = f"started (checkpoint at step {step}): run it again to resume"
             else:
-                state = "not started"
+                state = progress(run)
             print(f"{exp['name']:<24} seed {seed:<4} {state}")
 
 

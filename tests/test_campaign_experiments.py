@@ -3,6 +3,7 @@ under the schema `--config` takes, its twin and steps point at experiments that 
 is something the runner can re-create. Needs no `../shared` and no models: a broken file fails here, not hours into
 a campaign."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -54,3 +55,17 @@ def test_a_broken_experiment_file_fails_the_check(tmp_path, monkeypatch):
     monkeypatch.setattr(campaign, "EXPERIMENTS", tmp_path)
     with pytest.raises(Exception, match="batch_sise"):
         test_an_experiment_file_is_one_the_runner_can_start("minilm-kd", tmp_path)
+
+
+def test_status_names_the_newest_checkpoint_of_each_stage(tmp_path):
+    run = tmp_path / "tinybert4-kd-s42"
+    assert campaign.progress(run) == "not started"
+    run.mkdir()
+    (run / "kdistill_run.json").write_text("{}")
+    assert "no checkpoint yet" in campaign.progress(run)
+    for folder, step, finished in ((run / "intermediate" / "checkpoint-1560-0", 1560, True),
+                                   (run / "checkpoint-2000-0", 2000, False)):
+        folder.mkdir(parents=True)
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "finished": finished}))
+    said = campaign.progress(run)
+    assert "intermediate stage checkpoint at step 1560, finished; last stage checkpoint at step 2000" in said, said
