@@ -1,6 +1,6 @@
 """The benchmark campaign (issue 27): every experiment a file, every result written by this runner.
 
-    python benchmarks/campaign.py run NAME [NAME ...] [--seeds 42,43] [--num-threads 2]
+    python benchmarks/campaign.py run NAME [NAME ...] [--seeds 42,43] [--num-threads 2] [--redo-unchecked]
     python benchmarks/campaign.py status
     python benchmarks/campaign.py time [NAME ...]          # on an otherwise idle machine: batch 1 and 32 latency
     python benchmarks/campaign.py report                   # tables + plot: docs/campaign.md, README's block
@@ -18,7 +18,8 @@ Each (experiment, seed) trains in ``$KDISTILL_CACHE/campaign/NAME-sSEED`` (resum
 is evaluated once on SST-2 dev (the kept model was chosen on the held-out train slice, never on dev), and its result is
 written to ``benchmarks/results/campaign/NAME-sSEED.json``: metric, per-example dev correctness (for paired tests and
 bootstrap intervals), CPU-seconds, wall seconds, threads, machine, git commit, the full config, the selection rule,
-the dev size. Nothing else writes there.
+the dev size, the hash of the student's weights before its first step (a twin's initialisation is checked against
+it). Nothing else writes there. ``--redo-unchecked`` trains again the results that record no such hash.
 """
 
 from __future__ import annotations
@@ -326,6 +327,28 @@ def progress(run: Path) -> str:
     return f"started ({'; '.join(done) or 'no checkpoint yet'}): run it again to resume"
 
 
+def to_train(name: str, seed: int, *, redo_unchecked: bool = False) -> bool:
+    """Whether ``run`` trains (or resumes) this (experiment, seed): it has no result file, or ``redo_unchecked`` and
+    its result records no ``student_init_sha256``. Redoing one deletes its finished old run folder (one without
+    ``student_init.json``) and that run's CPU record first; a redo that was stopped is resumed, not restarted."""
+    import shutil
+
+    from kdistill.rundir import RunDir
+
+    path = result_path(name, seed)
+    if not path.exists():
+        return True
+    if not redo_unchecked or json.loads(path.read_text()).get("student_init_sha256"):
+        return False
+    run = RunDir(RUNS / f"{name}-s{seed}")
+    if run.is_complete() and not run.init_file.exists():  # the old run: made before the hash was recorded
+        print(f"[campaign] {name} seed {seed}: its result records no initial-weights hash; training it again",
+              flush=True)
+        shutil.rmtree(run.path)
+        (run.path.parent / f".{run.path.name}.cpu.json").unlink(missing_ok=True)
+    return True
+
+
 def status() -> None:
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
         exp = load_experiment(path.stem)
@@ -347,6 +370,9 @@ def main() -> None:
     ap.add_argument("names", nargs="*")
     ap.add_argument("--seeds", default=None, help="comma-separated: only these of each experiment's seeds")
     ap.add_argument("--num-threads", type=int, default=2)
+    ap.add_argument("--redo-unchecked", action="store_true",
+                    help="run again the results that record no hash of the student's initial weights (made before "
+                         "the runner recorded it, so their twin's initialisation cannot be checked); resumable")
     args = ap.parse_args()
     git_commit()  # the code this process runs: read now, before main can move on
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -378,7 +404,7 @@ def main() -> None:
         if args.seeds:
             seeds = [s for s in seeds if str(s) in args.seeds.split(",")]
         for seed in seeds:
-            if result_path(name, seed).exists():
+            if not to_train(name, seed, redo_unchecked=args.redo_unchecked):
                 print(f"[campaign] {name} seed {seed}: done (delete {result_path(name, seed)} to redo)")
                 continue
             train_one(exp, seed, args.num_threads)

@@ -69,3 +69,27 @@ def test_status_names_the_newest_checkpoint_of_each_stage(tmp_path):
         (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "finished": finished}))
     said = campaign.progress(run)
     assert "intermediate stage checkpoint at step 1560, finished; last stage checkpoint at step 2000" in said, said
+
+
+def test_redo_unchecked_retrains_only_results_without_an_initial_weights_hash(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(campaign, "RUNS", tmp_path / "runs")
+    campaign.RESULTS.mkdir()
+    assert campaign.to_train("minilm-kd", 42, redo_unchecked=True)  # no result: train
+    old, cpu = tmp_path / "runs" / "minilm-kd-s42", tmp_path / "runs" / ".minilm-kd-s42.cpu.json"
+    (old / "checkpoint-9-0").mkdir(parents=True)
+    (old / "checkpoint-9-0" / "trainer_state.json").write_text(json.dumps({"global_step": 9, "finished": True}))
+    (old / "checkpoint").symlink_to("checkpoint-9-0")
+    for f in ("kdistill_run.json", "train_results.json"):
+        (old / f).write_text("{}")
+    cpu.write_text("{}")
+    campaign.result_path("minilm-kd", 42).write_text(json.dumps({"student_init_sha256": None}))
+    assert not campaign.to_train("minilm-kd", 42)  # a result: done unless asked
+    assert campaign.to_train("minilm-kd", 42, redo_unchecked=True)
+    assert not old.exists() and not cpu.exists()  # the old finished run goes, so the redo starts from nothing
+    old.mkdir()
+    (old / "kdistill_run.json").write_text("{}")
+    (old / "student_init.json").write_text("{}")  # a redo under way (stopped): resumed, not deleted
+    assert campaign.to_train("minilm-kd", 42, redo_unchecked=True) and (old / "student_init.json").exists()
+    campaign.result_path("minilm-kd", 42).write_text(json.dumps({"student_init_sha256": "a" * 64}))
+    assert not campaign.to_train("minilm-kd", 42, redo_unchecked=True)  # redone: done
