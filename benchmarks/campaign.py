@@ -94,11 +94,12 @@ def result_path(name: str, seed: int) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The repository's commit (``+dirty`` with uncommitted changes to tracked files) when this process first asked —
+    """The repository's commit (``+dirty`` with uncommitted changes to tracked files outside ``benchmarks/results/``,
+    where results land while others train) when this process first asked —
     :func:`main` asks at start, so a result names the code that ran, however far ``main`` moves while it trains."""
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)benchmarks/results"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
