@@ -8,7 +8,8 @@ the fine-tuned teacher, the transfer sets), the teacher is evaluated on dev agai
 trained and evaluated again even though its result file exists (the committed one is kept in memory to compare).
 Resumable: stop it any time and run the same command; the wall seconds of every invocation add up. Writes the new
 result file over the old (``git diff`` shows whether it reproduced) and ``benchmarks/results/campaign_recreate_NAME.json``:
-the wall seconds of each step re-created, the run's CPU and wall seconds, the install's seconds when
+the wall seconds of each step re-created, the run's CPU and wall seconds, the machine's 1-minute load average at the
+start and end of each invocation (another job sharing the machine shows as load above the threads used), the install's seconds when
 ``recreate.sh`` passed them, the new and the committed dev values and whether the per-example predictions are equal.
 """
 
@@ -58,6 +59,8 @@ def recreate(name: str, *, threads: int) -> dict[str, Any]:
         state["committed"] = json.loads(old.read_text()) if old.exists() else {}
         state["committed_teacher"] = json.loads(teacher.read_text()) if teacher.exists() else {}
     t0 = time.perf_counter()
+    load = {"start": os.getloadavg()[0]}  # whether other jobs shared the machine: its 1-minute load, start and end
+    state.setdefault("load", []).append(load)
     RUNS.mkdir(parents=True, exist_ok=True)
     # Ctrl-C / SIGTERM: the step's own script (which gets the signal too) saves its progress and exits; this process
     # waits for it, records the time spent, and stops (a second signal stops it at once).
@@ -82,6 +85,7 @@ def recreate(name: str, *, threads: int) -> dict[str, Any]:
             state["made"][need] = state["made"].get(need, 0.0) + seconds
         state["invocations"] += 1
         state["wall_seconds"] += time.perf_counter() - t0
+        load["end"] = os.getloadavg()[0]
         state_file.write_text(json.dumps(state))
     new = json.loads(result_path(name, seed).read_text())
     teacher = json.loads((RESULTS / "teacher.json").read_text())
@@ -90,6 +94,7 @@ def recreate(name: str, *, threads: int) -> dict[str, Any]:
            "command": f"bash benchmarks/recreate.sh {name}  (python benchmarks/campaign.py recreate {name})",
            "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "machine": machine(threads), "cache": str(RUNS.parent), "invocations": state["invocations"],
+           "load_average_1min": state["load"],
            "setup_seconds": state["setup_seconds"], "wall_seconds": state["wall_seconds"],
            "wall_seconds_with_setup": state["wall_seconds"] + state["setup_seconds"],
            "re_created": state["made"], "run_cpu_seconds": new["cpu_seconds"], "run_wall_seconds": new["wall_seconds"],

@@ -424,6 +424,16 @@ def transfer_sets(results: Path = RESULTS.parent) -> list[str]:
             "example)."]
 
 
+def _load_words(r: dict[str, Any]) -> str:
+    """The machine's 1-minute load at each re-creation invocation's start and end, and what it says about sharing."""
+    loads = [v for d in r.get("load_average_1min") or [] for v in (d.get("start"), d.get("end")) if v is not None]
+    if not loads:
+        return " Machine load not recorded."
+    shared = max(loads) > r["machine"]["threads"] + 0.5
+    return (f" Machine load (1-minute average, each invocation's start and end): {', '.join(f'{v:.1f}' for v in loads)}"
+            f" — {'other jobs shared the machine' if shared else 'no other job to speak of'}.")
+
+
 def recreation(results: Path = RESULTS.parent) -> list[str]:
     """The "A new machine" section: each ``campaign_recreate_NAME.json`` (``benchmarks/recreate.sh NAME``) in words."""
     lines = []
@@ -437,7 +447,8 @@ def recreation(results: Path = RESULTS.parent) -> list[str]:
             f"{r['setup_seconds'] / 60:.1f} min; re-created: {made}; the run {r['run_wall_seconds'] / 3600:.2f} h. "
             f"Dev {r['dev_value']:.4f} against the committed {r['committed_dev_value']:.4f} "
             f"({same.get(r['same_dev_predictions'], 'no committed result to compare with')} "
-            f"the committed run); teacher dev {r['teacher_dev_value']:.4f} against {r['committed_teacher_dev_value']:.4f}.")
+            f"the committed run); teacher dev {r['teacher_dev_value']:.4f} against {r['committed_teacher_dev_value']:.4f}."
+            + _load_words(r))
     body = lines or ["Not measured yet: `bash benchmarks/recreate.sh bilstm-kd` in a fresh clone (with `../shared` "
                      "beside it and an empty `$KDISTILL_CACHE`) re-creates the MPNet base, the teacher, the transfer "
                      "sets and the BiLSTM run, and records how long each took."]

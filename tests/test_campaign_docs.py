@@ -160,6 +160,14 @@ def test_the_new_machine_section_says_how_long_and_whether_it_reproduced(tmp_pat
     text = "\n".join(tables.recreation(tmp_path))
     assert "**3.00 h**" in text and "2 invocation(s)" in text and "teacher 2.00 h" in text
     assert "predictions that differ from the committed run" in text and "Not measured yet" not in text
+    assert "Machine load not recorded." in text
+    record["load_average_1min"] = [{"start": 2.04, "end": 1.97}, {"start": 1.1}]
+    (tmp_path / "campaign_recreate_bilstm-kd.json").write_text(json.dumps(record))
+    text = "\n".join(tables.recreation(tmp_path))
+    assert "start and end): 2.0, 2.0, 1.1 — other jobs shared the machine." in text
+    record["load_average_1min"] = [{"start": 1.2, "end": 1.3}]
+    (tmp_path / "campaign_recreate_bilstm-kd.json").write_text(json.dumps(record))
+    assert "no other job to speak of" in "\n".join(tables.recreation(tmp_path))
 
 
 def test_a_projection_says_flat_when_one_doubling_s_rate_would_need_more_than_32_times_the_steps():
