@@ -81,13 +81,14 @@ def bootstrap(fn, *columns: np.ndarray, chunk: int = 250) -> tuple[float, float]
     """
     n = len(columns[0])
     rng = np.random.default_rng(SEED)
+    values_2d = [c.reshape(n, -1).astype(np.float64) for c in columns]  # [n, 1] or [n, 3]
     sums = [[] for _ in columns]
     for start in range(0, RESAMPLES, chunk):
         rows = min(chunk, RESAMPLES - start)
         idx = rng.integers(0, n, size=(rows, n))  # the same draws as one [RESAMPLES, n] call
         counts = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
-        for out, c in zip(sums, columns):
-            out.append(counts @ c.reshape(n, -1).astype(np.float64))
+        for out, v in zip(sums, values_2d):
+            out.append(counts @ v)
     resampled = [np.concatenate(s)[:, None] if c.ndim == 2 else np.concatenate(s) / n for s, c in zip(sums, columns)]
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose denominator is 0 is left out
         values = fn(*resampled)
